@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from dagster_dbt import DbtProject
+
+from dagster_billing.paths import DBT_PROJECT_DIR
+
+billing_project = DbtProject(project_dir=DBT_PROJECT_DIR)
+# Builds the manifest under `dagster dev` only; tests, CI and `make demo` run `dbt parse` first.
+billing_project.prepare_if_dev()
+
+# The dbt installed beside this interpreter, so a venv works without being on PATH.
+_venv_dbt = Path(sys.executable).with_name("dbt")
+DBT_EXECUTABLE = str(_venv_dbt) if _venv_dbt.exists() else "dbt"

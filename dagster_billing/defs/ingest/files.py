@@ -1,0 +1,127 @@
+"""Read landing files (NDJSON and CSV) into one frame of raw text columns, losslessly.
+
+Nothing is dropped here: a line that is not a JSON object, a CSV row with the wrong number of
+fields or properties that are not a JSON object becomes a row with `parse_error` set, and is
+quarantined by validation. Whitespace-only lines are not rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import msgspec
+import orjson
+import polars as pl
+
+EVENT_FIELDS = ("uniqueId", "account", "meter", "value", "ts", "properties")
+LANDING_SUFFIXES = {".ndjson": "ndjson", ".jsonl": "ndjson", ".csv": "csv"}
+
+RAW_SCHEMA = {
+    "source_line": pl.Int64,
+    "unique_id": pl.String,
+    "account_id": pl.String,
+    "meter_code": pl.String,
+    "value_text": pl.String,
+    "ts_text": pl.String,
+    "properties": pl.String,
+    "raw_text": pl.String,
+    "parse_error": pl.String,
+}
+
+_decoder = msgspec.json.Decoder(float_hook=str)
+
+
+def landing_format(path: Path) -> str | None:
+    return LANDING_SUFFIXES.get(path.suffix.lower())
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int):
+        return str(value)
+    return orjson.dumps(value).decode()
+
+
+def _properties(value: object) -> tuple[str | None, str | None]:
+    """(properties as canonical JSON text, parse error)."""
+    if value is None or value == "":
+        return None, None
+    if isinstance(value, str):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return None, "invalid_properties"
+    if not isinstance(value, dict):
+        return None, "invalid_properties"
+    if not value:
+        return None, None
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode(), None
+
+
+def _row(line_number: int, record: dict, raw_text: str) -> tuple:
+    properties, error = _properties(record.get("properties"))
+    return (
+        line_number,
+        _text(record.get("uniqueId")),
+        _text(record.get("account")),
+        _text(record.get("meter")),
+        _text(record.get("value")),
+        _text(record.get("ts")),
+        properties,
+        raw_text,
+        error,
+    )
+
+
+def _ndjson_rows(data: bytes) -> list[tuple]:
+    rows = []
+    for line_number, line in enumerate(data.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        raw_text = line.decode("utf-8", errors="replace")
+        try:
+            record = _decoder.decode(line)
+        except msgspec.DecodeError:
+            record = None
+        if not isinstance(record, dict):
+            rows.append((line_number, None, None, None, None, None, None, raw_text, "malformed_json"))
+            continue
+        rows.append(_row(line_number, record, raw_text))
+    return rows
+
+
+def _csv_rows(data: bytes) -> list[tuple]:
+    reader = csv.reader(io.StringIO(data.decode("utf-8", errors="replace"), newline=""))
+    header = next(reader, None)
+    if header is None:
+        return []
+    header = [name.strip() for name in header]
+    rows = []
+    for line_number, fields in enumerate(reader, start=2):
+        if not any(field.strip() for field in fields):
+            continue
+        raw_text = ",".join(fields)
+        if len(fields) != len(header):
+            rows.append((line_number, None, None, None, None, None, None, raw_text, "malformed_csv_row"))
+            continue
+        record = {name: (value if value != "" else None) for name, value in zip(header, fields, strict=True)}
+        rows.append(_row(line_number, record, raw_text))
+    return rows
+
+
+def read_landing_file(path: Path, data: bytes | None = None) -> pl.DataFrame:
+    """All rows of one landing file as raw text columns (RAW_SCHEMA)."""
+    data = path.read_bytes() if data is None else data
+    file_format = landing_format(path)
+    if file_format == "ndjson":
+        rows = _ndjson_rows(data)
+    elif file_format == "csv":
+        rows = _csv_rows(data)
+    else:
+        raise ValueError(f"{path.name}: unsupported landing file type (use .ndjson, .jsonl or .csv)")
+    return pl.DataFrame(rows, schema=RAW_SCHEMA, orient="row")

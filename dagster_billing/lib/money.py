@@ -1,0 +1,37 @@
+"""Money in Python: exact Decimals, rounded by the same rule as the dbt macro round_money.
+
+The rule: half-up (a tie rounds away from zero) to the currency's minor unit, once per invoice
+line. Amounts are computed in dbt; Python only formats them and re-checks sums.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+
+def round_money(amount: Decimal, minor_units: int) -> Decimal:
+    """Round half-up to `minor_units` decimal places: 10.125 -> 10.13, JPY 100.5 -> 101."""
+    if not isinstance(amount, Decimal):
+        raise TypeError(f"money must be a Decimal, not {type(amount).__name__}")
+    return amount.quantize(Decimal(1).scaleb(-minor_units), rounding=ROUND_HALF_UP)
+
+
+def format_money(amount: Decimal, minor_units: int) -> str:
+    """An exact decimal string with exactly `minor_units` places ("130.00", JPY "101").
+
+    Refuses amounts that are not already rounded: formatting must never round silently.
+    """
+    rounded = round_money(amount, minor_units)
+    if rounded != amount:
+        raise ValueError(f"{amount} is not rounded to {minor_units} decimal places")
+    return f"{rounded:f}"
+
+
+def format_decimal(value: Decimal | None) -> str:
+    """A quantity or unit price as a plain decimal string without exponent or trailing zeros."""
+    if value is None:
+        return ""
+    text = f"{value:f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"

@@ -1,0 +1,10 @@
+"""Locations inside the repository (reference data and the dbt project travel with the code)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+PLANS_DIR = REPO_ROOT / "plans"
+SEEDS_DIR = REPO_ROOT / "seeds"

@@ -1,0 +1,78 @@
+{#-
+  THE rounding rule. Every amount that reaches an invoice is rounded exactly once, per line, by
+  round_money: half-up (away from zero on a tie, so 10.125 -> 10.13 and -10.125 -> -10.13) to the
+  currency's minor unit (USD 2, JPY 0, KWD 3; see seeds/currencies.csv). Invoice totals are sums of
+  rounded lines, so lines always add up to the total. The Python twin for display/checks is
+  dagster_billing.lib.money.round_money; it must agree with this macro (tests/test_money.py).
+
+  DuckDB's and Spark's round() on DECIMAL both round half away from zero; round() needs a constant
+  scale, hence the case over the supported minor units.
+-#}
+{% macro round_money(amount, minor_units) -%}
+    case {{ minor_units }}
+        when 0 then cast(round(cast({{ amount }} as {{ decimal_type() }}), 0) as {{ money_type() }})
+        when 1 then cast(round(cast({{ amount }} as {{ decimal_type() }}), 1) as {{ money_type() }})
+        when 2 then cast(round(cast({{ amount }} as {{ decimal_type() }}), 2) as {{ money_type() }})
+        when 3 then cast(round(cast({{ amount }} as {{ decimal_type() }}), 3) as {{ money_type() }})
+        when 4 then cast(round(cast({{ amount }} as {{ decimal_type() }}), 4) as {{ money_type() }})
+    end
+{%- endmacro %}
+
+{#- Quantities, unit prices and unrounded amounts. -#}
+{% macro decimal_type() -%}decimal(38,10){%- endmacro %}
+
+{#- Rounded money amounts in major units (130.00 USD); scale 4 covers every ISO 4217 minor unit. -#}
+{% macro money_type() -%}decimal(38,4){%- endmacro %}
+
+{#-
+  Exact decimal division to 10 places, rounded half-up. DuckDB's `/` returns DOUBLE even for
+  DECIMAL operands, so on DuckDB we divide scaled integers (HUGEINT) instead. Both operands must be
+  non-negative and fit decimal(38,10) with |value| < 10^18.
+-#}
+{% macro divide_decimal(numerator, denominator) -%}
+    {{ return(adapter.dispatch('divide_decimal', 'billing')(numerator, denominator)) }}
+{%- endmacro %}
+
+{% macro default__divide_decimal(numerator, denominator) -%}
+    cast(cast({{ numerator }} as {{ decimal_type() }}) / cast({{ denominator }} as {{ decimal_type() }}) as {{ decimal_type() }})
+{%- endmacro %}
+
+{% macro duckdb__divide_decimal(numerator, denominator) -%}
+    cast(
+        cast(
+            (cast(cast({{ numerator }} as {{ decimal_type() }}) * 10000000000 as hugeint) * 10000000000 * 2
+              + cast(cast({{ denominator }} as {{ decimal_type() }}) * 10000000000 as hugeint))
+            // (cast(cast({{ denominator }} as {{ decimal_type() }}) * 10000000000 as hugeint) * 2)
+        as decimal(38,0)) * cast(0.0000000001 as decimal(11,10))
+    as {{ decimal_type() }})
+{%- endmacro %}
+
+{#- Smallest integer >= numerator / denominator, exactly (package pricing). -#}
+{% macro ceil_divide(numerator, denominator) -%}
+    {{ return(adapter.dispatch('ceil_divide', 'billing')(numerator, denominator)) }}
+{%- endmacro %}
+
+{% macro default__ceil_divide(numerator, denominator) -%}
+    cast(ceil(cast({{ numerator }} as {{ decimal_type() }}) / cast({{ denominator }} as {{ decimal_type() }})) as bigint)
+{%- endmacro %}
+
+{% macro duckdb__ceil_divide(numerator, denominator) -%}
+    cast(
+        (cast(cast({{ numerator }} as {{ decimal_type() }}) * 10000000000 as hugeint)
+          + cast(cast({{ denominator }} as {{ decimal_type() }}) * 10000000000 as hugeint) - 1)
+        // cast(cast({{ denominator }} as {{ decimal_type() }}) * 10000000000 as hugeint)
+    as bigint)
+{%- endmacro %}
+
+{#- A rounded amount as an integer count of minor units (cents), e.g. for Stripe. -#}
+{% macro to_minor_units(amount, minor_units) -%}
+    cast(
+        case {{ minor_units }}
+            when 0 then {{ amount }}
+            when 1 then {{ amount }} * 10
+            when 2 then {{ amount }} * 100
+            when 3 then {{ amount }} * 1000
+            when 4 then {{ amount }} * 10000
+        end
+    as bigint)
+{%- endmacro %}

@@ -1,0 +1,32 @@
+{#- Small cross-database helpers: DuckDB by default, Spark through adapter.dispatch. -#}
+
+{#- A JSON string field of a JSON-object text column; key may be a column or a quoted literal. -#}
+{% macro json_field(json_column, key_expression) -%}
+    {{ return(adapter.dispatch('json_field', 'billing')(json_column, key_expression)) }}
+{%- endmacro %}
+
+{% macro default__json_field(json_column, key_expression) -%}
+    json_extract_string({{ json_column }}, '$.' || {{ key_expression }})
+{%- endmacro %}
+
+{% macro spark__json_field(json_column, key_expression) -%}
+    get_json_object({{ json_column }}, concat('$.', {{ key_expression }}))
+{%- endmacro %}
+
+{#- Seconds between two timestamps, as an integer. -#}
+{% macro seconds_between(start_ts, end_ts) -%}
+    {{ return(adapter.dispatch('seconds_between', 'billing')(start_ts, end_ts)) }}
+{%- endmacro %}
+
+{% macro default__seconds_between(start_ts, end_ts) -%}
+    {{ dbt.datediff(start_ts, end_ts, 'second') }}
+{%- endmacro %}
+
+{% macro spark__seconds_between(start_ts, end_ts) -%}
+    (unix_timestamp({{ end_ts }}) - unix_timestamp({{ start_ts }}))
+{%- endmacro %}
+
+{#- First day of the calendar month of a timestamp, as a date (billing periods are UTC months). -#}
+{% macro month_start(ts) -%}
+    cast({{ dbt.date_trunc('month', ts) }} as date)
+{%- endmacro %}

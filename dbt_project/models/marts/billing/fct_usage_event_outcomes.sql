@@ -1,0 +1,32 @@
+{#-
+  Nothing is lost: exactly one row per landed row, with its outcome (accepted, duplicate,
+  quarantined) and, when quarantined, why. The row count equals the rows of raw.landed_files
+  (tested in tests/assert_nothing_lost.sql and by a Dagster asset check).
+-#}
+select
+    raw_event_key,
+    unique_id,
+    account_id,
+    meter_code,
+    file_seq,
+    source_line,
+    received_at,
+    outcome,
+    reason,
+    is_conflicting
+from {{ ref('int_usage_events_classified') }}
+
+union all
+
+select
+    raw_event_key,
+    unique_id,
+    account_id,
+    meter_code,
+    file_seq,
+    source_line,
+    received_at,
+    'quarantined' as outcome,
+    reason,
+    false as is_conflicting
+from {{ ref('stg_raw__usage_quarantine') }}
