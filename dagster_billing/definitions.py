@@ -12,12 +12,20 @@ from dagster_billing.defs.jobs import billing_pipeline
 from dagster_billing.defs.pricing.assets import price_tables
 from dagster_billing.defs.resources import BillingWarehouse
 
+ASSETS = [price_tables, raw_usage, billing_dbt_models, invoice_csv_exports]
+ASSET_CHECKS = [nothing_lost, lines_sum_to_totals]
+
+
+def dbt_resource() -> DbtCliResource:
+    return DbtCliResource(project_dir=billing_project, dbt_executable=DBT_EXECUTABLE)
+
+
 defs = dg.Definitions(
-    assets=[price_tables, raw_usage, billing_dbt_models, invoice_csv_exports],
-    asset_checks=[nothing_lost, lines_sum_to_totals],
+    assets=ASSETS,
+    asset_checks=ASSET_CHECKS,
     jobs=[billing_pipeline],
     resources={
         "warehouse": BillingWarehouse(data_dir=dg.EnvVar("BILLING_DATA_DIR")),
-        "dbt": DbtCliResource(project_dir=billing_project, dbt_executable=DBT_EXECUTABLE),
+        "dbt": dbt_resource(),
     },
 )

@@ -1,3 +1,6 @@
+import hashlib
+import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -6,16 +9,24 @@ import dagster as dg
 import duckdb
 from pydantic import Field
 
+from dagster_billing.paths import DBT_PROJECT_DIR, PLANS_DIR, SEEDS_DIR
+
 
 class BillingWarehouse(dg.ConfigurableResource):
-    """Where the pipeline keeps its data: landing files, the DuckDB warehouse and exports.
+    """Where the pipeline keeps its data (landing files, the DuckDB warehouse, exports) and the
+    reference data it prices with (plans/ and seeds/ of this repository unless configured).
 
-    The dbt profile reads the same BILLING_DATA_DIR (dbt_project/profiles.yml), so Python writers
-    and dbt always open the same DuckDB file. DuckDB allows one writer: every asset that writes it
-    runs in the `duckdb` concurrency pool (limit 1).
+    dbt learns the same locations from dbt_environment(), so Python writers and dbt always open
+    the same DuckDB file and seeds. DuckDB allows one writer: every asset that touches it runs in
+    the `duckdb` concurrency pool (limit 1 in dagster.yaml).
     """
 
     data_dir: str = Field(description="Root of landing/, exports/ and warehouse.duckdb.")
+    plans_dir: str = Field(default=str(PLANS_DIR), description="Plan YAML files.")
+    seeds_dir: str = Field(
+        default=str(SEEDS_DIR),
+        description="Reference CSVs (accounts, meters, ...) and compiled price tables for dbt seed.",
+    )
 
     @property
     def root(self) -> Path:
@@ -34,6 +45,22 @@ class BillingWarehouse(dg.ConfigurableResource):
         return self.root / "exports"
 
     @contextmanager
+    def dbt_environment(self) -> Iterator[None]:
+        """Point the dbt profile (BILLING_DATA_DIR) and seed path (BILLING_SEEDS_DIR) at this
+        resource's locations for the duration of a dbt invocation."""
+        values = {"BILLING_DATA_DIR": str(self.root), "BILLING_SEEDS_DIR": _dbt_seed_path(Path(self.seeds_dir))}
+        previous = {name: os.environ.get(name) for name in values}
+        os.environ.update(values)
+        try:
+            yield
+        finally:
+            for name, value in previous.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+    @contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         self.root.mkdir(parents=True, exist_ok=True)
         connection = duckdb.connect(str(self.duckdb_path), read_only=read_only)
@@ -44,3 +71,21 @@ class BillingWarehouse(dg.ConfigurableResource):
 
 
 DUCKDB_POOL = "duckdb"
+
+
+def _dbt_seed_path(seeds_dir: Path) -> str:
+    """The seed path to give dbt, relative to the dbt project.
+
+    dbt writes a copy of each seed's SQL to target/run/<package>/<seed path>; with an absolute seed
+    path that write lands on the seed CSV itself. Reference data outside the repository is
+    therefore copied under dbt_project/.reference/ (git-ignored) and passed relatively.
+    """
+    seeds_dir = seeds_dir.resolve()
+    if seeds_dir == SEEDS_DIR.resolve():
+        return os.path.relpath(seeds_dir, DBT_PROJECT_DIR)
+    digest = hashlib.sha256(str(seeds_dir).encode()).hexdigest()[:16]
+    staged = DBT_PROJECT_DIR / ".reference" / digest
+    if staged.exists():
+        shutil.rmtree(staged)
+    shutil.copytree(seeds_dir, staged, ignore=shutil.ignore_patterns("*.yaml", "*.yml"))
+    return os.path.relpath(staged, DBT_PROJECT_DIR)

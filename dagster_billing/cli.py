@@ -1,0 +1,81 @@
+"""`billing`: the command line for sample data, plans and run summaries.
+
+The pipeline itself runs through Dagster (`dagster job execute -j billing_pipeline`, `make demo`,
+or the UI); these commands prepare inputs and report on what the pipeline produced.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from pathlib import Path
+
+import click
+
+from dagster_billing.paths import PLANS_DIR, SEEDS_DIR
+
+
+@click.group()
+def main() -> None:
+    """Warehouse-native usage billing."""
+
+
+@main.command()
+@click.option("--events", type=int, default=1_000_000, show_default=True, help="Approximate rows to write.")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), default="2026-01-01", show_default=True)
+@click.option("--days", type=int, default=59, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Landing directory.")
+@click.option("--seeds", "seeds_dir", type=click.Path(path_type=Path, exists=True), default=SEEDS_DIR)
+def generate(events: int, seed: int, start, days: int, out_dir: Path, seeds_dir: Path) -> None:
+    """Write deterministic sample usage files (NDJSON + CSV) into a landing directory."""
+    from dagster_billing.datagen import generate_events
+
+    summary = generate_events(
+        out_dir,
+        events=events,
+        seed=seed,
+        start=date(start.year, start.month, start.day),
+        days=days,
+        accounts_csv=seeds_dir / "accounts.csv",
+        meters_csv=seeds_dir / "meters.csv",
+    )
+    click.echo(json.dumps({"out_dir": str(out_dir), **summary.to_dict(), "files": len(summary.files)}, indent=2))
+
+
+@main.group()
+def plans() -> None:
+    """Validate and compile price plans."""
+
+
+@plans.command("compile")
+@click.option("--plans", "plans_dir", type=click.Path(path_type=Path, exists=True), default=PLANS_DIR)
+@click.option("--seeds", "seeds_dir", type=click.Path(path_type=Path, exists=True), default=SEEDS_DIR)
+def compile_command(plans_dir: Path, seeds_dir: Path) -> None:
+    """Validate plans/*.yaml and write the price tables (seeds/price_*.csv)."""
+    from dagster_billing.pricing.plans import PlanError, compile_plans
+
+    try:
+        counts = compile_plans(plans_dir, seeds_dir)
+    except PlanError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(", ".join(f"{table}: {rows} rows" for table, rows in counts.items()))
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), envvar="BILLING_DATA_DIR", required=True)
+def summary(data_dir: Path) -> None:
+    """Print what the last pipeline run produced: events, invoices, totals, export files."""
+    from dagster_billing.defs.resources import BillingWarehouse
+    from dagster_billing.reporting import render_summary
+
+    warehouse = BillingWarehouse(data_dir=str(data_dir))
+    if not warehouse.duckdb_path.exists():
+        raise click.ClickException(f"no warehouse at {warehouse.duckdb_path}: run the pipeline first")
+    with warehouse.connect(read_only=True) as connection:
+        click.echo(render_summary(connection, warehouse.exports_dir))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Bad input ends in quarantine with a reason; raw = accepted + duplicates + quarantined."""
+
+from __future__ import annotations
+
+import shutil
+
+from tests.conftest import FIXTURES, make_warehouse, query, run_pipeline
+
+EXPECTED_OUTCOMES = {
+    # (file, line) -> (outcome, reason)
+    ("events.ndjson", 1): ("accepted", None),
+    ("events.ndjson", 2): ("quarantined", "missing_id"),
+    ("events.ndjson", 3): ("quarantined", "missing_id"),
+    ("events.ndjson", 4): ("quarantined", "bad_timestamp"),
+    ("events.ndjson", 5): ("quarantined", "bad_timestamp"),
+    ("events.ndjson", 6): ("quarantined", "bad_timestamp"),
+    ("events.ndjson", 7): ("quarantined", "non_numeric_value"),
+    ("events.ndjson", 8): ("quarantined", "negative_value"),
+    ("events.ndjson", 9): ("quarantined", "missing_value"),
+    ("events.ndjson", 10): ("quarantined", "missing_value"),
+    ("events.ndjson", 11): ("quarantined", "future_timestamp"),
+    ("events.ndjson", 12): ("quarantined", "value_too_precise"),
+    ("events.ndjson", 13): ("quarantined", "missing_timestamp"),
+    ("events.ndjson", 14): ("quarantined", "missing_account"),
+    ("events.ndjson", 15): ("quarantined", "missing_meter"),
+    ("events.ndjson", 16): ("quarantined", "invalid_properties"),
+    ("events.ndjson", 17): ("quarantined", "malformed_json"),
+    ("events.ndjson", 18): ("quarantined", "malformed_json"),
+    ("events.ndjson", 19): ("quarantined", "unknown_meter"),
+    ("events.ndjson", 20): ("quarantined", "unknown_account"),
+    ("events.ndjson", 21): ("duplicate", None),
+    ("events.ndjson", 22): ("duplicate", None),
+    ("events.ndjson", 23): ("accepted", None),
+    ("backfill.csv", 2): ("accepted", None),
+    ("backfill.csv", 3): ("quarantined", "malformed_csv_row"),
+    ("backfill.csv", 4): ("quarantined", "non_numeric_value"),
+    ("backfill.csv", 5): ("quarantined", "invalid_properties"),
+    ("backfill.csv", 6): ("accepted", None),
+}
+
+
+def _outcomes(warehouse) -> dict:
+    rows = query(
+        warehouse,
+        """
+        select files.file_name, outcomes.source_line, outcomes.outcome, outcomes.reason
+        from billing.fct_usage_event_outcomes as outcomes
+        join raw.landed_files as files using (file_seq)
+        """,
+    )
+    return {(name, line): (outcome, reason) for name, line, outcome, reason in rows}
+
+
+def test_every_bad_row_is_quarantined_with_its_reason(tmp_path):
+    warehouse = make_warehouse(tmp_path)
+    shutil.copytree(FIXTURES / "malformed", warehouse.landing_dir)
+
+    result = run_pipeline(warehouse)
+
+    assert _outcomes(warehouse) == EXPECTED_OUTCOMES
+    [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == "nothing_lost"]
+    assert check.passed
+    assert check.metadata["raw"].value == len(EXPECTED_OUTCOMES)
+    assert check.metadata["accepted"].value == 4
+    assert check.metadata["duplicates"].value == 2
+    assert check.metadata["quarantined"].value == len(EXPECTED_OUTCOMES) - 6
+
+
+def test_conflicting_duplicate_is_flagged_and_first_arrival_wins(tmp_path):
+    warehouse = make_warehouse(tmp_path)
+    shutil.copytree(FIXTURES / "malformed", warehouse.landing_dir)
+    run_pipeline(warehouse)
+
+    flags = query(
+        warehouse,
+        """
+        select source_line, is_conflicting from billing.fct_usage_event_outcomes
+        where unique_id = 'ok-1' and outcome = 'duplicate' order by source_line
+        """,
+    )
+    assert flags == [(21, False), (22, True)]
+    [(value,)] = query(
+        warehouse, "select value from intermediate.int_usage_events_deduped where unique_id = 'ok-1'"
+    )
+    assert value == 10
+
+
+def test_relanding_the_same_files_adds_nothing(tmp_path):
+    warehouse = make_warehouse(tmp_path)
+    shutil.copytree(FIXTURES / "malformed", warehouse.landing_dir)
+    run_pipeline(warehouse)
+    before = query(warehouse, "select count(*) from billing.fct_usage_event_outcomes")
+
+    (warehouse.landing_dir / "events-copy.ndjson").write_bytes(
+        (warehouse.landing_dir / "events.ndjson").read_bytes()
+    )
+    run_pipeline(warehouse)
+
+    assert query(warehouse, "select count(*) from raw.landed_files") == [(2,)]
+    assert query(warehouse, "select count(*) from billing.fct_usage_event_outcomes") == before
