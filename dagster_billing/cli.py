@@ -22,12 +22,18 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--events", type=int, default=1_000_000, show_default=True, help="Approximate rows to write.")
+@click.option(
+    "--events", type=int, default=1_000_000, show_default=True, help="Approximate rows to write."
+)
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--start", type=click.DateTime(["%Y-%m-%d"]), default="2026-01-01", show_default=True)
 @click.option("--days", type=int, default=59, show_default=True)
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Landing directory.")
-@click.option("--seeds", "seeds_dir", type=click.Path(path_type=Path, exists=True), default=SEEDS_DIR)
+@click.option(
+    "--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Landing directory."
+)
+@click.option(
+    "--seeds", "seeds_dir", type=click.Path(path_type=Path, exists=True), default=SEEDS_DIR
+)
 def generate(events: int, seed: int, start, days: int, out_dir: Path, seeds_dir: Path) -> None:
     """Write deterministic sample usage files (NDJSON + CSV) into a landing directory."""
     from dagster_billing.datagen import generate_events
@@ -41,7 +47,11 @@ def generate(events: int, seed: int, start, days: int, out_dir: Path, seeds_dir:
         accounts_csv=seeds_dir / "accounts.csv",
         meters_csv=seeds_dir / "meters.csv",
     )
-    click.echo(json.dumps({"out_dir": str(out_dir), **summary.to_dict(), "files": len(summary.files)}, indent=2))
+    click.echo(
+        json.dumps(
+            {"out_dir": str(out_dir), **summary.to_dict(), "files": len(summary.files)}, indent=2
+        )
+    )
 
 
 @main.group()
@@ -50,8 +60,12 @@ def plans() -> None:
 
 
 @plans.command("compile")
-@click.option("--plans", "plans_dir", type=click.Path(path_type=Path, exists=True), default=PLANS_DIR)
-@click.option("--seeds", "seeds_dir", type=click.Path(path_type=Path, exists=True), default=SEEDS_DIR)
+@click.option(
+    "--plans", "plans_dir", type=click.Path(path_type=Path, exists=True), default=PLANS_DIR
+)
+@click.option(
+    "--seeds", "seeds_dir", type=click.Path(path_type=Path, exists=True), default=SEEDS_DIR
+)
 def compile_command(plans_dir: Path, seeds_dir: Path) -> None:
     """Validate plans/*.yaml and write the price tables (seeds/price_*.csv)."""
     from dagster_billing.pricing.plans import PlanError, compile_plans
@@ -64,7 +78,9 @@ def compile_command(plans_dir: Path, seeds_dir: Path) -> None:
 
 
 @main.command()
-@click.option("--data-dir", type=click.Path(path_type=Path), envvar="BILLING_DATA_DIR", required=True)
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), envvar="BILLING_DATA_DIR", required=True
+)
 def summary(data_dir: Path) -> None:
     """Print what the last pipeline run produced: events, invoices, totals, export files."""
     from dagster_billing.defs.resources import BillingWarehouse
@@ -72,7 +88,9 @@ def summary(data_dir: Path) -> None:
 
     warehouse = BillingWarehouse(data_dir=str(data_dir))
     if not warehouse.duckdb_path.exists():
-        raise click.ClickException(f"no warehouse at {warehouse.duckdb_path}: run the pipeline first")
+        raise click.ClickException(
+            f"no warehouse at {warehouse.duckdb_path}: run the pipeline first"
+        )
     with warehouse.connect(read_only=True) as connection:
         click.echo(render_summary(connection, warehouse.exports_dir))
 

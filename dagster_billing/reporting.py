@@ -10,9 +10,13 @@ from dagster_billing.lib.money import format_money
 
 
 def render_summary(connection: duckdb.DuckDBPyConnection, exports_dir: Path) -> str:
-    raw = connection.execute("select coalesce(sum(row_count), 0), count(*) from raw.landed_files").fetchone()
+    raw = connection.execute(
+        "select coalesce(sum(row_count), 0), count(*) from raw.landed_files"
+    ).fetchone()
     outcomes = dict(
-        connection.execute("select outcome, count(*) from billing.fct_usage_event_outcomes group by 1").fetchall()
+        connection.execute(
+            "select outcome, count(*) from billing.fct_usage_event_outcomes group by 1"
+        ).fetchall()
     )
     reasons = connection.execute(
         """

@@ -80,7 +80,8 @@ def test_conflicting_duplicate_is_flagged_and_first_arrival_wins(tmp_path):
     )
     assert flags == [(21, False), (22, True)]
     [(value,)] = query(
-        warehouse, "select value from intermediate.int_usage_events_deduped where unique_id = 'ok-1'"
+        warehouse,
+        "select value from intermediate.int_usage_events_deduped where unique_id = 'ok-1'",
     )
     assert value == 10
 

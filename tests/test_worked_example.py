@@ -13,7 +13,10 @@ CASE = FIXTURES / "worked_example"
 def test_worked_example_invoice_is_exactly_130_dollars(tmp_path):
     seeds = copy_reference_seeds(
         tmp_path / "seeds",
-        **{name: (CASE / name).read_text() for name in ("meters.csv", "accounts.csv", "subscriptions.csv")},
+        **{
+            name: (CASE / name).read_text()
+            for name in ("meters.csv", "accounts.csv", "subscriptions.csv")
+        },
     )
     warehouse = make_warehouse(tmp_path, plans_dir=CASE / "plans", seeds_dir=seeds)
     warehouse.landing_dir.mkdir(parents=True)
@@ -34,6 +37,10 @@ def test_worked_example_invoice_is_exactly_130_dollars(tmp_path):
     [(invoice_id, total, total_minor)] = query(
         warehouse, "select invoice_id, total, total_minor from billing.fct_invoices"
     )
-    assert (invoice_id, total, total_minor) == ("inv-acct_example-2026-01-01", Decimal("130.00"), 13000)
+    assert (invoice_id, total, total_minor) == (
+        "inv-acct_example-2026-01-01",
+        Decimal("130.00"),
+        13000,
+    )
     exported = (warehouse.exports_dir / "invoices" / "2026-01" / "invoices.csv").read_text()
     assert exported.splitlines()[1].endswith(",3,130.00,130.00")

@@ -48,7 +48,10 @@ class BillingWarehouse(dg.ConfigurableResource):
     def dbt_environment(self) -> Iterator[None]:
         """Point the dbt profile (BILLING_DATA_DIR) and seed path (BILLING_SEEDS_DIR) at this
         resource's locations for the duration of a dbt invocation."""
-        values = {"BILLING_DATA_DIR": str(self.root), "BILLING_SEEDS_DIR": _dbt_seed_path(Path(self.seeds_dir))}
+        values = {
+            "BILLING_DATA_DIR": str(self.root),
+            "BILLING_SEEDS_DIR": _dbt_seed_path(Path(self.seeds_dir)),
+        }
         previous = {name: os.environ.get(name) for name in values}
         os.environ.update(values)
         try:

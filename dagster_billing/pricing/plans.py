@@ -8,6 +8,7 @@ SQL knows only tiers (see dbt_project/models/intermediate/int_usage_rated.sql).
 from __future__ import annotations
 
 import csv
+import itertools
 from collections import defaultdict
 from datetime import date
 from decimal import Decimal
@@ -70,7 +71,7 @@ class Charge(_Strict):
         if bounds[-1] is not None:
             raise ValueError("the last tier must have up_to: null (unbounded)")
         finite = [bound for bound in bounds if bound is not None]
-        if any(b <= a for a, b in zip(finite, finite[1:], strict=False)) or (finite and finite[0] <= 0):
+        if any(b <= a for a, b in itertools.pairwise(finite)) or (finite and finite[0] <= 0):
             raise ValueError("tier up_to bounds must be positive and strictly ascending")
         return self
 
@@ -117,7 +118,7 @@ def _format_location(loc: tuple) -> str:
 
 def load_plan_file(path: Path) -> PlanVersion:
     try:
-        raw = yaml.load(path.read_text(), Loader=_DecimalLoader)  # noqa: S506 - safe loader subclass
+        raw = yaml.load(path.read_text(), Loader=_DecimalLoader)
     except yaml.YAMLError as error:
         raise PlanError(f"{path}: not valid YAML: {error}") from None
     try:
@@ -149,7 +150,7 @@ def load_plans(
     compiled: list[tuple[PlanVersion, date | None]] = []
     for code in sorted(versions):
         ordered = sorted(versions[code], key=lambda item: item[0].version)
-        for (previous, previous_path), (current, current_path) in zip(ordered, ordered[1:], strict=False):
+        for (previous, previous_path), (current, current_path) in itertools.pairwise(ordered):
             if current.version == previous.version:
                 raise PlanError(
                     f"{current_path}: version: plan {code!r} version {current.version} "
@@ -170,7 +171,9 @@ def _text(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, Decimal):
-        return format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
+        return (
+            format(value.normalize(), "f") if value == value.to_integral() else format(value, "f")
+        )
     return str(value)
 
 

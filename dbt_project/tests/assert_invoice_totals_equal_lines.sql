@@ -1,3 +1,4 @@
+{{ config(meta={"dagster": {"ref": {"name": "fct_invoices"}}}) }}
 -- Every invoice total equals the sum of its rounded lines, to the minor unit.
 select invoices.invoice_id, invoices.total, invoices.total_minor, lines.line_sum, lines.line_sum_minor
 from {{ ref('fct_invoices') }} as invoices

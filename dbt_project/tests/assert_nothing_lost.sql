@@ -1,3 +1,4 @@
+{{ config(meta={"dagster": {"ref": {"name": "fct_usage_event_outcomes"}}}) }}
 -- raw = accepted + duplicates + quarantined: every landed row has exactly one outcome.
 with landed as (
     select coalesce(sum(row_count), 0) as landed_rows from {{ ref('stg_raw__landed_files') }}

@@ -25,4 +25,6 @@ def billing_dbt_models(
 ):
     """Seeds, staging, intermediate and mart models with their data tests (`dbt build`)."""
     with warehouse.dbt_environment():
-        yield from dbt.cli(dbt_build_args(full_refresh=config.full_refresh), context=context).stream()
+        yield from dbt.cli(
+            dbt_build_args(full_refresh=config.full_refresh), context=context
+        ).stream()

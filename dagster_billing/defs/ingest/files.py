@@ -89,7 +89,9 @@ def _ndjson_rows(data: bytes) -> list[tuple]:
         except msgspec.DecodeError:
             record = None
         if not isinstance(record, dict):
-            rows.append((line_number, None, None, None, None, None, None, raw_text, "malformed_json"))
+            rows.append(
+                (line_number, None, None, None, None, None, None, raw_text, "malformed_json")
+            )
             continue
         rows.append(_row(line_number, record, raw_text))
     return rows
@@ -107,9 +109,14 @@ def _csv_rows(data: bytes) -> list[tuple]:
             continue
         raw_text = ",".join(fields)
         if len(fields) != len(header):
-            rows.append((line_number, None, None, None, None, None, None, raw_text, "malformed_csv_row"))
+            rows.append(
+                (line_number, None, None, None, None, None, None, raw_text, "malformed_csv_row")
+            )
             continue
-        record = {name: (value if value != "" else None) for name, value in zip(header, fields, strict=True)}
+        record = {
+            name: (value if value != "" else None)
+            for name, value in zip(header, fields, strict=True)
+        }
         rows.append(_row(line_number, record, raw_text))
     return rows
 
@@ -123,5 +130,7 @@ def read_landing_file(path: Path, data: bytes | None = None) -> pl.DataFrame:
     elif file_format == "csv":
         rows = _csv_rows(data)
     else:
-        raise ValueError(f"{path.name}: unsupported landing file type (use .ndjson, .jsonl or .csv)")
+        raise ValueError(
+            f"{path.name}: unsupported landing file type (use .ndjson, .jsonl or .csv)"
+        )
     return pl.DataFrame(rows, schema=RAW_SCHEMA, orient="row")

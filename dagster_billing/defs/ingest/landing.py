@@ -98,8 +98,8 @@ def land_file(
         source_file=pl.lit(path.name),
         event_ts=pl.col("event_ts").dt.replace_time_zone(None),
     )
-    valid = rows.filter(pl.col("reason").is_null())  # noqa: F841 - read by DuckDB below
-    quarantined = rows.filter(pl.col("reason").is_not_null())  # noqa: F841
+    valid = rows.filter(pl.col("reason").is_null())
+    quarantined = rows.filter(pl.col("reason").is_not_null())
 
     connection.execute("begin transaction")
     try:
@@ -121,7 +121,14 @@ def land_file(
         )
         connection.execute(
             "insert into raw.landed_files values (?, ?, ?, ?, ?, ?)",
-            [sha256, path.name, landing_format(path), file_seq, rows.height, received_at.replace(tzinfo=None)],
+            [
+                sha256,
+                path.name,
+                landing_format(path),
+                file_seq,
+                rows.height,
+                received_at.replace(tzinfo=None),
+            ],
         )
         connection.execute("commit")
     except Exception:

@@ -43,7 +43,9 @@ def _exact_to_10_places(data: pa.PolarsData) -> pl.LazyFrame:
     wide = pl.Decimal(38, 20)
     text_value = pl.col("value_text").str.strip_chars().cast(wide, strict=False)
     return data.lazyframe.select(
-        pl.col(data.key).is_null() | text_value.is_null() | (pl.col(data.key).cast(wide) == text_value)
+        pl.col(data.key).is_null()
+        | text_value.is_null()
+        | (pl.col(data.key).cast(wide) == text_value)
     )
 
 
@@ -63,7 +65,9 @@ def usage_row_schema(*, latest_allowed_ts: datetime) -> pa.DataFrameSchema:
                 pl.String,
                 checks=[
                     pa.Check(
-                        lambda data: data.lazyframe.select(pl.col(data.key).str.strip_chars() != ""),
+                        lambda data: data.lazyframe.select(
+                            pl.col(data.key).str.strip_chars() != ""
+                        ),
                         name="id_present",
                     ),
                     pa.Check(

@@ -16,7 +16,9 @@ OUTCOMES_KEY = dg.AssetKey(["billing", "fct_usage_event_outcomes"])
 def nothing_lost(warehouse: BillingWarehouse) -> dg.AssetCheckResult:
     """raw = accepted + duplicates + quarantined: rows read from landed files equal classified rows."""
     with warehouse.connect(read_only=True) as connection:
-        raw_rows = connection.execute("select coalesce(sum(row_count), 0) from raw.landed_files").fetchone()[0]
+        raw_rows = connection.execute(
+            "select coalesce(sum(row_count), 0) from raw.landed_files"
+        ).fetchone()[0]
         by_outcome = dict(
             connection.execute(
                 "select outcome, count(*) from billing.fct_usage_event_outcomes group by outcome"
@@ -33,7 +35,11 @@ def nothing_lost(warehouse: BillingWarehouse) -> dg.AssetCheckResult:
     accepted = by_outcome.get("accepted", 0)
     duplicates = by_outcome.get("duplicate", 0)
     quarantined = by_outcome.get("quarantined", 0)
-    unknown = sum(count for outcome, count in by_outcome.items() if outcome not in ("accepted", "duplicate", "quarantined"))
+    unknown = sum(
+        count
+        for outcome, count in by_outcome.items()
+        if outcome not in ("accepted", "duplicate", "quarantined")
+    )
     return dg.AssetCheckResult(
         passed=raw_rows == accepted + duplicates + quarantined and unknown == 0,
         metadata={
@@ -59,7 +65,9 @@ def lines_sum_to_totals(warehouse: BillingWarehouse) -> dg.AssetCheckResult:
         if line["amount"] != line["amount"].quantize(Decimal(1).scaleb(-line["minor_units"])):
             unrounded.append(line["invoice_line_id"])
     mismatched = [
-        invoice["invoice_id"] for invoice in invoices if line_sums[invoice["invoice_id"]] != invoice["total"]
+        invoice["invoice_id"]
+        for invoice in invoices
+        if line_sums[invoice["invoice_id"]] != invoice["total"]
     ]
     return dg.AssetCheckResult(
         passed=not mismatched and not unrounded,

@@ -14,12 +14,33 @@ INVOICES_KEY = dg.AssetKey(["billing", "fct_invoices"])
 LINES_KEY = dg.AssetKey(["billing", "fct_invoice_lines"])
 
 INVOICE_CSV_COLUMNS = (
-    "invoice_id", "account_id", "account_name", "period_start", "period_end", "plan_code",
-    "plan_version", "currency", "line_count", "subtotal", "total",
+    "invoice_id",
+    "account_id",
+    "account_name",
+    "period_start",
+    "period_end",
+    "plan_code",
+    "plan_version",
+    "currency",
+    "line_count",
+    "subtotal",
+    "total",
 )
 LINE_CSV_COLUMNS = (
-    "invoice_id", "line_number", "account_id", "period_start", "period_end", "currency", "charge_id",
-    "meter_code", "dimension_value", "pricing_model", "description", "quantity", "unit_price", "amount",
+    "invoice_id",
+    "line_number",
+    "account_id",
+    "period_start",
+    "period_end",
+    "currency",
+    "charge_id",
+    "meter_code",
+    "dimension_value",
+    "pricing_model",
+    "description",
+    "quantity",
+    "unit_price",
+    "amount",
 )
 MONEY_COLUMNS = {"subtotal", "total", "amount"}
 DECIMAL_COLUMNS = {"quantity", "unit_price"}
@@ -65,7 +86,9 @@ def write_invoice_exports(invoices: list[dict], lines: list[dict], exports_dir: 
     kinds={"csv"},
     pool=DUCKDB_POOL,
 )
-def invoice_csv_exports(context: dg.AssetExecutionContext, warehouse: BillingWarehouse) -> dg.MaterializeResult:
+def invoice_csv_exports(
+    context: dg.AssetExecutionContext, warehouse: BillingWarehouse
+) -> dg.MaterializeResult:
     """Invoices and invoice lines as CSV, one folder per billing period, for finance."""
     with warehouse.connect(read_only=True) as connection:
         invoices = fetch_invoices(connection)
@@ -77,6 +100,8 @@ def invoice_csv_exports(context: dg.AssetExecutionContext, warehouse: BillingWar
             "invoices": dg.MetadataValue.int(len(invoices)),
             "lines": dg.MetadataValue.int(len(lines)),
             "directory": dg.MetadataValue.path(str(warehouse.exports_dir / "invoices")),
-            "files": dg.MetadataValue.json([str(p.relative_to(warehouse.exports_dir)) for p in written]),
+            "files": dg.MetadataValue.json(
+                [str(p.relative_to(warehouse.exports_dir)) for p in written]
+            ),
         }
     )

@@ -1,8 +1,8 @@
+from pathlib import Path
+
 import dagster as dg
 
 from dagster_billing.defs.dbt.translator import PRICE_PLANS_KEY
-from pathlib import Path
-
 from dagster_billing.defs.resources import BillingWarehouse
 from dagster_billing.pricing.plans import compile_plans
 
