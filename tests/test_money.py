@@ -45,12 +45,14 @@ def test_format_decimal_has_no_exponent_or_trailing_zeros():
     assert format_decimal(None) == ""
 
 
-def test_sql_macro_rounds_like_python(tmp_path):
+def test_sql_macro_rounds_like_python(tmp_path, monkeypatch):
     """Render the dbt macro with dbt's own Jinja and run it on DuckDB for every case."""
     import duckdb
     from dbt.cli.main import dbtRunner
 
     from dagster_billing.paths import DBT_PROJECT_DIR
+
+    monkeypatch.setenv("BILLING_DATA_DIR", str(tmp_path))
 
     values = ", ".join(
         f"(cast('{amount}' as decimal(38,10)), {units})" for amount, units, _ in CASES
