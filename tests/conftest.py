@@ -50,10 +50,11 @@ def copy_reference_seeds(target: Path, **overrides: str) -> Path:
 
 def run_pipeline(warehouse, *, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
     """Materialize every asset and check, in process, as the billing_pipeline job does."""
-    from dagster_billing.definitions import ASSET_CHECKS, ASSETS, dbt_resource
+    from dagster_billing.definitions import defs
+    from dagster_billing.defs.resources import dbt_resource
 
     return dg.materialize(
-        [*ASSETS, *ASSET_CHECKS],
+        [*defs.assets, *defs.asset_checks],
         resources={"warehouse": warehouse, "dbt": dbt_resource()},
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=raise_on_error,

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+from dagster_dbt import DbtCliResource
 from pydantic import Field
 
+from dagster_billing.defs.dbt.project import DBT_EXECUTABLE, billing_project
 from dagster_billing.paths import DBT_PROJECT_DIR, PLANS_DIR, SEEDS_DIR
 
 
@@ -92,3 +94,17 @@ def _dbt_seed_path(seeds_dir: Path) -> str:
         shutil.rmtree(staged)
     shutil.copytree(seeds_dir, staged, ignore=shutil.ignore_patterns("*.yaml", "*.yml"))
     return os.path.relpath(staged, DBT_PROJECT_DIR)
+
+
+def dbt_resource() -> DbtCliResource:
+    return DbtCliResource(project_dir=billing_project, dbt_executable=DBT_EXECUTABLE)
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(
+        resources={
+            "warehouse": BillingWarehouse(data_dir=dg.EnvVar("BILLING_DATA_DIR")),
+            "dbt": dbt_resource(),
+        }
+    )
