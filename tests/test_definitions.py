@@ -24,6 +24,7 @@ EXPECTED_ASSETS = {
     "intermediate/int_usage_aggregated",
     "intermediate/int_billing_periods",
     "intermediate/int_usage_rated",
+    "intermediate/int_invoice_charge_lines",
     "billing/fct_rated_usage",
     "billing/fct_invoice_lines",
     "billing/fct_invoices",

@@ -29,6 +29,7 @@ INVOICE_CSV_COLUMNS = (
 LINE_CSV_COLUMNS = (
     "invoice_id",
     "line_number",
+    "line_type",
     "account_id",
     "period_start",
     "period_end",

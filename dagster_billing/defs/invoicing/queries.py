@@ -23,6 +23,7 @@ LINE_COLUMNS = (
     "invoice_line_id",
     "invoice_id",
     "line_number",
+    "line_type",
     "account_id",
     "period_start",
     "period_end",

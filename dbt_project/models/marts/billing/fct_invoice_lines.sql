@@ -1,25 +1,13 @@
-{#- Invoice lines: one per charge of the plan, rounded once, half-up to the currency's minor unit. -#}
-with rated as (
-    select * from {{ ref('fct_rated_usage') }}
-),
-
-currencies as (
-    select * from {{ ref('currencies') }}
-),
-
-rounded as (
-    select
-        rated.*,
-        currencies.minor_units,
-        {{ round_money('rated.amount_unrounded', 'currencies.minor_units') }} as amount
-    from rated
-    inner join currencies on rated.currency = currencies.currency_code
+{#- Invoice lines as printed: the plan's charge lines (each rounded once by round_money). -#}
+with lines as (
+    select * from {{ ref('int_invoice_charge_lines') }}
 )
 
 select
     invoice_line_id,
     invoice_id,
-    row_number() over (partition by invoice_id order by charge_id) as line_number,
+    row_number() over (partition by invoice_id order by line_type, charge_id) as line_number,
+    line_type,
     account_id,
     period_start,
     period_end,
@@ -34,5 +22,5 @@ select
     unit_price,
     amount_unrounded,
     amount,
-    {{ to_minor_units('amount', 'minor_units') }} as amount_minor
-from rounded
+    amount_minor
+from lines
