@@ -1,19 +1,68 @@
+"""The dbt project as three asset sets, one per partitions definition (selected by dbt tags that
+dbt_project.yml sets per folder):
+
+- usage_daily_dbt_models      tag:partition_day              daily partitions (UTC event day)
+- billing_period_dbt_models   tag:partition_billing_period   monthly partitions (billing period)
+- billing_dbt_models          everything else                unpartitioned
+
+Every invocation of one run gets the same clock (`as_of`: the run tag billing/as_of, else the
+time the run was created) and the run id, so drafts, run-rates and finalization agree.
+"""
+
+from datetime import UTC, datetime
+
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
+from dagster_billing.defs.dbt.partitions import BILLING_PERIOD_PARTITIONS, USAGE_DAY_PARTITIONS
 from dagster_billing.defs.dbt.project import billing_project
 from dagster_billing.defs.dbt.translator import BillingTranslator
 from dagster_billing.defs.resources import DUCKDB_POOL, BillingWarehouse
-from dagster_billing.lib.dbt_args import dbt_build_args
+from dagster_billing.lib.dbt_args import (
+    dbt_build_args,
+    finalization_vars,
+    parse_dbt_timestamp,
+    run_vars,
+    usage_window_vars,
+)
+
+AS_OF_TAG = "billing/as_of"
+USAGE_DAY_SELECT = "tag:partition_day"
+BILLING_PERIOD_SELECT = "tag:partition_billing_period"
 
 
 class DbtBuildConfig(dg.Config):
     full_refresh: bool = False
 
 
+def run_as_of(context: dg.AssetExecutionContext) -> datetime:
+    """The run's clock: the billing/as_of tag ('%Y-%m-%dT%H:%M:%S', UTC) or the run's creation time."""
+    tagged = context.run.tags.get(AS_OF_TAG)
+    if tagged:
+        return parse_dbt_timestamp(tagged)
+    record = context.instance.get_run_record_by_id(context.run_id)
+    created = record.create_timestamp if record else datetime.now(UTC)
+    return created.replace(microsecond=0)
+
+
+def _dbt_build(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: BillingWarehouse,
+    config: DbtBuildConfig,
+    extra_vars: dict[str, str] | None = None,
+):
+    dbt_vars = run_vars(as_of=run_as_of(context), run_id=context.run_id) | (extra_vars or {})
+    with warehouse.dbt_environment():
+        yield from dbt.cli(
+            dbt_build_args(full_refresh=config.full_refresh, dbt_vars=dbt_vars), context=context
+        ).stream()
+
+
 @dbt_assets(
     manifest=billing_project.manifest_path,
     project=billing_project,
+    exclude=f"{USAGE_DAY_SELECT} {BILLING_PERIOD_SELECT}",
     dagster_dbt_translator=BillingTranslator(),
     pool=DUCKDB_POOL,
 )
@@ -23,8 +72,49 @@ def billing_dbt_models(
     warehouse: BillingWarehouse,
     config: DbtBuildConfig,
 ):
-    """Seeds, staging, intermediate and mart models with their data tests (`dbt build`)."""
-    with warehouse.dbt_environment():
-        yield from dbt.cli(
-            dbt_build_args(full_refresh=config.full_refresh), context=context
-        ).stream()
+    """Seeds, staging, arrival-incremental usage models, rating, draft invoices and marts."""
+    yield from _dbt_build(context, dbt, warehouse, config)
+
+
+@dbt_assets(
+    manifest=billing_project.manifest_path,
+    project=billing_project,
+    select=USAGE_DAY_SELECT,
+    partitions_def=USAGE_DAY_PARTITIONS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    dagster_dbt_translator=BillingTranslator(),
+    pool=DUCKDB_POOL,
+)
+def usage_daily_dbt_models(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: BillingWarehouse,
+    config: DbtBuildConfig,
+):
+    """Daily and hourly usage rollups and billing-period quantities, recomputed for the partition
+    window (a backfill is one dbt run over its whole range) and for every day with new arrivals."""
+    window = context.partition_time_window
+    yield from _dbt_build(
+        context, dbt, warehouse, config, usage_window_vars(window.start, window.end)
+    )
+
+
+@dbt_assets(
+    manifest=billing_project.manifest_path,
+    project=billing_project,
+    select=BILLING_PERIOD_SELECT,
+    partitions_def=BILLING_PERIOD_PARTITIONS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    dagster_dbt_translator=BillingTranslator(),
+    pool=DUCKDB_POOL,
+)
+def billing_period_dbt_models(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: BillingWarehouse,
+    config: DbtBuildConfig,
+):
+    """The ledger: final invoices of every closed period up to the partition, and credit notes.
+    Append-only (never full-refreshed); re-running a partition books nothing twice."""
+    window = context.partition_time_window
+    yield from _dbt_build(context, dbt, warehouse, config, finalization_vars(window.end))

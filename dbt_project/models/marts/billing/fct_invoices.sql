@@ -1,33 +1,96 @@
-{#- One invoice per account and billing period; the total is the sum of its rounded lines. -#}
-with periods as (
-    select * from {{ ref('int_billing_periods') }}
+{#-
+  One invoice per account and billing period. `draft` while the period is open (recalculated
+  every run, with a run-rate estimate), `final` once booked in the ledger: numbered, immutable.
+  total = subtotal (rated lines and adjustments) + discount_total (coupons, negative)
+  - credits_applied (prepaid credits drawn) = the sum of the invoice's lines.
+-#}
+with final_lines as (
+    select * from {{ ref('ledger_document_lines') }}
+    where document_type = 'invoice'
 ),
 
-lines as (
+finals as (
+    select
+        document_id as invoice_id,
+        max(document_number) as invoice_number,
+        'final' as status,
+        max(issuer_id) as issuer_id,
+        max(account_id) as account_id,
+        max(period_start) as period_start,
+        max(period_end) as period_end,
+        max(plan_code) as plan_code,
+        max(plan_version) as plan_version,
+        max(currency) as currency,
+        max(minor_units) as minor_units,
+        count(*) as line_count,
+        sum(case when line_type not in ('coupon', 'credit') then amount else 0 end) as subtotal,
+        sum(case when line_type = 'coupon' then amount else 0 end) as discount_total,
+        -sum(case when line_type = 'credit' then amount else 0 end) as credits_applied,
+        sum(amount) as total,
+        sum(amount_minor) as total_minor,
+        max(issued_on) as issued_on,
+        max(closes_at) as closes_at,
+        max(finalized_at) as finalized_at,
+        max(recalculated_at) as recalculated_at
+    from final_lines
+    group by document_id
+),
+
+drafts as (
+    select * from {{ ref('int_invoice_drafts') }}
+    where invoice_id not in (select invoice_id from finals)
+),
+
+invoices as (
+    select
+        invoice_id, invoice_number, status, issuer_id, account_id, period_start, period_end,
+        plan_code, plan_version, currency, minor_units, line_count, subtotal, discount_total,
+        credits_applied, total, total_minor, issued_on, closes_at, finalized_at, recalculated_at,
+        cast(100 as decimal(5, 1)) as cycle_elapsed_percent,
+        subtotal as estimated_period_charges
+    from finals
+
+    union all
+
     select
         invoice_id,
-        count(*) as line_count,
-        cast(sum(amount) as {{ money_type() }}) as subtotal,
-        cast(sum(amount_minor) as bigint) as subtotal_minor
-    from {{ ref('fct_invoice_lines') }}
-    group by invoice_id
+        cast(null as {{ dbt.type_string() }}) as invoice_number,
+        'draft' as status,
+        issuer_id, account_id, period_start, period_end, plan_code, plan_version, currency,
+        minor_units, line_count, subtotal, discount_total, credits_applied, total, total_minor,
+        cast(null as date) as issued_on,
+        closes_at,
+        cast(null as timestamp) as finalized_at,
+        recalculated_at,
+        cycle_elapsed_percent,
+        estimated_period_charges
+    from drafts
 )
 
 select
-    periods.invoice_id,
-    periods.account_id,
+    invoices.invoice_id,
+    invoices.invoice_number,
+    invoices.status,
+    invoices.issuer_id,
+    invoices.account_id,
     accounts.account_name,
-    periods.period_start,
-    periods.period_end,
-    periods.plan_code,
-    periods.plan_version,
-    periods.currency,
-    currencies.minor_units,
-    lines.line_count,
-    lines.subtotal,
-    lines.subtotal as total,
-    lines.subtotal_minor as total_minor
-from periods
-inner join lines on periods.invoice_id = lines.invoice_id
-inner join {{ ref('accounts') }} as accounts on periods.account_id = accounts.account_id
-inner join {{ ref('currencies') }} as currencies on periods.currency = currencies.currency_code
+    invoices.period_start,
+    invoices.period_end,
+    invoices.plan_code,
+    cast(invoices.plan_version as integer) as plan_version,
+    invoices.currency,
+    cast(invoices.minor_units as integer) as minor_units,
+    cast(invoices.line_count as bigint) as line_count,
+    cast(invoices.subtotal as {{ money_type() }}) as subtotal,
+    cast(invoices.discount_total as {{ money_type() }}) as discount_total,
+    cast(invoices.credits_applied as {{ money_type() }}) as credits_applied,
+    cast(invoices.total as {{ money_type() }}) as total,
+    cast(invoices.total_minor as bigint) as total_minor,
+    invoices.issued_on,
+    invoices.closes_at,
+    invoices.finalized_at,
+    invoices.recalculated_at,
+    invoices.cycle_elapsed_percent,
+    cast(invoices.estimated_period_charges as {{ money_type() }}) as estimated_period_charges
+from invoices
+inner join {{ ref('accounts') }} as accounts on invoices.account_id = accounts.account_id

@@ -2,7 +2,19 @@
   Nothing is lost: exactly one row per landed row, with its outcome (accepted, duplicate,
   quarantined) and, when quarantined, why. The row count equals the rows of raw.landed_files
   (tested in tests/assert_nothing_lost.sql and by a Dagster asset check).
+  Incremental by arrival, like int_usage_events_classified: outcomes never change once written.
 -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='raw_event_key',
+    on_schema_change='fail',
+) }}
+
+{% set watermark -%}
+    (select coalesce(max(file_seq), 0) from {{ this }})
+{%- endset %}
+
 select
     raw_event_key,
     unique_id,
@@ -15,6 +27,9 @@ select
     reason,
     is_conflicting
 from {{ ref('int_usage_events_classified') }}
+{% if is_incremental() %}
+where file_seq > {{ watermark }}
+{% endif %}
 
 union all
 
@@ -30,3 +45,6 @@ select
     reason,
     false as is_conflicting
 from {{ ref('stg_raw__usage_quarantine') }}
+{% if is_incremental() %}
+where file_seq > {{ watermark }}
+{% endif %}

@@ -1,7 +1,20 @@
-{#- Accepted events only, with the meter's billing dimension and the UTC month they bill in. -#}
+{#-
+  Accepted events only, with the meter's billing dimension, the UTC day and hour they happened in
+  and the UTC month they bill in. Incremental by arrival: accepted events never change, so a run
+  appends the accepted events of the files landed since the last run, whatever their event day.
+-#}
+{{ config(
+    incremental_strategy='delete+insert',
+    unique_key='raw_event_key',
+    on_schema_change='fail',
+) }}
+
 with accepted as (
     select * from {{ ref('int_usage_events_classified') }}
     where outcome = 'accepted'
+    {% if is_incremental() %}
+        and file_seq > (select coalesce(max(file_seq), 0) from {{ this }})
+    {% endif %}
 ),
 
 meters as (
@@ -18,6 +31,8 @@ select
     {{ json_field('accepted.properties', 'meters.unique_property') }} as unique_property_value,
     accepted.value,
     accepted.event_ts,
+    cast({{ dbt.date_trunc('day', 'accepted.event_ts') }} as date) as usage_day,
+    cast({{ dbt.date_trunc('hour', 'accepted.event_ts') }} as timestamp) as usage_hour,
     {{ month_start('accepted.event_ts') }} as period_start,
     accepted.file_seq,
     accepted.source_line

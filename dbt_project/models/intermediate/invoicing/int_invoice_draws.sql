@@ -1,0 +1,147 @@
+{#-
+  Fixed coupons and prepaid credits drawn against open invoices (int_invoice_instruments has the
+  order and the balances left after final invoices). Each invoice is settled in period order and,
+  within it, instruments in their order; an instrument draws the lesser of its balance and what
+  the invoice still owes after the instruments before it (for a meter-restricted grant: what that
+  meter's charges still owe). Computing instrument by instrument across invoices gives the same
+  result, because every draw depends only on earlier instruments on the same invoice and on
+  earlier invoices of the same instrument; that order is what the recursion below walks:
+  step r applies instrument r to all open invoices of its account at once (a running sum of what
+  the invoices owe, compared with the balance).
+  State rows per invoice: meter_code '*' holds what the whole invoice owes, one row per meter
+  what that meter's charges owe (only restricted grants read them; every draw lowers '*').
+-#}
+with recursive
+
+charges as (
+    select * from {{ ref('int_invoice_draft_charges') }}
+),
+
+invoices as (
+    select
+        charges.invoice_id,
+        charges.account_id,
+        charges.currency,
+        charges.minor_units,
+        charges.period_start,
+        charges.period_end,
+        sum(charges.amount) + coalesce(max(discounts.amount), 0) as owed
+    from charges
+    left join (
+        select invoice_id, sum(amount) as amount
+        from {{ ref('int_invoice_discounts') }}
+        group by invoice_id
+    ) as discounts on charges.invoice_id = discounts.invoice_id
+    group by charges.invoice_id, charges.account_id, charges.currency, charges.minor_units,
+        charges.period_start, charges.period_end
+),
+
+meter_charges as (
+    select invoice_id, account_id, period_start, meter_code, sum(amount) as owed
+    from charges
+    where meter_code is not null
+    group by invoice_id, account_id, period_start, meter_code
+),
+
+instruments as (
+    select * from {{ ref('int_invoice_instruments') }}
+    where available > 0
+),
+
+settlement (account_id, instrument_rank, invoice_id, period_start, meter_code, owed, drawn) as (
+    select account_id, 0, invoice_id, period_start, '*',
+           cast(case when owed > 0 then owed else 0 end as {{ money_type() }}),
+           cast(0 as {{ money_type() }})
+    from invoices
+    union all
+    select account_id, 0, invoice_id, period_start, meter_code,
+           cast(case when owed > 0 then owed else 0 end as {{ money_type() }}),
+           cast(0 as {{ money_type() }})
+    from meter_charges
+    union all
+    select
+        account_id,
+        instrument_rank,
+        invoice_id,
+        period_start,
+        meter_code,
+        cast(owed - case when meter_code = '*' or meter_code = restricted_meter then invoice_draw else 0 end
+            as {{ money_type() }}),
+        cast(case when meter_code = '*' then invoice_draw else 0 end as {{ money_type() }})
+    from (
+        select
+            demand_so_far.*,
+            max(case when meter_code = '*' then
+                case
+                    when available - demand_before <= 0 then 0
+                    when available - demand_before < demand then available - demand_before
+                    else demand
+                end
+            end) over (partition by account_id, invoice_id) as invoice_draw
+        from (
+            select
+                demands.*,
+                sum(case when meter_code = '*' then demand else 0 end) over (
+                    partition by account_id order by period_start, invoice_id
+                    range between unbounded preceding and current row
+                ) - max(case when meter_code = '*' then demand end) over (
+                    partition by account_id, invoice_id
+                ) as demand_before
+            from (
+                select
+                    state.account_id,
+                    instruments.instrument_rank,
+                    state.invoice_id,
+                    state.period_start,
+                    state.meter_code,
+                    state.owed,
+                    instruments.available,
+                    instruments.meter_code as restricted_meter,
+                    case
+                        when invoices.currency != instruments.currency
+                            or instruments.granted_on >= invoices.period_end
+                            or instruments.expires_on <= invoices.period_start
+                            then 0
+                        when instruments.meter_code is null
+                            then max(case when state.meter_code = '*' then state.owed end) over (
+                                partition by state.account_id, state.invoice_id)
+                        else least(
+                            max(case when state.meter_code = '*' then state.owed end) over (
+                                partition by state.account_id, state.invoice_id),
+                            coalesce(max(case when state.meter_code = instruments.meter_code then state.owed end) over (
+                                partition by state.account_id, state.invoice_id), 0)
+                        )
+                    end as demand
+                from settlement as state
+                inner join instruments
+                    on state.account_id = instruments.account_id
+                    and instruments.instrument_rank = state.instrument_rank + 1
+                inner join invoices on state.invoice_id = invoices.invoice_id
+            ) as demands
+        ) as demand_so_far
+    ) as drawn_now
+)
+
+select
+    {{ dbt.concat(["settlement.invoice_id", "':'", "instruments.instrument_type", "':'", "instruments.instrument_id"]) }}
+        as invoice_line_id,
+    settlement.invoice_id,
+    instruments.instrument_type as line_type,
+    invoices.account_id,
+    invoices.period_start,
+    invoices.period_end,
+    invoices.currency,
+    invoices.minor_units,
+    instruments.meter_code,
+    instruments.description,
+    instruments.instrument_id,
+    instruments.instrument_rank,
+    cast(-settlement.drawn as {{ decimal_type() }}) as amount_unrounded,
+    cast(-settlement.drawn as {{ money_type() }}) as amount,
+    {{ to_minor_units('-settlement.drawn', 'invoices.minor_units') }} as amount_minor
+from settlement
+inner join instruments
+    on settlement.account_id = instruments.account_id
+    and settlement.instrument_rank = instruments.instrument_rank
+inner join invoices on settlement.invoice_id = invoices.invoice_id
+where settlement.meter_code = '*' and settlement.drawn > 0

@@ -1,0 +1,113 @@
+{#-
+  Every structurally valid landed event gets exactly one outcome:
+    quarantined  unknown meter or account (reference data lives in seeds/),
+    accepted     the first arrival of its unique_id (by file_seq, then line),
+    duplicate    a later arrival of an accepted unique_id; is_conflicting when its body differs.
+  Rows quarantined at landing (structural errors) are added in fct_usage_event_outcomes.
+
+  Incremental by arrival: a run classifies the files landed since the last run (file_seq above
+  this table's watermark) against the accepted first arrivals already here, so a duplicate that
+  arrives days later, for any event day, is still a duplicate. An outcome never changes once
+  written; reclassifying after a change to accounts or meters takes a full refresh.
+-#}
+{{ config(
+    incremental_strategy='delete+insert',
+    unique_key='raw_event_key',
+    on_schema_change='fail',
+) }}
+
+with events as (
+    select * from {{ ref('stg_raw__usage_events') }}
+    {% if is_incremental() %}
+    where file_seq > (select coalesce(max(file_seq), 0) from {{ this }})
+    {% endif %}
+),
+
+referenced as (
+    select
+        events.*,
+        case
+            when meters.meter_code is null then 'unknown_meter'
+            when accounts.account_id is null then 'unknown_account'
+        end as reference_error,
+        {{ dbt.hash(dbt.concat([
+            "events.account_id", "'|'", "events.meter_code", "'|'", dbt.cast("events.value", dbt.type_string()),
+            "'|'", dbt.cast("events.event_ts", dbt.type_string()), "'|'", "coalesce(events.properties, '')"
+        ])) }} as body_hash
+    from events
+    left join {{ ref('meters') }} as meters on events.meter_code = meters.meter_code
+    left join {{ ref('accounts') }} as accounts on events.account_id = accounts.account_id
+),
+
+billable as (
+    select * from referenced where reference_error is null
+),
+
+earlier_arrivals as (
+    {% if is_incremental() %}
+    select unique_id, body_hash
+    from {{ this }}
+    where outcome = 'accepted'
+        and unique_id in (select unique_id from billable)
+    {% else %}
+    select
+        cast(null as {{ dbt.type_string() }}) as unique_id,
+        cast(null as {{ dbt.type_string() }}) as body_hash
+    where 1 = 0
+    {% endif %}
+),
+
+ranked as (
+    select
+        billable.*,
+        earlier_arrivals.body_hash as earlier_body_hash,
+        row_number() over (
+            partition by billable.unique_id order by billable.file_seq, billable.source_line
+        ) as batch_rank,
+        first_value(billable.body_hash) over (
+            partition by billable.unique_id order by billable.file_seq, billable.source_line
+            rows between unbounded preceding and current row
+        ) as batch_first_body_hash
+    from billable
+    left join earlier_arrivals on billable.unique_id = earlier_arrivals.unique_id
+)
+
+select
+    raw_event_key,
+    unique_id,
+    account_id,
+    meter_code,
+    value,
+    event_ts,
+    properties,
+    received_at,
+    file_seq,
+    source_line,
+    case
+        when earlier_body_hash is null and batch_rank = 1 then 'accepted' else 'duplicate'
+    end as outcome,
+    cast(null as {{ dbt.type_string() }}) as reason,
+    (earlier_body_hash is not null or batch_rank > 1)
+        and body_hash != coalesce(earlier_body_hash, batch_first_body_hash) as is_conflicting,
+    body_hash
+from ranked
+
+union all
+
+select
+    raw_event_key,
+    unique_id,
+    account_id,
+    meter_code,
+    value,
+    event_ts,
+    properties,
+    received_at,
+    file_seq,
+    source_line,
+    'quarantined' as outcome,
+    reference_error as reason,
+    false as is_conflicting,
+    body_hash
+from referenced
+where reference_error is not null
