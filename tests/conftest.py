@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -11,7 +12,14 @@ import pytest
 from dagster_billing.paths import SEEDS_DIR
 
 FIXTURES = Path(__file__).parent / "fixtures"
-REFERENCE_FILES = ("accounts.csv", "subscriptions.csv", "meters.csv", "currencies.csv")
+REFERENCE_FILES = ("accounts.csv", "subscriptions.csv", "meters.csv", "currencies.csv", "issuers.csv")
+# Lifecycle reference data that names accounts: empty (header only) unless a test overrides it.
+ACCOUNT_DATA_FILES = (
+    "credit_grants.csv",
+    "coupons.csv",
+    "account_issuers.csv",
+    "usage_thresholds.csv",
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -45,20 +53,45 @@ def copy_reference_seeds(target: Path, **overrides: str) -> Path:
             (target / name).write_text(overrides[name])
         else:
             shutil.copy(SEEDS_DIR / name, target / name)
+    for name in ACCOUNT_DATA_FILES:
+        header = (SEEDS_DIR / name).read_text().splitlines()[0] + "\n"
+        (target / name).write_text(overrides.get(name, header))
     return target
 
 
-def run_pipeline(warehouse, *, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
-    """Materialize every asset and check, in process, as the billing_pipeline job does."""
+def _materialize(warehouse, job_name: str, partition_key: str, as_of: str | None, raise_on_error):
     from dagster_billing.definitions import defs
+    from dagster_billing.defs.dbt.assets import AS_OF_TAG
     from dagster_billing.defs.resources import dbt_resource
 
+    job = defs.resolve_job_def(job_name)
+    # Webhook delivery needs its endpoint resource; tests of it materialize it on their own.
+    assets = [a for a in defs.assets if "webhooks" not in a.required_resource_keys]
     return dg.materialize(
-        [*defs.assets, *defs.asset_checks],
+        [*assets, *defs.asset_checks],
+        selection=sorted(job.asset_layer.executable_asset_keys),
+        partition_key=partition_key,
+        tags={AS_OF_TAG: as_of} if as_of else None,
         resources={"warehouse": warehouse, "dbt": dbt_resource()},
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=raise_on_error,
     )
+
+
+def run_pipeline(
+    warehouse, *, as_of: str | None = None, raise_on_error: bool = True
+) -> dg.ExecuteInProcessResult:
+    """Materialize what the billing_pipeline job does, in process, for the day of `as_of`
+    ('%Y-%m-%dT%H:%M:%S', UTC; default now): land, rate, recalculate drafts, export."""
+    day = (as_of or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"))[:10]
+    return _materialize(warehouse, "billing_pipeline", day, as_of, raise_on_error)
+
+
+def close_period(
+    warehouse, period: str, *, as_of: str, raise_on_error: bool = True
+) -> dg.ExecuteInProcessResult:
+    """Materialize what the close_billing_period job does for `period` ('2026-01-01')."""
+    return _materialize(warehouse, "close_billing_period", period, as_of, raise_on_error)
 
 
 def query(warehouse, sql: str, params: list | None = None) -> list[tuple]:

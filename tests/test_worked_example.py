@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import shutil
 from decimal import Decimal
 
@@ -42,5 +43,6 @@ def test_worked_example_invoice_is_exactly_130_dollars(tmp_path):
         Decimal("130.00"),
         13000,
     )
-    exported = (warehouse.exports_dir / "invoices" / "2026-01" / "invoices.csv").read_text()
-    assert exported.splitlines()[1].endswith(",3,130.00,130.00")
+    with (warehouse.exports_dir / "invoices" / "2026-01" / "invoices.csv").open() as handle:
+        [exported] = list(csv.DictReader(handle))
+    assert (exported["line_count"], exported["subtotal"], exported["total"]) == ("3", "130.00", "130.00")

@@ -22,9 +22,9 @@ def parse_dbt_timestamp(text: str) -> datetime:
     return datetime.strptime(text, DBT_TIME_FORMAT).replace(tzinfo=UTC)
 
 
-def run_vars(*, as_of: datetime, run_id: str) -> dict[str, str]:
-    """Vars every invocation of one pipeline run shares: its clock and its identity."""
-    return {"as_of": dbt_timestamp(as_of), "billing_run_id": run_id}
+def run_vars(*, as_of: datetime) -> dict[str, str]:
+    """Vars every invocation of one pipeline run shares: its clock."""
+    return {"as_of": dbt_timestamp(as_of)}
 
 
 def usage_window_vars(start: datetime, end: datetime) -> dict[str, str]:

@@ -31,8 +31,3 @@
         cast('{{ run_started_at.strftime("%Y-%m-%dT%H:%M:%S") }}' as timestamp)
     {%- endif -%}
 {%- endmacro %}
-
-{#- The pipeline run a draft was computed in (var billing_run_id, else this dbt invocation). -#}
-{% macro billing_run_id() -%}
-    '{{ var("billing_run_id") or invocation_id }}'
-{%- endmacro %}

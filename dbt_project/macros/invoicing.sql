@@ -112,3 +112,35 @@
 {% macro empty_relation(columns) -%}
     (select {% for name, type in columns %}cast(null as {{ type }}) as {{ name }}{{ ", " if not loop.last }}{% endfor %} where 1 = 0)
 {%- endmacro %}
+
+{#- The ledger's own columns: the proposal columns plus the number and booking time. -#}
+{% macro ledger_document_columns() -%}
+    {{ return(ledger_line_columns() + [
+        ('document_number', dbt.type_string()),
+        ('number_year', 'integer'),
+        ('number_seq', 'bigint'),
+        ('finalized_at', 'timestamp'),
+    ]) }}
+{%- endmacro %}
+
+{#-
+  The ledger for readers (a ref, so lineage shows it). Runs that do not finalize (the daily
+  pipeline) read it too; before the first close has created it, an empty relation stands in.
+-#}
+{% macro ledger_lines() -%}
+    {{ ref_or_empty(ref('ledger_document_lines'), ledger_document_columns()) }}
+{%- endmacro %}
+
+{% macro ledger_tiers() -%}
+    {{ ref_or_empty(ref('ledger_invoice_line_tiers'),
+        [('tier_line_id', dbt.type_string())] + ledger_tier_columns()) }}
+{%- endmacro %}
+
+{% macro ref_or_empty(relation, columns) -%}
+    {%- if execute and adapter.get_relation(
+            database=relation.database, schema=relation.schema, identifier=relation.identifier) is none -%}
+        {{ empty_relation(columns) }}
+    {%- else -%}
+        {{ relation }}
+    {%- endif -%}
+{%- endmacro %}

@@ -6,9 +6,16 @@ dbt_project.yml sets per folder):
 - billing_dbt_models          everything else                unpartitioned
 
 Every invocation of one run gets the same clock (`as_of`: the run tag billing/as_of, else the
-time the run was created) and the run id, so drafts, run-rates and finalization agree.
+time the run was created), so drafts, run-rates and finalization agree.
+
+A run often executes a set in several dbt invocations (Dagster splits it around the Python assets
+and the other sets in between). Tests are selected "buildable": a test runs in the invocation
+where all its parents are built or upstream, never before one of them exists.
 """
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -45,6 +52,20 @@ def run_as_of(context: dg.AssetExecutionContext) -> datetime:
     return created.replace(microsecond=0)
 
 
+@contextmanager
+def _indirect_selection(mode: str) -> Iterator[None]:
+    """dagster-dbt reads DBT_INDIRECT_SELECTION when it builds the dbt command line."""
+    previous = os.environ.get("DBT_INDIRECT_SELECTION")
+    os.environ["DBT_INDIRECT_SELECTION"] = mode
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("DBT_INDIRECT_SELECTION", None)
+        else:
+            os.environ["DBT_INDIRECT_SELECTION"] = previous
+
+
 def _dbt_build(
     context: dg.AssetExecutionContext,
     dbt: DbtCliResource,
@@ -52,11 +73,14 @@ def _dbt_build(
     config: DbtBuildConfig,
     extra_vars: dict[str, str] | None = None,
 ):
-    dbt_vars = run_vars(as_of=run_as_of(context), run_id=context.run_id) | (extra_vars or {})
+    dbt_vars = run_vars(as_of=run_as_of(context)) | (extra_vars or {})
     with warehouse.dbt_environment():
-        yield from dbt.cli(
-            dbt_build_args(full_refresh=config.full_refresh, dbt_vars=dbt_vars), context=context
-        ).stream()
+        with _indirect_selection("buildable"):
+            invocation = dbt.cli(
+                dbt_build_args(full_refresh=config.full_refresh, dbt_vars=dbt_vars),
+                context=context,
+            )
+        yield from invocation.stream()
 
 
 @dbt_assets(

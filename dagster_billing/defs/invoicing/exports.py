@@ -1,20 +1,33 @@
-"""Invoice CSV exports for finance: one folder per billing period, exact decimal strings."""
+"""CSV exports for finance and customers: invoices, invoice lines and credit notes per billing
+period, usage per account and period. Exact decimal strings; byte-stable for the same data."""
 
 import csv
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
 
-from dagster_billing.defs.invoicing.queries import fetch_invoice_lines, fetch_invoices
+from dagster_billing.defs.invoicing.queries import (
+    fetch_credit_note_lines,
+    fetch_credit_notes,
+    fetch_invoice_lines,
+    fetch_invoices,
+    fetch_usage_daily,
+)
 from dagster_billing.defs.resources import DUCKDB_POOL, BillingWarehouse
 from dagster_billing.lib.money import format_decimal, format_money
 
 INVOICES_KEY = dg.AssetKey(["billing", "fct_invoices"])
 LINES_KEY = dg.AssetKey(["billing", "fct_invoice_lines"])
+CREDIT_NOTES_KEY = dg.AssetKey(["billing", "fct_credit_notes"])
+CREDIT_NOTE_LINES_KEY = dg.AssetKey(["billing", "fct_credit_note_lines"])
+USAGE_DAILY_KEY = dg.AssetKey(["billing", "fct_usage_daily"])
 
 INVOICE_CSV_COLUMNS = (
     "invoice_id",
+    "invoice_number",
+    "status",
     "account_id",
     "account_name",
     "period_start",
@@ -24,10 +37,16 @@ INVOICE_CSV_COLUMNS = (
     "currency",
     "line_count",
     "subtotal",
+    "discount_total",
+    "credits_applied",
     "total",
+    "issued_on",
+    "recalculated_at",
 )
 LINE_CSV_COLUMNS = (
     "invoice_id",
+    "invoice_number",
+    "status",
     "line_number",
     "line_type",
     "account_id",
@@ -42,47 +61,152 @@ LINE_CSV_COLUMNS = (
     "quantity",
     "unit_price",
     "amount",
+    "corrects_invoice_id",
+    "instrument_id",
 )
-MONEY_COLUMNS = {"subtotal", "total", "amount"}
-DECIMAL_COLUMNS = {"quantity", "unit_price"}
+CREDIT_NOTE_CSV_COLUMNS = (
+    "credit_note_id",
+    "credit_note_number",
+    "invoice_id",
+    "invoice_number",
+    "account_id",
+    "currency",
+    "issued_on",
+    "reason",
+    "line_count",
+    "total",
+)
+CREDIT_NOTE_LINE_CSV_COLUMNS = (
+    "credit_note_id",
+    "credit_note_number",
+    "line_number",
+    "invoice_id",
+    "corrects_line_id",
+    "charge_id",
+    "meter_code",
+    "description",
+    "amount",
+)
+USAGE_CSV_COLUMNS = (
+    "usage_day",
+    "meter_code",
+    "dimension_value",
+    "aggregation",
+    "event_count",
+    "sum_value",
+    "max_value",
+    "last_value",
+    "unique_count",
+)
+MONEY_COLUMNS = {"subtotal", "discount_total", "credits_applied", "total", "amount"}
+DECIMAL_COLUMNS = {"quantity", "unit_price", "sum_value", "max_value", "last_value"}
 
 
 def _csv_value(column: str, row: dict) -> str:
     value = row[column]
+    if value is None:
+        return ""
     if column in MONEY_COLUMNS:
         return format_money(value, row["minor_units"])
     if column in DECIMAL_COLUMNS:
         return format_decimal(value)
-    return "" if value is None else str(value)
+    return str(value)
 
 
-def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
+def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(columns)
         writer.writerows([_csv_value(column, row) for column in columns] for row in rows)
+    return path
+
+
+def _by_month(rows: list[dict], date_column: str) -> dict[str, list[dict]]:
+    grouped: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        grouped[row[date_column].strftime("%Y-%m")].append(row)
+    return grouped
 
 
 def write_invoice_exports(invoices: list[dict], lines: list[dict], exports_dir: Path) -> list[Path]:
-    """invoices/<YYYY-MM>/invoices.csv and invoice_lines.csv; byte-stable for the same data."""
-    by_period: dict[str, tuple[list[dict], list[dict]]] = defaultdict(lambda: ([], []))
-    for invoice in invoices:
-        by_period[invoice["period_start"].strftime("%Y-%m")][0].append(invoice)
-    for line in lines:
-        by_period[line["period_start"].strftime("%Y-%m")][1].append(line)
+    """invoices/<YYYY-MM>/invoices.csv and invoice_lines.csv, one folder per billing period."""
+    invoices_by_period = _by_month(invoices, "period_start")
+    lines_by_period = _by_month(lines, "period_start")
     written = []
-    for period, (period_invoices, period_lines) in sorted(by_period.items()):
+    for period in sorted(invoices_by_period.keys() | lines_by_period.keys()):
         folder = exports_dir / "invoices" / period
-        _write_csv(folder / "invoices.csv", INVOICE_CSV_COLUMNS, period_invoices)
-        _write_csv(folder / "invoice_lines.csv", LINE_CSV_COLUMNS, period_lines)
-        written += [folder / "invoices.csv", folder / "invoice_lines.csv"]
+        written.append(
+            _write_csv(
+                folder / "invoices.csv", INVOICE_CSV_COLUMNS, invoices_by_period.get(period, [])
+            )
+        )
+        written.append(
+            _write_csv(
+                folder / "invoice_lines.csv", LINE_CSV_COLUMNS, lines_by_period.get(period, [])
+            )
+        )
     return written
+
+
+def write_credit_note_exports(
+    credit_notes: list[dict], lines: list[dict], exports_dir: Path
+) -> list[Path]:
+    """credit_notes/<YYYY-MM issued>/credit_notes.csv and credit_note_lines.csv."""
+    month_of_note = {note["credit_note_id"]: note["issued_on"].strftime("%Y-%m") for note in credit_notes}
+    notes_by_month = _by_month(credit_notes, "issued_on")
+    lines_by_month: dict[str, list[dict]] = defaultdict(list)
+    for line in lines:
+        lines_by_month[month_of_note[line["credit_note_id"]]].append(line)
+    written = []
+    for month in sorted(notes_by_month):
+        folder = exports_dir / "credit_notes" / month
+        written.append(
+            _write_csv(folder / "credit_notes.csv", CREDIT_NOTE_CSV_COLUMNS, notes_by_month[month])
+        )
+        written.append(
+            _write_csv(
+                folder / "credit_note_lines.csv",
+                CREDIT_NOTE_LINE_CSV_COLUMNS,
+                lines_by_month[month],
+            )
+        )
+    return written
+
+
+def write_usage_exports(usage: list[dict], exports_dir: Path) -> list[Path]:
+    """usage/<YYYY-MM>/<account_id>.csv: each account's usage per UTC day, meter and dimension."""
+    by_file: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for row in usage:
+        by_file[(row["period_start"].strftime("%Y-%m"), row["account_id"])].append(row)
+    return [
+        _write_csv(exports_dir / "usage" / period / f"{account}.csv", USAGE_CSV_COLUMNS, rows)
+        for (period, account), rows in sorted(by_file.items())
+    ]
+
+
+def _export_result(
+    warehouse: BillingWarehouse, written: list[Path], folder: str, **counts: int
+) -> dg.MaterializeResult:
+    return dg.MaterializeResult(
+        metadata={
+            **{name: dg.MetadataValue.int(count) for name, count in counts.items()},
+            "directory": dg.MetadataValue.path(str(warehouse.exports_dir / folder)),
+            "files": dg.MetadataValue.json(
+                [str(p.relative_to(warehouse.exports_dir)) for p in written]
+            ),
+        }
+    )
+
+
+def _read(warehouse: BillingWarehouse, *fetchers: Callable) -> list[list[dict]]:
+    with warehouse.connect(read_only=True) as connection:
+        return [fetch(connection) for fetch in fetchers]
 
 
 @dg.asset(
     key=["exports", "invoice_csv"],
-    deps=[INVOICES_KEY, LINES_KEY],
+    deps=[INVOICES_KEY, LINES_KEY, CREDIT_NOTES_KEY, CREDIT_NOTE_LINES_KEY],
     group_name="exports",
     kinds={"csv"},
     pool=DUCKDB_POOL,
@@ -90,19 +214,32 @@ def write_invoice_exports(invoices: list[dict], lines: list[dict], exports_dir: 
 def invoice_csv_exports(
     context: dg.AssetExecutionContext, warehouse: BillingWarehouse
 ) -> dg.MaterializeResult:
-    """Invoices and invoice lines as CSV, one folder per billing period, for finance."""
-    with warehouse.connect(read_only=True) as connection:
-        invoices = fetch_invoices(connection)
-        lines = fetch_invoice_lines(connection)
-    written = write_invoice_exports(invoices, lines, warehouse.exports_dir)
-    context.log.info(f"wrote {len(written)} files under {warehouse.exports_dir}")
-    return dg.MaterializeResult(
-        metadata={
-            "invoices": dg.MetadataValue.int(len(invoices)),
-            "lines": dg.MetadataValue.int(len(lines)),
-            "directory": dg.MetadataValue.path(str(warehouse.exports_dir / "invoices")),
-            "files": dg.MetadataValue.json(
-                [str(p.relative_to(warehouse.exports_dir)) for p in written]
-            ),
-        }
+    """Invoices (draft and final) and their lines per billing period, credit notes per month issued."""
+    invoices, lines, credit_notes, credit_note_lines = _read(
+        warehouse, fetch_invoices, fetch_invoice_lines, fetch_credit_notes, fetch_credit_note_lines
     )
+    written = write_invoice_exports(invoices, lines, warehouse.exports_dir)
+    written += write_credit_note_exports(credit_notes, credit_note_lines, warehouse.exports_dir)
+    context.log.info(f"wrote {len(written)} files under {warehouse.exports_dir}")
+    return _export_result(
+        warehouse,
+        written,
+        "invoices",
+        invoices=len(invoices),
+        lines=len(lines),
+        credit_notes=len(credit_notes),
+    )
+
+
+@dg.asset(
+    key=["exports", "usage_csv"],
+    deps=[USAGE_DAILY_KEY],
+    group_name="exports",
+    kinds={"csv"},
+    pool=DUCKDB_POOL,
+)
+def usage_csv_exports(warehouse: BillingWarehouse) -> dg.MaterializeResult:
+    """Per-account usage by UTC day, meter and dimension, one file per account and billing period."""
+    [usage] = _read(warehouse, fetch_usage_daily)
+    written = write_usage_exports(usage, warehouse.exports_dir)
+    return _export_result(warehouse, written, "usage", rows=len(usage))

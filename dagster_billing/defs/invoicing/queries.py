@@ -1,4 +1,4 @@
-"""Reads of the billing marts shared by exports and checks."""
+"""Reads of the billing marts shared by exports, documents and checks."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import duckdb
 
 INVOICE_COLUMNS = (
     "invoice_id",
+    "invoice_number",
+    "status",
+    "issuer_id",
     "account_id",
     "account_name",
     "period_start",
@@ -16,12 +19,22 @@ INVOICE_COLUMNS = (
     "minor_units",
     "line_count",
     "subtotal",
+    "discount_total",
+    "credits_applied",
     "total",
     "total_minor",
+    "issued_on",
+    "closes_at",
+    "finalized_at",
+    "recalculated_at",
+    "cycle_elapsed_percent",
+    "estimated_period_charges",
 )
 LINE_COLUMNS = (
     "invoice_line_id",
     "invoice_id",
+    "invoice_number",
+    "status",
     "line_number",
     "line_type",
     "account_id",
@@ -39,23 +52,137 @@ LINE_COLUMNS = (
     "amount_unrounded",
     "amount",
     "amount_minor",
+    "corrects_invoice_id",
+    "corrects_line_id",
+    "instrument_id",
+)
+TIER_COLUMNS = (
+    "invoice_line_id",
+    "invoice_id",
+    "tier_number",
+    "lower_bound",
+    "upper_bound",
+    "unit_price",
+    "tier_quantity",
+    "flat_fee_charged",
+    "amount_unrounded",
+)
+CREDIT_NOTE_COLUMNS = (
+    "credit_note_id",
+    "credit_note_number",
+    "invoice_id",
+    "invoice_number",
+    "issuer_id",
+    "account_id",
+    "currency",
+    "minor_units",
+    "period_start",
+    "period_end",
+    "issued_on",
+    "reason",
+    "line_count",
+    "total",
+    "total_minor",
+)
+CREDIT_NOTE_LINE_COLUMNS = (
+    "credit_note_line_id",
+    "credit_note_id",
+    "credit_note_number",
+    "line_number",
+    "invoice_id",
+    "corrects_line_id",
+    "account_id",
+    "currency",
+    "minor_units",
+    "charge_id",
+    "meter_code",
+    "description",
+    "amount",
+    "amount_minor",
+)
+USAGE_DAILY_COLUMNS = (
+    "account_id",
+    "period_start",
+    "usage_day",
+    "meter_code",
+    "dimension_value",
+    "aggregation",
+    "event_count",
+    "sum_value",
+    "max_value",
+    "last_value",
+    "unique_count",
 )
 
 
 def fetch_rows(
-    connection: duckdb.DuckDBPyConnection, table: str, columns: tuple[str, ...], order_by: str
+    connection: duckdb.DuckDBPyConnection,
+    table: str,
+    columns: tuple[str, ...],
+    order_by: str,
+    where: str = "true",
+    params: list | None = None,
 ) -> list[dict]:
     cursor = connection.execute(
-        f"select {', '.join(columns)} from billing.{table} order by {order_by}"
+        f"select {', '.join(columns)} from {table} where {where} order by {order_by}", params or []
     )
     return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
-def fetch_invoices(connection: duckdb.DuckDBPyConnection) -> list[dict]:
-    return fetch_rows(connection, "fct_invoices", INVOICE_COLUMNS, "period_start, invoice_id")
-
-
-def fetch_invoice_lines(connection: duckdb.DuckDBPyConnection) -> list[dict]:
+def fetch_invoices(connection: duckdb.DuckDBPyConnection, where: str = "true", params=None):
     return fetch_rows(
-        connection, "fct_invoice_lines", LINE_COLUMNS, "period_start, invoice_id, line_number"
+        connection,
+        "billing.fct_invoices",
+        INVOICE_COLUMNS,
+        "period_start, invoice_id",
+        where,
+        params,
+    )
+
+
+def fetch_invoice_lines(connection: duckdb.DuckDBPyConnection, where: str = "true", params=None):
+    return fetch_rows(
+        connection,
+        "billing.fct_invoice_lines",
+        LINE_COLUMNS,
+        "period_start, invoice_id, line_number",
+        where,
+        params,
+    )
+
+
+def fetch_invoice_line_tiers(
+    connection: duckdb.DuckDBPyConnection, where: str = "true", params=None
+):
+    return fetch_rows(
+        connection,
+        "billing.fct_invoice_line_tiers",
+        TIER_COLUMNS,
+        "invoice_id, invoice_line_id, tier_number",
+        where,
+        params,
+    )
+
+
+def fetch_credit_notes(connection: duckdb.DuckDBPyConnection) -> list[dict]:
+    return fetch_rows(
+        connection, "billing.fct_credit_notes", CREDIT_NOTE_COLUMNS, "issued_on, credit_note_id"
+    )
+
+
+def fetch_credit_note_lines(connection: duckdb.DuckDBPyConnection) -> list[dict]:
+    return fetch_rows(
+        connection,
+        "billing.fct_credit_note_lines",
+        CREDIT_NOTE_LINE_COLUMNS,
+        "credit_note_id, line_number",
+    )
+
+
+def fetch_usage_daily(connection: duckdb.DuckDBPyConnection) -> list[dict]:
+    return fetch_rows(
+        connection,
+        "billing.fct_usage_daily",
+        USAGE_DAILY_COLUMNS,
+        "account_id, usage_day, meter_code, dimension_value",
     )

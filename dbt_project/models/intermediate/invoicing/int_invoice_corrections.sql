@@ -9,7 +9,7 @@
   A line rating has no more (or never billed) counts as 0 on that side.
 -#}
 with ledger as (
-    select * from {{ ref('ledger_document_lines') }}
+    select * from {{ ledger_lines() }}
 ),
 
 final_invoices as (

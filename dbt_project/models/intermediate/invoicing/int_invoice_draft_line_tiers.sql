@@ -18,7 +18,7 @@ select
     ledger_version.ledger_version
 from lines
 cross join (
-    select count(distinct document_id) as ledger_version from {{ ref('ledger_document_lines') }}
+    select count(distinct document_id) as ledger_version from {{ ledger_lines() }}
 ) as ledger_version
 inner join {{ ref('int_usage_rated') }} as rated
     on lines.invoice_id = rated.invoice_id

@@ -48,7 +48,7 @@ instruments as (
 
 booked_draws as (
     select instrument_id, sum(-amount) as drawn
-    from {{ ref('ledger_document_lines') }}
+    from {{ ledger_lines() }}
     where document_type = 'invoice' and instrument_id is not null
     group by instrument_id
 )

@@ -2,5 +2,5 @@
 select periods.*
 from {{ ref('int_billing_periods') }} as periods
 where periods.invoice_id not in (
-    select document_id from {{ ref('ledger_document_lines') }} where document_type = 'invoice'
+    select document_id from {{ ledger_lines() }} where document_type = 'invoice'
 )

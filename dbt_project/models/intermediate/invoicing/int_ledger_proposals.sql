@@ -7,7 +7,7 @@
   previous run left it).
 -#}
 with ledger as (
-    select * from {{ ref('ledger_document_lines') }}
+    select * from {{ ledger_lines() }}
 ),
 
 ledger_version as (

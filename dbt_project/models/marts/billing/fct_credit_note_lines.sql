@@ -16,5 +16,5 @@ select
     description,
     amount,
     amount_minor
-from {{ ref('ledger_document_lines') }}
+from {{ ledger_lines() }}
 where document_type = 'credit_note'

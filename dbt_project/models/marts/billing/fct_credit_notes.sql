@@ -4,13 +4,13 @@
   credit-memo sync reads this table and fct_credit_note_lines.
 -#}
 with lines as (
-    select * from {{ ref('ledger_document_lines') }}
+    select * from {{ ledger_lines() }}
     where document_type = 'credit_note'
 ),
 
 invoices as (
     select distinct document_id as invoice_id, document_number as invoice_number
-    from {{ ref('ledger_document_lines') }}
+    from {{ ledger_lines() }}
     where document_type = 'invoice'
 )
 

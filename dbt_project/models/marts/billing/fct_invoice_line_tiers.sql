@@ -2,7 +2,7 @@
 select
     line_id as invoice_line_id, invoice_id, tier_number, lower_bound, upper_bound, unit_price,
     tier_quantity, flat_fee_charged, amount_unrounded
-from {{ ref('ledger_invoice_line_tiers') }}
+from {{ ledger_tiers() }}
 
 union all
 
@@ -11,5 +11,5 @@ select
     tier_quantity, flat_fee_charged, amount_unrounded
 from {{ ref('int_invoice_draft_line_tiers') }}
 where invoice_id not in (
-    select document_id from {{ ref('ledger_document_lines') }} where document_type = 'invoice'
+    select document_id from {{ ledger_lines() }} where document_type = 'invoice'
 )

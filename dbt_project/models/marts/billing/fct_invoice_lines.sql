@@ -14,7 +14,7 @@ with final_lines as (
         charge_id, meter_code, dimension_value, pricing_model, description, quantity, unit_price,
         amount_unrounded, amount, amount_minor, corrects_invoice_id, corrects_line_id,
         instrument_id
-    from {{ ref('ledger_document_lines') }}
+    from {{ ledger_lines() }}
     where document_type = 'invoice'
 ),
 

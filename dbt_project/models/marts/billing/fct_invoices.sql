@@ -5,7 +5,7 @@
   - credits_applied (prepaid credits drawn) = the sum of the invoice's lines.
 -#}
 with final_lines as (
-    select * from {{ ref('ledger_document_lines') }}
+    select * from {{ ledger_lines() }}
     where document_type = 'invoice'
 ),
 

@@ -1,0 +1,5 @@
+{{ config(materialized='view') }}
+{#- Usage per account, meter, dimension and UTC hour for dashboards. -#}
+select account_id, meter_code, dimension_value, usage_hour, usage_day, period_start, aggregation,
+       event_count, sum_value, max_value
+from {{ ref('int_usage_hourly') }}

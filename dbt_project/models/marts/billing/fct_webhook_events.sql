@@ -1,0 +1,78 @@
+{#-
+  The outbox of outbound webhooks: one row per event, with an id that makes delivery idempotent
+  (the sender records delivered ids). invoice.finalized once per final invoice;
+  invoice.draft_updated whenever a draft's amounts change (the id hashes them, so an unchanged
+  recalculation is not an event); usage.threshold_crossed once per alert.
+-#}
+with invoices as (
+    select * from {{ ref('fct_invoices') }}
+)
+
+select
+    {{ dbt.concat(["'invoice.finalized:'", "invoice_id"]) }} as event_id,
+    'invoice.finalized' as event_type,
+    finalized_at as occurred_at,
+    account_id,
+    invoice_id,
+    invoice_number,
+    status,
+    period_start,
+    period_end,
+    currency,
+    total,
+    total_minor,
+    cast(null as {{ dbt.type_string() }}) as threshold_id,
+    cast(null as {{ dbt.type_string() }}) as meter_code,
+    cast(null as {{ decimal_type() }}) as limit_quantity,
+    cast(null as {{ decimal_type() }}) as usage_quantity
+from invoices
+where status = 'final'
+
+union all
+
+select
+    {{ dbt.concat([
+        "'invoice.draft_updated:'", "invoice_id", "':'",
+        dbt.hash(dbt.concat([
+            dbt.cast("total_minor", dbt.type_string()), "'|'", dbt.cast("subtotal", dbt.type_string()),
+            "'|'", dbt.cast("credits_applied", dbt.type_string()), "'|'",
+            dbt.cast("line_count", dbt.type_string())]))
+    ]) }} as event_id,
+    'invoice.draft_updated' as event_type,
+    recalculated_at as occurred_at,
+    account_id,
+    invoice_id,
+    invoice_number,
+    status,
+    period_start,
+    period_end,
+    currency,
+    total,
+    total_minor,
+    cast(null as {{ dbt.type_string() }}) as threshold_id,
+    cast(null as {{ dbt.type_string() }}) as meter_code,
+    cast(null as {{ decimal_type() }}) as limit_quantity,
+    cast(null as {{ decimal_type() }}) as usage_quantity
+from invoices
+where status = 'draft'
+
+union all
+
+select
+    {{ dbt.concat(["'usage.threshold_crossed:'", "alert_id"]) }} as event_id,
+    'usage.threshold_crossed' as event_type,
+    crossed_hour as occurred_at,
+    account_id,
+    cast(null as {{ dbt.type_string() }}) as invoice_id,
+    cast(null as {{ dbt.type_string() }}) as invoice_number,
+    cast(null as {{ dbt.type_string() }}) as status,
+    period_start,
+    cast({{ dbt.dateadd('month', 1, 'period_start') }} as date) as period_end,
+    cast(null as {{ dbt.type_string() }}) as currency,
+    cast(null as {{ money_type() }}) as total,
+    cast(null as bigint) as total_minor,
+    threshold_id,
+    meter_code,
+    limit_quantity,
+    usage_at_crossing as usage_quantity
+from {{ ref('fct_usage_alerts') }}

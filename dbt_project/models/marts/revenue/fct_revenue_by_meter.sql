@@ -1,0 +1,34 @@
+{#-
+  Revenue per meter, billing period and currency from invoice lines: rated lines and late-usage
+  adjustments by the meter they price ('(none)' for lines without one, such as recurring fees),
+  less credit note lines in the period of the invoice they correct. Coupons and credits are
+  invoice-level and not split by meter (see fct_revenue_by_period).
+-#}
+with billed as (
+    select period_start, currency, coalesce(meter_code, '(none)') as meter_code, status, amount
+    from {{ ref('fct_invoice_lines') }}
+    where line_type not in ('coupon', 'credit')
+),
+
+credited as (
+    select invoices.period_start, lines.currency, coalesce(lines.meter_code, '(none)') as meter_code,
+           'final' as status, -lines.amount as amount
+    from {{ ref('fct_credit_note_lines') }} as lines
+    inner join {{ ref('fct_invoices') }} as invoices on lines.invoice_id = invoices.invoice_id
+),
+
+amounts as (
+    select * from billed
+    union all
+    select * from credited
+)
+
+select
+    period_start,
+    currency,
+    meter_code,
+    cast(sum(case when status = 'final' then amount else 0 end) as {{ money_type() }}) as final_revenue,
+    cast(sum(case when status = 'draft' then amount else 0 end) as {{ money_type() }}) as draft_revenue,
+    cast(sum(amount) as {{ money_type() }}) as revenue
+from amounts
+group by period_start, currency, meter_code
