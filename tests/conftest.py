@@ -12,7 +12,13 @@ import pytest
 from dagster_billing.paths import SEEDS_DIR
 
 FIXTURES = Path(__file__).parent / "fixtures"
-REFERENCE_FILES = ("accounts.csv", "subscriptions.csv", "meters.csv", "currencies.csv", "issuers.csv")
+REFERENCE_FILES = (
+    "accounts.csv",
+    "subscriptions.csv",
+    "meters.csv",
+    "currencies.csv",
+    "issuers.csv",
+)
 # Lifecycle reference data that names accounts: empty (header only) unless a test overrides it.
 ACCOUNT_DATA_FILES = (
     "credit_grants.csv",

@@ -30,6 +30,42 @@ EXPECTED_ASSETS = {
     "billing/fct_invoices",
     "billing/fct_usage_event_outcomes",
     "exports/invoice_csv",
+    # Billing lifecycle.
+    "reference/credit_grants",
+    "reference/coupons",
+    "reference/issuers",
+    "reference/account_issuers",
+    "reference/usage_thresholds",
+    "intermediate/int_usage_daily",
+    "intermediate/int_usage_daily_unique_values",
+    "intermediate/int_usage_hourly",
+    "intermediate/int_invoice_open_periods",
+    "intermediate/int_invoice_corrections",
+    "intermediate/int_invoice_draft_charges",
+    "intermediate/int_invoice_discounts",
+    "intermediate/int_invoice_instruments",
+    "intermediate/int_invoice_draws",
+    "intermediate/int_invoice_draft_lines",
+    "intermediate/int_invoice_drafts",
+    "intermediate/int_invoice_draft_line_tiers",
+    "intermediate/int_ledger_proposals",
+    "ledger/ledger_document_lines",
+    "ledger/ledger_invoice_line_tiers",
+    "billing/fct_invoice_line_tiers",
+    "billing/fct_credit_notes",
+    "billing/fct_credit_note_lines",
+    "billing/fct_credit_movements",
+    "billing/fct_credit_balances",
+    "billing/fct_usage_alerts",
+    "billing/fct_usage_daily",
+    "billing/fct_usage_hourly",
+    "billing/fct_webhook_events",
+    "revenue/fct_revenue_by_period",
+    "revenue/fct_revenue_by_meter",
+    "revenue/fct_mrr",
+    "exports/usage_csv",
+    "exports/invoice_pdf",
+    "webhooks/deliveries",
 }
 
 
@@ -53,7 +89,8 @@ def test_lineage_runs_from_plans_and_landing_to_exports():
         }
 
     assert "plans/price_tables" in parents("reference/price_tiers")
-    assert parents("staging/stg_raw__usage_events") == {"raw/usage_events"}
+    # Roots of the dbt graph also wait for the plan compiler (dbt parses the price tables).
+    assert parents("staging/stg_raw__usage_events") == {"raw/usage_events", "plans/price_tables"}
     assert {"billing/fct_invoices", "billing/fct_invoice_lines"} <= parents("exports/invoice_csv")
 
 
@@ -71,14 +108,63 @@ def test_invariants_are_asset_checks():
 
 def test_duckdb_writers_share_one_pool():
     defs, _ = _graph()
-    job = defs.resolve_job_def("billing_pipeline")
-    pools = {node.name: node.definition.pool for node in job.graph.node_dict.values()}
-    assert (
-        pools["raw_usage"]
-        == pools["billing_dbt_models"]
-        == pools["exports__invoice_csv"]
-        == "duckdb"
-    )
+    for job_name in ("billing_pipeline", "close_billing_period", "deliver_webhooks"):
+        job = defs.resolve_job_def(job_name)
+        writers = {
+            node.name: node.definition.pool
+            for node in job.graph.node_dict.values()
+            # The plan compiler writes CSV files only; checks read with their own pool setting.
+            if node.name != "plans__price_tables"
+            and not node.name.endswith(("nothing_lost", "lines_sum_to_totals"))
+        }
+        assert writers and set(writers.values()) == {"duckdb"}, (job_name, writers)
+
+
+def test_usage_is_partitioned_by_day_and_the_ledger_by_billing_period():
+    _, graph = _graph()
+
+    def partitions(key: str):
+        return graph.get(dg.AssetKey.from_user_string(key)).partitions_def
+
+    daily = partitions("intermediate/int_usage_daily")
+    monthly = partitions("ledger/ledger_document_lines")
+    assert isinstance(daily, dg.DailyPartitionsDefinition)
+    assert isinstance(monthly, dg.MonthlyPartitionsDefinition)
+    assert partitions("intermediate/int_usage_aggregated") == daily
+    assert partitions("intermediate/int_usage_hourly") == daily
+    assert partitions("ledger/ledger_invoice_line_tiers") == monthly
+    # Landing is by file, invoices and marts are recomputed every run: unpartitioned.
+    for key in (
+        "raw/usage_events",
+        "intermediate/int_usage_events_classified",
+        "billing/fct_invoices",
+    ):
+        assert partitions(key) is None, key
+    for key in ("intermediate/int_usage_daily", "ledger/ledger_document_lines"):
+        policy = graph.get(dg.AssetKey.from_user_string(key)).backfill_policy
+        assert policy == dg.BackfillPolicy.single_run(), key
+
+
+def test_jobs_split_by_partitions_definition():
+    defs, _ = _graph()
+    daily = defs.resolve_job_def("billing_pipeline")
+    close = defs.resolve_job_def("close_billing_period")
+    daily_keys = {k.to_user_string() for k in daily.asset_layer.executable_asset_keys}
+    close_keys = {k.to_user_string() for k in close.asset_layer.executable_asset_keys}
+    assert {
+        "raw/usage_events",
+        "intermediate/int_usage_daily",
+        "billing/fct_invoices",
+    } <= daily_keys
+    assert not {"ledger/ledger_document_lines", "webhooks/deliveries"} & daily_keys
+    assert {
+        "ledger/ledger_document_lines",
+        "billing/fct_invoices",
+        "exports/invoice_pdf",
+    } <= close_keys
+    assert not {"intermediate/int_usage_daily", "raw/usage_events"} & close_keys
+    schedules = {schedule.name for schedule in defs.schedules}
+    assert {"continuous_rating", "period_close", "webhook_delivery"} <= schedules
 
 
 def test_definitions_load_without_environment(monkeypatch):

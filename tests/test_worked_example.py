@@ -45,4 +45,8 @@ def test_worked_example_invoice_is_exactly_130_dollars(tmp_path):
     )
     with (warehouse.exports_dir / "invoices" / "2026-01" / "invoices.csv").open() as handle:
         [exported] = list(csv.DictReader(handle))
-    assert (exported["line_count"], exported["subtotal"], exported["total"]) == ("3", "130.00", "130.00")
+    assert (exported["line_count"], exported["subtotal"], exported["total"]) == (
+        "3",
+        "130.00",
+        "130.00",
+    )

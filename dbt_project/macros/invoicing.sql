@@ -38,6 +38,7 @@
         ('document_id', dbt.type_string()),
         ('document_type', dbt.type_string()),
         ('issuer_id', dbt.type_string()),
+        ('number_prefix', dbt.type_string()),
         ('invoice_id', dbt.type_string()),
         ('account_id', dbt.type_string()),
         ('currency', dbt.type_string()),

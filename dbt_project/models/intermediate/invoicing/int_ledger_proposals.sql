@@ -23,6 +23,7 @@ invoice_lines as (
         drafts.invoice_id as document_id,
         'invoice' as document_type,
         drafts.issuer_id,
+        coalesce(issuers.invoice_number_prefix, '') as number_prefix,
         drafts.invoice_id,
         drafts.account_id,
         drafts.currency,
@@ -53,6 +54,7 @@ invoice_lines as (
         lines.instrument_id
     from drafts
     inner join {{ ref('int_invoice_draft_lines') }} as lines on drafts.invoice_id = lines.invoice_id
+    inner join {{ ref('issuers') }} as issuers on drafts.issuer_id = issuers.issuer_id
 ),
 
 credit_note_counts as (
@@ -86,7 +88,8 @@ credit_note_lines as (
     select
         credit_note_id as document_id,
         'credit_note' as document_type,
-        issuer_id,
+        credits.issuer_id,
+        coalesce(issuers.credit_note_number_prefix, '') as number_prefix,
         corrects_invoice_id as invoice_id,
         account_id,
         currency,
@@ -116,6 +119,7 @@ credit_note_lines as (
         corrects_line_id,
         cast(null as {{ dbt.type_string() }}) as instrument_id
     from credits
+    inner join {{ ref('issuers') }} as issuers on credits.issuer_id = issuers.issuer_id
 ),
 
 proposals as (

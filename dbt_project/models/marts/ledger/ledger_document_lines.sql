@@ -61,6 +61,7 @@ documents as (
         document_id,
         document_type,
         issuer_id,
+        number_prefix,
         issued_on,
         period_start,
         account_id,
@@ -87,20 +88,14 @@ numbered as (
         on documents.issuer_id = last_numbers.issuer_id
         and documents.document_type = last_numbers.document_type
         and documents.number_year = last_numbers.number_year
-),
-
-issuers as (
-    select * from {{ ref('issuers') }}
 )
 
 select
     to_book.*,
-    {{ document_number(
-        "case numbered.document_type when 'invoice' then issuers.invoice_number_prefix else issuers.credit_note_number_prefix end",
-        "numbered.number_year", "numbered.number_seq") }} as document_number,
+    {{ document_number("numbered.number_prefix", "numbered.number_year", "numbered.number_seq") }}
+        as document_number,
     cast(numbered.number_year as integer) as number_year,
     cast(numbered.number_seq as bigint) as number_seq,
     {{ as_of_timestamp() }} as finalized_at
 from to_book
 inner join numbered on to_book.document_id = numbered.document_id
-inner join issuers on numbered.issuer_id = issuers.issuer_id
