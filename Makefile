@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 EVENTS ?= 1000000
+# The demo's clock: after the grace period of February, so January and February are final.
+DEMO_AS_OF ?= 2026-03-05T00:00:00
+DEMO_DAY := $(firstword $(subst T, ,$(DEMO_AS_OF)))
 SIZE ?= 10M
 
 export BILLING_DATA_DIR ?= $(CURDIR)/data
@@ -32,7 +35,10 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 demo: manifest $(DAGSTER_HOME)/dagster.yaml
 	rm -rf $(BILLING_DATA_DIR)
 	$(BIN)/billing generate --events $(EVENTS) --out $(BILLING_DATA_DIR)/landing
-	$(BIN)/dagster job execute -m dagster_billing.definitions -j billing_pipeline
+	$(BIN)/dagster job execute -m dagster_billing.definitions -j billing_pipeline \
+	    --tags '{"dagster/partition": "$(DEMO_DAY)", "billing/as_of": "$(DEMO_AS_OF)"}'
+	$(BIN)/dagster job execute -m dagster_billing.definitions -j close_billing_period \
+	    --tags '{"dagster/partition": "2026-02-01", "billing/as_of": "$(DEMO_AS_OF)"}'
 	$(BIN)/billing summary
 
 test: manifest

@@ -95,5 +95,26 @@ def summary(data_dir: Path) -> None:
         click.echo(render_summary(connection, warehouse.exports_dir))
 
 
+@main.command("invoice-pdf")
+@click.argument("invoice_id")
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), envvar="BILLING_DATA_DIR", required=True
+)
+@click.option("--out", "out_file", type=click.Path(path_type=Path), help="Default: <id>.pdf")
+def invoice_pdf(invoice_id: str, data_dir: Path, out_file: Path | None) -> None:
+    """Render one invoice (a draft too) as PDF, as the close job renders final invoices."""
+    from dagster_billing.defs.invoicing.documents import load_invoice_contexts, render_invoice_pdf
+    from dagster_billing.defs.resources import BillingWarehouse
+
+    warehouse = BillingWarehouse(data_dir=str(data_dir))
+    with warehouse.connect(read_only=True) as connection:
+        contexts = load_invoice_contexts(connection, "invoice_id = ?", [invoice_id])
+    if not contexts:
+        raise click.ClickException(f"no invoice {invoice_id}")
+    out_file = out_file or Path(f"{invoice_id}.pdf")
+    out_file.write_bytes(render_invoice_pdf(contexts[0]))
+    click.echo(str(out_file))
+
+
 if __name__ == "__main__":
     sys.exit(main())

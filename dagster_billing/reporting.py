@@ -27,7 +27,8 @@ def render_summary(connection: duckdb.DuckDBPyConnection, exports_dir: Path) -> 
     invoices = connection.execute(
         """
         select strftime(period_start, '%Y-%m') as period, currency, min(minor_units),
-               count(*), count(distinct account_id), sum(total)
+               count(*), count(distinct account_id), sum(total),
+               count(*) filter (where status = 'final')
         from billing.fct_invoices group by 1, 2 order by 1, 2
         """
     ).fetchall()
@@ -42,9 +43,9 @@ def render_summary(connection: duckdb.DuckDBPyConnection, exports_dir: Path) -> 
         "  quarantine reasons: " + ", ".join(f"{reason} {count:,}" for reason, count in reasons),
         "Invoices:",
     ]
-    for period, currency, minor_units, count, accounts, total in invoices:
+    for period, currency, minor_units, count, accounts, total, final in invoices:
         lines.append(
-            f"  {period} {currency}: {count} invoices for {accounts} accounts, "
+            f"  {period} {currency}: {count} invoices ({final} final) for {accounts} accounts, "
             f"total {format_money(total, minor_units)} {currency}"
         )
     lines.append(f"Invoice CSVs: {exports_dir / 'invoices'}")

@@ -105,9 +105,10 @@ def main() -> None:
         ).fetchone()[0]
     full = dbt_build(warehouse, args.out / "t3", "--full-refresh", as_of="2026-02-01T06:00:00")
     with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as connection:
-        same = incremental_invoices == connection.sql(
-            "select * from billing.fct_invoices order by invoice_id"
-        ).fetchall()
+        same = (
+            incremental_invoices
+            == connection.sql("select * from billing.fct_invoices order by invoice_id").fetchall()
+        )
 
     report = {
         "events_in_warehouse": events,

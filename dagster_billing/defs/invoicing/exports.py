@@ -153,7 +153,9 @@ def write_credit_note_exports(
     credit_notes: list[dict], lines: list[dict], exports_dir: Path
 ) -> list[Path]:
     """credit_notes/<YYYY-MM issued>/credit_notes.csv and credit_note_lines.csv."""
-    month_of_note = {note["credit_note_id"]: note["issued_on"].strftime("%Y-%m") for note in credit_notes}
+    month_of_note = {
+        note["credit_note_id"]: note["issued_on"].strftime("%Y-%m") for note in credit_notes
+    }
     notes_by_month = _by_month(credit_notes, "issued_on")
     lines_by_month: dict[str, list[dict]] = defaultdict(list)
     for line in lines:

@@ -226,7 +226,9 @@ def webhook_deliveries(
         "failed": dg.MetadataValue.json(failed[:50]),
     }
     if failed:
-        raise dg.Failure(f"{len(failed)} webhooks not delivered (retried next run)", metadata=metadata)
+        raise dg.Failure(
+            f"{len(failed)} webhooks not delivered (retried next run)", metadata=metadata
+        )
     context.log.info(f"delivered {len(events)} webhooks")
     return dg.MaterializeResult(metadata=metadata)
 
@@ -240,5 +242,5 @@ def webhook_defs() -> dg.Definitions:
             "webhooks": WebhookEndpoint(
                 url=dg.EnvVar("BILLING_WEBHOOK_URL"), secret=dg.EnvVar("BILLING_WEBHOOK_SECRET")
             )
-        }
+        },
     )
