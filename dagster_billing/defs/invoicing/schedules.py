@@ -24,13 +24,15 @@ def continuous_rating(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
 
 
 @dg.schedule(job=close_billing_period, cron_schedule="30 1 * * *", execution_timezone="UTC")
-def period_close(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+def period_close(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
     """Daily: try to close the last complete billing period. Drafts become final only once the
     period's grace has passed (dbt var finalization_grace_days); until then, and after, the run
     books nothing new except credit notes for late usage."""
     now = _scheduled_time(context)
     last_period_start = (now.replace(day=1) - timedelta(days=1)).replace(day=1)
     partition = last_period_start.strftime(BILLING_PERIOD_PARTITIONS.fmt)
+    if not BILLING_PERIOD_PARTITIONS.has_partition_key(partition):
+        return dg.SkipReason(f"no billing period {partition} yet")
     return dg.RunRequest(partition_key=partition, run_key=f"{partition}@{now:%Y-%m-%d}")
 
 

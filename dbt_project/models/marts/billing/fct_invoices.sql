@@ -93,4 +93,5 @@ select
     invoices.cycle_elapsed_percent,
     cast(invoices.estimated_period_charges as {{ money_type() }}) as estimated_period_charges
 from invoices
-inner join {{ ref('accounts') }} as accounts on invoices.account_id = accounts.account_id
+-- A final invoice stays even if its account leaves the reference data (the relationship test says so).
+left join {{ ref('accounts') }} as accounts on invoices.account_id = accounts.account_id
