@@ -99,9 +99,9 @@ def main() -> None:
         incremental_invoices = connection.sql(
             "select * from billing.fct_invoices order by invoice_id"
         ).fetchall()
-        events = connection.sql("select count(*) from raw.usage_events").fetchone()[0]
-        new_events = connection.sql(
-            "select count(*) from raw.usage_events where source_file = ?", params=[new_day[0].name]
+        events = connection.execute("select count(*) from raw.usage_events").fetchone()[0]
+        new_events = connection.execute(
+            "select count(*) from raw.usage_events where source_file = ?", [new_day[0].name]
         ).fetchone()[0]
     full = dbt_build(warehouse, args.out / "t3", "--full-refresh", as_of="2026-02-01T06:00:00")
     with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as connection:

@@ -170,11 +170,13 @@ def main() -> None:
         ],
     )
     land(warehouse)
-    dbt_build(
-        warehouse, target, as_of="2026-02-06T09:00:00", finalize_periods_before=FINALIZE_JANUARY
-    )
+    dbt_build(warehouse, target, as_of="2026-02-06T09:00:00")
     show("late file, Feb 6", invoice_row(warehouse, "inv-acct_sim-2026-01-01"))
     show("  February draft", invoice_row(warehouse, "inv-acct_sim-2026-02-01"))
+    dbt_build(
+        warehouse, target, as_of="2026-02-07T01:30:00", finalize_periods_before=FINALIZE_JANUARY
+    )
+    show("close Feb 7", invoice_row(warehouse, "inv-acct_sim-2026-01-01"))
     with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as connection:
         for row in connection.sql(
             "select invoice_id, line_type, description, amount from billing.fct_invoice_lines "
