@@ -90,17 +90,23 @@ def start_fakes(
     ca_bundle = state_dir / "fake-salesforce-ca.pem"
     ca.cert_pem.write_to_path(str(ca_bundle))
     server_pem = state_dir / "fake-salesforce-server.pem"
-    ca.issue_cert("127.0.0.1", "localhost").private_key_and_cert_chain_pem.write_to_path(str(server_pem))
+    ca.issue_cert("127.0.0.1", "localhost").private_key_and_cert_chain_pem.write_to_path(
+        str(server_pem)
+    )
 
     def faults(kinds: tuple[str, ...], seed_offset: int) -> FaultInjector:
-        return FaultInjector(rate=fault_rate, kinds=kinds, seed=fault_seed + seed_offset, timeout_delay=timeout_delay)
+        return FaultInjector(
+            rate=fault_rate, kinds=kinds, seed=fault_seed + seed_offset, timeout_delay=timeout_delay
+        )
 
     netsuite = NetSuiteFake(NetSuiteAccount(), faults(("429", "500", "timeout"), 1))
     salesforce = SalesforceFake(SalesforceOrg(), faults(("limit", "500", "timeout"), 2))
     stripe = StripeFake(StripeAccount(), faults(("429", "429_should_retry", "500", "timeout"), 3))
     servers = {
         "netsuite": ServerThread(netsuite.app, port=ports.get("netsuite", 0)),
-        "salesforce": ServerThread(salesforce.app, port=ports.get("salesforce", 0), certfile=str(server_pem)),
+        "salesforce": ServerThread(
+            salesforce.app, port=ports.get("salesforce", 0), certfile=str(server_pem)
+        ),
         "stripe": ServerThread(stripe.app, port=ports.get("stripe", 0)),
     }
     started: list[ServerThread] = []

@@ -60,8 +60,14 @@ class NetSuiteAccount:
     items: frozenset[str] = frozenset({"1001"})
     currencies: dict[str, str] = field(
         default_factory=lambda: {
-            "1": "USD", "2": "GBP", "3": "CAD", "4": "EUR",
-            "5": "JPY", "6": "CHF", "7": "KRW", "8": "KWD",
+            "1": "USD",
+            "2": "GBP",
+            "3": "CAD",
+            "4": "EUR",
+            "5": "JPY",
+            "6": "CHF",
+            "7": "KRW",
+            "8": "KWD",
         }
     )
     terms: frozenset[str] = frozenset({"1", "2"})
@@ -140,9 +146,17 @@ class NetSuiteFake(ContractServer):
 
     # -- errors ---------------------------------------------------------------------------------
     @staticmethod
-    def error(status: int, code: str, detail: str, path: str | None = None, **headers: str) -> Response:
-        titles = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
-                  429: "Too Many Requests", 500: "Internal Server Error"}
+    def error(
+        status: int, code: str, detail: str, path: str | None = None, **headers: str
+    ) -> Response:
+        titles = {
+            400: "Bad Request",
+            401: "Unauthorized",
+            404: "Not Found",
+            405: "Method Not Allowed",
+            429: "Too Many Requests",
+            500: "Internal Server Error",
+        }
         item: dict[str, Any] = {"detail": detail, "o:errorCode": code}
         if path:
             item["o:errorPath"] = path
@@ -156,15 +170,19 @@ class NetSuiteFake(ContractServer):
 
     def fault_response(self, kind: str) -> Response:
         if kind == "429":
-            return self.error(429, "CONCURRENCY_LIMIT_EXCEEDED",
-                              "Concurrent request limit exceeded. Request blocked.")
+            return self.error(
+                429,
+                "CONCURRENCY_LIMIT_EXCEEDED",
+                "Concurrent request limit exceeded. Request blocked.",
+            )
         return self.error(500, "UNEXPECTED_ERROR", "An unexpected error occurred.")
 
     # -- auth -----------------------------------------------------------------------------------
     def _authenticate(self, request: Request) -> Response | None:
         header = request.headers.get("authorization", "")
         invalid = self.error(
-            401, "INVALID_LOGIN",
+            401,
+            "INVALID_LOGIN",
             "Invalid login attempt. For more details, see the Login Audit Trail in the NetSuite "
             "UI at Setup > Users/Roles > User Management > View Login Audit Trail.",
         )
@@ -210,7 +228,11 @@ class NetSuiteFake(ContractServer):
     # -- routes ---------------------------------------------------------------------------------
     def routes(self) -> list[Route]:
         return [
-            Route(f"{RECORD_PATH}/{{record_type}}/{{key}}", self._record, methods=["GET", "PUT", "PATCH"]),
+            Route(
+                f"{RECORD_PATH}/{{record_type}}/{{key}}",
+                self._record,
+                methods=["GET", "PUT", "PATCH"],
+            ),
             Route(f"{RECORD_PATH}/{{record_type}}", self._collection, methods=["GET", "POST"]),
         ]
 
@@ -231,17 +253,22 @@ class NetSuiteFake(ContractServer):
             record_type = request.path_params["record_type"].lower()
             key = request.path_params["key"]
             if record_type not in self.contracts:
-                return self.error(400, "INVALID_RCRD_TYPE", f"Record type '{record_type}' is not supported.")
+                return self.error(
+                    400, "INVALID_RCRD_TYPE", f"Record type '{record_type}' is not supported."
+                )
             if request.method == "GET":
                 return self._get(request, record_type, key)
             if request.method == "PUT":
                 if not key.startswith("eid:"):
                     return self.error(
-                        405, "INVALID_REQUEST",
+                        405,
+                        "INVALID_REQUEST",
                         "The upsert operation requires an external ID in the URL (eid:<id>).",
                     )
                 return await self._upsert(request, record_type, key[4:])
-            return self.error(405, "INVALID_REQUEST", "Only upsert (PUT eid:) is modelled by this fake.")
+            return self.error(
+                405, "INVALID_REQUEST", "Only upsert (PUT eid:) is modelled by this fake."
+            )
 
         return await self._governed(request, handle)
 
@@ -249,9 +276,13 @@ class NetSuiteFake(ContractServer):
         async def handle(request: Request) -> Response:
             record_type = request.path_params["record_type"].lower()
             if record_type not in self.contracts:
-                return self.error(400, "INVALID_RCRD_TYPE", f"Record type '{record_type}' is not supported.")
+                return self.error(
+                    400, "INVALID_RCRD_TYPE", f"Record type '{record_type}' is not supported."
+                )
             if request.method != "GET":
-                return self.error(405, "INVALID_REQUEST", "Only list (GET) is modelled for collections.")
+                return self.error(
+                    405, "INVALID_REQUEST", "Only list (GET) is modelled for collections."
+                )
             try:
                 limit = min(int(request.query_params.get("limit", 1000)), 1000)
                 offset = int(request.query_params.get("offset", 0))
@@ -259,13 +290,17 @@ class NetSuiteFake(ContractServer):
                 return self.error(400, "INVALID_PARAMETER", "limit and offset must be integers.")
             ids = sorted(self.records[record_type], key=int)
             page = ids[offset : offset + limit]
-            base = f"{request.url.scheme}://{request.headers.get('host')}{RECORD_PATH}/{record_type}"
+            base = (
+                f"{request.url.scheme}://{request.headers.get('host')}{RECORD_PATH}/{record_type}"
+            )
             return json_response(
                 {
                     "links": [{"rel": "self", "href": str(request.url)}],
                     "count": len(page),
                     "hasMore": offset + limit < len(ids),
-                    "items": [{"links": [{"rel": "self", "href": f"{base}/{i}"}], "id": i} for i in page],
+                    "items": [
+                        {"links": [{"rel": "self", "href": f"{base}/{i}"}], "id": i} for i in page
+                    ],
                     "offset": offset,
                     "totalResults": len(ids),
                 }
@@ -282,7 +317,9 @@ class NetSuiteFake(ContractServer):
     def _get(self, request: Request, record_type: str, key: str) -> Response:
         record = self._find(record_type, key)
         if record is None:
-            return self.error(404, "NONEXISTENT_ID", f"The record instance does not exist. Invalid ID: {key}.")
+            return self.error(
+                404, "NONEXISTENT_ID", f"The record instance does not exist. Invalid ID: {key}."
+            )
         expand = request.query_params.get("expandSubResources", "false").lower() == "true"
         base = f"{request.url.scheme}://{request.headers.get('host')}{RECORD_PATH}/{record_type}/{record['id']}"
         body: dict[str, Any] = {"links": [{"rel": "self", "href": base}]}
@@ -299,14 +336,20 @@ class NetSuiteFake(ContractServer):
     async def _upsert(self, request: Request, record_type: str, external_id: str) -> Response:
         contract = self.contracts[record_type]
         if not external_id or not all(c.isalnum() or c in "_-" for c in external_id):
-            return self._reject(record_type, 400, "INVALID_ID",
-                                f"Invalid external ID '{external_id}': use letters, numbers, '_' and '-'.")
+            return self._reject(
+                record_type,
+                400,
+                "INVALID_ID",
+                f"Invalid external ID '{external_id}': use letters, numbers, '_' and '-'.",
+            )
         try:
             body = json.loads(await request.body(), parse_float=Decimal)
         except ValueError as error:
             return self._reject(record_type, 400, "INVALID_CONTENT", f"Invalid JSON: {error}")
         if not isinstance(body, dict):
-            return self._reject(record_type, 400, "INVALID_CONTENT", "The request body must be a JSON object.")
+            return self._reject(
+                record_type, 400, "INVALID_CONTENT", "The request body must be a JSON object."
+            )
         strict = request.headers.get("x-netsuite-propertynamevalidation", "").lower() == "error"
         lenient_validator, strict_validator = self._validators[record_type]
         validator = strict_validator if strict else lenient_validator
@@ -315,15 +358,21 @@ class NetSuiteFake(ContractServer):
             first = errors[0]
             path = ".".join(str(p) for p in first.absolute_path) or None
             detail = (
-                f"Invalid field name: {first.message}" if first.validator == "additionalProperties"
+                f"Invalid field name: {first.message}"
+                if first.validator == "additionalProperties"
                 else f"Invalid Field Value: {first.message}"
             )
             return self._reject(record_type, 400, "INVALID_CONTENT", detail, path)
         if not strict:
             body = {k: v for k, v in body.items() if k in contract["properties"]}
         if body.get("externalId", external_id) != external_id:
-            return self._reject(record_type, 400, "INVALID_CONTENT",
-                                "externalId in the body differs from the one in the URL.", "externalId")
+            return self._reject(
+                record_type,
+                400,
+                "INVALID_CONTENT",
+                "externalId in the body differs from the one in the URL.",
+                "externalId",
+            )
         refusal = self._check_references(record_type, body)
         if refusal is not None:
             return refusal
@@ -334,8 +383,13 @@ class NetSuiteFake(ContractServer):
             if record_type == "customer" and body.get("isPerson") is True:
                 missing = [f for f in missing if f != "companyName"]
             if missing:
-                return self._reject(record_type, 400, "USER_ERROR",
-                                    f"Please enter value(s) for: {', '.join(missing)}", missing[0])
+                return self._reject(
+                    record_type,
+                    400,
+                    "USER_ERROR",
+                    f"Please enter value(s) for: {', '.join(missing)}",
+                    missing[0],
+                )
             internal_id = str(self._next_id)
             self._next_id += 1
             record = {"id": internal_id, "externalId": external_id}
@@ -349,7 +403,9 @@ class NetSuiteFake(ContractServer):
         self.updated[record_type] += 1
         return Response(status_code=204)
 
-    def _reject(self, record_type: str, status: int, code: str, detail: str, path: str | None = None) -> Response:
+    def _reject(
+        self, record_type: str, status: int, code: str, detail: str, path: str | None = None
+    ) -> Response:
         self.rejected[record_type] += 1
         return self.error(status, code, detail, path)
 
@@ -360,12 +416,17 @@ class NetSuiteFake(ContractServer):
                     continue
                 if "id" not in value:
                     return self._reject(
-                        record_type, 400, "INVALID_CONTENT",
-                        f"Reference {where} must give the internal id ({{\"id\": ...}}).", where,
+                        record_type,
+                        400,
+                        "INVALID_CONTENT",
+                        f'Reference {where} must give the internal id ({{"id": ...}}).',
+                        where,
                     )
                 if not self._exists(target, str(value["id"])):
                     return self._reject(
-                        record_type, 400, "INVALID_CONTENT",
+                        record_type,
+                        400,
+                        "INVALID_CONTENT",
                         "Error while accessing a resource. You have entered an Invalid Field Value "
                         f"{value['id']} for the following field: {where.split('.')[-1]}",
                         where,
@@ -382,7 +443,9 @@ class NetSuiteFake(ContractServer):
             "term": self.account.terms,
         }.get(target, set())
 
-    def _apply(self, record_type: str, record: dict[str, Any], body: dict[str, Any], *, replace: set[str]) -> None:
+    def _apply(
+        self, record_type: str, record: dict[str, Any], body: dict[str, Any], *, replace: set[str]
+    ) -> None:
         sublists = self.contracts[record_type]["x-sublists"]
         for name, value in body.items():
             if name in sublists:
@@ -392,7 +455,9 @@ class NetSuiteFake(ContractServer):
             else:
                 record[name] = value
         if "item" in sublists:
-            record["total"] = sum((self._line_amount(line) for line in record.get("item", [])), Decimal(0))
+            record["total"] = sum(
+                (self._line_amount(line) for line in record.get("item", [])), Decimal(0)
+            )
 
     @staticmethod
     def _line_amount(line: dict[str, Any]) -> Decimal:

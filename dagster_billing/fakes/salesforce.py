@@ -44,7 +44,9 @@ CONTRACTS = Path(__file__).parent / "contracts" / "salesforce"
 COLLECTION_LIMIT = 200
 MIN_COLLECTIONS_UPSERT_VERSION = Decimal("46.0")
 QUERY_BATCH = 2000
-SOQL = re.compile(r"^\s*select\s+(?P<fields>.+?)\s+from\s+(?P<object>\w+)\s*$", re.IGNORECASE | re.DOTALL)
+SOQL = re.compile(
+    r"^\s*select\s+(?P<fields>.+?)\s+from\s+(?P<object>\w+)\s*$", re.IGNORECASE | re.DOTALL
+)
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -115,7 +117,9 @@ class SalesforceFake(ContractServer):
         self.tokens = {token: 0.0 for token in self.tokens}
 
     # -- responses ------------------------------------------------------------------------------
-    def _errors(self, status: int, code: str, message: str, fields: list[str] | None = None) -> Response:
+    def _errors(
+        self, status: int, code: str, message: str, fields: list[str] | None = None
+    ) -> Response:
         return json_response(
             [{"message": message, "errorCode": code, "fields": fields or []}],
             status,
@@ -129,14 +133,24 @@ class SalesforceFake(ContractServer):
         if kind in ("429", "limit"):
             # Salesforce has no 429 for REST: exhausted allocations answer 403 REQUEST_LIMIT_EXCEEDED.
             return self._errors(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
-        return self._errors(500, "UNKNOWN_EXCEPTION", "An unexpected error occurred. Please try again.")
+        return self._errors(
+            500, "UNKNOWN_EXCEPTION", "An unexpected error occurred. Please try again."
+        )
 
     # -- routes ---------------------------------------------------------------------------------
     def routes(self) -> list[Route]:
         return [
             Route("/services/oauth2/token", self._token, methods=["POST"]),
-            Route("/services/data/v{version}/sobjects/{sobject}/describe", self._describe, methods=["GET"]),
-            Route("/services/data/v{version}/composite/sobjects/{sobject}/{field}", self._collections_upsert, methods=["PATCH"]),
+            Route(
+                "/services/data/v{version}/sobjects/{sobject}/describe",
+                self._describe,
+                methods=["GET"],
+            ),
+            Route(
+                "/services/data/v{version}/composite/sobjects/{sobject}/{field}",
+                self._collections_upsert,
+                methods=["PATCH"],
+            ),
             Route("/services/data/v{version}/query", self._query, methods=["GET"]),
             Route("/services/data/v{version}/query/{cursor}", self._query_more, methods=["GET"]),
         ]
@@ -144,9 +158,20 @@ class SalesforceFake(ContractServer):
     async def _token(self, request: Request) -> Response:
         form = dict(_parse_form(await request.body()))
         if form.get("grant_type") != "client_credentials":
-            return json_response({"error": "unsupported_grant_type", "error_description": "grant type not supported"}, 400)
-        if form.get("client_id") != self.org.client_id or form.get("client_secret") != self.org.client_secret:
-            return json_response({"error": "invalid_client", "error_description": "invalid client credentials"}, 400)
+            return json_response(
+                {
+                    "error": "unsupported_grant_type",
+                    "error_description": "grant type not supported",
+                },
+                400,
+            )
+        if (
+            form.get("client_id") != self.org.client_id
+            or form.get("client_secret") != self.org.client_secret
+        ):
+            return json_response(
+                {"error": "invalid_client", "error_description": "invalid client credentials"}, 400
+            )
         token = f"00DFAKE!{secrets.token_urlsafe(24)}"
         self.tokens[token] = time.monotonic() + self.org.token_ttl_seconds
         return json_response(
@@ -154,7 +179,8 @@ class SalesforceFake(ContractServer):
                 "access_token": token,
                 "signature": secrets.token_urlsafe(16),
                 "token_format": "opaque",
-                "instance_url": self.instance_url or f"{request.url.scheme}://{request.headers.get('host')}",
+                "instance_url": self.instance_url
+                or f"{request.url.scheme}://{request.headers.get('host')}",
                 "id": "https://login.salesforce.com/id/00DFAKE000000000000/005FAKE000000000000",
                 "token_type": "Bearer",
                 "issued_at": str(int(time.time() * 1000)),
@@ -193,12 +219,23 @@ class SalesforceFake(ContractServer):
         except InvalidOperation:
             return self._errors(404, "NOT_FOUND", "The requested resource does not exist")
         if version < MIN_COLLECTIONS_UPSERT_VERSION:
-            return self._errors(404, "NOT_FOUND", "sObject Collections upsert needs API version 46.0 or later")
+            return self._errors(
+                404, "NOT_FOUND", "sObject Collections upsert needs API version 46.0 or later"
+            )
         if sobject not in self.describes:
             return self._errors(404, "NOT_FOUND", "The requested resource does not exist")
         field = self.fields[sobject].get(ext_field)
-        if field is None or not (field.get("externalId") or field.get("idLookup")) or ext_field == "Id":
-            return self._errors(400, "INVALID_FIELD", f"Field {ext_field} is not an external id field of {sobject}", [ext_field])
+        if (
+            field is None
+            or not (field.get("externalId") or field.get("idLookup"))
+            or ext_field == "Id"
+        ):
+            return self._errors(
+                400,
+                "INVALID_FIELD",
+                f"Field {ext_field} is not an external id field of {sobject}",
+                [ext_field],
+            )
         try:
             body = json.loads(await request.body(), parse_float=Decimal)
             records, all_or_none = self._parse_collection(sobject, body)
@@ -213,7 +250,9 @@ class SalesforceFake(ContractServer):
             try:
                 results.append(self._upsert_one(sobject, ext_field, record))
             except RecordError as error:
-                results.append({"id": None, "success": False, "errors": [error.body], "created": False})
+                results.append(
+                    {"id": None, "success": False, "errors": [error.body], "created": False}
+                )
         if all_or_none and not all(r["success"] for r in results):
             self.records, self.created, self.updated, self._serial = snapshot
             rolled_back = {
@@ -222,7 +261,9 @@ class SalesforceFake(ContractServer):
                 "fields": [],
             }
             results = [
-                r if not r["success"] else {"id": None, "success": False, "errors": [rolled_back], "created": False}
+                r
+                if not r["success"]
+                else {"id": None, "success": False, "errors": [rolled_back], "created": False}
                 for r in results
             ]
         return json_response(results, headers=self._limit_header())
@@ -239,7 +280,9 @@ class SalesforceFake(ContractServer):
         for record in records:
             attributes = record.get("attributes") if isinstance(record, dict) else None
             if not isinstance(attributes, dict) or not attributes.get("type"):
-                raise MalformedRequest("INVALID_TYPE", "Each record needs an attributes map with a type")
+                raise MalformedRequest(
+                    "INVALID_TYPE", "Each record needs an attributes map with a type"
+                )
             if attributes["type"] != sobject:
                 raise MalformedRequest(
                     "INVALID_TYPE", f"Record of type {attributes['type']} in a {sobject} collection"
@@ -264,31 +307,56 @@ class SalesforceFake(ContractServer):
             if name in relationships:
                 parent = relationships[name]["referenceTo"][0]
                 if not isinstance(value, dict) or len([k for k in value if k != "attributes"]) != 1:
-                    raise MalformedRequest("INVALID_FIELD", f"{name} must name one external id field of {parent}")
+                    raise MalformedRequest(
+                        "INVALID_FIELD", f"{name} must name one external id field of {parent}"
+                    )
                 (key,) = [k for k in value if k != "attributes"]
                 parent_field = self.fields.get(parent, {}).get(key)
                 if parent_field is None or not parent_field.get("externalId"):
-                    raise MalformedRequest("INVALID_FIELD", f"No such external id field {key} on {parent}")
+                    raise MalformedRequest(
+                        "INVALID_FIELD", f"No such external id field {key} on {parent}"
+                    )
                 continue
             if name not in self.fields[sobject]:
-                raise MalformedRequest("INVALID_FIELD", f"No such column '{name}' on sobject of type {sobject}")
+                raise MalformedRequest(
+                    "INVALID_FIELD", f"No such column '{name}' on sobject of type {sobject}"
+                )
             field = self.fields[sobject][name]
             if value is None:
                 continue
             kind = field["type"]
             if kind in ("double", "currency", "percent", "int"):
                 if isinstance(value, bool) or not isinstance(value, (int, Decimal, str)):
-                    raise MalformedRequest("JSON_PARSER_ERROR", f"Cannot deserialize {name}: not a number")
+                    raise MalformedRequest(
+                        "JSON_PARSER_ERROR", f"Cannot deserialize {name}: not a number"
+                    )
                 try:
                     Decimal(str(value))
                 except InvalidOperation as error:
-                    raise MalformedRequest("JSON_PARSER_ERROR", f"Cannot deserialize {name}: '{value}' is not a number") from error
+                    raise MalformedRequest(
+                        "JSON_PARSER_ERROR", f"Cannot deserialize {name}: '{value}' is not a number"
+                    ) from error
             elif kind == "boolean" and not isinstance(value, bool):
-                raise MalformedRequest("JSON_PARSER_ERROR", f"Cannot deserialize {name}: not a boolean")
+                raise MalformedRequest(
+                    "JSON_PARSER_ERROR", f"Cannot deserialize {name}: not a boolean"
+                )
             elif kind == "date" and not (isinstance(value, str) and DATE.match(value)):
-                raise MalformedRequest("JSON_PARSER_ERROR", f"Cannot deserialize {name}: '{value}' is not a date (YYYY-MM-DD)")
-            elif kind in ("string", "textarea", "email", "url", "picklist", "id", "reference") and not isinstance(value, str):
-                raise MalformedRequest("JSON_PARSER_ERROR", f"Cannot deserialize {name}: not a string")
+                raise MalformedRequest(
+                    "JSON_PARSER_ERROR",
+                    f"Cannot deserialize {name}: '{value}' is not a date (YYYY-MM-DD)",
+                )
+            elif kind in (
+                "string",
+                "textarea",
+                "email",
+                "url",
+                "picklist",
+                "id",
+                "reference",
+            ) and not isinstance(value, str):
+                raise MalformedRequest(
+                    "JSON_PARSER_ERROR", f"Cannot deserialize {name}: not a string"
+                )
 
     def _upsert_one(self, sobject: str, ext_field: str, record: dict[str, Any]) -> dict[str, Any]:
         key = record.get(ext_field)
@@ -315,26 +383,46 @@ class SalesforceFake(ContractServer):
                 values[name] = self._checked_value(sobject, name, value)
         matches = [r for r in self.records[sobject].values() if r.get(ext_field) == key]
         if len(matches) > 1:
-            raise RecordError("DUPLICATE_EXTERNAL_ID", f"{ext_field}: more than one record found for external id field", [ext_field])
+            raise RecordError(
+                "DUPLICATE_EXTERNAL_ID",
+                f"{ext_field}: more than one record found for external id field",
+                [ext_field],
+            )
         if matches:
             existing = matches[0]
             for name in values:
-                if not self.fields[sobject][name].get("updateable") and values[name] != existing.get(name):
-                    raise RecordError("INVALID_FIELD_FOR_INSERT_UPDATE", f"Unable to create/update fields: {name}", [name])
+                if not self.fields[sobject][name].get("updateable") and values[
+                    name
+                ] != existing.get(name):
+                    raise RecordError(
+                        "INVALID_FIELD_FOR_INSERT_UPDATE",
+                        f"Unable to create/update fields: {name}",
+                        [name],
+                    )
             existing.update(values)
             self.updated[sobject] += 1
             return {"id": existing["Id"], "success": True, "errors": [], "created": False}
         for name in values:
             if not self.fields[sobject][name].get("createable"):
-                raise RecordError("INVALID_FIELD_FOR_INSERT_UPDATE", f"Unable to create/update fields: {name}", [name])
+                raise RecordError(
+                    "INVALID_FIELD_FOR_INSERT_UPDATE",
+                    f"Unable to create/update fields: {name}",
+                    [name],
+                )
         required = [
             f["name"]
             for f in self.fields[sobject].values()
-            if not f.get("nillable") and f.get("createable") and not f.get("defaultedOnCreate")
+            if not f.get("nillable")
+            and f.get("createable")
+            and not f.get("defaultedOnCreate")
             and values.get(f["name"]) in (None, "")
         ]
         if required:
-            raise RecordError("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(required)}]", required)
+            raise RecordError(
+                "REQUIRED_FIELD_MISSING",
+                f"Required fields are missing: [{', '.join(required)}]",
+                required,
+            )
         self._serial += 1
         record_id = f"{self.describes[sobject]['keyPrefix']}{self._serial:015d}"
         self.records[sobject][record_id] = {"Id": record_id, **values}
@@ -346,15 +434,29 @@ class SalesforceFake(ContractServer):
         if value is None:
             return None
         kind = field["type"]
-        if kind in ("string", "textarea", "email", "url", "picklist") and len(value) > field.get("length", 255):
-            raise RecordError("STRING_TOO_LONG", f"{name}: data value too large: {value[:20]}... (max length={field['length']})", [name])
+        if kind in ("string", "textarea", "email", "url", "picklist") and len(value) > field.get(
+            "length", 255
+        ):
+            raise RecordError(
+                "STRING_TOO_LONG",
+                f"{name}: data value too large: {value[:20]}... (max length={field['length']})",
+                [name],
+            )
         if kind == "email" and not EMAIL.match(value):
-            raise RecordError("INVALID_EMAIL_ADDRESS", f"{name}: invalid email address: {value}", [name])
+            raise RecordError(
+                "INVALID_EMAIL_ADDRESS", f"{name}: invalid email address: {value}", [name]
+            )
         if kind in ("double", "currency", "percent", "int"):
             number = Decimal(str(value))
-            integer_digits = len(str(abs(number).to_integral_value(rounding="ROUND_DOWN"))) if number else 0
+            integer_digits = (
+                len(str(abs(number).to_integral_value(rounding="ROUND_DOWN"))) if number else 0
+            )
             if integer_digits > field["precision"] - field.get("scale", 0):
-                raise RecordError("NUMBER_OUTSIDE_VALID_RANGE", f"{name}: value outside of valid range on numeric field: {value}", [name])
+                raise RecordError(
+                    "NUMBER_OUTSIDE_VALID_RANGE",
+                    f"{name}: value outside of valid range on numeric field: {value}",
+                    [name],
+                )
             return number
         return value
 
@@ -364,18 +466,25 @@ class SalesforceFake(ContractServer):
             return refusal
         match = SOQL.match(request.query_params.get("q", ""))
         if not match:
-            return self._errors(400, "MALFORMED_QUERY", "Only SELECT <fields> FROM <object> is modelled")
+            return self._errors(
+                400, "MALFORMED_QUERY", "Only SELECT <fields> FROM <object> is modelled"
+            )
         sobject = match["object"]
         if sobject not in self.describes:
             return self._errors(400, "INVALID_TYPE", f"sObject type '{sobject}' is not supported.")
         fields = [f.strip() for f in match["fields"].split(",")]
         unknown = [f for f in fields if f not in self.fields[sobject]]
         if unknown:
-            return self._errors(400, "INVALID_FIELD", f"No such column '{unknown[0]}' on entity '{sobject}'.")
+            return self._errors(
+                400, "INVALID_FIELD", f"No such column '{unknown[0]}' on entity '{sobject}'."
+            )
         version = request.path_params["version"]
         rows = [
             {
-                "attributes": {"type": sobject, "url": f"/services/data/v{version}/sobjects/{sobject}/{r['Id']}"},
+                "attributes": {
+                    "type": sobject,
+                    "url": f"/services/data/v{version}/sobjects/{sobject}/{r['Id']}",
+                },
                 **{f: r.get(f) for f in fields},
             }
             for r in sorted(self.records[sobject].values(), key=lambda r: r["Id"])
@@ -393,7 +502,11 @@ class SalesforceFake(ContractServer):
 
     def _page(self, rows: list[dict[str, Any]], version: str, total: int | None) -> Response:
         page, rest = rows[:QUERY_BATCH], rows[QUERY_BATCH:]
-        body: dict[str, Any] = {"totalSize": total if total is not None else len(rows), "done": not rest, "records": page}
+        body: dict[str, Any] = {
+            "totalSize": total if total is not None else len(rows),
+            "done": not rest,
+            "records": page,
+        }
         if rest:
             cursor = secrets.token_hex(8)
             self._cursors[cursor] = rest

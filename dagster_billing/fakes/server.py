@@ -4,6 +4,7 @@ Decimal-exact JSON, and the /_fake/ admin routes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import threading
 import time
@@ -31,7 +32,9 @@ _encoder = msgspec.json.Encoder(decimal_format="number")
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """JSON with Decimals written as exact numbers (never through float)."""
-    return Response(_encoder.encode(body), status_code=status, headers=headers, media_type="application/json")
+    return Response(
+        _encoder.encode(body), status_code=status, headers=headers, media_type="application/json"
+    )
 
 
 @dataclass
@@ -119,7 +122,8 @@ class ContractServer:
                 return self.fault_response(kind)
             response = await endpoint(request)
             if kind == TIMEOUT:
-                await asyncio.sleep(self.faults.timeout_delay)
+                with contextlib.suppress(asyncio.CancelledError):  # the server is shutting down
+                    await asyncio.sleep(self.faults.timeout_delay)
             return response
 
         return guarded

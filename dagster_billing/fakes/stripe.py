@@ -45,7 +45,24 @@ from dagster_billing.fakes.server import ContractServer, FaultInjector, json_res
 from dagster_billing.fakes.stripe_params import ParamError, decode_form, validate
 
 # ISO 4217 codes Stripe charges in without decimals ("Supported currencies", zero-decimal list).
-ZERO_DECIMAL = {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
+ZERO_DECIMAL = {
+    "bif",
+    "clp",
+    "djf",
+    "gnf",
+    "jpy",
+    "kmf",
+    "krw",
+    "mga",
+    "pyg",
+    "rwf",
+    "ugx",
+    "vnd",
+    "vuv",
+    "xaf",
+    "xof",
+    "xpf",
+}
 SUPPORTED = ZERO_DECIMAL | {"usd", "eur", "gbp", "chf", "cad", "aud", "kwd", "sek", "nok", "dkk"}
 IDEMPOTENCY_KEY_MAX = 255
 
@@ -56,7 +73,14 @@ class StripeAccount:
 
 
 class StripeError(Exception):
-    def __init__(self, status: int, error_type: str, message: str, code: str | None = None, param: str | None = None):
+    def __init__(
+        self,
+        status: int,
+        error_type: str,
+        message: str,
+        code: str | None = None,
+        param: str | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.body = {"error": {"type": error_type, "message": message}}
@@ -95,16 +119,31 @@ class StripeFake(ContractServer):
     def fault_response(self, kind: str) -> Response:
         if kind == "429_should_retry":
             return json_response(
-                {"error": {"type": "invalid_request_error", "code": "rate_limit", "message": "Too many requests hit the API too quickly."}},
+                {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "code": "rate_limit",
+                        "message": "Too many requests hit the API too quickly.",
+                    }
+                },
                 429,
                 headers={"Stripe-Should-Retry": "true"},
             )
         if kind == "429":
             return json_response(
-                {"error": {"type": "invalid_request_error", "code": "rate_limit", "message": "Too many requests hit the API too quickly."}},
+                {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "code": "rate_limit",
+                        "message": "Too many requests hit the API too quickly.",
+                    }
+                },
                 429,
             )
-        return json_response({"error": {"type": "api_error", "message": "Something went wrong on Stripe's end."}}, 500)
+        return json_response(
+            {"error": {"type": "api_error", "message": "Something went wrong on Stripe's end."}},
+            500,
+        )
 
     @staticmethod
     def _error_response(error: StripeError) -> Response:
@@ -130,33 +169,58 @@ class StripeFake(ContractServer):
         """Auth, decoding, parameter checks, then idempotency around the action (POST only)."""
         try:
             self._authenticate(request)
-            raw = (await request.body()).decode("utf-8") if request.method == "POST" else request.url.query
-            if request.method == "POST" and raw and "application/x-www-form-urlencoded" not in request.headers.get("content-type", ""):
-                raise StripeError(400, "invalid_request_error", "Invalid request: use application/x-www-form-urlencoded")
+            raw = (
+                (await request.body()).decode("utf-8")
+                if request.method == "POST"
+                else request.url.query
+            )
+            if (
+                request.method == "POST"
+                and raw
+                and "application/x-www-form-urlencoded"
+                not in request.headers.get("content-type", "")
+            ):
+                raise StripeError(
+                    400,
+                    "invalid_request_error",
+                    "Invalid request: use application/x-www-form-urlencoded",
+                )
             params = decode_form(raw)
             validate(params, schema)
         except ParamError as error:
-            return self._error_response(StripeError(400, "invalid_request_error", str(error), error.code, error.param))
+            return self._error_response(
+                StripeError(400, "invalid_request_error", str(error), error.code, error.param)
+            )
         except StripeError as error:
             return self._error_response(error)
         key = request.headers.get("idempotency-key")
         if request.method != "POST" or not key:
             return self._execute(action, params)[0]
         if len(key) > IDEMPOTENCY_KEY_MAX:
-            return self._error_response(StripeError(400, "invalid_request_error", "Idempotency-Key is longer than 255 characters", param="Idempotency-Key"))
+            return self._error_response(
+                StripeError(
+                    400,
+                    "invalid_request_error",
+                    "Idempotency-Key is longer than 255 characters",
+                    param="Idempotency-Key",
+                )
+            )
         stored = self.idempotency.get(key)
         if stored is not None:
             method, path, stored_params, status, body = stored
             if (method, path, stored_params) != (request.method, request.url.path, params):
                 return self._error_response(
                     StripeError(
-                        400, "idempotency_error",
+                        400,
+                        "idempotency_error",
                         "Keys for idempotent requests can only be used with the same parameters they were first used with. "
                         f"Try using a key other than '{key}' if you meant to execute a different request.",
                     )
                 )
             self.replayed += 1
-            return json_response(body, status, headers={"Idempotent-Replayed": "true", "Idempotency-Key": key})
+            return json_response(
+                body, status, headers={"Idempotent-Replayed": "true", "Idempotency-Key": key}
+            )
         response, status, body = self._execute(action, params)
         self.idempotency[key] = (request.method, request.url.path, params, status, body)
         response.headers["Idempotency-Key"] = key
@@ -172,25 +236,39 @@ class StripeFake(ContractServer):
 
     async def _customers(self, request: Request) -> Response:
         if request.method == "GET":
-            return await self._handle(request, CustomerListParams, lambda p: self._list("customer", "/v1/customers", p))
+            return await self._handle(
+                request, CustomerListParams, lambda p: self._list("customer", "/v1/customers", p)
+            )
         return await self._handle(request, CustomerCreateParams, self._create_customer)
 
     async def _customer(self, request: Request) -> Response:
         object_id = request.path_params["object_id"]
         if request.method == "GET":
-            return await self._handle(request, CustomerRetrieveParams, lambda _p: self._get("customer", object_id))
-        return await self._handle(request, CustomerUpdateParams, lambda p: self._update_customer(object_id, p))
+            return await self._handle(
+                request, CustomerRetrieveParams, lambda _p: self._get("customer", object_id)
+            )
+        return await self._handle(
+            request, CustomerUpdateParams, lambda p: self._update_customer(object_id, p)
+        )
 
     async def _invoice_items(self, request: Request) -> Response:
         if request.method == "GET":
-            return await self._handle(request, InvoiceItemListParams, lambda p: self._list("invoiceitem", "/v1/invoiceitems", p))
+            return await self._handle(
+                request,
+                InvoiceItemListParams,
+                lambda p: self._list("invoiceitem", "/v1/invoiceitems", p),
+            )
         return await self._handle(request, InvoiceItemCreateParams, self._create_invoice_item)
 
     async def _invoice_item(self, request: Request) -> Response:
         object_id = request.path_params["object_id"]
         if request.method == "GET":
-            return await self._handle(request, InvoiceItemRetrieveParams, lambda _p: self._get("invoiceitem", object_id))
-        return await self._handle(request, InvoiceItemUpdateParams, lambda p: self._update_invoice_item(object_id, p))
+            return await self._handle(
+                request, InvoiceItemRetrieveParams, lambda _p: self._get("invoiceitem", object_id)
+            )
+        return await self._handle(
+            request, InvoiceItemUpdateParams, lambda p: self._update_invoice_item(object_id, p)
+        )
 
     # -- objects --------------------------------------------------------------------------------
     def _new_id(self, prefix: str) -> str:
@@ -200,21 +278,41 @@ class StripeFake(ContractServer):
     def _get(self, kind: str, object_id: str) -> dict[str, Any]:
         found = self.objects[kind].get(object_id)
         if found is None:
-            raise StripeError(404, "invalid_request_error", f"No such {kind}: '{object_id}'", "resource_missing", "id")
+            raise StripeError(
+                404,
+                "invalid_request_error",
+                f"No such {kind}: '{object_id}'",
+                "resource_missing",
+                "id",
+            )
         return found
 
     def _list(self, kind: str, url: str, params: dict[str, Any]) -> dict[str, Any]:
         limit = int(params.get("limit", 10))
         if not 1 <= limit <= 100:
-            raise StripeError(400, "invalid_request_error", "Invalid limit: must be between 1 and 100", "parameter_invalid_integer", "limit")
-        items = sorted(self.objects[kind].values(), key=lambda o: (o["created"], o["id"]), reverse=True)
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                "Invalid limit: must be between 1 and 100",
+                "parameter_invalid_integer",
+                "limit",
+            )
+        items = sorted(
+            self.objects[kind].values(), key=lambda o: (o["created"], o["id"]), reverse=True
+        )
         if "customer" in params:
             items = [o for o in items if o.get("customer") == params["customer"]]
         after = params.get("starting_after")
         if after:
             ids = [o["id"] for o in items]
             if after not in ids:
-                raise StripeError(400, "invalid_request_error", f"No such {kind}: '{after}'", "resource_missing", "starting_after")
+                raise StripeError(
+                    400,
+                    "invalid_request_error",
+                    f"No such {kind}: '{after}'",
+                    "resource_missing",
+                    "starting_after",
+                )
             items = items[ids.index(after) + 1 :]
         return {"object": "list", "url": url, "has_more": len(items) > limit, "data": items[:limit]}
 
@@ -247,27 +345,63 @@ class StripeFake(ContractServer):
     def _create_invoice_item(self, params: dict[str, Any]) -> dict[str, Any]:
         customer_id = params.get("customer")
         if not customer_id:
-            raise StripeError(400, "invalid_request_error", "Missing required param: customer.", "parameter_missing", "customer")
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                "Missing required param: customer.",
+                "parameter_missing",
+                "customer",
+            )
         customer = self.objects["customer"].get(customer_id)
         if customer is None:
-            raise StripeError(400, "invalid_request_error", f"No such customer: '{customer_id}'", "resource_missing", "customer")
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                f"No such customer: '{customer_id}'",
+                "resource_missing",
+                "customer",
+            )
         if "amount" not in params:
-            raise StripeError(400, "invalid_request_error", "Missing required param: amount.", "parameter_missing", "amount")
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                "Missing required param: amount.",
+                "parameter_missing",
+                "amount",
+            )
         currency = params.get("currency")
         if not currency:
-            raise StripeError(400, "invalid_request_error", "Missing required param: currency.", "parameter_missing", "currency")
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                "Missing required param: currency.",
+                "parameter_missing",
+                "currency",
+            )
         if currency not in SUPPORTED:
-            raise StripeError(400, "invalid_request_error", f"Invalid currency: {currency}.", "parameter_invalid_string", "currency")
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                f"Invalid currency: {currency}.",
+                "parameter_invalid_string",
+                "currency",
+            )
         if customer["currency"] not in (None, currency):
             raise StripeError(
-                400, "invalid_request_error",
+                400,
+                "invalid_request_error",
                 f"You cannot combine currencies on a single customer. This customer has been billed in "
                 f"{customer['currency']}, but you are trying to add an invoice item in {currency}.",
                 param="currency",
             )
         period = params.get("period")
         if period and int(period["end"]) < int(period["start"]):
-            raise StripeError(400, "invalid_request_error", "period[end] must be greater than or equal to period[start]", param="period")
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                "period[end] must be greater than or equal to period[start]",
+                param="period",
+            )
         now = int(time.time())
         item = {
             "id": self._new_id("ii"),
@@ -282,7 +416,9 @@ class StripeFake(ContractServer):
             "invoice": None,
             "livemode": False,
             "metadata": dict(params.get("metadata") or {}),
-            "period": {"start": int(period["start"]), "end": int(period["end"])} if period else {"start": now, "end": now},
+            "period": {"start": int(period["start"]), "end": int(period["end"])}
+            if period
+            else {"start": now, "end": now},
             "proration": False,
             "quantity": 1,
         }
@@ -298,7 +434,10 @@ class StripeFake(ContractServer):
         if "description" in params:
             item["description"] = params["description"]
         if "period" in params:
-            item["period"] = {"start": int(params["period"]["start"]), "end": int(params["period"]["end"])}
+            item["period"] = {
+                "start": int(params["period"]["start"]),
+                "end": int(params["period"]["end"]),
+            }
         if "metadata" in params:
             item["metadata"] = _merged_metadata(item["metadata"], params["metadata"])
         self.updated["invoiceitem"] += 1

@@ -13,13 +13,12 @@ from __future__ import annotations
 import re
 import sys
 import typing
-
-import typing_extensions
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, ForwardRef, Literal, NotRequired, Required, Union, get_args, get_origin
 from urllib.parse import parse_qsl
 
+import typing_extensions
 from stripe._request_options import RequestOptions
 
 _REQUEST_OPTION_KEYS = set(RequestOptions.__annotations__)
@@ -87,12 +86,21 @@ def validate(params: Mapping[str, Any], schema: type, *, path: str = "") -> None
     required = set(getattr(schema, "__required_keys__", set())) - _REQUEST_OPTION_KEYS
     for name in params:
         if name not in hints:
-            raise ParamError("parameter_unknown", f"Received unknown parameter: {path}{name}", f"{path}{name}")
+            raise ParamError(
+                "parameter_unknown", f"Received unknown parameter: {path}{name}", f"{path}{name}"
+            )
     for name in sorted(required):
         if name not in params:
-            raise ParamError("parameter_missing", f"Missing required param: {path}{name}.", f"{path}{name}")
+            raise ParamError(
+                "parameter_missing", f"Missing required param: {path}{name}.", f"{path}{name}"
+            )
     for name, value in params.items():
-        _check(value, _unwrap(_resolve(hints[name], schema.__module__)), schema.__module__, f"{path}{name}")
+        _check(
+            value,
+            _unwrap(_resolve(hints[name], schema.__module__)),
+            schema.__module__,
+            f"{path}{name}",
+        )
 
 
 def _check(value: Any, annotation: Any, module: str, param: str) -> None:
@@ -110,7 +118,9 @@ def _check(value: Any, annotation: Any, module: str, param: str) -> None:
     if origin is Literal:
         if value not in get_args(annotation):
             allowed = ", ".join(repr(a) for a in get_args(annotation) if a != "")
-            raise ParamError("parameter_invalid_string", f"Invalid {param}: must be one of {allowed}", param)
+            raise ParamError(
+                "parameter_invalid_string", f"Invalid {param}: must be one of {allowed}", param
+            )
         return
     if annotation is bool:
         if value not in ("true", "false"):
@@ -124,7 +134,9 @@ def _check(value: Any, annotation: Any, module: str, param: str) -> None:
         try:
             Decimal(value)
         except (InvalidOperation, TypeError) as error:
-            raise ParamError("parameter_invalid_string", f"Invalid decimal: {value}", param) from error
+            raise ParamError(
+                "parameter_invalid_string", f"Invalid decimal: {value}", param
+            ) from error
         return
     if annotation is str:
         if not isinstance(value, str):
@@ -137,7 +149,7 @@ def _check(value: Any, annotation: Any, module: str, param: str) -> None:
         for index, element in enumerate(value):
             _check(element, item, module, f"{param}[{index}]")
         return
-    if origin in (dict, typing.Dict) or getattr(annotation, "__name__", "") == "UntypedStripeObject":  # noqa: UP006
+    if origin in (dict, dict) or getattr(annotation, "__name__", "") == "UntypedStripeObject":
         if not isinstance(value, dict) or any(not isinstance(v, str) for v in value.values()):
             raise ParamError("parameter_invalid_object", f"Invalid hash: {param}", param)
         return
@@ -146,4 +158,6 @@ def _check(value: Any, annotation: Any, module: str, param: str) -> None:
             raise ParamError("parameter_invalid_object", f"Invalid object: {param}", param)
         validate(value, annotation, path=f"{param}.")
         return
-    raise ParamError("parameter_invalid", f"Unsupported parameter type for {param}: {annotation!r}", param)
+    raise ParamError(
+        "parameter_invalid", f"Unsupported parameter type for {param}: {annotation!r}", param
+    )

@@ -128,8 +128,11 @@ def destination_ids(connection: duckdb.DuckDBPyConnection, destination: str, obj
     }
 
 
-def load_plan(connection: duckdb.DuckDBPyConnection, sync_object: SyncObject) -> SyncPlan:
-    """The rows of the sync model that need sending, with what the ledger knows about them."""
+def load_plan(
+    connection: duckdb.DuckDBPyConnection, sync_object: SyncObject, *, resend_all: bool = False
+) -> SyncPlan:
+    """The rows of the sync model that need sending, with what the ledger knows about them.
+    `resend_all` sends unchanged rows too (after a destination was restored or cleaned up)."""
     if not _table_exists(connection, sync_object.table):
         raise SyncModelMissing(
             f"{sync_object.table} does not exist: build the dbt models (billing_pipeline) first"
@@ -141,7 +144,7 @@ def load_plan(connection: duckdb.DuckDBPyConnection, sync_object: SyncObject) ->
     pending = []
     for external_id, payload, payload_hash in model_rows:
         history = histories.get(external_id, _RowHistory())
-        if history.last_synced_hash == payload_hash:
+        if history.last_synced_hash == payload_hash and not resend_all:
             continue
         pending.append(
             PendingRow(

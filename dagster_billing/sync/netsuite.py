@@ -53,7 +53,9 @@ from dagster_billing.sync.push import (
     resolve_references,
 )
 from dagster_billing.sync.retry import (
+    DEFAULT_RETRY,
     PermanentError,
+    RequestCounter,
     RetriesExhausted,
     RetryPolicy,
     TransientError,
@@ -110,12 +112,13 @@ class NetSuiteClient:
         token_secret: str,
         base_url: str | None = None,
         timeout_seconds: float = 60.0,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY,
         ca_bundle: str | None = None,
     ) -> None:
         self.base_url = (base_url or default_base_url(account_id)).rstrip("/")
         self.timeout = timeout_seconds
         self.retry = retry
+        self.counter = RequestCounter()
         self.session = requests.Session()
         if ca_bundle:
             # requests lets REQUESTS_CA_BUNDLE from the environment override Session.verify.
@@ -158,7 +161,9 @@ class NetSuiteClient:
             )
         if status == 429 or code in CONCURRENCY_CODES:
             raise TransientError(
-                text, status=status, retry_after=retry_after_seconds(response.headers.get("Retry-After"))
+                text,
+                status=status,
+                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
             )
         if status >= 500:
             raise TransientError(text, status=status, in_doubt=True)
@@ -167,7 +172,9 @@ class NetSuiteClient:
     def check_credentials(self) -> None:
         """One cheap authenticated read; raises NetSuiteAuthError before anything is written."""
         call_with_retries(
-            self.retry, lambda: self._request("GET", f"{RECORD_PATH}/customer", params={"limit": 1})
+            self.retry,
+            counter=self.counter,
+            call=lambda: self._request("GET", f"{RECORD_PATH}/customer", params={"limit": 1}),
         )
 
     def upsert(
@@ -181,7 +188,8 @@ class NetSuiteClient:
         path = f"{RECORD_PATH}/{record_type}/eid:{external_id}"
         attempted = call_with_retries(
             self.retry,
-            lambda: self._request("PUT", path, params=params, data=body.encode("utf-8")),
+            counter=self.counter,
+            call=lambda: self._request("PUT", path, params=params, data=body.encode("utf-8")),
         )
         response = attempted.value
         location = response.headers.get("Location")
@@ -201,7 +209,7 @@ class NetSuiteClient:
                 raise
             return response.json(parse_float=Decimal)
 
-        return call_with_retries(self.retry, fetch).value
+        return call_with_retries(self.retry, counter=self.counter, call=fetch).value
 
     def close(self) -> None:
         self.session.close()
@@ -225,9 +233,11 @@ def push(plan: SyncPlan, client: NetSuiteClient) -> PushOutcome:
         try:
             results.append(_push_row(plan, client, row, record_type, replace))
         except NetSuiteAuthError as error:
-            results += [not_attempted(r, "not attempted: run stopped") for r in plan.pending[index:]]
-            return PushOutcome(tuple(results), fatal_error=str(error))
-    return PushOutcome(tuple(results))
+            results += [
+                not_attempted(r, "not attempted: run stopped") for r in plan.pending[index:]
+            ]
+            return PushOutcome(tuple(results), fatal_error=str(error), stats=client.counter.stats())
+    return PushOutcome(tuple(results), stats=client.counter.stats())
 
 
 def _push_row(

@@ -97,7 +97,6 @@ class PushOutcome:
             "created": sum(1 for r in self.results if r.status == SYNCED and r.created),
             "updated": sum(1 for r in self.results if r.status == SYNCED and not r.created),
             "in_doubt": sum(1 for r in self.results if r.in_doubt),
-            "http_requests": sum(r.http_attempts for r in self.results),
         }
 
 

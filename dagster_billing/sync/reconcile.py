@@ -71,7 +71,10 @@ def compare(
         want, got = expected[invoice_id], actual[invoice_id]
         differences = {}
         if want.line_count != got.line_count:
-            differences["line_count"] = {"warehouse": want.line_count, "destination": got.line_count}
+            differences["line_count"] = {
+                "warehouse": want.line_count,
+                "destination": got.line_count,
+            }
         if want.total != got.total:
             differences["total"] = {"warehouse": f"{want.total}", "destination": f"{got.total}"}
         if want.currency and got.currency and want.currency != got.currency:
@@ -108,12 +111,17 @@ def reconcile_netsuite(
         "netsuite",
         {k: Figures(v.line_count, v.total) for k, v in _major(invoices).items()},
         actual,
-        notes=["read by external id: NetSuite invoices that are not in the warehouse are not listed"],
+        notes=[
+            "read by external id: NetSuite invoices that are not in the warehouse are not listed"
+        ],
     )
 
 
 def reconcile_salesforce(
-    client: SalesforceClient, sobject: str, external_id_field: str, invoices: Iterable[ExpectedInvoice]
+    client: SalesforceClient,
+    sobject: str,
+    external_id_field: str,
+    invoices: Iterable[ExpectedInvoice],
 ) -> Report:
     records = client.query_all(
         f"SELECT {external_id_field}, Line_Count__c, Total__c, Currency__c FROM {sobject}"

@@ -61,13 +61,29 @@ class RetryPolicy:
     max_backoff_seconds: float = 30.0
 
 
+DEFAULT_RETRY = RetryPolicy()
+
+
 @dataclass(frozen=True)
 class Attempted(Generic[T]):
     value: T
     attempts: int
 
 
-def call_with_retries(policy: RetryPolicy, call: Callable[[], T]) -> Attempted[T]:
+@dataclass
+class RequestCounter:
+    """Requests a client made (`calls`) and HTTP tries including retries (`attempts`)."""
+
+    calls: int = 0
+    attempts: int = 0
+
+    def stats(self) -> dict[str, int]:
+        return {"http_requests": self.attempts, "retried_requests": self.attempts - self.calls}
+
+
+def call_with_retries(
+    policy: RetryPolicy, call: Callable[[], T], counter: RequestCounter | None = None
+) -> Attempted[T]:
     """Run `call` until it returns or raises something other than TransientError, at most
     `policy.max_attempts` times. Raises RetriesExhausted with the last error and the count."""
     exponential = tenacity.wait_random_exponential(
@@ -100,6 +116,10 @@ def call_with_retries(policy: RetryPolicy, call: Callable[[], T]) -> Attempted[T
     except PermanentError as error:
         error.attempts = attempts
         raise
+    finally:
+        if counter is not None:
+            counter.calls += 1
+            counter.attempts += attempts
     return Attempted(value, attempts)
 
 

@@ -46,7 +46,9 @@ from dagster_billing.sync.push import (
     not_attempted,
 )
 from dagster_billing.sync.retry import (
+    DEFAULT_RETRY,
     PermanentError,
+    RequestCounter,
     RetriesExhausted,
     RetryPolicy,
     TransientError,
@@ -88,7 +90,7 @@ class SalesforceClient:
         client_secret: str,
         api_version: str = "62.0",
         timeout_seconds: float = 60.0,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY,
         ca_bundle: str | None = None,
     ) -> None:
         self.login_url = login_url.rstrip("/")
@@ -97,6 +99,7 @@ class SalesforceClient:
         self.api_version = api_version
         self.timeout = timeout_seconds
         self.retry = retry
+        self.counter = RequestCounter()
         self.session = requests.Session()
         if ca_bundle:
             # requests lets REQUESTS_CA_BUNDLE from the environment override Session.verify.
@@ -122,7 +125,9 @@ class SalesforceClient:
         except requests.ConnectionError as error:
             raise TransientError(f"token request failed: {error}") from error
         if response.status_code == 429 or response.status_code >= 500:
-            raise TransientError(f"token request: HTTP {response.status_code}", status=response.status_code)
+            raise TransientError(
+                f"token request: HTTP {response.status_code}", status=response.status_code
+            )
         if response.status_code != 200:
             try:
                 body = response.json()
@@ -137,7 +142,9 @@ class SalesforceClient:
 
     def connect(self) -> Salesforce:
         try:
-            token = call_with_retries(self.retry, self._fetch_token).value
+            token = call_with_retries(
+                self.retry, counter=self.counter, call=self._fetch_token
+            ).value
         except RetriesExhausted as error:
             raise FatalSyncError(f"Salesforce token endpoint unreachable: {error}") from error
         self._sf = Salesforce(
@@ -164,18 +171,24 @@ class SalesforceClient:
                 self.connect()
                 return request(self.sf)
         except SalesforceExpiredSession as error:
-            raise SalesforceAuthError(f"Salesforce rejected a fresh token: {_describe_error(error)}") from error
+            raise SalesforceAuthError(
+                f"Salesforce rejected a fresh token: {_describe_error(error)}"
+            ) from error
         except SalesforceRefusedRequest as error:
             if "REQUEST_LIMIT_EXCEEDED" in _error_codes(error):
                 raise TransientError(_describe_error(error), status=403) from error
-            raise FatalSyncError(f"Salesforce refused the request: {_describe_error(error)}") from error
+            raise FatalSyncError(
+                f"Salesforce refused the request: {_describe_error(error)}"
+            ) from error
         except SalesforceResourceNotFound as error:
             raise FatalSyncError(f"Salesforce: not found: {_describe_error(error)}") from error
         except SalesforceMalformedRequest as error:
             raise PermanentError(_describe_error(error), status=400) from error
         except SalesforceGeneralError as error:
             if error.status >= 500:
-                raise TransientError(_describe_error(error), status=error.status, in_doubt=True) from error
+                raise TransientError(
+                    _describe_error(error), status=error.status, in_doubt=True
+                ) from error
             raise PermanentError(_describe_error(error), status=error.status) from error
         except requests.Timeout as error:
             raise TransientError(f"timeout: {error}", in_doubt=True) from error
@@ -185,7 +198,8 @@ class SalesforceClient:
     def describe(self, sobject: str) -> dict[str, Any]:
         return call_with_retries(
             self.retry,
-            lambda: self._call(
+            counter=self.counter,
+            call=lambda: self._call(
                 lambda sf: sf.restful(f"sobjects/{sobject}/describe", timeout=self.timeout)
             ),
         ).value
@@ -200,8 +214,11 @@ class SalesforceClient:
         path = f"composite/sobjects/{sobject}/{external_id_field}"
         attempted = call_with_retries(
             self.retry,
-            lambda: self._call(
-                lambda sf: sf.restful(path, method="PATCH", data=body.encode("utf-8"), timeout=self.timeout)
+            counter=self.counter,
+            call=lambda: self._call(
+                lambda sf: sf.restful(
+                    path, method="PATCH", data=body.encode("utf-8"), timeout=self.timeout
+                )
             ),
         )
         return attempted.value, attempted.attempts
@@ -209,7 +226,8 @@ class SalesforceClient:
     def query_all(self, soql: str) -> list[dict[str, Any]]:
         return call_with_retries(
             self.retry,
-            lambda: self._call(lambda sf: sf.query_all(soql, timeout=self.timeout)["records"]),
+            counter=self.counter,
+            call=lambda: self._call(lambda sf: sf.query_all(soql, timeout=self.timeout)["records"]),
         ).value
 
     def api_usage(self) -> str | None:
@@ -256,11 +274,19 @@ def push(plan: SyncPlan, client: SalesforceClient) -> PushOutcome:
                 sobject, external_id_field, [row.payload for row in batch]
             )
         except FatalSyncError as error:
-            results += [not_attempted(row, "not attempted: run stopped") for row in pending[batch_start:]]
+            results += [
+                not_attempted(row, "not attempted: run stopped") for row in pending[batch_start:]
+            ]
             return PushOutcome(tuple(results), fatal_error=str(error), stats=_stats(client))
         except PermanentError as error:
             results += [
-                RowResult(**b, status=FAILED, http_attempts=error.attempts, response_code=error.status, error=str(error))
+                RowResult(
+                    **b,
+                    status=FAILED,
+                    http_attempts=error.attempts,
+                    response_code=error.status,
+                    error=str(error),
+                )
                 for b in base
             ]
             continue
@@ -278,7 +304,9 @@ def push(plan: SyncPlan, client: SalesforceClient) -> PushOutcome:
             ]
             if error.last.status == 403:
                 rest = pending[batch_start + len(batch) :]
-                results += [not_attempted(row, "not attempted: org API limit reached") for row in rest]
+                results += [
+                    not_attempted(row, "not attempted: org API limit reached") for row in rest
+                ]
                 break
             continue
         if len(records) != len(batch):
@@ -313,4 +341,4 @@ def push(plan: SyncPlan, client: SalesforceClient) -> PushOutcome:
 
 def _stats(client: SalesforceClient) -> dict[str, Any]:
     usage = client.api_usage()
-    return {"api_usage": usage} if usage else {}
+    return {**client.counter.stats(), **({"api_usage": usage} if usage else {})}

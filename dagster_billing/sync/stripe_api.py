@@ -43,7 +43,9 @@ from dagster_billing.sync.push import (
     resolve_references,
 )
 from dagster_billing.sync.retry import (
+    DEFAULT_RETRY,
     PermanentError,
+    RequestCounter,
     RetriesExhausted,
     RetryPolicy,
     TransientError,
@@ -58,7 +60,9 @@ class StripeAuthError(FatalSyncError):
     pass
 
 
-def idempotency_key(sync_object: str, external_id: str, operation: str, payload_hash: str, version: int) -> str:
+def idempotency_key(
+    sync_object: str, external_id: str, operation: str, payload_hash: str, version: int
+) -> str:
     """Deterministic: the same row, payload and operation always get the same key. `version`
     (how many times the row was synced before) keeps an update that returns to an earlier
     payload from replaying that earlier update's stored response."""
@@ -72,9 +76,10 @@ class StripeApi:
         api_key: str,
         api_base: str = "https://api.stripe.com",
         timeout_seconds: float = 60.0,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
         self.retry = retry
+        self.counter = RequestCounter()
         self.api_base = api_base
         self.session = requests.Session()
         self.client = stripe.StripeClient(
@@ -94,9 +99,13 @@ class StripeApi:
         try:
             return call()
         except stripe.AuthenticationError as error:
-            raise StripeAuthError(f"Stripe rejected the API key (STRIPE_API_KEY): {error.user_message}") from error
+            raise StripeAuthError(
+                f"Stripe rejected the API key (STRIPE_API_KEY): {error.user_message}"
+            ) from error
         except stripe.APIConnectionError as error:
-            raise TransientError(f"connection error: {error.user_message}", in_doubt=True) from error
+            raise TransientError(
+                f"connection error: {error.user_message}", in_doubt=True
+            ) from error
         except stripe.StripeError as error:
             status = error.http_status
             should_retry = (error.headers or {}).get("stripe-should-retry")
@@ -116,37 +125,44 @@ class StripeApi:
     def check_credentials(self) -> None:
         call_with_retries(
             self.retry,
-            lambda: self._classified(lambda: self.client.v1.customers.list(params={"limit": 1})),
+            counter=self.counter,
+            call=lambda: self._classified(
+                lambda: self.client.v1.customers.list(params={"limit": 1})
+            ),
         )
 
     def create(self, resource: str, params: dict[str, Any], key: str) -> tuple[dict, int]:
         service = self._service(resource)
         attempted = call_with_retries(
             self.retry,
-            lambda: self._classified(
+            counter=self.counter,
+            call=lambda: self._classified(
                 lambda: service.create(params=params, options={"idempotency_key": key})
             ),
         )
         return attempted.value, attempted.attempts
 
-    def update(self, resource: str, object_id: str, params: dict[str, Any], key: str) -> tuple[dict, int]:
+    def update(
+        self, resource: str, object_id: str, params: dict[str, Any], key: str
+    ) -> tuple[dict, int]:
         service = self._service(resource)
         attempted = call_with_retries(
             self.retry,
-            lambda: self._classified(
+            counter=self.counter,
+            call=lambda: self._classified(
                 lambda: service.update(object_id, params=params, options={"idempotency_key": key})
             ),
         )
         return attempted.value, attempted.attempts
 
-    def list_all(self, resource: str, **params: Any) -> list[Any]:
+    def list_all(self, resource: str, **params: Any) -> list[dict[str, Any]]:
         service = self._service(resource)
 
-        def fetch() -> list[Any]:
+        def fetch() -> list[dict[str, Any]]:
             page = self._classified(lambda: service.list(params={"limit": 100, **params}))
-            return list(page.auto_paging_iter())
+            return [obj.to_dict() for obj in page.auto_paging_iter()]
 
-        return call_with_retries(self.retry, fetch).value
+        return call_with_retries(self.retry, counter=self.counter, call=fetch).value
 
     def close(self) -> None:
         self.session.close()
@@ -163,9 +179,11 @@ def push(plan: SyncPlan, api: StripeApi) -> PushOutcome:
         try:
             results.extend(_push_row(plan, api, row))
         except StripeAuthError as error:
-            results += [not_attempted(r, "not attempted: run stopped") for r in plan.pending[index:]]
-            return PushOutcome(tuple(results), fatal_error=str(error))
-    return PushOutcome(tuple(results))
+            results += [
+                not_attempted(r, "not attempted: run stopped") for r in plan.pending[index:]
+            ]
+            return PushOutcome(tuple(results), fatal_error=str(error), stats=api.counter.stats())
+    return PushOutcome(tuple(results), stats=api.counter.stats())
 
 
 def _params(plan: SyncPlan, payload: str) -> dict[str, Any]:
@@ -185,7 +203,9 @@ def _push_row(plan: SyncPlan, api: StripeApi, row: PendingRow) -> list[RowResult
     destination_id = row.destination_id
     version = row.synced_versions
 
-    def result(operation: str, payload: str, payload_hash: str, key: str | None, **fields: Any) -> RowResult:
+    def result(
+        operation: str, payload: str, payload_hash: str, key: str | None, **fields: Any
+    ) -> RowResult:
         return RowResult(
             external_id=row.external_id,
             payload_hash=payload_hash,
@@ -207,47 +227,74 @@ def _push_row(plan: SyncPlan, api: StripeApi, row: PendingRow) -> list[RowResult
                     params.pop(field_name, None)
                 obj, attempts = api.update(resource, destination_id, params, key)
         except MissingReference as error:
-            results.append(result(operation, payload, payload_hash, None, status=FAILED, error=str(error)))
+            results.append(
+                result(operation, payload, payload_hash, None, status=FAILED, error=str(error))
+            )
             return None
         except PermanentError as error:
             results.append(
                 result(
-                    operation, payload, payload_hash, key,
-                    status=FAILED, http_attempts=error.attempts, response_code=error.status,
-                    error=str(error), destination_id=destination_id,
+                    operation,
+                    payload,
+                    payload_hash,
+                    key,
+                    status=FAILED,
+                    http_attempts=error.attempts,
+                    response_code=error.status,
+                    error=str(error),
+                    destination_id=destination_id,
                 )
             )
             return None
         except RetriesExhausted as error:
             results.append(
                 result(
-                    operation, payload, payload_hash, key,
-                    status=FAILED, http_attempts=error.attempts, response_code=error.last.status,
-                    error=str(error), in_doubt=error.last.in_doubt, destination_id=destination_id,
+                    operation,
+                    payload,
+                    payload_hash,
+                    key,
+                    status=FAILED,
+                    http_attempts=error.attempts,
+                    response_code=error.last.status,
+                    error=str(error),
+                    in_doubt=error.last.in_doubt,
+                    destination_id=destination_id,
                 )
             )
             return None
         results.append(
             result(
-                operation, payload, payload_hash, key,
-                status=SYNCED, http_attempts=attempts, response_code=200,
-                destination_id=obj["id"], created=operation == "create",
+                operation,
+                payload,
+                payload_hash,
+                key,
+                status=SYNCED,
+                http_attempts=attempts,
+                response_code=200,
+                destination_id=obj["id"],
+                created=operation == "create",
             )
         )
         return obj["id"]
 
     pinned = row.pinned_create
     if destination_id is None and pinned is not None:
-        destination_id = attempt("create", pinned.payload, pinned.payload_hash, pinned.idempotency_key)
+        destination_id = attempt(
+            "create", pinned.payload, pinned.payload_hash, pinned.idempotency_key
+        )
         if destination_id is None:
             return results
         version += 1
         if pinned.payload_hash == row.payload_hash:
             return results
     if destination_id is None:
-        key = idempotency_key(sync_object.object, row.external_id, "create", row.payload_hash, version)
+        key = idempotency_key(
+            sync_object.object, row.external_id, "create", row.payload_hash, version
+        )
         attempt("create", row.payload, row.payload_hash, key)
     else:
-        key = idempotency_key(sync_object.object, row.external_id, "update", row.payload_hash, version)
+        key = idempotency_key(
+            sync_object.object, row.external_id, "update", row.payload_hash, version
+        )
         attempt("update", row.payload, row.payload_hash, key)
     return results
