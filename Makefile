@@ -10,7 +10,7 @@ export BILLING_DATA_DIR ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install manifest demo test dev lint format lock clean bench
+.PHONY: install manifest demo test dev lint format lock clean bench fakes sync-demo
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,16 @@ demo: manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/billing generate --events $(EVENTS) --out $(BILLING_DATA_DIR)/landing
 	$(BIN)/dagster job execute -m dagster_billing.definitions -j billing_pipeline
 	$(BIN)/billing summary
+
+# Local NetSuite, Salesforce (HTTPS) and Stripe contract servers on 127.0.0.1:8701-8703, until
+# Ctrl-C; `source $(BILLING_DATA_DIR)/fakes/env.sh` points the sync resources at them.
+fakes: install
+	$(BIN)/billing fakes serve --state-dir $(BILLING_DATA_DIR)/fakes
+
+# After `make demo`: push the invoices to fresh contract servers (job billing_sync), show what they hold.
+sync-demo: manifest $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/billing fakes run --state-dir $(BILLING_DATA_DIR)/fakes -- \
+		$(BIN)/dagster job execute -m dagster_billing.definitions -j billing_sync
 
 test: manifest
 	$(BIN)/pytest

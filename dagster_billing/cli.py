@@ -1,4 +1,4 @@
-"""`billing`: the command line for sample data, plans and run summaries.
+"""`billing`: the command line for sample data, plans, run summaries and the local contract servers.
 
 The pipeline itself runs through Dagster (`dagster job execute -j billing_pipeline`, `make demo`,
 or the UI); these commands prepare inputs and report on what the pipeline produced.
@@ -75,6 +75,81 @@ def compile_command(plans_dir: Path, seeds_dir: Path) -> None:
     except PlanError as error:
         raise click.ClickException(str(error)) from None
     click.echo(", ".join(f"{table}: {rows} rows" for table, rows in counts.items()))
+
+
+@main.group()
+def fakes() -> None:
+    """Local contract servers for NetSuite, Salesforce and Stripe (127.0.0.1)."""
+
+
+def _fake_options(function):
+    for option in reversed(
+        [
+            click.option("--netsuite-port", type=int, default=8701, show_default=True),
+            click.option("--salesforce-port", type=int, default=8702, show_default=True),
+            click.option("--stripe-port", type=int, default=8703, show_default=True),
+            click.option(
+                "--fault-rate",
+                type=float,
+                default=0.0,
+                show_default=True,
+                help="Share of API requests answered 429/5xx or timed out.",
+            ),
+            click.option("--fault-seed", type=int, default=0, show_default=True),
+            click.option(
+                "--timeout-delay",
+                type=float,
+                default=65.0,
+                show_default=True,
+                help="Seconds a 'timed out' response is held back (above the client timeout).",
+            ),
+            click.option(
+                "--state-dir",
+                type=click.Path(path_type=Path),
+                default=Path(".fakes"),
+                show_default=True,
+                help="Where the Salesforce TLS certificate and CA are written.",
+            ),
+        ]
+    ):
+        function = option(function)
+    return function
+
+
+def _fake_settings(options: dict) -> tuple[Path, dict[str, int], dict]:
+    ports = {name: options.pop(f"{name}_port") for name in ("netsuite", "salesforce", "stripe")}
+    state_dir = options.pop("state_dir")
+    return state_dir, ports, options
+
+
+@fakes.command("serve")
+@_fake_options
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write `export NETSUITE_...` lines for the sync resources here (default: state dir).",
+)
+def fakes_serve(env_file: Path | None, **options) -> None:
+    """Serve all three until Ctrl-C; the sync environment is written to an env file."""
+    from dagster_billing.fakes.serve import serve
+
+    state_dir, ports, faults = _fake_settings(options)
+    serve(state_dir, env_file or state_dir / "env.sh", ports, **faults)
+
+
+@fakes.command("run", context_settings={"ignore_unknown_options": True})
+@_fake_options
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def fakes_run(command: tuple[str, ...], **options) -> None:
+    """Start all three, run COMMAND with the sync environment pointing at them, print their state.
+
+    Example: billing fakes run -- dagster job execute -m dagster_billing.definitions -j billing_sync
+    """
+    from dagster_billing.fakes.serve import run
+
+    state_dir, ports, faults = _fake_settings(options)
+    sys.exit(run(state_dir, list(command), ports, **faults))
 
 
 @main.command()

@@ -48,8 +48,7 @@ class RunningFakes:
 
     def reset(self) -> None:
         for fake in (self.netsuite, self.salesforce, self.stripe):
-            fake.reset()
-            fake.faults.injected.clear()
+            fake.reset_all()
 
     def environment(self) -> dict[str, str]:
         """Environment variables the Dagster sync resources read, pointing at these servers."""

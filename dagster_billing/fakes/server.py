@@ -50,6 +50,7 @@ class FaultInjector:
     kinds: tuple[str, ...] = ("429", "500", TIMEOUT)
     seed: int = 0
     timeout_delay: float = 3.0
+    methods: tuple[str, ...] = ()  # only requests with these HTTP methods; empty: all
     injected: Counter = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
@@ -59,13 +60,15 @@ class FaultInjector:
     def configure(self, **settings: Any) -> None:
         with self._lock:
             for name, value in settings.items():
-                if name not in ("rate", "kinds", "seed", "timeout_delay"):
+                if name not in ("rate", "kinds", "seed", "timeout_delay", "methods"):
                     raise ValueError(f"unknown fault setting {name!r}")
-                setattr(self, name, tuple(value) if name == "kinds" else value)
+                setattr(self, name, tuple(value) if name in ("kinds", "methods") else value)
             self._random = random.Random(self.seed)
 
-    def draw(self) -> str | None:
+    def draw(self, method: str = "GET") -> str | None:
         with self._lock:
+            if self.methods and method not in self.methods:
+                return None
             if self.rate <= 0 or not self.kinds or self._random.random() >= self.rate:
                 return None
             kind = self._random.choice(self.kinds)
@@ -78,6 +81,7 @@ class FaultInjector:
             "kinds": list(self.kinds),
             "seed": self.seed,
             "timeout_delay": self.timeout_delay,
+            "methods": list(self.methods),
             "injected": dict(self.injected),
         }
 
@@ -107,6 +111,12 @@ class ContractServer:
     def reset(self) -> None:
         raise NotImplementedError
 
+    def reset_all(self) -> None:
+        """Forget records, counters and injected-fault counts (fault settings stay)."""
+        self.reset()
+        self.requests = 0
+        self.faults.injected.clear()
+
     # -- plumbing -------------------------------------------------------------------------------
     def _wrapped_routes(self) -> list[Route]:
         return [
@@ -117,7 +127,7 @@ class ContractServer:
     def _with_faults(self, endpoint: Endpoint) -> Endpoint:
         async def guarded(request: Request) -> Response:
             self.requests += 1
-            kind = self.faults.draw()
+            kind = self.faults.draw(request.method)
             if kind is not None and kind != TIMEOUT:
                 return self.fault_response(kind)
             response = await endpoint(request)
@@ -142,7 +152,7 @@ class ContractServer:
             return json_response(self.faults.to_dict())
 
         async def do_reset(_request: Request) -> Response:
-            self.reset()
+            self.reset_all()
             return json_response({"reset": True})
 
         return [

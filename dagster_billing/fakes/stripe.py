@@ -1,7 +1,7 @@
 """A Stripe API (v1 customers and invoice items) for tests and demos.
 
 Sources (docs.stripe.com):
-- Authentication: `Authorization: Bearer <secret key>`; a wrong key is 401
+- Authentication: the secret key as HTTP Basic user name or as a bearer token; a wrong key is 401
   ("Authentication", https://docs.stripe.com/api/authentication).
 - Requests are form-encoded with bracket nesting (`period[start]=...`, `metadata[k]=v`) and checked
   against stripe-python's generated param types (stripe_params.py); errors are
@@ -24,6 +24,8 @@ Faults: "429" (rate limited, no hint), "429_should_retry" (with `Stripe-Should-R
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -159,8 +161,14 @@ class StripeFake(ContractServer):
         ]
 
     def _authenticate(self, request: Request) -> None:
+        """The secret key as a bearer token, or as the Basic auth user name (curl -u sk_...:)."""
         header = request.headers.get("authorization", "")
-        key = header[7:] if header.startswith("Bearer ") else ""
+        key = ""
+        if header.startswith("Bearer "):
+            key = header[7:]
+        elif header.startswith("Basic "):
+            with contextlib.suppress(ValueError, UnicodeDecodeError):
+                key = base64.b64decode(header[6:]).decode("utf-8").split(":", 1)[0]
         if key != self.account.api_key:
             shown = f"{key[:8]}{'*' * max(len(key) - 12, 0)}{key[-4:]}" if key else ""
             raise StripeError(401, "invalid_request_error", f"Invalid API Key provided: {shown}")
