@@ -257,6 +257,14 @@ def test_salesforce_collections_upsert_reports_per_record_and_created_flags(fake
     assert client.api_usage() == f"{fakes.salesforce.api_calls}/15000"
 
 
+def test_salesforce_single_record_upsert_answers_201_then_200(fakes):
+    sf = salesforce(fakes).connect()
+    assert sf.Account.upsert("Billing_Account_Id__c/a1", {"Name": "A1"}) == 201
+    assert sf.Account.upsert("Billing_Account_Id__c/a1", {"Name": "A1 renamed"}) == 200
+    assert fakes.salesforce.find("Account", "Billing_Account_Id__c", "a1")["Name"] == "A1 renamed"
+    assert fakes.salesforce.created == {"Account": 1} and fakes.salesforce.updated == {"Account": 1}
+
+
 def test_salesforce_validates_against_the_describe_contract(fakes):
     client = salesforce(fakes)
     with pytest.raises(PermanentError, match="INVALID_FIELD: No such column 'Bogus__c'"):
@@ -397,6 +405,14 @@ def test_stripe_decodes_brackets_and_checks_params_against_the_sdk_types(fakes):
     assert (
         update["error"]["code"] == "parameter_unknown"
     )  # an invoice item's customer cannot change
+
+
+def test_stripe_lists_page_with_starting_after(fakes):
+    for i in range(130):
+        _raw_stripe(fakes, "/v1/customers", {"name": f"C{i}"})
+    listed = stripe_api(fakes).list_all("customers")
+    assert len({c["id"] for c in listed}) == 130
+    assert fakes.stripe.requests == 130 + 2  # two pages of at most 100
 
 
 def test_stripe_idempotency_replays_and_refuses_different_parameters(fakes):

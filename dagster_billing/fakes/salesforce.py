@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -151,6 +152,11 @@ class SalesforceFake(ContractServer):
                 self._collections_upsert,
                 methods=["PATCH"],
             ),
+            Route(
+                "/services/data/v{version}/sobjects/{sobject}/{field}/{value}",
+                self._record_upsert,
+                methods=["PATCH"],
+            ),
             Route("/services/data/v{version}/query", self._query, methods=["GET"]),
             Route("/services/data/v{version}/query/{cursor}", self._query_more, methods=["GET"]),
         ]
@@ -267,6 +273,44 @@ class SalesforceFake(ContractServer):
                 for r in results
             ]
         return json_response(results, headers=self._limit_header())
+
+    async def _record_upsert(self, request: Request) -> Response:
+        """One record by external id: 201 + created true on insert, 200 + created false on update
+        ("Insert or Update (Upsert) a Record Using an External ID")."""
+        refusal = self._guard(request)
+        if refusal:
+            return refusal
+        sobject, ext_field = request.path_params["sobject"], request.path_params["field"]
+        if sobject not in self.describes:
+            return self._errors(404, "NOT_FOUND", "The requested resource does not exist")
+        field = self.fields[sobject].get(ext_field)
+        if field is None or not field.get("externalId"):
+            return self._errors(
+                400,
+                "INVALID_FIELD",
+                f"Field {ext_field} is not an external id field of {sobject}",
+                [ext_field],
+            )
+        try:
+            record = json.loads(await request.body(), parse_float=Decimal)
+            if not isinstance(record, dict):
+                raise MalformedRequest("JSON_PARSER_ERROR", "Expected a JSON object")
+            if ext_field in record:
+                raise MalformedRequest(
+                    "INVALID_FIELD", f"{ext_field} is given in the URL, not in the body"
+                )
+            self._check_field_names(sobject, record)
+        except (ValueError, MalformedRequest) as error:
+            return self._errors(400, getattr(error, "error_code", "JSON_PARSER_ERROR"), str(error))
+        try:
+            result = self._upsert_one(
+                sobject, ext_field, {**record, ext_field: request.path_params["value"]}
+            )
+        except RecordError as error:
+            return self._errors(400, error.body["statusCode"], str(error), error.body["fields"])
+        return json_response(
+            result, 201 if result["created"] else 200, headers=self._limit_header()
+        )
 
     def _parse_collection(self, sobject: str, body: Any) -> tuple[list[dict[str, Any]], bool]:
         if not isinstance(body, dict) or not isinstance(body.get("records"), list):
@@ -515,6 +559,4 @@ class SalesforceFake(ContractServer):
 
 
 def _parse_form(body: bytes) -> list[tuple[str, str]]:
-    from urllib.parse import parse_qsl
-
     return parse_qsl(body.decode("utf-8"), keep_blank_values=True)

@@ -78,6 +78,11 @@ def _sync_object(node: Mapping[str, Any], meta: Mapping[str, Any]) -> SyncObject
     missing = [key for key in required if not meta.get(key)]
     if missing:
         raise SyncSpecError(f"{name}: meta.sync needs {', '.join(missing)} for {destination}")
+    if destination == "salesforce" and meta.get("references"):
+        raise SyncSpecError(
+            f"{name}: Salesforce payloads reference parents through relationship fields "
+            "(Account__r: {External_Id__c: ...}), not meta.sync.references"
+        )
     return SyncObject(
         destination=destination,
         object=meta["object"],
