@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from datetime import date
 from pathlib import Path
 
@@ -106,9 +107,8 @@ def _fake_options(function):
             click.option(
                 "--state-dir",
                 type=click.Path(path_type=Path),
-                default=Path(".fakes"),
-                show_default=True,
-                help="Where the Salesforce TLS certificate and CA are written.",
+                default=None,
+                help="Where the Salesforce TLS certificate, its CA and env.sh go (default: a temp dir).",
             ),
         ]
     ):
@@ -118,7 +118,7 @@ def _fake_options(function):
 
 def _fake_settings(options: dict) -> tuple[Path, dict[str, int], dict]:
     ports = {name: options.pop(f"{name}_port") for name in ("netsuite", "salesforce", "stripe")}
-    state_dir = options.pop("state_dir")
+    state_dir = options.pop("state_dir") or Path(tempfile.mkdtemp(prefix="billing-fakes-"))
     return state_dir, ports, options
 
 

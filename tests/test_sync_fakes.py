@@ -460,3 +460,26 @@ def test_stripe_timeout_after_create_is_answered_from_the_idempotency_store(fake
     customer, attempts = api.create("customers", {"name": "X"}, "create-acct_x")
     assert attempts == 1 and fakes.stripe.created == {"customer": 1} and fakes.stripe.replayed == 4
     assert list(fakes.stripe.objects["customer"]) == [customer["id"]]
+
+
+def test_billing_fakes_run_points_a_command_at_the_servers(tmp_path):
+    import sys
+
+    from click.testing import CliRunner
+
+    from dagster_billing.cli import main
+
+    script = (
+        "import os, requests; "
+        "r = requests.get(os.environ['STRIPE_API_BASE'] + '/v1/customers', "
+        "auth=(os.environ['STRIPE_API_KEY'], '')); "
+        "assert r.status_code == 200, r.text; "
+        "assert os.path.exists(os.environ['SALESFORCE_CA_BUNDLE'])"
+    )
+    ports = ["--netsuite-port", "0", "--salesforce-port", "0", "--stripe-port", "0"]
+    result = CliRunner().invoke(
+        main,
+        ["fakes", "run", *ports, "--state-dir", str(tmp_path), "--", sys.executable, "-c", script],
+    )
+    assert result.exit_code == 0, result.output
+    assert '"stripe": {\n    "requests": 1' in result.output
