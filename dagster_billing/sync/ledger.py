@@ -233,20 +233,3 @@ def record_results(
         connection.execute("rollback")
         raise
     return len(rows)
-
-
-def failed_rows(connection: duckdb.DuckDBPyConnection, destination: str, obj: str) -> list[str]:
-    """External ids whose latest ledger row is a failure."""
-    if not _table_exists(connection, LEDGER):
-        return []
-    return [
-        row[0]
-        for row in connection.execute(
-            """
-            select external_id from sync.ledger_current
-            where destination = ? and object = ? and status = ?
-            order by external_id
-            """,
-            [destination, obj, FAILED],
-        ).fetchall()
-    ]
