@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 import duckdb
 
 from dagster_billing.sync.push import (
-    FAILED,
     SYNCED,
     ExpectedInvoice,
     PendingRow,
