@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from dagster_billing.paths import PLANS_DIR, SEEDS_DIR
+from dagster_billing.paths import PLAN_SCHEMA_PATH, PLANS_DIR, SEEDS_DIR
 
 
 @click.group()
@@ -75,6 +75,29 @@ def compile_command(plans_dir: Path, seeds_dir: Path) -> None:
     except PlanError as error:
         raise click.ClickException(str(error)) from None
     click.echo(", ".join(f"{table}: {rows} rows" for table, rows in counts.items()))
+
+
+@plans.command("schema")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=PLAN_SCHEMA_PATH,
+    show_default=True,
+    help="Where to write the JSON Schema of plan and override files.",
+)
+@click.option("--check", is_flag=True, help="Fail if the file differs instead of writing it.")
+def schema_command(out: Path, check: bool) -> None:
+    """Write the JSON Schema of plan files (docs/plan.schema.json)."""
+    from dagster_billing.pricing.plans import plan_json_schema_text
+
+    text = plan_json_schema_text()
+    if check:
+        if not out.exists() or out.read_text() != text:
+            raise click.ClickException(f"{out} is stale: run `billing plans schema`")
+        click.echo(f"{out} is current")
+        return
+    out.write_text(text)
+    click.echo(f"wrote {out}")
 
 
 @main.command()
