@@ -102,6 +102,76 @@ def schema_command(out: Path, check: bool) -> None:
 
 @main.command()
 @click.option(
+    "--plans",
+    "plans_dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    required=True,
+    help="Plans directory (plan YAML files, overrides/).",
+)
+@click.option(
+    "--subscriptions",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    required=True,
+    help="CSV, JSON or YAML: account_id, plan_code, starts_on, [ends_on, trial_ends_on, overrides].",
+)
+@click.option(
+    "--accounts",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    required=True,
+    help="CSV, JSON or YAML: account_id, currency, [account_name, billing_email].",
+)
+@click.option(
+    "--usage",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    required=True,
+    help="Events (NDJSON/CSV landing format) or quantities (account, meter, period, quantity).",
+)
+@click.option(
+    "--meters",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="Meters CSV (default: seeds/meters.csv).",
+)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), required=True)
+@click.option(
+    "--keep-data",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Keep the run's data directory (warehouse.duckdb) here for inspection.",
+)
+def price(
+    plans_dir: Path,
+    subscriptions: Path,
+    accounts: Path,
+    usage: Path,
+    meters: Path | None,
+    out_dir: Path,
+    keep_data: Path | None,
+) -> None:
+    """Price files with the pipeline's own assets on a temporary warehouse; write invoices."""
+    from dagster_billing.pricing.batch import PricingFailed, outcome_warnings, price_files
+    from dagster_billing.pricing.inputs import InputError
+    from dagster_billing.pricing.plans import PlanError
+
+    try:
+        result = price_files(
+            plans_dir=plans_dir,
+            subscriptions=subscriptions,
+            accounts=accounts,
+            usage=usage,
+            meters=meters,
+            out_dir=out_dir,
+            keep_data_dir=keep_data,
+        )
+    except (PlanError, InputError, PricingFailed) as error:
+        raise click.ClickException(str(error)) from None
+    for warning in outcome_warnings(result):
+        click.echo(f"Warning: {warning}", err=True)
+    click.echo(json.dumps(result.to_dict(), indent=2))
+
+
+@main.command()
+@click.option(
     "--data-dir", type=click.Path(path_type=Path), envvar="BILLING_DATA_DIR", required=True
 )
 def summary(data_dir: Path) -> None:

@@ -473,7 +473,8 @@ def _error_message(error: dict) -> str:
     return error["msg"]
 
 
-def _describe(error: ValidationError, charge_ids: list[str] | None = None) -> str:
+def describe_validation_error(error: ValidationError, charge_ids: list[str] | None = None) -> str:
+    """A pydantic error as `path: reason; ...` with the paths of the plan file."""
     problems = []
     for item in error.errors(include_url=False):
         location = _format_location(item["loc"], charge_ids)
@@ -485,9 +486,14 @@ def _describe(error: ValidationError, charge_ids: list[str] | None = None) -> st
     return "; ".join(problems)
 
 
+def load_yaml_exact(text: str) -> Any:
+    """YAML with every float read as an exact Decimal from its source text."""
+    return yaml.load(text, Loader=_DecimalLoader)
+
+
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.load(path.read_text(), Loader=_DecimalLoader)
+        return load_yaml_exact(path.read_text())
     except yaml.YAMLError as error:
         raise PlanError(f"{path}: not valid YAML: {error}") from None
 
@@ -500,7 +506,7 @@ def _validate_plan(raw: Any, path: Path, charge_ids: list[str] | None = None) ->
     try:
         return PlanVersion.model_validate(raw)
     except ValidationError as error:
-        raise PlanError(f"{path}: {_describe(error, charge_ids)}") from None
+        raise PlanError(f"{path}: {describe_validation_error(error, charge_ids)}") from None
 
 
 def load_override_file(path: Path) -> PlanOverride:
@@ -508,7 +514,7 @@ def load_override_file(path: Path) -> PlanOverride:
     try:
         return PlanOverride.model_validate(raw)
     except ValidationError as error:
-        raise PlanError(f"{path}: {_describe(error)}") from None
+        raise PlanError(f"{path}: {describe_validation_error(error)}") from None
 
 
 def plan_files(plans_dir: Path) -> list[Path]:
@@ -661,7 +667,7 @@ def _apply_override(
     try:
         plan = PlanVersion.model_validate(merged)
     except ValidationError as error:
-        raise PlanError(f"{path}: {where}{_describe(error, charge_ids)}") from None
+        raise PlanError(f"{path}: {where}{describe_validation_error(error, charge_ids)}") from None
     _check_reference(plan, path, reference, where=where)
     return plan
 

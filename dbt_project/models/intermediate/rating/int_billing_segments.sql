@@ -3,6 +3,8 @@
   of an account; a segment is the run of its days on one subscription and one plan version (an
   account override from plans/overrides/ wins over the public version on the days it covers).
   Days are whole UTC dates: a subscription's start day counts in full, ends_on is exclusive.
+  Days without a plan version in force keep plan_code null, which fails the not_null test: a
+  subscribed day is never silently unpriced.
     days           days of the segment
     billable_days  days of the segment after the trial (trial_ends_on, exclusive)
     covered_days   days of the period on any subscription of the account (usage charges of a
@@ -147,7 +149,7 @@ versioned_pieces as (
     inner join subscription_periods as periods
         on pieces.subscription_id = periods.subscription_id
         and pieces.period_start = periods.period_start
-    inner join plans
+    left join plans
         on periods.base_plan_code = plans.base_plan_code
         and (plans.account_id is null or plans.account_id = periods.account_id)
         and plans.effective_from <= pieces.piece_start
