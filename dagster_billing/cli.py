@@ -172,6 +172,70 @@ def price(
 
 @main.command()
 @click.option(
+    "--draft",
+    "draft_dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    required=True,
+    help="Directory of draft plan versions (each replaces the plan with its code).",
+)
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), envvar="BILLING_DATA_DIR", required=True
+)
+@click.option(
+    "--plans", "plans_dir", type=click.Path(path_type=Path, exists=True), default=PLANS_DIR
+)
+@click.option(
+    "--seeds", "seeds_dir", type=click.Path(path_type=Path, exists=True), default=SEEDS_DIR
+)
+def simulate(draft_dir: Path, data_dir: Path, plans_dir: Path, seeds_dir: Path) -> None:
+    """Price the warehouse's history with draft plans; show the difference per account."""
+    from dagster_billing.pricing.batch import PricingFailed, prepare_dbt_manifest
+    from dagster_billing.pricing.plans import PlanError
+    from dagster_billing.pricing.simulation import validate_drafts
+
+    prepare_dbt_manifest()
+    from dagster_billing.defs.pricing.simulation import run_simulation
+    from dagster_billing.defs.resources import BillingWarehouse
+
+    warehouse = BillingWarehouse(
+        data_dir=str(data_dir), plans_dir=str(plans_dir), seeds_dir=str(seeds_dir)
+    )
+    if not warehouse.duckdb_path.exists():
+        raise click.ClickException(
+            f"no warehouse at {warehouse.duckdb_path}: run the pipeline first"
+        )
+    try:
+        validate_drafts(plans_dir, seeds_dir, draft_dir)
+        report = run_simulation(warehouse, draft_dir)
+    except (PlanError, PricingFailed) as error:
+        raise click.ClickException(str(error)) from None
+    if not report["drafts"]:
+        raise click.ClickException(f"no draft plans (*.yaml) in {draft_dir}")
+    click.echo(render_simulation(report))
+
+
+def render_simulation(report: dict) -> str:
+    drafts = ", ".join(f"{d['code']} (draft v{d['version']})" for d in report["drafts"])
+    lines = [f"Simulated {drafts} against the current plans (charges before coupons and credits):"]
+    header = f"{'account':<24} {'currency':<8} {'current':>14} {'draft':>14} {'difference':>14}"
+    lines += ["", header, "-" * len(header)]
+    for row in report["accounts"]:
+        lines.append(
+            f"{row['account_id']:<24} {row['currency']:<8} {row['current_amount']:>14} "
+            f"{row['draft_amount']:>14} {row['difference']:>14}"
+        )
+    lines.append("-" * len(header))
+    for total in report["totals"]:
+        lines.append(
+            f"{'total (' + str(total['accounts_changed']) + ' changed)':<24} {total['currency']:<8} "
+            f"{total['current_amount']:>14} {total['draft_amount']:>14} {total['difference']:>14}"
+        )
+    lines += ["", "Report: " + ", ".join(report["files"])]
+    return "\n".join(lines)
+
+
+@main.command()
+@click.option(
     "--data-dir", type=click.Path(path_type=Path), envvar="BILLING_DATA_DIR", required=True
 )
 def summary(data_dir: Path) -> None:

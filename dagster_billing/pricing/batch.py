@@ -78,6 +78,15 @@ def prepare_dbt_manifest() -> None:
         os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
     from dagster_billing.defs.dbt.project import billing_project
 
+    manifest = Path(billing_project.manifest_path)
+    sources = [
+        path
+        for folder in ("models", "macros", "tests")
+        for path in (DBT_PROJECT_DIR / folder).rglob("*")
+        if path.is_file()
+    ] + [DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml"]
+    if manifest.exists() and manifest.stat().st_mtime >= max(p.stat().st_mtime for p in sources):
+        return
     billing_project.preparer.prepare(billing_project)
 
 
@@ -108,7 +117,7 @@ def materialize_invoices(warehouse) -> None:
     ]
     if not result.success or failed_checks:
         failures = [
-            event.step_failure_data.error.message.strip()
+            error_chain(event.step_failure_data.error)
             for event in result.all_events
             if event.is_step_failure and event.step_failure_data.error is not None
         ]
@@ -116,7 +125,16 @@ def materialize_invoices(warehouse) -> None:
         raise PricingFailed(f"the pipeline failed on these files: {detail}")
 
 
-def _staged_seed_dir(seeds_dir: Path) -> Path:
+def error_chain(error) -> str:
+    """A Dagster step error and its causes, innermost last, without tracebacks."""
+    messages = []
+    while error is not None:
+        messages.append(error.message.strip())
+        error = error.cause
+    return " <- ".join(messages)
+
+
+def staged_seed_dir(seeds_dir: Path) -> Path:
     # Where BillingWarehouse.dbt_environment() stages reference data that lives outside the
     # repository (see defs/resources.py); removed after a run so temp runs leave nothing behind.
     digest = hashlib.sha256(str(seeds_dir.resolve()).encode()).hexdigest()[:16]
@@ -161,7 +179,7 @@ def price_files(
         try:
             materialize_invoices(warehouse)
         finally:
-            shutil.rmtree(_staged_seed_dir(seeds_dir), ignore_errors=True)
+            shutil.rmtree(staged_seed_dir(seeds_dir), ignore_errors=True)
         with warehouse.connect(read_only=True) as connection:
             invoices = _fetch(connection, "fct_invoices", "period_start, invoice_id")
             lines = _fetch(connection, "fct_invoice_lines", "invoice_id, line_number")

@@ -509,6 +509,13 @@ def _validate_plan(raw: Any, path: Path, charge_ids: list[str] | None = None) ->
         raise PlanError(f"{path}: {describe_validation_error(error, charge_ids)}") from None
 
 
+def check_plan_file(path: Path, reference: Reference) -> PlanVersion:
+    """A plan file validated on its own and against the reference data."""
+    plan = load_plan_file(path)
+    _check_reference(plan, path, reference)
+    return plan
+
+
 def load_override_file(path: Path) -> PlanOverride:
     raw = _read_yaml(path)
     try:
