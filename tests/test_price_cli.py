@@ -253,29 +253,34 @@ def test_outputs_are_json_and_csv_with_exact_decimal_strings(priced):
     )
 
 
-def test_bad_input_fails_with_file_row_and_reason(tmp_path):
+@pytest.mark.parametrize(
+    ("subscription", "message"),
+    [
+        ({"account_id": "nobody", "plan_code": "yen"}, "row 1: unknown account 'nobody'"),
+        ({"account_id": "yen_201", "plan_code": "nope"}, "row 1: unknown plan 'nope'"),
+        (
+            {"account_id": "yen_201", "plan_code": "yen", "starts_on": "2026-02-30"},
+            "row 1: starts_on: '2026-02-30' is not a date",
+        ),
+    ],
+)
+def test_bad_input_fails_with_file_row_and_reason(tmp_path, subscription, message):
     inputs = _write_inputs(tmp_path / "in")
     inputs["subscriptions"].write_text(
-        yaml.safe_dump([{"account_id": "nobody", "plan_code": "yen", "starts_on": "2026-01-01"}])
+        yaml.safe_dump([{"starts_on": "2026-01-01", **subscription}])
     )
     result = CliRunner().invoke(
         main,
         [
             "price",
-            "--plans",
-            str(inputs["plans"]),
-            "--subscriptions",
-            str(inputs["subscriptions"]),
-            "--accounts",
-            str(inputs["accounts"]),
-            "--usage",
-            str(inputs["usage"]),
-            "--meters",
-            str(inputs["meters"]),
-            "--out",
-            str(tmp_path / "out"),
+            "--plans", str(inputs["plans"]),
+            "--subscriptions", str(inputs["subscriptions"]),
+            "--accounts", str(inputs["accounts"]),
+            "--usage", str(inputs["usage"]),
+            "--meters", str(inputs["meters"]),
+            "--out", str(tmp_path / "out"),
         ],
-    )
+    )  # fmt: skip
     assert result.exit_code == 1
-    assert "subscriptions.yaml: row 1: unknown account 'nobody'" in result.output
+    assert f"subscriptions.yaml: {message}" in result.output
     assert "Traceback" not in result.output

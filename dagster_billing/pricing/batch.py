@@ -32,7 +32,12 @@ from dagster_billing.pricing.inputs import (
     write_subscriptions,
     write_usage,
 )
-from dagster_billing.pricing.plans import OVERRIDES_DIR, compile_plans
+from dagster_billing.pricing.plans import (
+    OVERRIDES_DIR,
+    compile_plans,
+    load_plan_file,
+    plan_files,
+)
 
 MONEY_TYPE = "DECIMAL(38,4)"
 # Asset groups from the plans and landing to the billing marts: everything invoices are made of,
@@ -165,8 +170,15 @@ def price_files(
         shutil.copy(meters or SEEDS_DIR / "meters.csv", seeds_dir / "meters.csv")
         shutil.copy(SEEDS_DIR / "currencies.csv", seeds_dir / "currencies.csv")
         account_ids = write_accounts(accounts, seeds_dir / "accounts.csv")
+        plan_codes = {
+            plan.code for plan in (load_plan_file(path) for path in plan_files(run_plans))
+        }
         write_subscriptions(
-            subscriptions, seeds_dir / "subscriptions.csv", run_plans / OVERRIDES_DIR, account_ids
+            subscriptions,
+            seeds_dir / "subscriptions.csv",
+            run_plans / OVERRIDES_DIR,
+            account_ids,
+            plan_codes,
         )
         compile_plans(run_plans, seeds_dir)  # validate early: errors name the input files
         data_dir = keep_data_dir or root / "data"

@@ -119,7 +119,9 @@ def write_accounts(source: Path, target: Path) -> set[str]:
     return seen
 
 
-def write_subscriptions(source: Path, target: Path, overrides_dir: Path, accounts: set[str]) -> int:
+def write_subscriptions(
+    source: Path, target: Path, overrides_dir: Path, accounts: set[str], plan_codes: set[str]
+) -> int:
     """subscriptions.csv for the seeds, and one override file per subscription with `overrides`."""
     rows = []
     for number, record in enumerate(_records(source), start=1):
@@ -129,6 +131,8 @@ def write_subscriptions(source: Path, target: Path, overrides_dir: Path, account
             raise InputError(f"{source}: row {number}: account_id and plan_code are required")
         if account_id not in accounts:
             raise InputError(f"{source}: row {number}: unknown account {account_id!r}")
+        if plan_code not in plan_codes:
+            raise InputError(f"{source}: row {number}: unknown plan {plan_code!r}")
         row = {
             "subscription_id": _text(record.get("subscription_id")) or f"sub_{account_id}_{number}",
             "account_id": account_id,
