@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from dagster_billing.paths import PLANS_DIR, SEEDS_DIR
+from dagster_billing.paths import PLAN_SCHEMA_PATH, PLANS_DIR, SEEDS_DIR
 
 
 @click.group()
@@ -150,6 +150,161 @@ def fakes_run(command: tuple[str, ...], **options) -> None:
 
     state_dir, ports, faults = _fake_settings(options)
     sys.exit(run(state_dir, list(command), ports, **faults))
+@plans.command("schema")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=PLAN_SCHEMA_PATH,
+    show_default=True,
+    help="Where to write the JSON Schema of plan and override files.",
+)
+@click.option("--check", is_flag=True, help="Fail if the file differs instead of writing it.")
+def schema_command(out: Path, check: bool) -> None:
+    """Write the JSON Schema of plan files (docs/plan.schema.json)."""
+    from dagster_billing.pricing.plans import plan_json_schema_text
+
+    text = plan_json_schema_text()
+    if check:
+        if not out.exists() or out.read_text() != text:
+            raise click.ClickException(f"{out} is stale: run `billing plans schema`")
+        click.echo(f"{out} is current")
+        return
+    out.write_text(text)
+    click.echo(f"wrote {out}")
+
+
+@main.command()
+@click.option(
+    "--plans",
+    "plans_dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    required=True,
+    help="Plans directory (plan YAML files, overrides/).",
+)
+@click.option(
+    "--subscriptions",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    required=True,
+    help="CSV, JSON or YAML: account_id, plan_code, starts_on, [ends_on, trial_ends_on, overrides].",
+)
+@click.option(
+    "--accounts",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    required=True,
+    help="CSV, JSON or YAML: account_id, currency, [account_name, billing_email].",
+)
+@click.option(
+    "--usage",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    required=True,
+    help="Events (NDJSON/CSV landing format) or quantities (account, meter, period, quantity).",
+)
+@click.option(
+    "--meters",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="Meters CSV (default: seeds/meters.csv).",
+)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), required=True)
+@click.option(
+    "--keep-data",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Keep the run's data directory (warehouse.duckdb) here for inspection.",
+)
+def price(
+    plans_dir: Path,
+    subscriptions: Path,
+    accounts: Path,
+    usage: Path,
+    meters: Path | None,
+    out_dir: Path,
+    keep_data: Path | None,
+) -> None:
+    """Price files with the pipeline's own assets on a temporary warehouse; write invoices."""
+    from dagster_billing.pricing.batch import PricingFailed, outcome_warnings, price_files
+    from dagster_billing.pricing.inputs import InputError
+    from dagster_billing.pricing.plans import PlanError
+
+    try:
+        result = price_files(
+            plans_dir=plans_dir,
+            subscriptions=subscriptions,
+            accounts=accounts,
+            usage=usage,
+            meters=meters,
+            out_dir=out_dir,
+            keep_data_dir=keep_data,
+        )
+    except (PlanError, InputError, PricingFailed) as error:
+        raise click.ClickException(str(error)) from None
+    for warning in outcome_warnings(result):
+        click.echo(f"Warning: {warning}", err=True)
+    click.echo(json.dumps(result.to_dict(), indent=2))
+
+
+@main.command()
+@click.option(
+    "--draft",
+    "draft_dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    required=True,
+    help="Directory of draft plan versions (each replaces the plan with its code).",
+)
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), envvar="BILLING_DATA_DIR", required=True
+)
+@click.option(
+    "--plans", "plans_dir", type=click.Path(path_type=Path, exists=True), default=PLANS_DIR
+)
+@click.option(
+    "--seeds", "seeds_dir", type=click.Path(path_type=Path, exists=True), default=SEEDS_DIR
+)
+def simulate(draft_dir: Path, data_dir: Path, plans_dir: Path, seeds_dir: Path) -> None:
+    """Price the warehouse's history with draft plans; show the difference per account."""
+    from dagster_billing.pricing.batch import PricingFailed, prepare_dbt_manifest
+    from dagster_billing.pricing.plans import PlanError
+    from dagster_billing.pricing.simulation import validate_drafts
+
+    prepare_dbt_manifest()
+    from dagster_billing.defs.pricing.simulation import run_simulation
+    from dagster_billing.defs.resources import BillingWarehouse
+
+    warehouse = BillingWarehouse(
+        data_dir=str(data_dir), plans_dir=str(plans_dir), seeds_dir=str(seeds_dir)
+    )
+    if not warehouse.duckdb_path.exists():
+        raise click.ClickException(
+            f"no warehouse at {warehouse.duckdb_path}: run the pipeline first"
+        )
+    try:
+        validate_drafts(plans_dir, seeds_dir, draft_dir)
+        report = run_simulation(warehouse, draft_dir)
+    except (PlanError, PricingFailed) as error:
+        raise click.ClickException(str(error)) from None
+    if not report["drafts"]:
+        raise click.ClickException(f"no draft plans (*.yaml) in {draft_dir}")
+    click.echo(render_simulation(report))
+
+
+def render_simulation(report: dict) -> str:
+    drafts = ", ".join(f"{d['code']} (draft v{d['version']})" for d in report["drafts"])
+    lines = [f"Simulated {drafts} against the current plans (charges before coupons and credits):"]
+    header = f"{'account':<24} {'currency':<8} {'current':>14} {'draft':>14} {'difference':>14}"
+    lines += ["", header, "-" * len(header)]
+    for row in report["accounts"]:
+        lines.append(
+            f"{row['account_id']:<24} {row['currency']:<8} {row['current_amount']:>14} "
+            f"{row['draft_amount']:>14} {row['difference']:>14}"
+        )
+    lines.append("-" * len(header))
+    for total in report["totals"]:
+        lines.append(
+            f"{'total (' + str(total['accounts_changed']) + ' changed)':<24} {total['currency']:<8} "
+            f"{total['current_amount']:>14} {total['draft_amount']:>14} {total['difference']:>14}"
+        )
+    lines += ["", "Report: " + ", ".join(report["files"])]
+    return "\n".join(lines)
 
 
 @main.command()

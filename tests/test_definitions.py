@@ -22,8 +22,13 @@ EXPECTED_ASSETS = {
     "intermediate/int_usage_events_classified",
     "intermediate/int_usage_events_deduped",
     "intermediate/int_usage_aggregated",
+    "intermediate/int_billing_segments",
     "intermediate/int_billing_periods",
+    "intermediate/int_seat_days",
+    "intermediate/int_charge_quantities",
+    "intermediate/int_usage_transactions_rated",
     "intermediate/int_usage_rated",
+    "intermediate/int_recurring_fees",
     "intermediate/int_invoice_charge_lines",
     "billing/fct_rated_usage",
     "billing/fct_invoice_lines",
@@ -42,6 +47,7 @@ EXPECTED_ASSETS = {
     "salesforce/invoices",
     "stripe/customers",
     "stripe/invoice_items",
+    "pricing/simulation",
 }
 
 
@@ -89,6 +95,7 @@ def test_duckdb_writers_share_one_pool():
         pools["raw_usage"]
         == pools["billing_dbt_models"]
         == pools["exports__invoice_csv"]
+        == pools["pricing__simulation"]
         == "duckdb"
     )
 
