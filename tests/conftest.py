@@ -51,15 +51,11 @@ def copy_reference_seeds(target: Path, **overrides: str) -> Path:
 def run_pipeline(warehouse, *, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
     """Materialize every asset and check, in process, as the billing_pipeline job does (the
     reverse-ETL pushes, which need destination credentials, are left to tests/test_sync*.py)."""
-    from dagster_billing.definitions import defs
+    from dagster_billing.definitions import pipeline_assets_and_checks
     from dagster_billing.defs.resources import dbt_resource
-    from dagster_billing.defs.sync.factory import REVERSE_ETL_GROUP
 
-    pipeline_assets = [
-        a for a in defs.assets if REVERSE_ETL_GROUP not in set(a.group_names_by_key.values())
-    ]
     return dg.materialize(
-        [*pipeline_assets, *defs.asset_checks],
+        pipeline_assets_and_checks(),
         resources={"warehouse": warehouse, "dbt": dbt_resource()},
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=raise_on_error,

@@ -99,7 +99,7 @@ def materialize_invoices(warehouse) -> None:
     """Run the pipeline's assets up to the billing marts (with their checks), in process."""
     import dagster as dg
 
-    from dagster_billing.definitions import defs
+    from dagster_billing.definitions import pipeline_assets_and_checks
     from dagster_billing.defs.resources import dbt_resource
 
     selection = (
@@ -108,7 +108,7 @@ def materialize_invoices(warehouse) -> None:
     # dbt's progress goes to stderr: stdout is for the command's result.
     with contextlib.redirect_stdout(sys.stderr):
         result = dg.materialize(
-            [*defs.assets, *defs.asset_checks],
+            pipeline_assets_and_checks(),
             selection=selection,
             resources={"warehouse": warehouse, "dbt": dbt_resource()},
             instance=dg.DagsterInstance.ephemeral(),

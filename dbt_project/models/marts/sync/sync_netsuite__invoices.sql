@@ -3,6 +3,7 @@
   PUT /record/v1/invoice/eid:<invoice_id>?replace=item so a re-sent invoice replaces its lines
   instead of appending to them. `entity.externalId` names our account; the push resolves it to the
   customer's NetSuite internal id recorded in the sync ledger (meta.sync.references).
+  Lines without a quantity (recurring fees, discounts, commitment lines) go out as quantity 1.
 -#}
 with invoices as (
     select * from {{ ref('fct_invoices') }}
@@ -18,7 +19,7 @@ items as (
         {{ json_array_agg(json_object([
             ('item', json_object([('id', sql_literal(var('netsuite_usage_item_id')))])),
             ('description', 'description'),
-            ('quantity', decimal_text('quantity')),
+            ('quantity', decimal_text('coalesce(quantity, cast(1 as ' ~ decimal_type() ~ '))')),
             ('amount', money_text('amount', 'minor_units')),
         ]), 'line_number') }} as items
     from lines

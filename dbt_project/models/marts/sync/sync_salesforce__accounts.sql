@@ -32,6 +32,7 @@ latest_usage as (
                        "'; '", 'order by lines.line_number') }} as usage_summary
     from {{ ref('fct_invoice_lines') }} as lines
     inner join latest_invoices on lines.invoice_id = latest_invoices.invoice_id
+    where lines.quantity is not null
     group by lines.invoice_id
 ),
 
