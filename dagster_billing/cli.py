@@ -150,6 +150,8 @@ def fakes_run(command: tuple[str, ...], **options) -> None:
 
     state_dir, ports, faults = _fake_settings(options)
     sys.exit(run(state_dir, list(command), ports, **faults))
+
+
 @plans.command("schema")
 @click.option(
     "--out",
