@@ -6,6 +6,7 @@ or the UI); these commands prepare inputs and report on what the pipeline produc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from datetime import date
@@ -125,6 +126,22 @@ def serve(host: str, port: int, workers: int, data_dir: Path, log_level: str) ->
         log_level=log_level,
         access_log=False,
     )
+
+
+@main.command()
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), envvar="BILLING_DATA_DIR", required=True
+)
+@click.option(
+    "--interval", type=float, default=1.0, show_default=True, help="Seconds between polls."
+)
+@click.option("--once", is_flag=True, help="One poll (and at most one run), then exit.")
+def watch(data_dir: Path, interval: float, once: bool) -> None:
+    """Land new files and rate them as they arrive, without the Dagster daemon."""
+    from dagster_billing.watch import watch as watch_loop
+
+    with contextlib.suppress(KeyboardInterrupt):
+        watch_loop(data_dir, interval=interval, once=once, echo=click.echo)
 
 
 @main.group("api-keys")

@@ -30,6 +30,7 @@ EXPECTED_ASSETS = {
     "billing/fct_invoices",
     "billing/fct_usage_event_outcomes",
     "exports/invoice_csv",
+    "exports/api_snapshot",
 }
 
 

@@ -11,7 +11,6 @@ recorded; 422 means no item was accepted. Both bodies have the same shape:
 {"accepted": n, "duplicate": n, "rejected": n, "errors": [{"index", "uniqueId", "reason", ...}]}.
 """
 
-
 import asyncio
 import logging
 import time

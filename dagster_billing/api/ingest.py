@@ -18,7 +18,6 @@ import itertools
 import os
 import queue
 import threading
-import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,6 +37,9 @@ from dagster_billing.defs.ingest.files import (
     record_row,
 )
 from dagster_billing.defs.ingest.schemas import FUTURE_TOLERANCE, parse_raw_rows, quarantine_reasons
+
+# A written file is marked landed with the next group's claim, or after this long idle.
+CONFIRM_AFTER_SECONDS = 0.05
 
 # Raw row tuple positions (RAW_SCHEMA order).
 LINE, UNIQUE_ID, ACCOUNT, METER, VALUE, TS, PROPERTIES = range(7)
@@ -212,6 +214,8 @@ class LandingWriter:
         self._thread = threading.Thread(target=self._run, name="landing-writer", daemon=True)
         self._names = itertools.count()
         self._state: ApiState | None = None
+        # Files written and answered whose `landed` mark is not committed yet (see _land).
+        self._unconfirmed: list[int] = []
         self._started = threading.Event()
         self._startup_error: BaseException | None = None
 
@@ -246,7 +250,14 @@ class LandingWriter:
         self._started.set()
         try:
             while True:
-                first = self._queue.get()
+                try:
+                    first = self._queue.get(
+                        timeout=CONFIRM_AFTER_SECONDS if self._unconfirmed else None
+                    )
+                except queue.Empty:
+                    self._state.confirm(self._unconfirmed)
+                    self._unconfirmed = []
+                    continue
                 if first is _STOP:
                     return
                 group = [first]
@@ -266,6 +277,8 @@ class LandingWriter:
                 if stop:
                     return
         finally:
+            if self._unconfirmed:
+                self._state.confirm(self._unconfirmed)
             self._state.close()
 
     def _process(self, group: list[_Submission]) -> None:
@@ -282,11 +295,25 @@ class LandingWriter:
         received_at = datetime.now(UTC)
         rows = [row for submission in group for row in submission.items.rows]
         parsed = parse_raw_rows(raw_frame(rows))
-        reasons = quarantine_reasons(
+        landing_reasons = quarantine_reasons(
             parsed, latest_allowed_ts=received_at + FUTURE_TOLERANCE
-        ).to_list()
-        body_keys = parsed.select(
-            pl.concat_str(
+        )
+        account_allowed = pl.concat(
+            [
+                pl.Series([row[ACCOUNT] for row in submission.items.rows], dtype=pl.String).is_in(
+                    list(submission.tenant.accounts)
+                )
+                for submission in group
+            ]
+        )
+        checked = parsed.select(
+            reason=pl.when(pl.lit(landing_reasons).is_not_null())
+            .then(pl.lit(landing_reasons))
+            .when(~pl.col("meter_code").is_in(list(self.meters)))
+            .then(pl.lit("unknown_meter"))
+            .when(~pl.lit(account_allowed))
+            .then(pl.lit("account_not_allowed")),
+            body_key=pl.concat_str(
                 [
                     pl.col("account_id"),
                     pl.col("meter_code"),
@@ -295,8 +322,10 @@ class LandingWriter:
                     pl.col("properties").fill_null(""),
                 ],
                 separator="\x1f",
-            )
-        ).to_series()
+            ),
+        )
+        reasons = checked.get_column("reason").to_list()
+        body_keys = checked.get_column("body_key").to_list()
 
         results = [IngestResult() for _ in group]
         # (tenant, client id) -> body hash of its first occurrence in this group
@@ -304,27 +333,24 @@ class LandingWriter:
         candidates: dict[str, list[tuple[str, bytes]]] = {}
         # rows to land: (submission index, item index, row)
         pending: list[tuple[int, int, tuple]] = []
+        blake2b = hashlib.blake2b
         position = 0
         for number, submission in enumerate(group):
-            tenant = submission.tenant
+            tenant_id = submission.tenant.tenant_id
             items = submission.items
             result = results[number]
+            tenant_candidates = candidates.setdefault(tenant_id, [])
             for index, row in enumerate(items.rows):
                 reason = reasons[position]
                 body_key = body_keys[position]
                 position += 1
-                if reason is None and row[METER] not in self.meters:
-                    reason = "unknown_meter"
-                if reason is None and row[ACCOUNT] not in tenant.accounts:
-                    reason = "account_not_allowed"
                 client_id = items.client_ids[index]
                 if reason is None:
-                    body_hash = hashlib.blake2b(body_key.encode(), digest_size=16).digest()
-                    key = (tenant.tenant_id, client_id)
-                    seen = first_seen.get(key)
-                    if seen is None:
-                        first_seen[key] = body_hash
-                        candidates.setdefault(tenant.tenant_id, []).append((client_id, body_hash))
+                    body_hash = blake2b(body_key.encode(), digest_size=16).digest()
+                    key = (tenant_id, client_id)
+                    seen = first_seen.setdefault(key, body_hash)
+                    if seen is body_hash:
+                        tenant_candidates.append((client_id, body_hash))
                         pending.append((number, index, row))
                         continue
                     if seen == body_hash:
@@ -337,13 +363,18 @@ class LandingWriter:
             return results
 
         name = self._file_name(received_at)
-        file_id, known = self._state.claim(name, candidates)
+        # The claim also marks the previous group's file landed: one commit (one fsync) fewer
+        # per group. Until then that file is `pending` with its file on disk, which recover()
+        # and claim() already treat as landed, so answering 202 before the mark loses nothing.
+        file_id, known = self._state.claim(name, candidates, confirm=self._unconfirmed)
+        self._unconfirmed = []
+        received_text = received_at.isoformat()
         lines = []
         for number, index, row in pending:
             submission = group[number]
             status = known.get((submission.tenant.tenant_id, submission.items.client_ids[index]))
             if status is None:
-                lines.append(_landing_line(row, received_at))
+                lines.append(_landing_line(row, received_text))
                 results[number].accepted += 1
             elif status.status == "duplicate":
                 results[number].duplicate += 1
@@ -364,7 +395,7 @@ class LandingWriter:
             except BaseException:
                 self._state.release(file_id)
                 raise
-            self._state.confirm(file_id)
+            self._unconfirmed = [file_id]
         for result in results:
             result.errors.sort(key=lambda error: error.index)
         return results
@@ -377,7 +408,7 @@ class LandingWriter:
         )
 
 
-def _landing_line(row: tuple, received_at: datetime) -> bytes:
+def _landing_line(row: tuple, received_at: str) -> bytes:
     line = {
         "uniqueId": row[UNIQUE_ID],
         "account": row[ACCOUNT],
@@ -387,7 +418,7 @@ def _landing_line(row: tuple, received_at: datetime) -> bytes:
     }
     if row[PROPERTIES] is not None:
         line["properties"] = orjson.Fragment(row[PROPERTIES])
-    line["receivedAt"] = received_at.isoformat()
+    line["receivedAt"] = received_at
     return orjson.dumps(line) + b"\n"
 
 
@@ -419,7 +450,3 @@ def write_durably(path: Path, data: bytes) -> None:
         os.close(fd)
     os.replace(temporary, path)
     _fsync_dir(directory)
-
-
-def monotonic_ms() -> float:
-    return time.monotonic() * 1000

@@ -244,16 +244,23 @@ class ApiState:
     # -- idempotency -----------------------------------------------------------------------
 
     def claim(
-        self, path: str, candidates: dict[str, list[tuple[str, bytes]]]
+        self,
+        path: str,
+        candidates: dict[str, list[tuple[str, bytes]]],
+        *,
+        confirm: list[int] = (),
     ) -> tuple[int, dict[tuple[str, str], Claim]]:
         """Claim (tenant, unique_id) -> body_hash for the landing file `path`.
 
         Returns the new file's id and, for ids that were already known, what they are: a
         `duplicate` (same body), a `conflict` (different body) or `in_flight` (claimed by a
-        request still being written). Everything not in that dict is claimed by `path`."""
+        request still being written). Everything not in that dict is claimed by `path`.
+        Files in `confirm` (written by earlier calls) are marked landed in the same commit."""
         now = time.time()
         known: dict[tuple[str, str], Claim] = {}
         with self._write() as db:
+            for landed in confirm:
+                self._confirm(db, landed)
             file_id = db.execute(
                 "insert into files (path, state, claimed_at, events) values (?, 'pending', ?, 0)",
                 [path, now],
@@ -305,10 +312,11 @@ class ApiState:
             db.execute("update files set events = ? where file_id = ?", [claimed, file_id])
         return file_id, known
 
-    def confirm(self, file_id: int) -> None:
-        """The file is durable: its ids are landed, the sensor may pick it up."""
+    def confirm(self, file_ids: list[int]) -> None:
+        """The files are durable: their ids are landed, the sensor may pick them up."""
         with self._write() as db:
-            self._confirm(db, file_id)
+            for file_id in file_ids:
+                self._confirm(db, file_id)
 
     @staticmethod
     def _confirm(db: sqlite3.Connection, file_id: int) -> None:
