@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,21 @@ def _instance() -> dg.DagsterInstance:
     if os.environ.get("DAGSTER_HOME"):
         return dg.DagsterInstance.get()
     return dg.DagsterInstance.ephemeral()
+
+
+def prepare_dbt(warehouse: BillingWarehouse) -> None:
+    """Parse the dbt project with the environment runs will use (data dir, seed path).
+
+    dagster-dbt copies target/partial_parse.msgpack into each run's target folder, but dbt
+    discards it and parses everything again (seconds) when the profile or an env var read by
+    dbt_project.yml differs from parse time: here, BILLING_DATA_DIR and BILLING_SEEDS_DIR."""
+    from dagster_billing.defs.dbt.project import DBT_EXECUTABLE
+    from dagster_billing.paths import DBT_PROJECT_DIR
+
+    with warehouse.dbt_environment():
+        subprocess.run(
+            [DBT_EXECUTABLE, "parse", "--quiet"], cwd=DBT_PROJECT_DIR, check=True, env=os.environ
+        )
 
 
 def watch(
@@ -40,6 +56,7 @@ def watch(
     cursor = json.loads(cursor_path.read_text()) if cursor_path.exists() else {}
     job = defs.resolve_job_def(land_and_rate_job.name)
     instance = _instance()
+    prepare_dbt(warehouse)
     while True:
         request, new_cursor = landing_run_request(warehouse, cursor)
         if request is not None:

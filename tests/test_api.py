@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import dagster as dg
 import httpx
 import orjson
@@ -324,3 +330,112 @@ def test_a_killed_server_loses_nothing_it_acknowledged(tmp_path):
         "select count(*), sum(value) from raw.usage_events where unique_id like 'acme:crash-%'",
     )
     assert (count, total) == (20, sum(range(1, 21)))
+
+
+def _claim_without_file(data_dir, tenant: str, unique_id: str, *, in_child: bool) -> None:
+    """What a server leaves behind when it dies between claiming an id and writing its file."""
+    code = (
+        "import sys; from pathlib import Path; from dagster_billing.api.state import ApiState; "
+        "d = Path(sys.argv[1]); "
+        "ApiState(d / 'api' / 'state.sqlite3', d / 'landing').claim("
+        "'api/received_date=2026-01-01/never-written.ndjson' + sys.argv[3], "
+        "{sys.argv[2]: [(sys.argv[3], bytes(16))]})"
+    )
+    if in_child:
+        subprocess.run([sys.executable, "-c", code, str(data_dir), tenant, unique_id], check=True)
+    else:
+        from dagster_billing.api.state import ApiState
+
+        ApiState(data_dir / "api" / "state.sqlite3", data_dir / "landing").claim(
+            f"api/received_date=2026-01-01/never-written.ndjson{unique_id}",
+            {tenant: [(unique_id, bytes(16))]},
+        )
+
+
+def test_an_id_claimed_by_a_live_writer_is_in_flight(server):
+    process, keys = server
+    _claim_without_file(process.data_dir, "acme", "orphan-live", in_child=False)
+    response = post(server, keys["acme"], event("orphan-live"))
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["reason"] == "in_flight"
+
+
+def test_an_id_claimed_by_a_dead_writer_can_be_sent_again(server):
+    process, keys = server
+    _claim_without_file(process.data_dir, "acme", "orphan-dead", in_child=True)
+    assert post(server, keys["acme"], event("orphan-dead")).json()["accepted"] == 1
+    assert "acme:orphan-dead" in landed_ids(process.data_dir)
+
+
+def test_idempotency_holds_across_worker_processes(tmp_path):
+    data_dir = tmp_path / "data"
+    key = create_key(data_dir, "acme", "acct_meridian")
+    batch = orjson.dumps({"measurements": [event(f"multi-{n}") for n in range(50)]})
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    with ServerProcess(data_dir, workers=2) as server, httpx.Client(timeout=60) as client:
+
+        def send(_: int) -> dict:
+            return client.post(
+                f"{server.url}/v1/measurements", content=batch, headers=headers
+            ).json()
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(send, range(16)))
+        final = send(0)
+    assert sum(answer["accepted"] for answer in answers) == 50
+    assert final == {"accepted": 0, "duplicate": 50, "rejected": 0, "errors": []}
+    assert sorted(landed_ids(data_dir)) == sorted(f"acme:multi-{n}" for n in range(50))
+
+
+def test_killing_the_server_under_load_loses_and_doubles_nothing(tmp_path):
+    """A client sends batches back to back; the server is SIGKILLed mid-stream, restarted, and
+    the client re-sends everything (as a client that saw errors would). Every acknowledged event
+    was on disk before the restart; afterwards every event is landed exactly once."""
+    data_dir = tmp_path / "data"
+    key = create_key(data_dir, "acme", "acct_meridian")
+    batches = [
+        orjson.dumps({"measurements": [event(f"load-{b}-{n}", value=n) for n in range(200)]})
+        for b in range(60)
+    ]
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    server = ServerProcess(data_dir).start()
+    acknowledged: list[int] = []
+    stop = threading.Event()
+
+    def client_loop() -> None:
+        with httpx.Client(timeout=30) as client:
+            for number, body in enumerate(batches):
+                if stop.is_set():
+                    return
+                try:
+                    response = client.post(
+                        f"{server.url}/v1/measurements", content=body, headers=headers
+                    )
+                except httpx.TransportError:
+                    return
+                if response.status_code == 202:
+                    acknowledged.append(number)
+
+    sender = threading.Thread(target=client_loop)
+    sender.start()
+    deadline = time.monotonic() + 60
+    while len(acknowledged) < 10 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    server.kill()
+    stop.set()
+    sender.join()
+    assert 10 <= len(acknowledged) < len(batches)
+    on_disk = set(landed_ids(data_dir))
+    assert all(f"acme:load-{number}-{n}" in on_disk for number in acknowledged for n in range(200))
+
+    with ServerProcess(data_dir) as restarted, httpx.Client(timeout=30) as client:
+        answers = [
+            client.post(f"{restarted.url}/v1/measurements", content=body, headers=headers).json()
+            for body in batches
+        ]
+    assert all(answer["rejected"] == 0 for answer in answers)
+    assert sum(answer["duplicate"] for answer in answers[: len(acknowledged)]) == 200 * len(
+        acknowledged
+    )
+    ids = landed_ids(data_dir)
+    assert len(ids) == len(set(ids)) == 200 * len(batches)

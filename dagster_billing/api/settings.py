@@ -38,7 +38,7 @@ class ApiSettings:
             )
             if os.environ.get(name)
         }
-        seeds = os.environ.get("BILLING_SEEDS_DIR")
+        seeds = os.environ.get("BILLING_API_SEEDS_DIR")
         if seeds:
             overrides["seeds_dir"] = Path(seeds)
         return cls(data_dir=Path(data_dir).resolve(), **overrides)

@@ -12,16 +12,19 @@ Idempotency is claim-first:
   3. confirm (one transaction): the file becomes `landed` and gets a sequence number in
              `landed_files`, which is what the landing sensor follows.
 A crash between 1 and 3 leaves a pending file row. If its file exists, it is durable and is
-confirmed by recover() (at start-up) or by the next request that meets one of its ids; if it does
-not exist and the claim is older than STALE_CLAIM_SECONDS, the claim is abandoned and the id can be
-sent again. A claim younger than that belongs to a request still in flight: the id is answered
-`in_flight` (retry later).
+confirmed by recover() (at start-up) or by the next request that meets one of its ids. If it does
+not exist, the claim is abandoned when its owner process is gone (or, as a fallback, when it is
+older than STALE_CLAIM_SECONDS), and the id can be sent again; otherwise it belongs to a request
+still in flight and the id is answered `in_flight` (retry shortly). Owners are known by pid and a
+random token per process, so a restarted server that got its old pid back (PID 1 in a container)
+is not taken for its previous life. One host only: SQLite and pids do not span machines.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 import secrets
 import sqlite3
@@ -59,6 +62,8 @@ create table if not exists files (
     path text not null unique,
     state text not null check (state in ('pending', 'landed', 'abandoned')),
     claimed_at real not null,
+    owner_pid integer not null,
+    owner_token text not null,
     events integer not null
 );
 create index if not exists files_pending on files (state) where state = 'pending';
@@ -77,6 +82,28 @@ create table if not exists landed_files (
     landed_at text not null
 );
 """
+
+
+_PROCESS_TOKEN = secrets.token_hex(8)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _in_flight(claimed_at: float, owner_pid: int, owner_token: str, now: float) -> bool:
+    """Whether a pending claim without its file may still be written by a live request."""
+    if now - claimed_at >= STALE_CLAIM_SECONDS:
+        return False
+    if owner_pid == os.getpid():
+        return owner_token == _PROCESS_TOKEN
+    return _process_alive(owner_pid)
 
 
 class StateError(Exception):
@@ -262,18 +289,19 @@ class ApiState:
             for landed in confirm:
                 self._confirm(db, landed)
             file_id = db.execute(
-                "insert into files (path, state, claimed_at, events) values (?, 'pending', ?, 0)",
-                [path, now],
+                "insert into files (path, state, claimed_at, owner_pid, owner_token, events) "
+                "values (?, 'pending', ?, ?, ?, 0)",
+                [path, now, os.getpid(), _PROCESS_TOKEN],
             ).lastrowid
             claimed = 0
             for tenant_id, items in candidates.items():
                 found = {
-                    unique_id: (body_hash, other_file, state, other_path, claimed_at)
-                    for unique_id, body_hash, other_file, state, other_path, claimed_at in (
+                    unique_id: (body_hash, other_file, state, other_path, claimed_at, owner)
+                    for unique_id, body_hash, other_file, state, other_path, claimed_at, *owner in (
                         db.execute(
                             """
                             select e.unique_id, e.body_hash, f.file_id, f.state, f.path,
-                                   f.claimed_at
+                                   f.claimed_at, f.owner_pid, f.owner_token
                             from events e join files f using (file_id)
                             where e.tenant_id = ?
                               and e.unique_id in (select value from json_each(?))
@@ -283,18 +311,23 @@ class ApiState:
                     )
                 }
                 fresh = []
+                written: dict[int, bool] = {}
                 for unique_id, body_hash in items:
                     existing = found.get(unique_id)
                     if existing is not None:
-                        old_hash, other_file, state, other_path, claimed_at = existing
-                        if state == "pending" and (self.landing_dir / other_path).exists():
-                            self._confirm(db, other_file)
-                            state = "landed"
+                        old_hash, other_file, state, other_path, claimed_at, owner = existing
+                        if state == "pending":
+                            if other_file not in written:
+                                written[other_file] = (self.landing_dir / other_path).exists()
+                                if written[other_file]:
+                                    self._confirm(db, other_file)
+                            if written[other_file]:
+                                state = "landed"
                         if state == "landed":
                             status = "duplicate" if old_hash == body_hash else "conflict"
                             known[(tenant_id, unique_id)] = Claim(status)
                             continue
-                        if state == "pending" and now - claimed_at < STALE_CLAIM_SECONDS:
+                        if state == "pending" and _in_flight(claimed_at, *owner, now):
                             known[(tenant_id, unique_id)] = Claim("in_flight")
                             continue
                         # Abandoned by a writer that died before its file existed: take over.
@@ -337,22 +370,32 @@ class ApiState:
             db.execute("update files set state = 'abandoned' where file_id = ?", [file_id])
 
     def recover(self) -> dict[str, int]:
-        """Settle pending files left by a crash: confirmed if the file exists, released if it
-        does not and the claim is stale. Pending files of live requests are left alone."""
+        """Settle what a crash left: pending files are confirmed if their file exists and released
+        if their writer is gone; stale temporary files are removed. Live requests are left alone."""
         confirmed = released = 0
         with self._write() as db:
             pending = db.execute(
-                "select file_id, path, claimed_at from files where state = 'pending'"
+                "select file_id, path, claimed_at, owner_pid, owner_token from files "
+                "where state = 'pending'"
             ).fetchall()
-            for file_id, path, claimed_at in pending:
+            for file_id, path, claimed_at, owner_pid, owner_token in pending:
                 if (self.landing_dir / path).exists():
                     self._confirm(db, file_id)
                     confirmed += 1
-                elif time.time() - claimed_at >= STALE_CLAIM_SECONDS:
+                elif not _in_flight(claimed_at, owner_pid, owner_token, time.time()):
                     db.execute("delete from events where file_id = ?", [file_id])
                     db.execute("update files set state = 'abandoned' where file_id = ?", [file_id])
                     released += 1
-        return {"confirmed": confirmed, "released": released}
+        removed = 0
+        for temporary in self.landing_dir.glob("api/*/.*.tmp"):
+            # A writer that died mid-file: nothing in it was acknowledged.
+            try:
+                if time.time() - temporary.stat().st_mtime >= STALE_CLAIM_SECONDS:
+                    temporary.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                pass
+        return {"confirmed": confirmed, "released": released, "temporary_removed": removed}
 
     # -- what the landing sensor reads -----------------------------------------------------
 
