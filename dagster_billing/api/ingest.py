@@ -133,14 +133,14 @@ class Items:
 def _tenant_rows(tenant: Tenant, rows: list[tuple], with_lines: bool) -> Items:
     """Qualify ids with the tenant: idempotency is per tenant, and so is the warehouse's dedupe
     (it dedupes by uniqueId), because the landed id is `<tenant>:<uniqueId>`."""
-    qualified = []
-    client_ids = []
-    for row in rows:
-        unique_id = row[UNIQUE_ID]
-        client_ids.append(unique_id)
-        if unique_id is not None and unique_id.strip():
-            row = (*row[:UNIQUE_ID], f"{tenant.tenant_id}:{unique_id}", *row[UNIQUE_ID + 1 :])
-        qualified.append(row)
+    prefix = f"{tenant.tenant_id}:"
+    client_ids = [row[UNIQUE_ID] for row in rows]
+    qualified = [
+        (row[LINE], prefix + unique_id, *row[UNIQUE_ID + 1 :])
+        if unique_id is not None and unique_id.strip()
+        else row
+        for row, unique_id in zip(rows, client_ids, strict=True)
+    ]
     lines = [row[LINE] for row in rows] if with_lines else [None] * len(rows)
     return Items(qualified, client_ids, lines)
 

@@ -38,6 +38,8 @@ def landing_format(path: Path) -> str | None:
 
 
 def _text(value: object) -> str | None:
+    if type(value) is str:  # the common case first: this runs for every field of every row
+        return value
     if value is None:
         return None
     if isinstance(value, bool):
