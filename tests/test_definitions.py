@@ -48,6 +48,7 @@ EXPECTED_ASSETS = {
     "stripe/customers",
     "stripe/invoice_items",
     "pricing/simulation",
+    "exports/api_snapshot",
 }
 
 
