@@ -227,10 +227,10 @@ def run_case(workers: int, concurrency: int, args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=20.0, help="measured window per case")
+    parser.add_argument("--seconds", type=float, default=15.0, help="measured window per case")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[4, 8])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--no-land", action="store_true", help="skip landing into DuckDB")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()

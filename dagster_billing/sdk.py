@@ -67,8 +67,8 @@ def _value(value: Decimal | int | str | float) -> str | int:
     if isinstance(value, Decimal):
         return format(value, "f")
     if isinstance(value, float):
-        # Shortest text that reads back as this float: 0.1 stays "0.1".
-        return repr(value)
+        # The shortest text that reads back as this float (0.1 stays "0.1"), without exponent.
+        return format(Decimal(repr(value)), "f")
     raise TypeError(f"value must be a Decimal, int, str or float, not {type(value).__name__}")
 
 

@@ -35,13 +35,15 @@ def test_records_are_batched_and_flushed_on_close(server):
                 "tokens.generated", "acct_meridian", 1500, ts=TS, properties={"model": "gpt-4o"}
             )
         )
+        ids.append(client.record("storage.gb_hours", "acct_meridian", 1e-5, ts=TS))
     assert client.stats.sent_batches == 3
-    assert (client.stats.accepted, client.stats.rejected, client.stats.failed) == (25, 0, 0)
-    assert len(set(ids)) == 25
+    assert (client.stats.accepted, client.stats.rejected, client.stats.failed) == (26, 0, 0)
+    assert len(set(ids)) == 26
     lines = {line["uniqueId"]: line for line in landed_lines(process.data_dir)}
     assert {f"sdk:{unique_id}" for unique_id in ids} <= set(lines)
     assert lines[f"sdk:{ids[23]}"]["value"] == "0.125"
     assert lines[f"sdk:{ids[24]}"]["properties"] == {"model": "gpt-4o"}
+    assert lines[f"sdk:{ids[25]}"]["value"] == "0.00001"
 
 
 def test_a_resent_event_is_a_duplicate_and_bad_items_are_kept(server):

@@ -275,7 +275,7 @@ class ApiState:
         path: str,
         candidates: dict[str, list[tuple[str, bytes]]],
         *,
-        confirm: list[int] = (),
+        confirm: Iterable[int] = (),
     ) -> tuple[int, dict[tuple[str, str], Claim]]:
         """Claim (tenant, unique_id) -> body_hash for the landing file `path`.
 
