@@ -66,16 +66,15 @@ def copy_reference_seeds(target: Path, **overrides: str) -> Path:
 
 
 def _materialize(warehouse, job_name: str, partition_key: str, as_of: str | None, raise_on_error):
-    from dagster_billing.definitions import defs
+    """What job `job_name` runs, in process, without the assets that talk to the outside
+    (reverse-ETL pushes, webhook delivery: their tests materialize them on their own)."""
+    from dagster_billing.definitions import in_process_job_selection, pipeline_assets_and_checks
     from dagster_billing.defs.dbt.assets import AS_OF_TAG
     from dagster_billing.defs.resources import dbt_resource
 
-    job = defs.resolve_job_def(job_name)
-    # Webhook delivery needs its endpoint resource; tests of it materialize it on their own.
-    assets = [a for a in defs.assets if "webhooks" not in a.required_resource_keys]
     return dg.materialize(
-        [*assets, *defs.asset_checks],
-        selection=sorted(job.asset_layer.executable_asset_keys),
+        pipeline_assets_and_checks(),
+        selection=in_process_job_selection(job_name),
         partition_key=partition_key,
         tags={AS_OF_TAG: as_of} if as_of else None,
         resources={"warehouse": warehouse, "dbt": dbt_resource()},

@@ -5,6 +5,7 @@
                          ledger, issue credit notes, refresh marts, exports and PDFs
 - deliver_webhooks       send outbox events to the configured receiver
 
+Reverse-ETL pushes need destination credentials: they run in their own job, billing_sync.
 All run in process: one step at a time, so the single DuckDB writer is never contended in a run.
 """
 
@@ -13,14 +14,19 @@ import dagster as dg
 from dagster_billing.defs.dbt.partitions import BILLING_PERIOD_PARTITIONS, USAGE_DAY_PARTITIONS
 from dagster_billing.defs.invoicing.documents import PDF_KEY
 from dagster_billing.defs.invoicing.webhooks import DELIVERIES_KEY
+from dagster_billing.defs.sync.factory import REVERSE_ETL_GROUP
 
 LEDGER = dg.AssetSelection.groups("ledger")
 WEBHOOKS = dg.AssetSelection.assets(DELIVERIES_KEY)
 PDFS = dg.AssetSelection.assets(PDF_KEY)
+REVERSE_ETL = dg.AssetSelection.groups(REVERSE_ETL_GROUP)
+# The ledger is partitioned by billing period; PDFs of final invoices come from the close; webhook
+# delivery and the pushes need endpoints and credentials.
+NOT_IN_DAILY_RUNS = LEDGER | WEBHOOKS | PDFS | REVERSE_ETL
 
 billing_pipeline = dg.define_asset_job(
     "billing_pipeline",
-    selection=dg.AssetSelection.all() - LEDGER - WEBHOOKS - PDFS,
+    selection=dg.AssetSelection.all() - NOT_IN_DAILY_RUNS,
     partitions_def=USAGE_DAY_PARTITIONS,
     executor_def=dg.in_process_executor,
     description=(
@@ -31,7 +37,7 @@ billing_pipeline = dg.define_asset_job(
 
 close_billing_period = dg.define_asset_job(
     "close_billing_period",
-    selection=LEDGER.downstream() - WEBHOOKS,
+    selection=LEDGER.downstream() - WEBHOOKS - REVERSE_ETL,
     partitions_def=BILLING_PERIOD_PARTITIONS,
     executor_def=dg.in_process_executor,
     description=(

@@ -1,8 +1,10 @@
-{#- The tiers a rated line of an open invoice reached (rating's int_usage_rated), for the PDF,
-    with the ledger version they were computed against (see int_ledger_proposals). -#}
+{#- The tiers a usage charge line of an open invoice reached (rating's int_usage_rated, one row
+    per tier of the line's plan version segment), for the PDF, with the ledger version they were
+    computed against (see int_ledger_proposals). A line of a segment that covers part of the
+    period shows the tiers of the whole period's quantity; its amount is weighted by days. -#}
 with lines as (
     select * from {{ ref('int_invoice_draft_lines') }}
-    where line_type not in {{ lifecycle_line_types() }}
+    where line_type = 'charge'
 )
 
 select
@@ -21,6 +23,5 @@ cross join (
     select count(distinct document_id) as ledger_version from {{ ledger_lines() }}
 ) as ledger_version
 inner join {{ ref('int_usage_rated') }} as rated
-    on lines.invoice_id = rated.invoice_id
-    and lines.charge_id = rated.charge_id
+    on lines.invoice_line_id = rated.invoice_line_id
 where rated.tier_quantity > 0 or rated.flat_fee_charged > 0
