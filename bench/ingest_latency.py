@@ -71,6 +71,8 @@ def prepare(data_dir: Path, dagster_home: Path, history: int, env: dict[str, str
             "dagster_billing.definitions",
             "-j",
             "billing_pipeline",
+            "--tags",
+            json.dumps({"dagster/partition": datetime.now(UTC).strftime("%Y-%m-%d")}),
         ],
         env,
         stdout=subprocess.DEVNULL,

@@ -3,6 +3,7 @@ and an event posted to the API ends up rated and readable back through the API."
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import dagster as dg
@@ -52,6 +53,8 @@ def test_each_new_file_is_named_in_exactly_one_run_request(tmp_path):
         post(server, key, [event("api-2")])
         first, cursor = evaluate(warehouse)
         assert isinstance(first, dg.RunRequest)
+        # Daily models rebuild the run's day and every day the new files' events fall on.
+        assert first.partition_key == datetime.now(UTC).strftime("%Y-%m-%d")
         names = paths_of(first)
         assert names[0] == "backfill.ndjson"
         assert len(names) == 3
@@ -117,7 +120,9 @@ def test_a_posted_event_is_rated_and_read_back(tmp_path, monkeypatch):
         from dagster_billing.definitions import defs
 
         result = defs.resolve_job_def("land_and_rate").execute_in_process(
-            run_config=request.run_config, tags={"dagster/run_key": request.run_key}
+            run_config=request.run_config,
+            partition_key=request.partition_key,
+            tags={"dagster/run_key": request.run_key},
         )
         assert result.success
         assert rated_quantity() == Decimal("107.5")
