@@ -25,6 +25,7 @@ ACCOUNT_DATA_FILES = (
     "coupons.csv",
     "account_issuers.csv",
     "usage_thresholds.csv",
+    "billing_cycles.csv",
 )
 
 

@@ -86,8 +86,9 @@ class SnapshotReader:
         if period is None:
             latest = rows.get_column("period_start").max()
             return rows.filter(pl.col("period_start") == latest)
-        start = datetime.strptime(period, "%Y-%m").date()
-        return rows.filter(pl.col("period_start").cast(pl.Date) == start)
+        month = datetime.strptime(period, "%Y-%m").strftime("%Y-%m")
+        # The period that starts in that month (the 1st, or an anniversary account's anchor day).
+        return rows.filter(pl.col("period_start").cast(pl.Date).dt.strftime("%Y-%m") == month)
 
     def usage(self, account: str, period: str | None) -> dict:
         snapshot = self.current()

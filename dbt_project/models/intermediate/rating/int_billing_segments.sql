@@ -1,6 +1,6 @@
 {#-
   The days of every billing period and what is in force on them. A billing period is a UTC month
-  of an account; a segment is the run of its days on one subscription and one plan version (an
+  of an account, or its anniversary cycle (anchor day in seeds/billing_cycles.csv); a segment is the run of its days on one subscription and one plan version (an
   account override from plans/overrides/ wins over the public version on the days it covers).
   Days are whole UTC dates: a subscription's start day counts in full, ends_on is exclusive.
   Days without a plan version in force keep plan_code null, which fails the not_null test: a
@@ -9,8 +9,8 @@
     billable_days  days of the segment after the trial (trial_ends_on, exclusive)
     covered_days   days of the period on any subscription of the account (usage charges of a
                    segment are weighted days / covered_days: a version change prorates by days)
-  Billed periods run from the first to the last month with landed usage (override with the vars
-  billing_from / billing_through, YYYY-MM-DD); the month after is kept, not billed
+  Billed periods run from the first to the last period with landed usage (override with the vars
+  billing_from / billing_through, YYYY-MM-DD: the periods they fall in); the period after is kept, not billed
   (is_billed_period = false), because in-advance fees for it go on the last billed invoice.
 -#}
 with usage_months as (
@@ -23,10 +23,10 @@ with usage_months as (
 horizon as (
     select
         {% if var('billing_from', none) -%}
-            {{ month_start("cast('" ~ var('billing_from') ~ "' as date)") }}
+            cast('{{ var('billing_from') }}' as date)
         {%- else -%} first_usage_period {%- endif %} as first_period,
         {% if var('billing_through', none) -%}
-            {{ month_start("cast('" ~ var('billing_through') ~ "' as date)") }}
+            cast('{{ var('billing_through') }}' as date)
         {%- else -%} last_usage_period {%- endif %} as last_period
     from usage_months
 ),
@@ -58,11 +58,16 @@ subscription_ranges as (
         subscriptions.starts_on,
         subscriptions.ends_on,
         subscriptions.trial_ends_on,
-        horizon.last_period,
-        greatest({{ month_start('subscriptions.starts_on') }}, horizon.first_period) as first_month,
-        cast({{ dbt.dateadd('month', 2, 'horizon.last_period') }} as date) as spine_end
+        {{ billing_period_start('horizon.last_period', anchor_day_of('cycles')) }} as last_period,
+        greatest(
+            {{ billing_period_start('subscriptions.starts_on', anchor_day_of('cycles')) }},
+            {{ billing_period_start('horizon.first_period', anchor_day_of('cycles')) }}
+        ) as first_month,
+        cast({{ dbt.dateadd('month', 2, billing_period_start('horizon.last_period', anchor_day_of('cycles'))) }} as date)
+            as spine_end
     from subscriptions
     cross join horizon
+    left join {{ ref('billing_cycles') }} as cycles on subscriptions.account_id = cycles.account_id
     where horizon.first_period is not null
 ),
 

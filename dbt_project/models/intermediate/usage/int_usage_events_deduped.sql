@@ -1,6 +1,6 @@
 {#-
   Accepted events only, with the meter's billing dimension, the UTC day and hour they happened in
-  and the UTC month they bill in. Incremental by arrival: accepted events never change, so a run
+  and the billing period they bill in (the UTC month, or the account's anniversary cycle). Incremental by arrival: accepted events never change, so a run
   appends the accepted events of the files landed since the last run, whatever their event day.
 -#}
 {{ config(
@@ -33,8 +33,9 @@ select
     accepted.event_ts,
     cast({{ dbt.date_trunc('day', 'accepted.event_ts') }} as date) as usage_day,
     cast({{ dbt.date_trunc('hour', 'accepted.event_ts') }} as timestamp) as usage_hour,
-    {{ month_start('accepted.event_ts') }} as period_start,
+    {{ billing_period_start('accepted.event_ts', anchor_day_of('cycles')) }} as period_start,
     accepted.file_seq,
     accepted.source_line
 from accepted
 inner join meters on accepted.meter_code = meters.meter_code
+left join {{ ref('billing_cycles') }} as cycles on accepted.account_id = cycles.account_id
