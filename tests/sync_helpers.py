@@ -12,10 +12,18 @@ import dagster as dg
 
 from dagster_billing.datagen import generate_events
 from dagster_billing.paths import SEEDS_DIR
-from tests.conftest import copy_reference_seeds, make_warehouse, query, run_pipeline
+from tests.conftest import (
+    close_period,
+    copy_reference_seeds,
+    make_warehouse,
+    query,
+    run_pipeline,
+)
 
-# Two USD plans, one EUR plan, one JPY plan: 4 customers, 8 invoices over January-February 2026.
+# Two USD plans, one EUR plan, one JPY plan: 4 customers, 8 final invoices over January-February
+# 2026 (the clock of `make demo`: after February's grace period, both months closed).
 ACCOUNTS = ("acct_meridian", "acct_aurora", "acct_cobalt", "acct_granite")
+BILLED_AS_OF = "2026-03-05T00:00:00"
 CLIENT_SETTINGS = {
     "timeout_seconds": 1.0,
     "max_attempts": 8,
@@ -31,7 +39,8 @@ def _only_accounts(name: str, column: int) -> str:
 
 
 def build_billed_warehouse(root: Path):
-    """Reference data for ACCOUNTS, ~800 generated events, the whole pipeline run once."""
+    """Reference data for ACCOUNTS, ~800 generated events, the daily pipeline run once and
+    January and February closed, as `make demo` does."""
     seeds = copy_reference_seeds(
         root / "seeds",
         **{
@@ -47,7 +56,8 @@ def build_billed_warehouse(root: Path):
         accounts_csv=seeds / "accounts.csv",
         meters_csv=seeds / "meters.csv",
     )
-    run_pipeline(warehouse)
+    run_pipeline(warehouse, as_of=BILLED_AS_OF)
+    close_period(warehouse, "2026-02-01", as_of=BILLED_AS_OF)
     return warehouse
 
 
@@ -139,6 +149,7 @@ def model_counts(warehouse) -> dict[str, int]:
         for model in (
             "sync_netsuite__customers",
             "sync_netsuite__invoices",
+            "sync_netsuite__credit_memos",
             "sync_salesforce__accounts",
             "sync_salesforce__invoices",
             "sync_stripe__customers",
@@ -164,3 +175,54 @@ def exact(payload: str) -> dict:
         raise AssertionError(f"payload carries a non-integer JSON number: {text}")
 
     return json.loads(payload, parse_float=no_float)
+
+
+# A period lived through (tests/fixtures/lifecycle): acct_sim has a coupon and prepaid credits,
+# acct_volume's builds are volume-priced, so late builds lower its final invoice.
+LIFECYCLE = Path(__file__).parent / "fixtures" / "lifecycle"
+
+
+def lifecycle_day_events(day) -> list[dict]:
+    """acct_sim: 100 API calls and 1 build a day; acct_volume: 3 builds a day."""
+    stamp = day.isoformat()
+    events = [
+        {"uniqueId": f"sim-api-{stamp}", "account": "acct_sim", "meter": "api.requests",
+         "value": 100, "ts": f"{stamp}T12:00:00Z"},
+        {"uniqueId": f"sim-build-{stamp}", "account": "acct_sim", "meter": "builds.completed",
+         "value": 1, "ts": f"{stamp}T15:00:00Z"},
+    ]  # fmt: skip
+    events += [
+        {"uniqueId": f"vol-build-{stamp}-{n}", "account": "acct_volume",
+         "meter": "builds.completed", "value": 1, "ts": f"{stamp}T09:0{n}:00Z"}
+        for n in range(3)
+    ]  # fmt: skip
+    return events
+
+
+def write_events(warehouse, name: str, events: list[dict]) -> None:
+    warehouse.landing_dir.mkdir(parents=True, exist_ok=True)
+    (warehouse.landing_dir / name).write_text("".join(json.dumps(e) + "\n" for e in events))
+
+
+def build_lifecycle_warehouse(root: Path):
+    """The lifecycle accounts, plan, prepaid credits and acct_sim's coupon (not acct_volume's,
+    so its January invoice is positive and a credit note can credit it)."""
+    from dagster_billing.pricing.plans import compile_plans
+
+    coupons = (LIFECYCLE / "coupons.csv").read_text().splitlines()
+    # The fixture predates trials: its subscriptions get the seed's trial_ends_on column, empty.
+    header = (SEEDS_DIR / "subscriptions.csv").read_text().splitlines()[0]
+    _, *subscriptions = (LIFECYCLE / "subscriptions.csv").read_text().splitlines()
+    seeds = copy_reference_seeds(
+        root / "seeds",
+        **{
+            name: (LIFECYCLE / name).read_text()
+            for name in ("accounts.csv", "meters.csv", "credit_grants.csv")
+        },
+        **{
+            "subscriptions.csv": "\n".join([header, *[f"{row}," for row in subscriptions]]) + "\n",
+            "coupons.csv": "\n".join(line for line in coupons if "acct_volume" not in line) + "\n",
+        },
+    )
+    compile_plans(LIFECYCLE / "plans", seeds)
+    return make_warehouse(root, plans_dir=LIFECYCLE / "plans", seeds_dir=seeds)

@@ -37,12 +37,14 @@ EXPECTED_ASSETS = {
     "exports/invoice_csv",
     "sync/sync_netsuite__customers",
     "sync/sync_netsuite__invoices",
+    "sync/sync_netsuite__credit_memos",
     "sync/sync_salesforce__accounts",
     "sync/sync_salesforce__invoices",
     "sync/sync_stripe__customers",
     "sync/sync_stripe__invoice_items",
     "netsuite/customers",
     "netsuite/invoices",
+    "netsuite/credit_memos",
     "salesforce/accounts",
     "salesforce/invoices",
     "stripe/customers",
@@ -208,9 +210,27 @@ def test_reverse_etl_runs_in_its_own_job_with_warehouse_and_api_pools():
         for k in graph.get(dg.AssetKey.from_user_string("netsuite/invoices")).parent_keys
     }
     assert parents == {"sync/sync_netsuite__invoices", "netsuite/customers"}
+    # A credit memo waits for its customer and for the invoice it credits.
+    credit_memo_parents = {
+        k.to_user_string()
+        for k in graph.get(dg.AssetKey.from_user_string("netsuite/credit_memos")).parent_keys
+    }
+    assert credit_memo_parents == {
+        "sync/sync_netsuite__credit_memos",
+        "netsuite/customers",
+        "netsuite/invoices",
+    }
+    assert {"billing/fct_credit_notes", "billing/fct_credit_note_lines"} <= {
+        k.to_user_string()
+        for k in graph.get(
+            dg.AssetKey.from_user_string("sync/sync_netsuite__credit_memos")
+        ).parent_keys
+    }
     checks = {f"{k.asset_key.to_user_string()}:{k.name}" for k in graph.asset_check_keys}
     assert {
         "netsuite/invoices:matches_warehouse",
+        "netsuite/credit_memos:matches_warehouse",
+        "netsuite/credit_memos:all_rows_synced",
         "salesforce/invoices:matches_warehouse",
         "stripe/invoice_items:matches_warehouse",
         "stripe/customers:all_rows_synced",

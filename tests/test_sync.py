@@ -7,29 +7,35 @@ on what the servers hold, not on what our code says it did.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
+from datetime import date, timedelta
 from decimal import Decimal
 
 import dagster as dg
 import pytest
 
 from dagster_billing.fakes import start_fakes
-from tests.conftest import query, run_pipeline
+from tests.conftest import close_period, query, run_pipeline
 from tests.sync_helpers import (
     TIMEOUT_DELAY,
     build_billed_warehouse,
+    build_lifecycle_warehouse,
     checks,
     copy_warehouse,
     exact,
     ledger_current,
+    lifecycle_day_events,
     model_counts,
     push_assets,
     run_metadata,
     sync,
+    write_events,
 )
 
 pytestmark = pytest.mark.slow
+D = Decimal
+SIM_JAN, SIM_FEB = "inv-acct_sim-2026-01-01", "inv-acct_sim-2026-02-01"
+VOLUME_JAN, VOLUME_FEB = "inv-acct_volume-2026-01-01", "inv-acct_volume-2026-02-01"
 
 
 @pytest.fixture(scope="module")
@@ -53,31 +59,46 @@ def _stripe_items(fakes) -> list[dict]:
     return list(fakes.stripe.objects["invoiceitem"].values())
 
 
-def test_payloads_carry_exact_money(warehouse):
+def test_payloads_carry_exact_money_for_final_invoices_only(warehouse):
     invoices = {
-        invoice_id: (total, total_minor, line_count)
-        for invoice_id, total, total_minor, line_count in query(
-            warehouse, "select invoice_id, total, total_minor, line_count from billing.fct_invoices"
+        invoice_id: (total, total_minor, line_count, number, issued_on)
+        for invoice_id, total, total_minor, line_count, number, issued_on in query(
+            warehouse,
+            "select invoice_id, total, total_minor, line_count, invoice_number, issued_on "
+            "from billing.fct_invoices where status = 'final'",
         )
     }
+    assert len(invoices) == 8  # January and February, four accounts
     netsuite = dict(
         query(warehouse, "select external_id, payload from sync.sync_netsuite__invoices")
     )
     assert netsuite.keys() == invoices.keys()
     for invoice_id, payload in netsuite.items():
-        lines = exact(payload)["item"]["items"]
+        body = exact(payload)
+        lines = body["item"]["items"]
         assert all(isinstance(line["amount"], str) for line in lines)
         assert sum(Decimal(line["amount"]) for line in lines) == invoices[invoice_id][0]
         assert len(lines) == invoices[invoice_id][2]
+        assert body["tranId"] == invoices[invoice_id][3]
+        assert body["tranDate"] == invoices[invoice_id][4].isoformat()
     stripe_totals: Counter = Counter()
     for (payload,) in query(warehouse, "select payload from sync.sync_stripe__invoice_items"):
         item = exact(payload)
         assert isinstance(item["amount"], int)
-        stripe_totals[item["metadata"]["billing_invoice_id"]] += item["amount"]
+        invoice_id = item["metadata"]["billing_invoice_id"]
+        assert item["metadata"]["billing_invoice_number"] == invoices[invoice_id][3]
+        stripe_totals[invoice_id] += item["amount"]
     assert stripe_totals == {k: v[1] for k, v in invoices.items()}
-    for (payload,) in query(warehouse, "select payload from sync.sync_salesforce__invoices"):
+    salesforce = query(warehouse, "select payload from sync.sync_salesforce__invoices")
+    assert len(salesforce) == len(invoices)
+    for (payload,) in salesforce:
         record = exact(payload)
-        assert Decimal(record["Total__c"]) == invoices[record["External_Id__c"]][0]
+        total, _, _, number, issued_on = invoices[record["External_Id__c"]]
+        assert Decimal(record["Total__c"]) == total
+        assert (record["Invoice_Number__c"], record["Issued_On__c"]) == (
+            number,
+            issued_on.isoformat(),
+        )
 
 
 def test_first_run_creates_everything_and_a_second_run_sends_nothing(warehouse, fakes):
@@ -140,72 +161,6 @@ def test_first_run_creates_everything_and_a_second_run_sends_nothing(warehouse, 
     # The second run only read (reconciliation), it wrote nothing.
     netsuite_reads = fakes.netsuite.requests - requests_after_first[0]
     assert netsuite_reads == counts["sync_netsuite__invoices"]
-
-
-def test_a_changed_invoice_updates_in_place(warehouse, fakes):
-    assert sync(warehouse, fakes).success
-    # A late event for a January line that is already billed (summed meter, positive amount).
-    [(invoice_id, account_id, meter, dimension_key, dimension_value, amount, lines)] = query(
-        warehouse,
-        """
-        select l.invoice_id, l.account_id, l.meter_code, m.dimension_key, l.dimension_value,
-               l.amount, i.line_count
-        from billing.fct_invoice_lines l
-        join reference.meters m on l.meter_code = m.meter_code
-        join billing.fct_invoices i on l.invoice_id = i.invoice_id
-        where m.aggregation = 'sum' and l.amount > 0 and l.period_start = date '2026-01-01'
-          and l.pricing_model in ('per_unit', 'graduated')
-        order by l.invoice_id, l.charge_id
-        limit 1
-        """,
-    )
-    properties = (
-        {dimension_key: dimension_value}
-        if dimension_key and dimension_value not in (None, "*")
-        else {}
-    )
-    event = {
-        "uniqueId": "late-sync-test-1",
-        "account": account_id,
-        "meter": meter,
-        "value": 500000,
-        "ts": "2026-01-20T12:00:00Z",
-        "properties": properties,
-    }
-    (warehouse.landing_dir / "late.ndjson").write_text(json.dumps(event) + "\n")
-    run_pipeline(warehouse)
-    [(new_total, new_total_minor)] = query(
-        warehouse,
-        "select total, total_minor from billing.fct_invoices where invoice_id = ?",
-        [invoice_id],
-    )
-    stripe_created_before = dict(fakes.stripe.created)
-
-    result = sync(warehouse, fakes)
-
-    assert result.success and all(checks(result).values()), checks(result)
-    meta = run_metadata(result)
-    assert meta["netsuite/invoices"]["changed_rows"] == 1
-    assert meta["netsuite/invoices"]["updated"] == 1
-    assert meta["stripe/invoice_items"]["changed_rows"] == 1
-    assert meta["stripe/invoice_items"]["updated"] == 1
-    # NetSuite: same record, lines replaced (not appended), new total.
-    record = fakes.netsuite.record("invoice", invoice_id)
-    assert len(record["item"]) == lines
-    assert record["total"] == new_total
-    assert fakes.netsuite.created["invoice"] == model_counts(warehouse)["sync_netsuite__invoices"]
-    # Salesforce: the same Billing_Invoice__c record carries the new total.
-    sf_record = fakes.salesforce.find("Billing_Invoice__c", "External_Id__c", invoice_id)
-    assert sf_record["Total__c"] == new_total
-    assert fakes.salesforce.updated["Billing_Invoice__c"] == 1
-    # Stripe: the existing invoice item was updated, nothing new was created.
-    assert fakes.stripe.created == stripe_created_before
-    assert fakes.stripe.updated == {"invoiceitem": 1}
-    invoice_items = [
-        i for i in _stripe_items(fakes) if i["metadata"]["billing_invoice_id"] == invoice_id
-    ]
-    assert sum(i["amount"] for i in invoice_items) == new_total_minor
-    assert new_total > amount
 
 
 def test_faults_on_a_fifth_of_requests_still_sync_every_row_exactly_once(warehouse, fakes):
@@ -362,3 +317,123 @@ def test_a_failed_row_stays_failed_and_is_retried_next_run(warehouse, fakes):
     meta = run_metadata(third)
     assert meta["netsuite/customers"]["synced"] == 1
     assert meta["netsuite/invoices"]["synced"] == 2  # cobalt's two invoices, no others
+
+
+def test_a_period_lived_through_books_final_invoices_and_credit_notes_once(tmp_path, fakes):
+    """Drafts stay home; final invoices go out once with their numbers; late usage that raises a
+    final invoice (an adjustment on the next draft) re-sends nothing; late usage that lowers one
+    posts a credit memo against the NetSuite invoice, once."""
+    warehouse = build_lifecycle_warehouse(tmp_path / "lifecycle")
+    day = date(2026, 1, 1)
+    while day <= date(2026, 2, 3):
+        write_events(warehouse, f"usage_{day}.ndjson", lifecycle_day_events(day))
+        day += timedelta(days=1)
+    run_pipeline(warehouse, as_of="2026-02-04T01:00:00")
+    close_period(warehouse, "2026-01-01", as_of="2026-02-04T01:00:00")
+    statuses = dict(query(warehouse, "select invoice_id, status from billing.fct_invoices"))
+    assert statuses == {
+        SIM_JAN: "final",
+        VOLUME_JAN: "final",
+        SIM_FEB: "draft",
+        VOLUME_FEB: "draft",
+    }
+
+    first = sync(warehouse, fakes)
+
+    assert first.success and all(checks(first).values()), checks(first)
+    assert fakes.netsuite.created == {"customer": 2, "invoice": 2}
+    assert fakes.salesforce.created == {"Account": 2, "Billing_Invoice__c": 2}
+    sim = fakes.netsuite.record("invoice", SIM_JAN)
+    volume = fakes.netsuite.record("invoice", VOLUME_JAN)
+    assert (sim["tranId"], sim["tranDate"], sim["total"]) == ("2026-0001", "2026-02-04", D("27.00"))
+    # Charges, the coupon and three prepaid credits, as printed on the final invoice.
+    assert [line["amount"] for line in sim["item"]] == [
+        D("25.50"), D("15.50"), D("-3.00"), D("-2.00"), D("-5.00"), D("-4.00"),
+    ]  # fmt: skip
+    assert (volume["tranId"], volume["total"]) == ("2026-0002", D("46.50"))
+    items = Counter()
+    for item in _stripe_items(fakes):
+        metadata = item["metadata"]
+        items[(metadata["billing_invoice_id"], metadata["billing_invoice_number"])] += item[
+            "amount"
+        ]
+    assert items == {(SIM_JAN, "2026-0001"): 2700, (VOLUME_JAN, "2026-0002"): 4650}
+    sf_invoice = fakes.salesforce.find("Billing_Invoice__c", "External_Id__c", SIM_JAN)
+    assert (sf_invoice["Invoice_Number__c"], sf_invoice["Issued_On__c"]) == (
+        "2026-0001",
+        "2026-02-04",
+    )
+    # Drafts are not sent anywhere; the Account shows the running draft instead.
+    assert fakes.netsuite.record("invoice", SIM_FEB) is None
+    assert fakes.salesforce.find("Billing_Invoice__c", "External_Id__c", SIM_FEB) is None
+    [(feb_total, feb_estimate, feb_elapsed)] = query(
+        warehouse,
+        "select total, estimated_period_charges, cycle_elapsed_percent from billing.fct_invoices "
+        "where invoice_id = ?",
+        [SIM_FEB],
+    )
+    account = fakes.salesforce.find("Account", "Billing_Account_Id__c", "acct_sim")
+    assert account["Last_Invoice_Number__c"] == "2026-0001"
+    assert account["Current_Period_Start__c"] == "2026-02-01"
+    assert (account["Current_Period_Total__c"], account["Current_Period_Estimate__c"]) == (
+        feb_total,
+        feb_estimate,
+    )
+    assert D(str(account["Current_Period_Elapsed__c"])) == feb_elapsed > 0
+
+    second = sync(warehouse, fakes)
+
+    assert second.success and all(checks(second).values())
+    assert all(meta["sent"] == 0 for meta in run_metadata(second).values())
+
+    # Late January usage, arriving Feb 6: 500 more API calls for acct_sim (its bill goes up: an
+    # adjustment on February's draft) and 10 more builds for acct_volume (103 builds: every build
+    # is cheaper, its bill goes down: a credit note). January's invoices stay as booked.
+    late = [
+        {"uniqueId": "sim-api-late", "account": "acct_sim", "meter": "api.requests",
+         "value": 500, "ts": "2026-01-31T18:00:00Z"},
+        *[{"uniqueId": f"vol-build-late-{n}", "account": "acct_volume",
+           "meter": "builds.completed", "value": 1, "ts": f"2026-01-31T20:0{n}:00Z"}
+          for n in range(10)],
+    ]  # fmt: skip
+    write_events(warehouse, "late_2026-02-06.ndjson", late)
+    run_pipeline(warehouse, as_of="2026-02-06T08:00:00")
+    close_period(warehouse, "2026-01-01", as_of="2026-02-06T09:00:00")
+    [(note_id, note_number, credited)] = query(
+        warehouse, "select credit_note_id, credit_note_number, total from billing.fct_credit_notes"
+    )
+    assert (note_number, credited) == ("CN-2026-0001", D("20.75"))  # 46.50 - 103 x 0.25
+    stripe_before = (dict(fakes.stripe.created), dict(fakes.stripe.updated))
+
+    third = sync(warehouse, fakes)
+
+    assert third.success and all(checks(third).values()), checks(third)
+    meta = run_metadata(third)
+    assert meta["netsuite/credit_memos"]["created"] == 1
+    assert meta["netsuite/invoices"]["sent"] == meta["salesforce/invoices"]["sent"] == 0
+    assert meta["stripe/invoice_items"]["sent"] == 0
+    assert fakes.netsuite.created == {"customer": 2, "invoice": 2, "creditmemo": 1}
+    assert fakes.netsuite.updated == {}  # no invoice touched
+    assert (dict(fakes.stripe.created), dict(fakes.stripe.updated)) == stripe_before
+    assert "Billing_Invoice__c" not in fakes.salesforce.updated
+    memo = fakes.netsuite.record("creditmemo", note_id)
+    assert memo["createdFrom"] == {"id": volume["id"]}
+    assert memo["entity"] == volume["entity"]
+    assert (memo["tranId"], memo["tranDate"]) == ("CN-2026-0001", "2026-02-06")
+    assert [line["amount"] for line in memo["item"]] == [D("20.75")]
+    assert memo["total"] == credited
+    # The books in NetSuite: the invoice as issued, and the credit against it.
+    assert fakes.netsuite.record("invoice", VOLUME_JAN)["total"] - memo["total"] == D("25.75")
+    volume_account = fakes.salesforce.find("Account", "Billing_Account_Id__c", "acct_volume")
+    assert volume_account["Lifetime_Billed__c"] == D("25.75")
+    [(feb_total_now,)] = query(
+        warehouse, "select total from billing.fct_invoices where invoice_id = ?", [SIM_FEB]
+    )
+    sim_account = fakes.salesforce.find("Account", "Billing_Account_Id__c", "acct_sim")
+    assert sim_account["Current_Period_Total__c"] == feb_total_now != feb_total
+
+    fourth = sync(warehouse, fakes)
+
+    assert fourth.success and all(checks(fourth).values())
+    assert all(meta["sent"] == 0 for meta in run_metadata(fourth).values())
+    assert fakes.netsuite.created["creditmemo"] == 1

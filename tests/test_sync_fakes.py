@@ -183,6 +183,33 @@ def test_netsuite_credit_memo_must_come_from_an_existing_invoice(fakes):
     assert fakes.netsuite.record("creditmemo", "cn-1")["total"] == 5
 
 
+def test_netsuite_credit_memo_credits_its_own_customers_invoice_and_is_not_negative(fakes):
+    client = netsuite(fakes)
+    customer_id = client.upsert("customer", "acct_x", json.dumps(CUSTOMER)).internal_id
+    other_id = client.upsert("customer", "acct_y", json.dumps(CUSTOMER)).internal_id
+    invoice_id = client.upsert(
+        "invoice", "inv-1", _invoice(customer_id, "10.00"), replace=("item",)
+    ).internal_id
+    memo = {**json.loads(_invoice(other_id, "5.00")), "createdFrom": {"id": invoice_id}}
+    with pytest.raises(PermanentError, match="customer differs"):
+        client.upsert("creditmemo", "cn-1", json.dumps(memo), replace=("item",))
+    negative = {**json.loads(_invoice(customer_id, "-5.00")), "createdFrom": {"id": invoice_id}}
+    with pytest.raises(PermanentError, match="total cannot be negative"):
+        client.upsert("creditmemo", "cn-1", json.dumps(negative), replace=("item",))
+    with pytest.raises(PermanentError, match="total cannot be negative"):
+        client.upsert("invoice", "inv-2", _invoice(customer_id, "3.00", "-4.00"), replace=("item",))
+    # A negative line is fine while the total is not (a coupon on an invoice).
+    client.upsert("invoice", "inv-3", _invoice(customer_id, "5.00", "-4.00"), replace=("item",))
+    with pytest.raises(PermanentError, match="Invalid field name"):
+        client.upsert(
+            "creditmemo", "cn-1", json.dumps({**negative, "tranid": "CN-1"}), replace=("item",)
+        )
+    ok = {**json.loads(_invoice(customer_id, "5.00")), "createdFrom": {"id": invoice_id}}
+    client.upsert("creditmemo", "cn-1", json.dumps({**ok, "tranId": "CN-2026-0001"}))
+    assert fakes.netsuite.record("creditmemo", "cn-1")["tranId"] == "CN-2026-0001"
+    assert fakes.netsuite.created == {"customer": 2, "invoice": 2, "creditmemo": 1}
+
+
 def test_netsuite_concurrency_limit_and_retries(fakes):
     fakes.netsuite.in_flight = fakes.netsuite.account.concurrency_limit  # the account is busy
     client = netsuite(fakes)

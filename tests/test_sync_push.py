@@ -12,6 +12,7 @@ import pytest
 from dagster_billing.fakes import start_fakes
 from dagster_billing.sync import netsuite, salesforce, stripe_api
 from dagster_billing.sync.ledger import load_plan, record_results
+from dagster_billing.sync.push import RowResult
 from dagster_billing.sync.retry import RetryPolicy
 from dagster_billing.sync.spec import SyncObject, SyncSpecError, sync_objects_from_manifest
 
@@ -344,3 +345,50 @@ def test_salesforce_sends_batches_of_200_and_stops_at_the_org_limit(fakes, conne
     assert len(outcome.results) == 250 and {r.status for r in outcome.results} == {"synced"}
     assert fakes.salesforce.created == {"Account": 450}
     assert outcome.stats["api_usage"].endswith("/15000")
+
+
+def test_an_immutable_row_is_sent_until_it_syncs_then_never_again(connection):
+    """Final invoices: a failed first push is retried; once synced, a changed payload (say a
+    NetSuite item id changed in dbt vars) is reported, not sent, unless resend_all asks."""
+    (invoices,) = sync_objects_from_manifest(
+        {
+            "nodes": {
+                "i": _node(
+                    "sync_netsuite__invoices",
+                    destination="netsuite",
+                    object="invoices",
+                    record_type="invoice",
+                    immutable=True,
+                )
+            }
+        }
+    )
+    body = {"tranId": "2026-0001", "item": {"items": [{"item": {"id": "1001"}, "amount": "1.00"}]}}
+    _model(connection, "sync_netsuite__invoices", {"inv-1": body})
+    [row] = load_plan(connection, invoices).pending
+
+    def result(status: str) -> RowResult:
+        return RowResult(
+            external_id="inv-1",
+            payload_hash=row.payload_hash,
+            payload=row.payload,
+            operation="upsert",
+            status=status,
+            attempt=row.attempt,
+            destination_id="101" if status == "synced" else None,
+        )
+
+    record_results(connection, "run-1", invoices, [result("failed")])
+    assert [r.external_id for r in load_plan(connection, invoices).pending] == ["inv-1"]
+    record_results(connection, "run-2", invoices, [result("synced")])
+    assert load_plan(connection, invoices).pending == ()
+
+    _model(connection, "sync_netsuite__invoices", {"inv-1": {**body, "memo": "changed"}})
+
+    plan = load_plan(connection, invoices)
+    assert plan.pending == () and plan.frozen_changed == ("inv-1",)
+    [resent] = load_plan(connection, invoices, resend_all=True).pending
+    assert resent.destination_id == "101"
+    # The same object without `immutable` would send the change.
+    mutable = SyncObject(**{**invoices.__dict__, "options": {"record_type": "invoice"}})
+    assert [r.external_id for r in load_plan(connection, mutable).pending] == ["inv-1"]

@@ -13,6 +13,10 @@ Sources (Oracle NetSuite Help Center, docs.oracle.com/en/cloud/saas/netsuite/ns-
 - "Error Handling in REST Web Services" (section_156570709583): error body shape, 401
   INVALID_LOGIN, 400 INVALID_CONTENT with `o:errorPath` for a bad reference.
 - Field contracts: contracts/netsuite/*.json (hand-written, see their $comment).
+- Credit memos ("Credit Memo" REST record page, article_164460021767; record id creditmemo):
+  `createdFrom` must be an existing invoice of the same customer (`entity`).
+- "Troubleshooting Negative Total Error" (section_164206526447): NetSuite refuses a transaction
+  whose total is negative ("The total cannot be negative"); lines may be negative.
 - Concurrency governance ("Concurrency Governance and Session Management"): requests above the
   account's limit are refused; the REST status (429) and the code CONCURRENCY_LIMIT_EXCEEDED used
   here follow third-party reports, Oracle does not name them for REST.
@@ -378,6 +382,9 @@ class NetSuiteFake(ContractServer):
             return refusal
         replace = {s for s in request.query_params.get("replace", "").split(",") if s}
         existing = self.record(record_type, external_id)
+        refusal = self._check_transaction(record_type, existing, body, replace)
+        if refusal is not None:
+            return refusal
         if existing is None:
             missing = [f for f in contract["x-required-on-create"] if f not in body]
             if record_type == "customer" and body.get("isPerson") is True:
@@ -431,6 +438,39 @@ class NetSuiteFake(ContractServer):
                         f"{value['id']} for the following field: {where.split('.')[-1]}",
                         where,
                     )
+        return None
+
+    def _check_transaction(
+        self,
+        record_type: str,
+        existing: dict[str, Any] | None,
+        body: dict[str, Any],
+        replace: set[str],
+    ) -> Response | None:
+        """What the record would be after this request: createdFrom's customer, total >= 0."""
+        after = copy.deepcopy(existing) if existing is not None else {}
+        self._apply(
+            record_type,
+            after,
+            body,
+            replace=replace
+            if existing is not None
+            else set(self.contracts[record_type]["x-sublists"]),
+        )
+        source_ref = after.get("createdFrom")
+        if record_type == "creditmemo" and isinstance(source_ref, dict):
+            source = self.records["invoice"].get(str(source_ref.get("id")))
+            if source is not None and source.get("entity") != after.get("entity"):
+                return self._reject(
+                    record_type,
+                    400,
+                    "INVALID_CONTENT",
+                    "The credit memo's customer differs from the customer of the invoice in "
+                    "createdFrom.",
+                    "createdFrom",
+                )
+        if after.get("total", Decimal(0)) < 0:
+            return self._reject(record_type, 400, "USER_ERROR", "The total cannot be negative.")
         return None
 
     def _exists(self, target: str, internal_id: str) -> bool:

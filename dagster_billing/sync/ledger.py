@@ -7,7 +7,9 @@ run, idempotency key, whether the outcome is in doubt, and the time. `sync.ledge
 the latest row per record.
 
 A row is sent when the model's payload hash differs from the hash of the latest *synced* ledger
-row for it: new rows, changed rows and rows whose last attempt failed.
+row for it: new rows, changed rows and rows whose last attempt failed. Rows of an immutable object
+(meta.sync.immutable: final invoices, credit notes) are sent until they sync once, then never
+again; a later change of their payload is listed in the plan (`frozen_changed`), not sent.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import duckdb
 
 from dagster_billing.sync.push import (
     SYNCED,
-    ExpectedInvoice,
+    ExpectedDocument,
     PendingRow,
     PinnedCreate,
     RowResult,
@@ -140,11 +142,17 @@ def load_plan(
         f"select external_id, payload, payload_hash from {sync_object.table} order by external_id"
     ).fetchall()
     histories = _histories(connection, sync_object.destination, sync_object.object)
+    immutable = bool(sync_object.option("immutable"))
     pending = []
+    frozen_changed = []
     for external_id, payload, payload_hash in model_rows:
         history = histories.get(external_id, _RowHistory())
-        if history.last_synced_hash == payload_hash and not resend_all:
-            continue
+        if not resend_all:
+            if history.last_synced_hash == payload_hash:
+                continue
+            if immutable and history.last_synced_hash is not None:
+                frozen_changed.append(external_id)
+                continue
         pending.append(
             PendingRow(
                 external_id=external_id,
@@ -160,25 +168,40 @@ def load_plan(
         target: destination_ids(connection, sync_object.destination, target)
         for target in sorted(set(sync_object.references.values()))
     }
-    expected = fetch_expected_invoices(connection) if sync_object.reconcile == "invoices" else ()
+    expected = (
+        fetch_expected_documents(connection, sync_object.reconcile) if sync_object.reconcile else ()
+    )
     return SyncPlan(
         sync_object=sync_object,
         model_rows=len(model_rows),
         pending=tuple(pending),
         reference_ids=references,
-        expected_invoices=expected,
+        expected_documents=expected,
+        frozen_changed=tuple(frozen_changed),
     )
 
 
-def fetch_expected_invoices(connection: duckdb.DuckDBPyConnection) -> tuple[ExpectedInvoice, ...]:
-    rows = connection.execute(
-        """
+# What a destination must hold, per meta.sync.reconcile: booked documents only (drafts are not sent).
+_EXPECTED_DOCUMENTS = {
+    "invoices": """
         select invoice_id, currency, line_count, total, total_minor
         from billing.fct_invoices
+        where status = 'final'
         order by invoice_id
-        """
-    ).fetchall()
-    return tuple(ExpectedInvoice(*row) for row in rows)
+    """,
+    "credit_notes": """
+        select credit_note_id, currency, line_count, total, total_minor
+        from billing.fct_credit_notes
+        order by credit_note_id
+    """,
+}
+
+
+def fetch_expected_documents(
+    connection: duckdb.DuckDBPyConnection, kind: str
+) -> tuple[ExpectedDocument, ...]:
+    rows = connection.execute(_EXPECTED_DOCUMENTS[kind]).fetchall()
+    return tuple(ExpectedDocument(*row) for row in rows)
 
 
 def record_results(

@@ -44,10 +44,11 @@ class PendingRow:
 
 
 @dataclass(frozen=True)
-class ExpectedInvoice:
-    """What billing.fct_invoices says an invoice is, for reconciliation."""
+class ExpectedDocument:
+    """What the warehouse says a booked document is (a final invoice in billing.fct_invoices, a
+    credit note in billing.fct_credit_notes), for reconciliation."""
 
-    invoice_id: str
+    document_id: str
     currency: str
     line_count: int
     total: Decimal
@@ -60,7 +61,9 @@ class SyncPlan:
     model_rows: int
     pending: tuple[PendingRow, ...]
     reference_ids: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    expected_invoices: tuple[ExpectedInvoice, ...] = ()
+    expected_documents: tuple[ExpectedDocument, ...] = ()
+    # Immutable rows already synced whose payload has changed since: not sent, reported.
+    frozen_changed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Reconciliation: what a destination holds, per invoice, against billing.fct_invoices.
+"""Reconciliation: what a destination holds, per booked document, against the warehouse: final
+invoices (billing.fct_invoices where status = 'final') or credit notes (billing.fct_credit_notes).
 
 Each destination is read through its own API (not through our ledger), so the check catches
 anything the ledger cannot: records changed or deleted by people, duplicates, lost writes.
@@ -13,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from dagster_billing.sync.netsuite import NetSuiteClient, invoice_figures
-from dagster_billing.sync.push import ExpectedInvoice
+from dagster_billing.sync.push import ExpectedDocument
 from dagster_billing.sync.salesforce import SalesforceClient
 from dagster_billing.sync.stripe_api import StripeApi
 
@@ -43,7 +44,7 @@ class Report:
 
     def metadata(self) -> dict[str, Any]:
         return {
-            "invoices_in_warehouse": self.checked,
+            "documents_in_warehouse": self.checked,
             "missing_in_destination": len(self.missing),
             "unexpected_in_destination": len(self.unexpected),
             "mismatched": len(self.mismatched),
@@ -67,8 +68,8 @@ def compare(
     notes: Iterable[str] = (),
 ) -> Report:
     mismatched = []
-    for invoice_id in sorted(expected.keys() & actual.keys()):
-        want, got = expected[invoice_id], actual[invoice_id]
+    for document_id in sorted(expected.keys() & actual.keys()):
+        want, got = expected[document_id], actual[document_id]
         differences = {}
         if want.line_count != got.line_count:
             differences["line_count"] = {
@@ -80,7 +81,7 @@ def compare(
         if want.currency and got.currency and want.currency != got.currency:
             differences["currency"] = {"warehouse": want.currency, "destination": got.currency}
         if differences:
-            mismatched.append({"invoice_id": invoice_id, **differences})
+            mismatched.append({"document_id": document_id, **differences})
     return Report(
         destination=destination,
         checked=len(expected),
@@ -92,27 +93,28 @@ def compare(
     )
 
 
-def _major(invoices: Iterable[ExpectedInvoice]) -> dict[str, Figures]:
-    return {i.invoice_id: Figures(i.line_count, i.total, i.currency) for i in invoices}
+def _major(documents: Iterable[ExpectedDocument]) -> dict[str, Figures]:
+    return {d.document_id: Figures(d.line_count, d.total, d.currency) for d in documents}
 
 
 def reconcile_netsuite(
-    client: NetSuiteClient, record_type: str, invoices: Iterable[ExpectedInvoice]
+    client: NetSuiteClient, record_type: str, documents: Iterable[ExpectedDocument]
 ) -> Report:
-    """GET each warehouse invoice by external id, with its item lines."""
-    invoices = list(invoices)
+    """GET each warehouse document (invoice, credit memo) by external id, with its item lines."""
+    documents = list(documents)
     actual = {}
-    for invoice in invoices:
-        record = client.get(record_type, f"eid:{invoice.invoice_id}", expand=True)
+    for document in documents:
+        record = client.get(record_type, f"eid:{document.document_id}", expand=True)
         if record is not None:
             line_count, total, _currency_id = invoice_figures(record)
-            actual[invoice.invoice_id] = Figures(line_count, total)
+            actual[document.document_id] = Figures(line_count, total)
     return compare(
         "netsuite",
-        {k: Figures(v.line_count, v.total) for k, v in _major(invoices).items()},
+        {k: Figures(v.line_count, v.total) for k, v in _major(documents).items()},
         actual,
         notes=[
-            "read by external id: NetSuite invoices that are not in the warehouse are not listed"
+            f"read by external id: NetSuite {record_type} records that are not in the warehouse "
+            "are not listed"
         ],
     )
 
@@ -121,7 +123,7 @@ def reconcile_salesforce(
     client: SalesforceClient,
     sobject: str,
     external_id_field: str,
-    invoices: Iterable[ExpectedInvoice],
+    invoices: Iterable[ExpectedDocument],
 ) -> Report:
     records = client.query_all(
         f"SELECT {external_id_field}, Line_Count__c, Total__c, Currency__c FROM {sobject}"
@@ -137,7 +139,7 @@ def reconcile_salesforce(
     return compare("salesforce", _major(invoices), actual)
 
 
-def reconcile_stripe(api: StripeApi, invoices: Iterable[ExpectedInvoice]) -> Report:
+def reconcile_stripe(api: StripeApi, invoices: Iterable[ExpectedDocument]) -> Report:
     """All invoice items carrying our invoice id in metadata, summed per invoice in minor units."""
     lines_per_invoice: dict[str, int] = defaultdict(int)
     totals: dict[str, int] = defaultdict(int)
@@ -153,7 +155,7 @@ def reconcile_stripe(api: StripeApi, invoices: Iterable[ExpectedInvoice]) -> Rep
         currencies[invoice_id] = str(item["currency"]).upper()
         line_ids[metadata.get("billing_line_id")] += 1
     expected = {
-        i.invoice_id: Figures(i.line_count, Decimal(i.total_minor), i.currency) for i in invoices
+        i.document_id: Figures(i.line_count, Decimal(i.total_minor), i.currency) for i in invoices
     }
     actual = {
         invoice_id: Figures(count, Decimal(totals[invoice_id]), currencies.get(invoice_id))

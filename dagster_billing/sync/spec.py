@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 DESTINATIONS = ("netsuite", "salesforce", "stripe")
+RECONCILE_KINDS = ("invoices", "credit_notes")
 _COMMON_KEYS = {"destination", "object", "after", "references", "reconcile"}
 
 
@@ -78,6 +79,8 @@ def _sync_object(node: Mapping[str, Any], meta: Mapping[str, Any]) -> SyncObject
     missing = [key for key in required if not meta.get(key)]
     if missing:
         raise SyncSpecError(f"{name}: meta.sync needs {', '.join(missing)} for {destination}")
+    if meta.get("reconcile") not in (None, *RECONCILE_KINDS):
+        raise SyncSpecError(f"{name}: meta.sync.reconcile must be one of {RECONCILE_KINDS}")
     if destination == "salesforce" and meta.get("references"):
         raise SyncSpecError(
             f"{name}: Salesforce payloads reference parents through relationship fields "

@@ -3,15 +3,16 @@
     <model> ─► load (pool duckdb) ─► push (pool <api>) ─► record (pool duckdb) ─► reconcile (pool <api>)
 
 - load: rows of sync.<model> whose payload hash differs from the last synced one in the ledger
-  (read-only connection), plus destination ids of referenced records and, for invoice objects,
-  the warehouse's invoices to reconcile against.
+  (for immutable objects, final invoices and credit notes: rows never synced), read-only, plus
+  destination ids of referenced records and the booked documents to reconcile against.
 - push: the destination client sends them (batches the API allows, retries with backoff). Bad
   credentials or an unreachable API fail here, before any write: nothing is half-written.
 - record: appends one ledger row per result; the per-run summary becomes the materialization's
   metadata; check `all_rows_synced` fails while any row is failed. A run stopped midway (token
   revoked) records what it did and then fails.
 - reconcile (objects with meta.sync.reconcile): reads the destination through its API and
-  compares counts and amounts per invoice with billing.fct_invoices.
+  compares counts and amounts per document with the final invoices of billing.fct_invoices or
+  with billing.fct_credit_notes.
 
 Splitting the work this way keeps the DuckDB file in the `duckdb` pool (one writer) while the
 HTTP part runs in a per-destination pool.
@@ -81,6 +82,7 @@ def _summary_metadata(plan: SyncPlan, outcome: PushOutcome) -> dict[str, Any]:
     return {
         "model_rows": dg.MetadataValue.int(plan.model_rows),
         "changed_rows": dg.MetadataValue.int(len(plan.pending)),
+        "frozen_rows_changed": dg.MetadataValue.int(len(plan.frozen_changed)),
         **{name: dg.MetadataValue.int(value) for name, value in summary.items()},
         "http_requests": dg.MetadataValue.int(outcome.stats.get("http_requests", 0)),
         "retried_requests": dg.MetadataValue.int(outcome.stats.get("retried_requests", 0)),
@@ -108,6 +110,10 @@ def build_push_asset(sync_object: SyncObject, destination: Destination) -> dg.As
             key=dg.AssetKey([sync_object.destination, upstream]), dagster_type=dg.Nothing
         )
     reconciles = destination.reconcile is not None and sync_object.reconcile is not None
+    reconciled_against = {
+        "invoices": "the final invoices of billing.fct_invoices",
+        "credit_notes": "billing.fct_credit_notes",
+    }.get(sync_object.reconcile)
     check_specs = [
         dg.AssetCheckSpec(
             ROWS_SYNCED_CHECK,
@@ -120,14 +126,26 @@ def build_push_asset(sync_object: SyncObject, destination: Destination) -> dg.As
             dg.AssetCheckSpec(
                 RECONCILE_CHECK,
                 asset=key,
-                description=f"{destination.name} holds what billing.fct_invoices holds: invoices, line counts, totals.",
+                description=(
+                    f"{destination.name} holds what {reconciled_against} hold: documents, line "
+                    "counts, totals."
+                ),
             )
         )
 
     @dg.op(name=f"{prefix}__load", pool=DUCKDB_POOL, ins={"upstream": dg.In(dg.Nothing)})
-    def load(config: PushConfig, warehouse: BillingWarehouse) -> SyncPlan:
+    def load(
+        context: dg.OpExecutionContext, config: PushConfig, warehouse: BillingWarehouse
+    ) -> SyncPlan:
         with warehouse.connect(read_only=True) as connection:
-            return load_plan(connection, sync_object, resend_all=config.resend_all)
+            plan = load_plan(connection, sync_object, resend_all=config.resend_all)
+        if plan.frozen_changed:
+            context.log.warning(
+                f"{sync_object.name}: {len(plan.frozen_changed)} rows already synced are immutable "
+                f"but their payload changed; not sent (resend_all sends them): "
+                f"{', '.join(plan.frozen_changed[:20])}"
+            )
+        return plan
 
     @dg.op(
         name=f"{prefix}__push",

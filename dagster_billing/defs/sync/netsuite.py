@@ -10,7 +10,7 @@ from dagster_billing.sync.reconcile import Report, reconcile_netsuite
 
 def _reconcile(plan: SyncPlan, client: netsuite.NetSuiteClient) -> Report:
     return reconcile_netsuite(
-        client, plan.sync_object.option("record_type"), plan.expected_invoices
+        client, plan.sync_object.option("record_type"), plan.expected_documents
     )
 
 

@@ -11,7 +11,7 @@ from dagster_billing.sync.reconcile import Report, reconcile_salesforce
 def _reconcile(plan: SyncPlan, client: salesforce.SalesforceClient) -> Report:
     obj = plan.sync_object
     return reconcile_salesforce(
-        client, obj.option("sobject"), obj.option("external_id_field"), plan.expected_invoices
+        client, obj.option("sobject"), obj.option("external_id_field"), plan.expected_documents
     )
 
 

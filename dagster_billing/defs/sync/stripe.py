@@ -9,7 +9,7 @@ from dagster_billing.sync.reconcile import Report, reconcile_stripe
 
 
 def _reconcile(plan: SyncPlan, api: stripe_api.StripeApi) -> Report:
-    return reconcile_stripe(api, plan.expected_invoices)
+    return reconcile_stripe(api, plan.expected_documents)
 
 
 STRIPE = Destination(

@@ -1,12 +1,14 @@
 {#-
-  NetSuite invoices, one per billing invoice, upserted with
+  NetSuite invoices, one per FINAL billing invoice (drafts stay in the warehouse), upserted with
   PUT /record/v1/invoice/eid:<invoice_id>?replace=item so a re-sent invoice replaces its lines
-  instead of appending to them. `entity.externalId` names our account; the push resolves it to the
+  instead of appending to them. tranId is our invoice number, tranDate the day it was issued; a
+  final invoice never changes, so it is pushed once (meta.sync.immutable). `entity.externalId` names our account; the push resolves it to the
   customer's NetSuite internal id recorded in the sync ledger (meta.sync.references).
   Lines without a quantity (recurring fees, discounts, commitment lines) go out as quantity 1.
 -#}
 with invoices as (
     select * from {{ ref('fct_invoices') }}
+    where status = 'final'
 ),
 
 lines as (
@@ -30,10 +32,11 @@ payloads as (
     select
         invoices.invoice_id as external_id,
         {{ json_text(json_object([
+            ('tranId', 'invoices.invoice_number'),
             ('entity', json_object([('externalId', 'invoices.account_id')])),
             ('subsidiary', json_object([('id', sql_literal(var('netsuite_subsidiary_id')))])),
             ('currency', json_object([('id', netsuite_currency_id('invoices.currency'))])),
-            ('tranDate', date_text(dbt.dateadd('day', -1, 'invoices.period_end'))),
+            ('tranDate', date_text('invoices.issued_on')),
             ('memo', dbt.concat(["'Usage '", date_text('invoices.period_start'), "' to '",
                                   date_text(dbt.dateadd('day', -1, 'invoices.period_end')),
                                   "', plan '", 'invoices.plan_code', "' v'",

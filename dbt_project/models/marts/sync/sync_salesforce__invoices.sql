@@ -1,10 +1,12 @@
 {#-
-  Billing_Invoice__c records (a custom object owned by billing), upserted by External_Id__c and
+  Billing_Invoice__c records (a custom object owned by billing), one per FINAL invoice with its
+  number and issue date (drafts show on the Account instead), upserted by External_Id__c and
   linked to their Account through the Account's external id (Account__r.Billing_Account_Id__c).
   Period_End__c is the last day of the period (inclusive), as people read it.
 -#}
 with invoices as (
     select * from {{ ref('fct_invoices') }}
+    where status = 'final'
 ),
 
 payloads as (
@@ -13,7 +15,9 @@ payloads as (
         {{ json_text(json_object([
             ('attributes', json_object([('type', "'Billing_Invoice__c'")])),
             ('External_Id__c', 'invoice_id'),
-            ('Name', 'invoice_id'),
+            ('Name', 'invoice_number'),
+            ('Invoice_Number__c', 'invoice_number'),
+            ('Issued_On__c', date_text('issued_on')),
             ('Account__r', json_object([('Billing_Account_Id__c', 'account_id')])),
             ('Period_Start__c', date_text('period_start')),
             ('Period_End__c', date_text(dbt.dateadd('day', -1, 'period_end'))),

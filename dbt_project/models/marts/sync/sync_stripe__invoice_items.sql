@@ -1,31 +1,41 @@
 {#-
-  Stripe invoice items (POST /v1/invoiceitems), one per invoice line, amounts in integer minor units
+  Stripe invoice items (POST /v1/invoiceitems), one per line of a FINAL invoice (drafts are not
+  sent for payment), our invoice number and issue date in metadata; amounts in integer minor units
   (cents; yen for JPY). `customer` holds our account id; the push resolves it to the Stripe customer
   id recorded in the sync ledger. Stripe's period end is inclusive: the last second of the period.
 -#}
 with lines as (
     select * from {{ ref('fct_invoice_lines') }}
+    where status = 'final'
+),
+
+invoices as (
+    select invoice_id, issued_on from {{ ref('fct_invoices') }}
+    where status = 'final'
 ),
 
 payloads as (
     select
-        invoice_line_id as external_id,
+        lines.invoice_line_id as external_id,
         {{ json_text(json_object([
-            ('customer', 'account_id'),
-            ('amount', 'amount_minor'),
-            ('currency', 'lower(currency)'),
-            ('description', 'description'),
+            ('customer', 'lines.account_id'),
+            ('amount', 'lines.amount_minor'),
+            ('currency', 'lower(lines.currency)'),
+            ('description', 'lines.description'),
             ('period', json_object([
-                ('start', unix_seconds('period_start')),
-                ('end', unix_seconds('period_end') ~ ' - 1'),
+                ('start', unix_seconds('lines.period_start')),
+                ('end', unix_seconds('lines.period_end') ~ ' - 1'),
             ])),
             ('metadata', json_object([
-                ('billing_invoice_id', 'invoice_id'),
-                ('billing_line_id', 'invoice_line_id'),
-                ('billing_line_number', dbt.cast('line_number', dbt.type_string())),
+                ('billing_invoice_id', 'lines.invoice_id'),
+                ('billing_invoice_number', 'lines.invoice_number'),
+                ('billing_issued_on', date_text('invoices.issued_on')),
+                ('billing_line_id', 'lines.invoice_line_id'),
+                ('billing_line_number', dbt.cast('lines.line_number', dbt.type_string())),
             ])),
         ])) }} as payload
     from lines
+    inner join invoices on lines.invoice_id = invoices.invoice_id
 )
 
 select
