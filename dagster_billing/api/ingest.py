@@ -36,7 +36,11 @@ from dagster_billing.defs.ingest.files import (
     raw_frame,
     record_row,
 )
-from dagster_billing.defs.ingest.schemas import FUTURE_TOLERANCE, parse_raw_rows, quarantine_reasons
+from dagster_billing.defs.ingest.schemas import (
+    FUTURE_TOLERANCE,
+    parse_raw_rows,
+    quarantine_reasons_screened,
+)
 
 # A written file is marked landed with the next group's claim, or after this long idle.
 CONFIRM_AFTER_SECONDS = 0.05
@@ -295,7 +299,7 @@ class LandingWriter:
         received_at = datetime.now(UTC)
         rows = [row for submission in group for row in submission.items.rows]
         parsed = parse_raw_rows(raw_frame(rows))
-        landing_reasons = quarantine_reasons(
+        landing_reasons = quarantine_reasons_screened(
             parsed, latest_allowed_ts=received_at + FUTURE_TOLERANCE
         )
         account_allowed = pl.concat(
