@@ -149,20 +149,38 @@ class _Unsupported(Exception):
     """The schema uses a pandera feature `passing_rows` does not evaluate."""
 
 
-def _check_passes(check: pa.Check, frame: pl.LazyFrame, key: str) -> pl.Expr | bool:
-    """One check of the schema as a boolean expression over `frame`'s rows (a null is a
-    failure, whatever the check's ignore_na: stricter than pandera, never looser)."""
+class _Selection:
+    """What a check function returned from `_Frame.select`: its one boolean expression."""
+
+    def __init__(self, expr: pl.Expr) -> None:
+        self.expr = expr
+
+
+class _Frame:
+    """Stands in for the LazyFrame a check function receives, to read off the expression it
+    selects (every check here is `data.lazyframe.select(<expr>)`), so that all checks run as one
+    select. A check that does anything else with its frame is not evaluated here."""
+
+    def select(self, *exprs: object, **named: object) -> _Selection:
+        if named or len(exprs) != 1 or not isinstance(exprs[0], pl.Expr):
+            raise _Unsupported("check selects something other than one expression")
+        return _Selection(exprs[0])
+
+    def __getattr__(self, name: str):
+        raise _Unsupported(f"check uses LazyFrame.{name}")
+
+
+def _check_passes(check: pa.Check, key: str) -> pl.Expr | bool:
+    """One check of the schema as a boolean expression over the rows (a null is a failure,
+    whatever the check's ignore_na: stricter than pandera, never looser)."""
     if check.element_wise or check.groupby is not None or check._check_fn is None:
         raise _Unsupported(check.name)
-    out = check._check_fn(PolarsData(frame, key), **check._check_kwargs)
+    out = check._check_fn(PolarsData(_Frame(), key), **check._check_kwargs)
     if isinstance(out, bool):
         return out
-    if not isinstance(out, pl.LazyFrame):
+    if not isinstance(out, _Selection):
         raise _Unsupported(check.name)
-    names = out.collect_schema().names()
-    if not names:
-        raise _Unsupported(check.name)
-    return out.select(pl.all_horizontal(pl.col(names).fill_null(False)).alias(key))
+    return out.expr.fill_null(False)
 
 
 def passing_rows(parsed: pl.DataFrame, *, latest_allowed_ts: datetime) -> pl.Series | None:
@@ -199,9 +217,8 @@ def _passing_rows(schema: pa.DataFrameSchema, parsed: pl.DataFrame) -> pl.Series
         or schema.drop_invalid_rows
     ):
         raise _Unsupported("schema options")
-    frame = parsed.lazy()
     dtypes = parsed.schema
-    passes: list[pl.LazyFrame] = []
+    passes: list[pl.Expr] = []
     for name, column in schema.columns.items():
         if (
             column.regex
@@ -218,28 +235,20 @@ def _passing_rows(schema: pa.DataFrameSchema, parsed: pl.DataFrame) -> pl.Series
         if dtypes[name].is_float():
             raise _Unsupported(f"float column {name}")  # pandera counts NaN as null
         if column.dtype is not None and not column.dtype.check(
-            dtypes[name], PolarsData(frame.select(name), name)
+            dtypes[name], PolarsData(parsed.lazy().select(name), name)
         ):
             raise _Unsupported(f"dtype of {name}")
         if not column.nullable:
-            passes.append(frame.select(pl.col(name).is_not_null().alias(name)))
+            passes.append(pl.col(name).is_not_null())
         for check in column.checks:
-            result = _check_passes(check, frame, name)
+            result = _check_passes(check, name)
             if result is False:
                 return pl.Series("passes", [False] * parsed.height, dtype=pl.Boolean)
             if result is not True:
                 passes.append(result)
     if not passes:
         return pl.Series("passes", [True] * parsed.height, dtype=pl.Boolean)
-    combined = pl.concat(
-        [part.select(pl.first().alias(f"c{n}")) for n, part in enumerate(passes)],
-        how="horizontal",
-    )
-    return (
-        combined.select(pl.all_horizontal(pl.all().fill_null(False)).alias("passes"))
-        .collect()
-        .get_column("passes")
-    )
+    return parsed.select(pl.all_horizontal(passes).alias("passes")).get_column("passes")
 
 
 def quarantine_reasons_screened(parsed: pl.DataFrame, *, latest_allowed_ts: datetime) -> pl.Series:
