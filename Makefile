@@ -72,7 +72,7 @@ watch: manifest $(DAGSTER_HOME)/dagster.yaml
 
 # Load test of POST /v1/measurements (not part of `make test`); results in bench/results/.
 bench-ingest: install
-	$(BIN)/python bench/ingest_load.py --out bench/results/ingest_load.json
+	$(BIN)/python bench/ingest_load.py --concurrency 1 2 4 8 --out bench/results/ingest_load.json
 
 # POST -> visible in billing.fct_rated_usage, through `billing watch`.
 bench-ingest-latency: manifest

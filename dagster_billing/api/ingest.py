@@ -1,14 +1,16 @@
 """From request bodies to durable landing files.
 
 Validation is the landing code's own: request items become the same raw rows as lines of a
-landing file (`files.record_row`), checked by the same pandera schema (`schemas.quarantine_reasons`),
-so an item the API rejects would have been quarantined with the same reason, and an item it
-accepts lands. On top, the API knows two things landing does not: the meter catalogue (seeds) and
-which accounts the caller's tenant owns.
+landing file (`files.record_row`), checked by the same pandera schema
+(`schemas.quarantine_reasons_screened`: the schema's checks in one polars pass, pandera itself for
+the rows that fail them), so an item the API rejects would have been quarantined with the same
+reason, and an item it accepts lands. On top, the API knows two things landing does not: the
+meter catalogue (seeds) and which accounts the caller's tenant owns.
 
-One writer thread per process takes the requests queued since its last pass as one group: one
-validation pass, one SQLite claim, one landing file, one fsync. Under load groups grow, which
-amortizes pandera's fixed cost per call; idle, a request is its own group.
+Each writer thread (BILLING_API_WRITER_THREADS per process, default 2) takes the requests queued
+since its last pass as one group: one validation pass, one SQLite claim, one landing file, one
+fsync. Under load groups grow, which amortizes the fixed costs per group; idle, a request is its
+own group. Every request is answered only once its group's file and claim are durable.
 """
 
 from __future__ import annotations
@@ -36,7 +38,11 @@ from dagster_billing.defs.ingest.files import (
     raw_frame,
     record_row,
 )
-from dagster_billing.defs.ingest.schemas import FUTURE_TOLERANCE, parse_raw_rows, quarantine_reasons
+from dagster_billing.defs.ingest.schemas import (
+    FUTURE_TOLERANCE,
+    parse_raw_rows,
+    quarantine_reasons_screened,
+)
 
 # A written file is marked landed with the next group's claim, or after this long idle.
 CONFIRM_AFTER_SECONDS = 0.05
@@ -203,33 +209,54 @@ class Busy(Exception):
 _STOP = object()
 
 
-class LandingWriter:
-    """The single writer of this process: validates, deduplicates and lands queued requests."""
+class _Lane:
+    """What one writer thread owns: its SQLite connection and the file it wrote last whose
+    `landed` mark is not committed yet (see _land)."""
 
-    def __init__(self, settings: ApiSettings, max_group_rows: int = 20_000) -> None:
+    def __init__(self, state: ApiState) -> None:
+        self.state = state
+        self.unconfirmed: list[int] = []
+
+
+class LandingWriter:
+    """The writers of this process: `threads` threads take queued requests as groups and
+    validate, deduplicate and land them. While one group waits for its fsyncs (which release
+    the GIL), another is validated and claimed: the disk and the CPU work at the same time, and
+    ext4 commits concurrent fsyncs together."""
+
+    def __init__(
+        self, settings: ApiSettings, max_group_rows: int = 20_000, threads: int | None = None
+    ) -> None:
         self.settings = settings
         self.max_group_rows = max_group_rows
         self.meters = settings.known_meters()
         self._queue: queue.Queue = queue.Queue(maxsize=settings.max_queued_requests)
-        self._thread = threading.Thread(target=self._run, name="landing-writer", daemon=True)
+        count = settings.writer_threads if threads is None else threads
+        self._threads = [
+            threading.Thread(target=self._run, args=(n,), name=f"landing-writer-{n}", daemon=True)
+            for n in range(max(1, count))
+        ]
         self._names = itertools.count()
-        self._state: ApiState | None = None
-        # Files written and answered whose `landed` mark is not committed yet (see _land).
-        self._unconfirmed: list[int] = []
-        self._started = threading.Event()
+        self._names_lock = threading.Lock()
+        self._started = threading.Barrier(len(self._threads) + 1)
+        self._recovered = threading.Event()
         self._startup_error: BaseException | None = None
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         self._started.wait()
         if self._startup_error is not None:
+            self.stop()
             raise self._startup_error
 
     def stop(self) -> None:
         """Finish every queued request, then stop."""
-        if self._thread.is_alive():
-            self._queue.put(_STOP)
-            self._thread.join()
+        alive = [thread for thread in self._threads if thread.is_alive()]
+        for _ in alive:
+            self._queue.put(_STOP)  # each thread takes exactly one
+        for thread in alive:
+            thread.join()
 
     def submit(self, tenant: Tenant, items: Items) -> Future:
         future: Future = Future()
@@ -239,24 +266,36 @@ class LandingWriter:
             raise Busy("the landing writer is saturated; retry shortly") from None
         return future
 
-    def _run(self) -> None:
+    def _run(self, number: int) -> None:
+        lane = None
         try:
-            self._state = ApiState(self.settings.state_path, self.settings.landing_dir)
-            self._state.recover()
+            if number == 0:
+                # Settle what a previous life left before any thread claims ids.
+                ApiState(self.settings.state_path, self.settings.landing_dir).recover()
+                self._recovered.set()
+            else:
+                self._recovered.wait()
+            lane = _Lane(ApiState(self.settings.state_path, self.settings.landing_dir))
         except BaseException as error:
             self._startup_error = error
-            self._started.set()
+            self._recovered.set()
+        self._started.wait()
+        if lane is None or self._startup_error is not None:
+            if lane is not None:
+                lane.state.close()
+            # stop() still sends this thread a _STOP: take it, so that others get theirs.
+            while self._queue.get() is not _STOP:
+                pass
             return
-        self._started.set()
         try:
             while True:
                 try:
                     first = self._queue.get(
-                        timeout=CONFIRM_AFTER_SECONDS if self._unconfirmed else None
+                        timeout=CONFIRM_AFTER_SECONDS if lane.unconfirmed else None
                     )
                 except queue.Empty:
-                    self._state.confirm(self._unconfirmed)
-                    self._unconfirmed = []
+                    lane.state.confirm(lane.unconfirmed)
+                    lane.unconfirmed = []
                     continue
                 if first is _STOP:
                     return
@@ -273,17 +312,17 @@ class LandingWriter:
                         break
                     group.append(nxt)
                     rows += len(nxt.items.rows)
-                self._process(group)
+                self._process(lane, group)
                 if stop:
                     return
         finally:
-            if self._unconfirmed:
-                self._state.confirm(self._unconfirmed)
-            self._state.close()
+            if lane.unconfirmed:
+                lane.state.confirm(lane.unconfirmed)
+            lane.state.close()
 
-    def _process(self, group: list[_Submission]) -> None:
+    def _process(self, lane: _Lane, group: list[_Submission]) -> None:
         try:
-            results = self._land(group)
+            results = self._land(lane, group)
         except BaseException as error:
             for submission in group:
                 submission.future.set_exception(error)
@@ -291,11 +330,11 @@ class LandingWriter:
         for submission, result in zip(group, results, strict=True):
             submission.future.set_result(result)
 
-    def _land(self, group: list[_Submission]) -> list[IngestResult]:
+    def _land(self, lane: _Lane, group: list[_Submission]) -> list[IngestResult]:
         received_at = datetime.now(UTC)
         rows = [row for submission in group for row in submission.items.rows]
         parsed = parse_raw_rows(raw_frame(rows))
-        landing_reasons = quarantine_reasons(
+        landing_reasons = quarantine_reasons_screened(
             parsed, latest_allowed_ts=received_at + FUTURE_TOLERANCE
         )
         account_allowed = pl.concat(
@@ -366,8 +405,8 @@ class LandingWriter:
         # The claim also marks the previous group's file landed: one commit (one fsync) fewer
         # per group. Until then that file is `pending` with its file on disk, which recover()
         # and claim() already treat as landed, so answering 202 before the mark loses nothing.
-        file_id, known = self._state.claim(name, candidates, confirm=self._unconfirmed)
-        self._unconfirmed = []
+        file_id, known = lane.state.claim(name, candidates, confirm=lane.unconfirmed)
+        lane.unconfirmed = []
         received_text = received_at.isoformat()
         lines = []
         for number, index, row in pending:
@@ -388,23 +427,27 @@ class LandingWriter:
                     )
                 )
         if not lines:
-            self._state.release(file_id)
+            lane.state.release(file_id)
         else:
             try:
                 write_durably(self.settings.landing_dir / name, b"".join(lines))
             except BaseException:
-                self._state.release(file_id)
+                lane.state.release(file_id)
                 raise
-            self._unconfirmed = [file_id]
+            lane.unconfirmed = [file_id]
         for result in results:
             result.errors.sort(key=lambda error: error.index)
         return results
+
+    def _next_name(self) -> int:
+        with self._names_lock:
+            return next(self._names)
 
     def _file_name(self, received_at: datetime) -> str:
         """api/received_date=YYYY-MM-DD/<time>-<pid>-<n>.ndjson: time-ordered, unique."""
         return (
             f"{self.settings.api_landing_dir.name}/received_date={received_at:%Y-%m-%d}/"
-            f"{received_at:%Y%m%dT%H%M%S%fZ}-{os.getpid()}-{next(self._names):06d}.ndjson"
+            f"{received_at:%Y%m%dT%H%M%S%fZ}-{os.getpid()}-{self._next_name():06d}.ndjson"
         )
 
 

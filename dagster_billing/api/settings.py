@@ -22,6 +22,8 @@ class ApiSettings:
     max_csv_rows: int = 100_000
     # Requests waiting for the landing writer; beyond this the API answers 503 + Retry-After.
     max_queued_requests: int = 256
+    # Landing writer threads per process (each validates, claims and writes its own groups).
+    writer_threads: int = 2
 
     @classmethod
     def from_env(cls) -> ApiSettings:
@@ -35,6 +37,7 @@ class ApiSettings:
                 ("max_batch", "BILLING_API_MAX_BATCH"),
                 ("max_csv_bytes", "BILLING_API_MAX_CSV_BYTES"),
                 ("max_csv_rows", "BILLING_API_MAX_CSV_ROWS"),
+                ("writer_threads", "BILLING_API_WRITER_THREADS"),
             )
             if os.environ.get(name)
         }

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pandera.backends.polars.builtin_checks  # noqa: F401  (registers Check.ge & co. for polars)
 import pandera.polars as pa
 import polars as pl
+from pandera.api.polars.types import PolarsData
+from pandera.config import get_config_context
 
 VALUE_DTYPE = pl.Decimal(38, 10)
 MAX_ID_LENGTH = 255
@@ -140,6 +143,131 @@ def quarantine_reasons(parsed: pl.DataFrame, *, latest_allowed_ts: datetime) -> 
             reason = REASON_PRIORITY[rank][1]
             reasons[index] = parse_errors[index] if reason == "<parse_error>" else reason
     return pl.Series("reason", reasons, dtype=pl.String)
+
+
+class _Unsupported(Exception):
+    """The schema uses a pandera feature `passing_rows` does not evaluate."""
+
+
+class _Selection:
+    """What a check function returned from `_Frame.select`: its one boolean expression."""
+
+    def __init__(self, expr: pl.Expr) -> None:
+        self.expr = expr
+
+
+class _Frame:
+    """Stands in for the LazyFrame a check function receives, to read off the expression it
+    selects (every check here is `data.lazyframe.select(<expr>)`), so that all checks run as one
+    select. A check that does anything else with its frame is not evaluated here."""
+
+    def select(self, *exprs: object, **named: object) -> _Selection:
+        if named or len(exprs) != 1 or not isinstance(exprs[0], pl.Expr):
+            raise _Unsupported("check selects something other than one expression")
+        return _Selection(exprs[0])
+
+    def __getattr__(self, name: str):
+        raise _Unsupported(f"check uses LazyFrame.{name}")
+
+
+def _check_passes(check: pa.Check, key: str) -> pl.Expr | bool:
+    """One check of the schema as a boolean expression over the rows (a null is a failure,
+    whatever the check's ignore_na: stricter than pandera, never looser)."""
+    if check.element_wise or check.groupby is not None or check._check_fn is None:
+        raise _Unsupported(check.name)
+    out = check._check_fn(PolarsData(_Frame(), key), **check._check_kwargs)
+    if isinstance(out, bool):
+        return out
+    if not isinstance(out, _Selection):
+        raise _Unsupported(check.name)
+    return out.expr.fill_null(False)
+
+
+def passing_rows(parsed: pl.DataFrame, *, latest_allowed_ts: datetime) -> pl.Series | None:
+    """True for each row that passes every check of `usage_row_schema`, in one polars pass.
+
+    Not a second copy of the rules: it runs the schema object's own check functions, plus the
+    column rules pandera applies (presence, dtype, nullability), but in one collect instead of
+    pandera's ~40. It is only ever used to skip pandera for rows it passes; it never names a
+    reason. It is sound, not complete: a row it passes passes pandera (a null check result
+    counts as a failure here), while a row it fails may still be valid, so failed rows go to
+    `quarantine_reasons` for their reason. Returns None (validate everything with pandera) if
+    the schema uses something not evaluated here (dataframe-level checks, unique, coerce,
+    parsers, regex columns, element-wise or grouped checks, float columns...)."""
+    if get_config_context().use_narwhals_backend:
+        return None  # pandera would run other implementations of the built-in checks
+    schema = usage_row_schema(latest_allowed_ts=latest_allowed_ts)
+    try:
+        return _passing_rows(schema, parsed)
+    except _Unsupported:
+        return None
+
+
+def _passing_rows(schema: pa.DataFrameSchema, parsed: pl.DataFrame) -> pl.Series:
+    if (
+        schema.checks
+        or schema.parsers
+        or schema.dtype is not None
+        or schema.coerce
+        or schema.unique
+        or schema.strict
+        or schema.ordered
+        or schema.index is not None
+        or schema.add_missing_columns
+        or schema.drop_invalid_rows
+    ):
+        raise _Unsupported("schema options")
+    dtypes = parsed.schema
+    passes: list[pl.Expr] = []
+    for name, column in schema.columns.items():
+        if (
+            column.regex
+            or column.coerce
+            or column.unique
+            or column.parsers
+            or column.drop_invalid_rows
+            or column.default is not None
+            or not column.required
+        ):
+            raise _Unsupported(f"column {name} options")
+        if name not in dtypes:
+            raise _Unsupported(f"missing column {name}")  # pandera names the error
+        if dtypes[name].is_float():
+            raise _Unsupported(f"float column {name}")  # pandera counts NaN as null
+        if column.dtype is not None and not column.dtype.check(
+            dtypes[name], PolarsData(parsed.lazy().select(name), name)
+        ):
+            raise _Unsupported(f"dtype of {name}")
+        if not column.nullable:
+            passes.append(pl.col(name).is_not_null())
+        for check in column.checks:
+            result = _check_passes(check, name)
+            if result is False:
+                return pl.Series("passes", [False] * parsed.height, dtype=pl.Boolean)
+            if result is not True:
+                passes.append(result)
+    if not passes:
+        return pl.Series("passes", [True] * parsed.height, dtype=pl.Boolean)
+    return parsed.select(pl.all_horizontal(passes).alias("passes")).get_column("passes")
+
+
+def quarantine_reasons_screened(parsed: pl.DataFrame, *, latest_allowed_ts: datetime) -> pl.Series:
+    """The same reasons as `quarantine_reasons`, faster when most rows are valid: rows that
+    `passing_rows` passes are valid; the others (usually none) go through pandera. Every check
+    of the schema is row-wise (a row's outcome does not depend on other rows), which is what
+    makes validating only those rows give them the same reasons."""
+    passes = passing_rows(parsed, latest_allowed_ts=latest_allowed_ts)
+    if passes is None:
+        return quarantine_reasons(parsed, latest_allowed_ts=latest_allowed_ts)
+    if passes.all():
+        return pl.Series("reason", [None] * parsed.height, dtype=pl.String)
+    failed = (~passes).arg_true()
+    reasons = quarantine_reasons(parsed[failed], latest_allowed_ts=latest_allowed_ts)
+    return (
+        pl.Series("reason", [None] * parsed.height, dtype=pl.String)
+        .scatter(failed, reasons)
+        .rename("reason")
+    )
 
 
 FUTURE_TOLERANCE = timedelta(minutes=5)

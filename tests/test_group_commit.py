@@ -1,0 +1,123 @@
+"""The landing writer's group commit, in process: several requests share one file, one claim and
+one set of fsyncs, several writer threads work at once, and still every request is answered only
+once its own events are in a renamed landing file and its ids are in the ledger."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from concurrent.futures import Future
+
+import orjson
+import pytest
+
+from dagster_billing.api import ingest
+from dagster_billing.api.ingest import LandingWriter, items_from_json
+from dagster_billing.api.settings import ApiSettings
+from dagster_billing.api.state import Tenant
+from tests.api_helpers import event, landed_lines
+
+TENANT = Tenant("acme", frozenset({"acct_meridian"}))
+
+
+def _body(request: int, size: int = 50) -> bytes:
+    return orjson.dumps({"measurements": [event(f"r{request}-{n}", value=n) for n in range(size)]})
+
+
+def _ledger(settings: ApiSettings) -> set[str]:
+    db = sqlite3.connect(settings.state_path)
+    try:
+        return {uid for (uid,) in db.execute("select unique_id from events")}
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_each_answer_comes_after_its_events_are_durable(tmp_path, monkeypatch, threads):
+    settings = ApiSettings(data_dir=tmp_path / "data")
+    writes: list[int] = []
+    release = threading.Event()
+    real_write = ingest.write_durably
+
+    def slow_write(path, data):
+        # Hold the first file until more requests are queued: they must form a group.
+        release.wait(10)
+        real_write(path, data)
+        writes.append(data.count(b"\n"))
+
+    monkeypatch.setattr(ingest, "write_durably", slow_write)
+    writer = LandingWriter(settings, threads=threads)
+    writer.start()
+    problems: list[str] = []
+
+    def check(number: int, future: Future) -> None:
+        # Runs in the writer thread as the answer is given: the events must already be on disk
+        # under their final name, and their ids claimed.
+        result = future.result()
+        on_disk = {line["uniqueId"] for line in landed_lines(settings.data_dir)}
+        ids = {f"acme:r{number}-{n}" for n in range(50)}
+        if result.accepted != 50:
+            problems.append(f"request {number}: {result.to_dict()}")
+        if not ids <= on_disk:
+            problems.append(f"request {number} answered before its file was renamed")
+        if not {i.split(":", 1)[1] for i in ids} <= _ledger(settings):
+            problems.append(f"request {number} answered before its ids were committed")
+
+    try:
+        futures = []
+        for number in range(40):
+            future = writer.submit(TENANT, items_from_json(TENANT, _body(number), 1000))
+            future.add_done_callback(lambda f, number=number: check(number, f))
+            futures.append(future)
+        release.set()
+        for future in futures:
+            future.result(timeout=60)
+    finally:
+        writer.stop()
+    assert problems == []
+    assert sum(writes) == 40 * 50
+    # Group commit: fewer files (and fsyncs) than requests.
+    assert len(writes) < 40
+    assert max(writes) > 50
+    lines = landed_lines(settings.data_dir)
+    assert len(lines) == len({line["uniqueId"] for line in lines}) == 40 * 50
+
+
+def test_stop_drains_every_queued_request_with_several_threads(tmp_path):
+    settings = ApiSettings(data_dir=tmp_path / "data")
+    writer = LandingWriter(settings, threads=3)
+    writer.start()
+    futures = [
+        writer.submit(TENANT, items_from_json(TENANT, _body(number, 10), 1000))
+        for number in range(60)
+    ]
+    writer.stop()
+    assert all(future.done() for future in futures)
+    assert sum(future.result().accepted for future in futures) == 600
+    assert len(landed_lines(settings.data_dir)) == 600
+    db = sqlite3.connect(settings.state_path)
+    [(pending,)] = db.execute("select count(*) from files where state = 'pending'").fetchall()
+    [(landed,)] = db.execute("select coalesce(sum(events), 0) from landed_files").fetchall()
+    db.close()
+    assert (pending, landed) == (0, 600)
+
+
+def test_the_same_id_in_two_threads_is_landed_once(tmp_path):
+    """Two requests with the same ids, validated by different threads at the same time: the
+    SQLite claim lets one land them; the other gets duplicate or in_flight, never a second line."""
+    settings = ApiSettings(data_dir=tmp_path / "data")
+    writer = LandingWriter(settings, threads=2)
+    writer.start()
+    try:
+        futures = [
+            writer.submit(TENANT, items_from_json(TENANT, _body(0, 200), 1000)) for _ in range(8)
+        ]
+        results = [future.result(timeout=60) for future in futures]
+    finally:
+        writer.stop()
+    assert sum(result.accepted for result in results) == 200
+    for result in results:
+        reasons = {error.reason for error in result.errors}
+        assert reasons <= {"in_flight"}
+        assert result.accepted + result.duplicate + len(result.errors) == 200
+    assert len(landed_lines(settings.data_dir)) == 200
