@@ -41,6 +41,13 @@ test: manifest
 dev: manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
 
+# Floor vs pipeline vs incremental vs Postgres on the same generated events; README "Benchmark".
+# make bench SIZE=100M PEER_SIZE=10M BENCH_ARGS="--no-postgres"
+PEER_SIZE ?=
+BENCH_ARGS ?=
+bench: manifest
+	$(BIN)/python -m bench --size $(SIZE) $(if $(PEER_SIZE),--peer-size $(PEER_SIZE)) $(BENCH_ARGS)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
