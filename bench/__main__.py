@@ -28,6 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
+        "--floor-runs",
+        type=int,
+        default=2,
+        help="run the floor this many times and keep the fastest (default 2)",
+    )
+    parser.add_argument(
         "--regenerate", action="store_true", help="generate data even if a matching set exists"
     )
     args = parser.parse_args(argv)
@@ -54,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         results_dir=args.results_dir,
         seed=args.seed,
         reuse_data=not args.regenerate,
+        floor_runs=max(1, args.floor_runs),
     )
     return main_run(config)
 

@@ -38,6 +38,7 @@ BATCH_SHARE = 0.01
 MIN_BATCH = 100  # the generator's minimum
 BYTES_PER_EVENT = 140  # landing files on disk, measured on the generator's output
 PEER_SIZE_DEFAULT_CAP = 10_000_000
+SLOWEST_DBT_NODES = 20  # per variant in the report; every node is in runs' own results
 
 TARGET_PIPELINE_OVER_FLOOR = 3.0
 TARGET_INCREMENTAL_OVER_BATCH = 2.0
@@ -78,6 +79,7 @@ class BenchConfig:
     results_dir: Path
     seed: int = 7
     reuse_data: bool = True
+    floor_runs: int = 2
 
 
 @dataclass
@@ -102,6 +104,10 @@ class VariantRun:
 
     def to_dict(self) -> dict:
         detail = {k: v for k, v in self.result.items() if k not in ("invoices", "outcomes")}
+        if detail.get("dbt"):
+            dbt = dict(detail["dbt"])
+            dbt["nodes"] = dbt["nodes"][:SLOWEST_DBT_NODES]
+            detail["dbt"] = dbt
         return {
             "title": self.title,
             "events": self.events,
@@ -220,29 +226,51 @@ class Bench:
         )
         return run
 
-    def floor(self, name: str, title: str, landing: Path, events: int) -> VariantRun:
+    def floor(
+        self, name: str, title: str, landing: Path, events: int, *, runs: int = 1
+    ) -> VariantRun:
+        """The floor script on `landing`; with runs > 1 the fastest run counts (the floor is
+        the best this machine can do, and it is cheap enough to repeat on a shared machine)."""
         from dagster_billing.paths import SEEDS_DIR
 
-        out = self.root / "results" / f"{name}.json"
-        return self._variant(
-            name,
-            title,
-            events,
-            python_argv(
-                "bench.variants",
-                "floor",
-                "--landing",
-                str(landing),
-                "--seeds",
-                str(SEEDS_DIR),
-                "--database",
-                str(self.root / "runs" / f"{name}.duckdb"),
-                "--out",
-                str(out),
-            ),
-            result_path=out,
-            cwd=REPO_ROOT,
-        )
+        samples = []
+        for attempt in range(1, runs + 1):
+            key = name if runs == 1 else f"{name}-{attempt}"
+            out = self.root / "results" / f"{key}.json"
+            samples.append(
+                self._variant(
+                    key,
+                    title if runs == 1 else f"{title}, run {attempt} of {runs}",
+                    events,
+                    python_argv(
+                        "bench.variants",
+                        "floor",
+                        "--landing",
+                        str(landing),
+                        "--seeds",
+                        str(SEEDS_DIR),
+                        "--database",
+                        str(self.root / "runs" / f"{key}.duckdb"),
+                        "--out",
+                        str(out),
+                    ),
+                    result_path=out,
+                    cwd=REPO_ROOT,
+                )
+            )
+        if runs == 1:
+            return samples[0]
+        for sample in samples:
+            del self.results[sample.name]
+        best = min(samples, key=lambda sample: sample.wall_s)
+        best.name, best.title = name, title
+        best.result["runs_wall_s"] = [round(sample.wall_s, 3) for sample in samples]
+        best.result["runs_cpu_s"] = [round(sample.cpu_s, 3) for sample in samples]
+        for sample in samples[1:]:
+            if sample.invoices != samples[0].invoices:
+                raise TotalsDiffer(f"{name}: the floor's runs disagree with each other")
+        self.results[name] = best
+        return best
 
     def pipeline(
         self,
@@ -323,7 +351,9 @@ class Bench:
         full_dir = self.root / "runs" / "full"
         _link_files(history_landing, full_dir / "landing")
 
-        self.floor("floor", "floor (DuckDB SQL)", history_landing, config.size)
+        self.floor(
+            "floor", "floor (DuckDB SQL)", history_landing, config.size, runs=config.floor_runs
+        )
         self.pipeline("pipeline_full", "pipeline full build", full_dir, config.size)
         self._compare("floor", "pipeline_full")
 

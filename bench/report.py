@@ -37,6 +37,8 @@ def _detail(variant: dict) -> str:
             parts.append(
                 f"slowest {slowest[0]['node'].split('.')[-1]} {slowest[0]['execution_s']:.1f}"
             )
+    if detail.get("runs_wall_s"):
+        parts.append("fastest of " + " / ".join(f"{w:.1f}" for w in detail["runs_wall_s"]))
     if "rows" in detail:
         parts.append(f"{sum(detail['rows'].values()):,} rows")
     return ", ".join(parts)
