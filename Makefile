@@ -7,10 +7,13 @@ EVENTS ?= 1000000
 SIZE ?= 10M
 
 export BILLING_DATA_DIR ?= $(CURDIR)/data
+# The value runs set (BillingWarehouse.dbt_environment): parsing with the same value lets each
+# run's dbt reuse the partial parse instead of parsing the whole project again.
+export BILLING_SEEDS_DIR ?= ../seeds
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install manifest demo test dev lint format lock clean bench
+.PHONY: install manifest demo test dev lint format lock clean bench fakes sync-demo serve watch bench-ingest bench-ingest-latency
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +38,16 @@ demo: manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster job execute -m dagster_billing.definitions -j billing_pipeline
 	$(BIN)/billing summary
 
+# Local NetSuite, Salesforce (HTTPS) and Stripe contract servers on 127.0.0.1:8701-8703, until
+# Ctrl-C; `source $(BILLING_DATA_DIR)/fakes/env.sh` points the sync resources at them.
+fakes: install
+	$(BIN)/billing fakes serve --state-dir $(BILLING_DATA_DIR)/fakes
+
+# After `make demo`: push the invoices to fresh contract servers (job billing_sync), show what they hold.
+sync-demo: manifest $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/billing fakes run --state-dir $(BILLING_DATA_DIR)/fakes -- \
+		$(BIN)/dagster job execute -m dagster_billing.definitions -j billing_sync
+
 test: manifest
 	$(BIN)/pytest
 
@@ -47,6 +60,24 @@ PEER_SIZE ?=
 BENCH_ARGS ?=
 bench: manifest
 	$(BIN)/python -m bench --size $(SIZE) $(if $(PEER_SIZE),--peer-size $(PEER_SIZE)) $(BENCH_ARGS)
+
+# The ingestion API on http://127.0.0.1:8000 (keys: `billing api-keys create --tenant T --account A`).
+PORT ?= 8000
+WORKERS ?= 1
+serve: install
+	$(BIN)/billing serve --port $(PORT) --workers $(WORKERS)
+
+# Land and rate new files as they arrive, without the Dagster daemon (`make dev` runs the sensor).
+watch: manifest $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/billing watch
+
+# Load test of POST /v1/measurements (not part of `make test`); results in bench/results/.
+bench-ingest: install
+	$(BIN)/python bench/ingest_load.py --out bench/results/ingest_load.json
+
+# POST -> visible in billing.fct_rated_usage, through `billing watch`.
+bench-ingest-latency: manifest
+	$(BIN)/python bench/ingest_latency.py --out bench/results/ingest_latency.json
 
 lint: install
 	$(BIN)/ruff check .

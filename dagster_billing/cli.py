@@ -1,4 +1,4 @@
-"""`billing`: the command line for sample data, plans and run summaries.
+"""`billing`: the command line for sample data, plans, run summaries and the local contract servers.
 
 The pipeline itself runs through Dagster (`dagster job execute -j billing_pipeline`, `make demo`,
 or the UI); these commands prepare inputs and report on what the pipeline produced.
@@ -6,14 +6,16 @@ or the UI); these commands prepare inputs and report on what the pipeline produc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import tempfile
 from datetime import date
 from pathlib import Path
 
 import click
 
-from dagster_billing.paths import PLANS_DIR, SEEDS_DIR
+from dagster_billing.paths import PLAN_SCHEMA_PATH, PLANS_DIR, SEEDS_DIR
 
 
 @click.group()
@@ -77,6 +79,237 @@ def compile_command(plans_dir: Path, seeds_dir: Path) -> None:
     click.echo(", ".join(f"{table}: {rows} rows" for table, rows in counts.items()))
 
 
+@main.group()
+def fakes() -> None:
+    """Local contract servers for NetSuite, Salesforce and Stripe (127.0.0.1)."""
+
+
+def _fake_options(function):
+    for option in reversed(
+        [
+            click.option("--netsuite-port", type=int, default=8701, show_default=True),
+            click.option("--salesforce-port", type=int, default=8702, show_default=True),
+            click.option("--stripe-port", type=int, default=8703, show_default=True),
+            click.option(
+                "--fault-rate",
+                type=float,
+                default=0.0,
+                show_default=True,
+                help="Share of API requests answered 429/5xx or timed out.",
+            ),
+            click.option("--fault-seed", type=int, default=0, show_default=True),
+            click.option(
+                "--timeout-delay",
+                type=float,
+                default=65.0,
+                show_default=True,
+                help="Seconds a 'timed out' response is held back (above the client timeout).",
+            ),
+            click.option(
+                "--state-dir",
+                type=click.Path(path_type=Path),
+                default=None,
+                help="Where the Salesforce TLS certificate, its CA and env.sh go (default: a temp dir).",
+            ),
+        ]
+    ):
+        function = option(function)
+    return function
+
+
+def _fake_settings(options: dict) -> tuple[Path, dict[str, int], dict]:
+    ports = {name: options.pop(f"{name}_port") for name in ("netsuite", "salesforce", "stripe")}
+    state_dir = options.pop("state_dir") or Path(tempfile.mkdtemp(prefix="billing-fakes-"))
+    return state_dir, ports, options
+
+
+@fakes.command("serve")
+@_fake_options
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write `export NETSUITE_...` lines for the sync resources here (default: state dir).",
+)
+def fakes_serve(env_file: Path | None, **options) -> None:
+    """Serve all three until Ctrl-C; the sync environment is written to an env file."""
+    from dagster_billing.fakes.serve import serve
+
+    state_dir, ports, faults = _fake_settings(options)
+    serve(state_dir, env_file or state_dir / "env.sh", ports, **faults)
+
+
+@fakes.command("run", context_settings={"ignore_unknown_options": True})
+@_fake_options
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def fakes_run(command: tuple[str, ...], **options) -> None:
+    """Start all three, run COMMAND with the sync environment pointing at them, print their state.
+
+    Example: billing fakes run -- dagster job execute -m dagster_billing.definitions -j billing_sync
+    """
+    from dagster_billing.fakes.serve import run
+
+    state_dir, ports, faults = _fake_settings(options)
+    sys.exit(run(state_dir, list(command), ports, **faults))
+
+
+@plans.command("schema")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=PLAN_SCHEMA_PATH,
+    show_default=True,
+    help="Where to write the JSON Schema of plan and override files.",
+)
+@click.option("--check", is_flag=True, help="Fail if the file differs instead of writing it.")
+def schema_command(out: Path, check: bool) -> None:
+    """Write the JSON Schema of plan files (docs/plan.schema.json)."""
+    from dagster_billing.pricing.plans import plan_json_schema_text
+
+    text = plan_json_schema_text()
+    if check:
+        if not out.exists() or out.read_text() != text:
+            raise click.ClickException(f"{out} is stale: run `billing plans schema`")
+        click.echo(f"{out} is current")
+        return
+    out.write_text(text)
+    click.echo(f"wrote {out}")
+
+
+@main.command()
+@click.option(
+    "--plans",
+    "plans_dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    required=True,
+    help="Plans directory (plan YAML files, overrides/).",
+)
+@click.option(
+    "--subscriptions",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    required=True,
+    help="CSV, JSON or YAML: account_id, plan_code, starts_on, [ends_on, trial_ends_on, overrides].",
+)
+@click.option(
+    "--accounts",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    required=True,
+    help="CSV, JSON or YAML: account_id, currency, [account_name, billing_email].",
+)
+@click.option(
+    "--usage",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    required=True,
+    help="Events (NDJSON/CSV landing format) or quantities (account, meter, period, quantity).",
+)
+@click.option(
+    "--meters",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="Meters CSV (default: seeds/meters.csv).",
+)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), required=True)
+@click.option(
+    "--keep-data",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Keep the run's data directory (warehouse.duckdb) here for inspection.",
+)
+def price(
+    plans_dir: Path,
+    subscriptions: Path,
+    accounts: Path,
+    usage: Path,
+    meters: Path | None,
+    out_dir: Path,
+    keep_data: Path | None,
+) -> None:
+    """Price files with the pipeline's own assets on a temporary warehouse; write invoices."""
+    from dagster_billing.pricing.batch import PricingFailed, outcome_warnings, price_files
+    from dagster_billing.pricing.inputs import InputError
+    from dagster_billing.pricing.plans import PlanError
+
+    try:
+        result = price_files(
+            plans_dir=plans_dir,
+            subscriptions=subscriptions,
+            accounts=accounts,
+            usage=usage,
+            meters=meters,
+            out_dir=out_dir,
+            keep_data_dir=keep_data,
+        )
+    except (PlanError, InputError, PricingFailed) as error:
+        raise click.ClickException(str(error)) from None
+    for warning in outcome_warnings(result):
+        click.echo(f"Warning: {warning}", err=True)
+    click.echo(json.dumps(result.to_dict(), indent=2))
+
+
+@main.command()
+@click.option(
+    "--draft",
+    "draft_dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    required=True,
+    help="Directory of draft plan versions (each replaces the plan with its code).",
+)
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), envvar="BILLING_DATA_DIR", required=True
+)
+@click.option(
+    "--plans", "plans_dir", type=click.Path(path_type=Path, exists=True), default=PLANS_DIR
+)
+@click.option(
+    "--seeds", "seeds_dir", type=click.Path(path_type=Path, exists=True), default=SEEDS_DIR
+)
+def simulate(draft_dir: Path, data_dir: Path, plans_dir: Path, seeds_dir: Path) -> None:
+    """Price the warehouse's history with draft plans; show the difference per account."""
+    from dagster_billing.pricing.batch import PricingFailed, prepare_dbt_manifest
+    from dagster_billing.pricing.plans import PlanError
+    from dagster_billing.pricing.simulation import validate_drafts
+
+    prepare_dbt_manifest()
+    from dagster_billing.defs.pricing.simulation import run_simulation
+    from dagster_billing.defs.resources import BillingWarehouse
+
+    warehouse = BillingWarehouse(
+        data_dir=str(data_dir), plans_dir=str(plans_dir), seeds_dir=str(seeds_dir)
+    )
+    if not warehouse.duckdb_path.exists():
+        raise click.ClickException(
+            f"no warehouse at {warehouse.duckdb_path}: run the pipeline first"
+        )
+    try:
+        validate_drafts(plans_dir, seeds_dir, draft_dir)
+        report = run_simulation(warehouse, draft_dir)
+    except (PlanError, PricingFailed) as error:
+        raise click.ClickException(str(error)) from None
+    if not report["drafts"]:
+        raise click.ClickException(f"no draft plans (*.yaml) in {draft_dir}")
+    click.echo(render_simulation(report))
+
+
+def render_simulation(report: dict) -> str:
+    drafts = ", ".join(f"{d['code']} (draft v{d['version']})" for d in report["drafts"])
+    lines = [f"Simulated {drafts} against the current plans (charges before coupons and credits):"]
+    header = f"{'account':<24} {'currency':<8} {'current':>14} {'draft':>14} {'difference':>14}"
+    lines += ["", header, "-" * len(header)]
+    for row in report["accounts"]:
+        lines.append(
+            f"{row['account_id']:<24} {row['currency']:<8} {row['current_amount']:>14} "
+            f"{row['draft_amount']:>14} {row['difference']:>14}"
+        )
+    lines.append("-" * len(header))
+    for total in report["totals"]:
+        lines.append(
+            f"{'total (' + str(total['accounts_changed']) + ' changed)':<24} {total['currency']:<8} "
+            f"{total['current_amount']:>14} {total['draft_amount']:>14} {total['difference']:>14}"
+        )
+    lines += ["", "Report: " + ", ".join(report["files"])]
+    return "\n".join(lines)
+
+
 @main.command()
 @click.option(
     "--data-dir", type=click.Path(path_type=Path), envvar="BILLING_DATA_DIR", required=True
@@ -93,6 +326,138 @@ def summary(data_dir: Path) -> None:
         )
     with warehouse.connect(read_only=True) as connection:
         click.echo(render_summary(connection, warehouse.exports_dir))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option(
+    "--workers",
+    type=int,
+    default=1,
+    show_default=True,
+    help="uvicorn worker processes (idempotency holds across them: it lives in SQLite).",
+)
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), envvar="BILLING_DATA_DIR", required=True
+)
+@click.option("--log-level", default="warning", show_default=True)
+def serve(host: str, port: int, workers: int, data_dir: Path, log_level: str) -> None:
+    """Run the ingestion API (POST /v1/measurements) on uvicorn."""
+    import os
+
+    import uvicorn
+
+    os.environ["BILLING_DATA_DIR"] = str(data_dir.resolve())
+    uvicorn.run(
+        "dagster_billing.api.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+    )
+
+
+@main.command()
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), envvar="BILLING_DATA_DIR", required=True
+)
+@click.option(
+    "--interval", type=float, default=1.0, show_default=True, help="Seconds between polls."
+)
+@click.option("--once", is_flag=True, help="One poll (and at most one run), then exit.")
+def watch(data_dir: Path, interval: float, once: bool) -> None:
+    """Land new files and rate them as they arrive, without the Dagster daemon."""
+    from dagster_billing.watch import watch as watch_loop
+
+    with contextlib.suppress(KeyboardInterrupt):
+        watch_loop(data_dir, interval=interval, once=once, echo=click.echo)
+
+
+@main.group("api-keys")
+def api_keys() -> None:
+    """API keys of the ingestion API: one tenant per key, a tenant owns accounts."""
+
+
+def _api_state(data_dir: Path):
+    from dagster_billing.api.settings import ApiSettings
+    from dagster_billing.api.state import ApiState
+
+    settings = ApiSettings(data_dir=data_dir.resolve())
+    return ApiState(settings.state_path, settings.landing_dir)
+
+
+_data_dir_option = click.option(
+    "--data-dir", type=click.Path(path_type=Path), envvar="BILLING_DATA_DIR", required=True
+)
+
+
+@api_keys.command("create")
+@click.option("--tenant", required=True, help="Tenant id: a-z, 0-9, '_' or '-', up to 32.")
+@click.option(
+    "--account",
+    "accounts",
+    multiple=True,
+    help="Account the tenant owns (repeat, or comma-separated). Added to the tenant's accounts.",
+)
+@click.option(
+    "--seeds", "seeds_dir", type=click.Path(path_type=Path, exists=True), default=SEEDS_DIR
+)
+@_data_dir_option
+def api_keys_create(tenant: str, accounts: tuple[str, ...], seeds_dir: Path, data_dir: Path):
+    """Create a key for TENANT and print it once (only its hash is stored)."""
+    from dagster_billing.api.settings import ApiSettings
+    from dagster_billing.api.state import StateError
+
+    names = [name.strip() for value in accounts for name in value.split(",") if name.strip()]
+    known = ApiSettings(data_dir=data_dir, seeds_dir=seeds_dir).known_accounts()
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise click.ClickException(
+            f"unknown accounts (not in {seeds_dir / 'accounts.csv'}): {', '.join(unknown)}"
+        )
+    state = _api_state(data_dir)
+    try:
+        created = state.create_key(tenant, names)
+    except StateError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        state.close()
+    click.echo(created.token)
+    click.echo(
+        f"key {created.key_id} for tenant {created.tenant_id}; store it now, it is not shown again",
+        err=True,
+    )
+
+
+@api_keys.command("list")
+@_data_dir_option
+def api_keys_list(data_dir: Path) -> None:
+    """Keys (id, tenant, accounts, revoked), never secrets."""
+    state = _api_state(data_dir)
+    try:
+        click.echo(json.dumps(state.list_keys(), indent=2))
+    finally:
+        state.close()
+
+
+@api_keys.command("revoke")
+@click.argument("key_id")
+@_data_dir_option
+def api_keys_revoke(key_id: str, data_dir: Path) -> None:
+    """Revoke a key (running servers stop accepting it within 5 seconds)."""
+    from dagster_billing.api.state import StateError
+
+    state = _api_state(data_dir)
+    try:
+        state.revoke_key(key_id)
+    except StateError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        state.close()
+    click.echo(f"revoked {key_id}")
 
 
 if __name__ == "__main__":

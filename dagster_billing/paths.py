@@ -8,3 +8,4 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 PLANS_DIR = REPO_ROOT / "plans"
 SEEDS_DIR = REPO_ROOT / "seeds"
+PLAN_SCHEMA_PATH = REPO_ROOT / "docs" / "plan.schema.json"

@@ -22,14 +22,33 @@ EXPECTED_ASSETS = {
     "intermediate/int_usage_events_classified",
     "intermediate/int_usage_events_deduped",
     "intermediate/int_usage_aggregated",
+    "intermediate/int_billing_segments",
     "intermediate/int_billing_periods",
+    "intermediate/int_seat_days",
+    "intermediate/int_charge_quantities",
+    "intermediate/int_usage_transactions_rated",
     "intermediate/int_usage_rated",
+    "intermediate/int_recurring_fees",
     "intermediate/int_invoice_charge_lines",
     "billing/fct_rated_usage",
     "billing/fct_invoice_lines",
     "billing/fct_invoices",
     "billing/fct_usage_event_outcomes",
     "exports/invoice_csv",
+    "sync/sync_netsuite__customers",
+    "sync/sync_netsuite__invoices",
+    "sync/sync_salesforce__accounts",
+    "sync/sync_salesforce__invoices",
+    "sync/sync_stripe__customers",
+    "sync/sync_stripe__invoice_items",
+    "netsuite/customers",
+    "netsuite/invoices",
+    "salesforce/accounts",
+    "salesforce/invoices",
+    "stripe/customers",
+    "stripe/invoice_items",
+    "pricing/simulation",
+    "exports/api_snapshot",
 }
 
 
@@ -77,8 +96,40 @@ def test_duckdb_writers_share_one_pool():
         pools["raw_usage"]
         == pools["billing_dbt_models"]
         == pools["exports__invoice_csv"]
+        == pools["pricing__simulation"]
         == "duckdb"
     )
+
+
+def test_reverse_etl_runs_in_its_own_job_with_warehouse_and_api_pools():
+    defs, graph = _graph()
+    pipeline = defs.resolve_job_def("billing_pipeline")
+    sync_job = defs.resolve_job_def("billing_sync")
+    assert not any(name.startswith(("netsuite__", "stripe__")) for name in pipeline.graph.node_dict)
+    pools = {}
+    for graph_node in sync_job.graph.node_dict.values():
+        for name, node in graph_node.definition.node_dict.items():
+            pools[name] = node.definition.pool
+    assert pools["netsuite__invoices__load"] == pools["netsuite__invoices__record"] == "duckdb"
+    assert (
+        pools["netsuite__invoices__push"]
+        == pools["netsuite__invoices__reconcile"]
+        == "netsuite_api"
+    )
+    assert pools["salesforce__accounts__push"] == "salesforce_api"
+    assert pools["stripe__invoice_items__push"] == "stripe_api"
+    parents = {
+        k.to_user_string()
+        for k in graph.get(dg.AssetKey.from_user_string("netsuite/invoices")).parent_keys
+    }
+    assert parents == {"sync/sync_netsuite__invoices", "netsuite/customers"}
+    checks = {f"{k.asset_key.to_user_string()}:{k.name}" for k in graph.asset_check_keys}
+    assert {
+        "netsuite/invoices:matches_warehouse",
+        "salesforce/invoices:matches_warehouse",
+        "stripe/invoice_items:matches_warehouse",
+        "stripe/customers:all_rows_synced",
+    } <= checks
 
 
 def test_definitions_load_without_environment(monkeypatch):

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import csv
+import re
 import shutil
 import textwrap
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from dagster_billing.cli import main
-from dagster_billing.paths import PLANS_DIR, SEEDS_DIR
-from dagster_billing.pricing.plans import PRICE_TABLES, PlanError, compile_plans, load_plan_file
+from dagster_billing.paths import PLAN_SCHEMA_PATH, PLANS_DIR, REPO_ROOT, SEEDS_DIR
+from dagster_billing.pricing.plans import (
+    PRICE_TABLES,
+    Commitment,
+    PlanError,
+    PlanOverride,
+    PlanVersion,
+    compile_plans,
+    load_plan_file,
+    plan_json_schema_text,
+)
 
 VALID_PLAN = """
 code: demo
@@ -29,21 +41,56 @@ charges:
       - {up_to: null, unit_price: 0.0006, flat_fee: 5}
 """
 
+EVERY_MODEL = """
+code: every
+version: 1
+name: Every model
+effective_from: 2026-01-01
+currency: USD
+commitment: {minimum: 100.00, discount_percent: 18}
+charges:
+  - {id: unit, meter: api.requests, model: per_unit, unit_price: 0.002, free_units: 10}
+  - id: vol
+    meter: builds.completed
+    model: volume
+    tiers: [{up_to: 5, unit_price: 1, flat_fee: 2}, {up_to: null, unit_price: 0.5}]
+  - {id: pkg, meter: api.requests, model: package, package_size: 100, package_price: 5, rounding: down}
+  - {id: pct, meter: pipeline.rows_processed, model: percentage, rate: 1.3, fixed_fee: 0.3, free_transactions: 2}
+  - id: tokens
+    meter: tokens.generated
+    model: matrix
+    dimension: model
+    prices: {gpt-4o: 0.00001, llama-3-70b: 0.0000009}
+    default_unit_price: 0.000002
+  - {id: gpu, meter: compute.gpu_seconds, model: per_unit, unit_price: 0.001, group_by: region}
+  - {id: gpu_eu, meter: compute.gpu_seconds, model: per_unit, unit_price: 0.002, filter: {region: eu}}
+  - {id: seats, meter: seats.active, model: seat, unit_price: 12, included_seats: 2, proration: daily}
+  - {id: platform, model: flat, amount: 99.00, billing: in_advance, discount_percent: 10}
+  - {id: capped, meter: checks.executed, model: per_unit, unit_price: 0.1, minimum_spend: 5, maximum_spend: 50}
+"""
+
 
 def _seeds(tmp_path: Path) -> Path:
     seeds = tmp_path / "seeds"
     seeds.mkdir()
-    for name in ("meters.csv", "currencies.csv"):
+    for name in ("meters.csv", "currencies.csv", "accounts.csv"):
         shutil.copy(SEEDS_DIR / name, seeds / name)
     return seeds
 
 
 def _plans(tmp_path: Path, **files: str) -> Path:
     plans = tmp_path / "plans"
-    plans.mkdir()
+    plans.mkdir(exist_ok=True)
     for name, text in files.items():
-        (plans / f"{name}.yaml").write_text(textwrap.dedent(text))
+        path = plans / f"{name}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
     return plans
+
+
+def _rows(seeds: Path, table: str) -> list[dict[str, str]]:
+    with (seeds / f"{table}.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))
 
 
 def test_committed_price_seeds_are_compiled_from_committed_plans(tmp_path):
@@ -53,6 +100,78 @@ def test_committed_price_seeds_are_compiled_from_committed_plans(tmp_path):
         assert (seeds / f"{table}.csv").read_text() == (SEEDS_DIR / f"{table}.csv").read_text(), (
             f"seeds/{table}.csv is stale: run `billing plans compile`"
         )
+
+
+def test_committed_json_schema_is_current():
+    assert PLAN_SCHEMA_PATH.read_text() == plan_json_schema_text(), (
+        "docs/plan.schema.json is stale: run `billing plans schema`"
+    )
+    result = CliRunner().invoke(main, ["plans", "schema", "--check"])
+    assert result.exit_code == 0, result.output
+
+
+def test_schema_check_fails_on_a_stale_file(tmp_path):
+    stale = tmp_path / "plan.schema.json"
+    stale.write_text("{}\n")
+    result = CliRunner().invoke(main, ["plans", "schema", "--check", "--out", str(stale)])
+    assert result.exit_code == 1 and "is stale" in result.output
+
+
+def test_scale_2026_is_the_product_example():
+    plan = load_plan_file(PLANS_DIR / "scale_2026.yaml")
+    api = next(charge for charge in plan.charges if charge.id == "api_requests")
+    assert api.model == "graduated"
+    assert [(tier.up_to, tier.unit_price) for tier in api.tiers] == [
+        (Decimal(1_000_000), Decimal("0.0009")),
+        (Decimal(50_000_000), Decimal("0.0006")),
+        (None, Decimal("0.0004")),
+    ]
+    assert plan.commitment.discount_percent == Decimal(18)
+
+
+def _doc_examples() -> list[tuple[str, str]]:
+    text = (REPO_ROOT / "docs" / "plans.md").read_text()
+    return [(block, block.split(":")[0]) for block in re.findall(r"```yaml\n(.*?)```", text, re.S)]
+
+
+@pytest.mark.parametrize(("block", "kind"), _doc_examples())
+def test_every_example_in_the_plans_docs_is_valid(block, kind):
+    data = yaml.safe_load(block)
+    if kind == "- id":
+        PlanVersion.model_validate(
+            {
+                "code": "doc",
+                "version": 1,
+                "name": "doc",
+                "effective_from": "2026-01-01",
+                "currency": "USD",
+                "charges": data,
+            }
+        )
+    elif kind == "code":
+        PlanVersion.model_validate(data)
+    elif kind == "account":
+        PlanOverride.model_validate(data)
+    elif kind == "commitment":
+        Commitment.model_validate(data["commitment"])
+    else:
+        pytest.fail(f"unexpected example kind {kind!r}")
+
+
+def test_the_docs_show_one_example_per_model():
+    models = {
+        yaml.safe_load(block)[0]["model"] for block, kind in _doc_examples() if kind == "- id"
+    }
+    assert models == {
+        "per_unit",
+        "graduated",
+        "volume",
+        "package",
+        "percentage",
+        "matrix",
+        "seat",
+        "flat",
+    }
 
 
 def test_numbers_are_read_as_exact_decimals(tmp_path):
@@ -65,49 +184,161 @@ def test_numbers_are_read_as_exact_decimals(tmp_path):
 def test_tiers_compile_to_cumulative_bounds(tmp_path):
     compile_plans(_plans(tmp_path, demo=VALID_PLAN), seeds := _seeds(tmp_path))
     assert (seeds / "price_tiers.csv").read_text().splitlines() == [
-        "plan_code,plan_version,charge_id,tier_number,lower_bound,upper_bound,unit_price,flat_fee",
-        "demo,1,api,1,0,1000,0.0009,0",
-        "demo,1,api,2,1000,,0.0006,5",
+        "plan_code,plan_version,charge_id,dimension_value,tier_number,lower_bound,upper_bound,unit_price,flat_fee",
+        "demo,1,api,*,1,0,1000,0.0009,0",
+        "demo,1,api,*,2,1000,,0.0006,5",
     ]
 
 
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
+def test_every_model_compiles_to_typed_rows(tmp_path):
+    compile_plans(_plans(tmp_path, every=EVERY_MODEL), seeds := _seeds(tmp_path))
+    [plan] = _rows(seeds, "price_plans")
+    assert (plan["commitment_minimum"], plan["commitment_discount_percent"]) == ("100", "18")
+    charges = {
+        (row["charge_id"], row["dimension_value"]): row for row in _rows(seeds, "price_charges")
+    }
+    assert {key: row["dimension_match"] for key, row in charges.items()} == {
+        ("unit", "*"): "all",
+        ("vol", "*"): "all",
+        ("pkg", "*"): "all",
+        ("pct", "*"): "all",
+        ("tokens", "gpt-4o"): "value",
+        ("tokens", "llama-3-70b"): "value",
+        ("tokens", "*"): "each",
+        ("gpu", "*"): "each",
+        ("gpu_eu", "eu"): "value",
+        ("seats", "*"): "all",
+        ("platform", "*"): "all",
+        ("capped", "*"): "all",
+    }
+    assert charges[("pkg", "*")]["package_rounding"] == "down"
+    assert charges[("pct", "*")]["percentage_rate"] == "1.3"
+    assert charges[("pct", "*")]["free_transactions"] == "2"
+    assert charges[("seats", "*")]["free_units"] == "2"
+    assert charges[("seats", "*")]["seat_proration"] == "daily"
+    assert charges[("platform", "*")]["meter_code"] == ""
+    assert (
+        charges[("platform", "*")]["billing_timing"],
+        charges[("platform", "*")]["prorate"],
+    ) == (
+        "in_advance",
+        "true",
+    )
+    assert (
+        charges[("capped", "*")]["minimum_spend"],
+        charges[("capped", "*")]["maximum_spend"],
+    ) == (
+        "5",
+        "50",
+    )
+    tiers = {
+        (row["charge_id"], row["dimension_value"], row["tier_number"])
+        for row in _rows(seeds, "price_tiers")
+    }
+    assert ("tokens", "gpt-4o", "1") in tiers and ("tokens", "*", "1") in tiers
+    assert not any(charge == "pkg" or charge == "platform" for charge, _, _ in tiers)
+
+
+INVALID = [
+    (
         (
-            (
-                "{up_to: 1000, unit_price: 0.0009}",
-                "{up_to: 2000, unit_price: 0.0009}\n      - {up_to: 1000, unit_price: 0.0008}",
-            ),
-            "charges[0]: Value error, tier up_to bounds must be positive and strictly ascending",
+            "{up_to: 1000, unit_price: 0.0009}",
+            "{up_to: 2000, unit_price: 0.0009}\n      - {up_to: 1000, unit_price: 0.0008}",
         ),
+        "charges[0].tiers: Value error, tier up_to bounds must be positive and strictly ascending",
+    ),
+    (
+        ("meter: api.requests", "meter: api.reqests"),
+        "charges[0].meter: unknown meter 'api.reqests'",
+    ),
+    (("currency: USD", "currency: XYZ"), "currency: unknown currency 'XYZ'"),
+    (
+        ("unit_price: 0.0009", "unit_price: -0.0009"),
+        "charges[0].tiers[0].unit_price: Input should be greater than or equal to 0",
+    ),
+    (
+        ("unit_price: 0.0009", "unit_price: 0.00000000001"),
+        "charges[0].tiers[0].unit_price: Decimal input should have no more than 10 decimal places",
+    ),
+    (("name: Demo\n", ""), "name: Field required"),
+    (("model: graduated", "model: tiered"), "charges[0].model: unknown price model 'tiered'"),
+    (
+        ("{up_to: null, unit_price: 0.0006, flat_fee: 5}", "{up_to: 5000, unit_price: 0.0006}"),
+        "the last tier must have up_to: null",
+    ),
+    (
+        ("model: graduated", "model: graduated\n    colour: red"),
+        "charges[0].colour: Extra inputs are not permitted",
+    ),
+    (
+        ("model: graduated", "model: graduated\n    group_by: model"),
+        "charges[0]: meter 'api.requests' has no dimension; cannot price by 'model'",
+    ),
+    (
+        ("model: graduated", "model: graduated\n    aggregation: count"),
+        "charges[0].aggregation: meter 'api.requests' aggregates by 'sum', not 'count'",
+    ),
+    (
+        ("model: graduated", "model: graduated\n    minimum_spend: 10\n    maximum_spend: 5"),
+        "charges[0]: Value error, minimum_spend must not exceed maximum_spend",
+    ),
+    (
+        ("model: graduated", "model: graduated\n    maximum_spend: 10.005"),
+        "charges[0].maximum_spend: 10.005 has more decimal places than USD allows (2)",
+    ),
+    (
+        ("effective_from: 2026-01-01", "effective_from: 2026-01-01\neffective_to: 2025-12-01"),
+        "Value error, effective_to must be after effective_from",
+    ),
+    (
+        ("charges:\n", "charges:\n  - {id: api, model: flat, amount: 1}\n"),
+        "Value error, charge id 'api' is used twice",
+    ),
+    (
         (
-            ("meter: api.requests", "meter: api.reqests"),
-            "charges[0].meter: unknown meter 'api.reqests'",
+            "charges:\n",
+            "charges:\n  - {id: p, meter: builds.completed, model: percentage, rate: 1}\n",
         ),
-        (("currency: USD", "currency: XYZ"), "currency: unknown currency 'XYZ'"),
+        "charges[0].meter: a percentage charge needs a sum meter",
+    ),
+    (
+        ("charges:\n", "charges:\n  - {id: s, meter: api.requests, model: seat, unit_price: 1}\n"),
+        "charges[0].meter: a seat charge needs a unique_count meter",
+    ),
+    (
         (
-            ("unit_price: 0.0009", "unit_price: -0.0009"),
-            "charges[0].tiers[0].unit_price: Input should be greater than or equal to 0",
+            "charges:\n",
+            "charges:\n  - {id: p, model: package, meter: api.requests, package_size: 0, package_price: 1}\n",
         ),
-        (("name: Demo\n", ""), "name: Field required"),
-        (
-            ("model: graduated", "model: tiered"),
-            "charges[0].model: Input should be 'per_unit', 'graduated' or 'volume'",
-        ),
-        (
-            ("{up_to: null, unit_price: 0.0006, flat_fee: 5}", "{up_to: 5000, unit_price: 0.0006}"),
-            "the last tier must have up_to: null",
-        ),
-    ],
-)
+        "charges[0].package_size: Input should be greater than 0",
+    ),
+    (
+        ("charges:\n", "commitment: {}\ncharges:\n"),
+        "commitment: Value error, a commitment needs a minimum",
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), INVALID)
 def test_invalid_plans_name_file_path_and_reason(tmp_path, change, message):
     old, new = change
+    assert old in VALID_PLAN
     plans = _plans(tmp_path, demo=VALID_PLAN.replace(old, new, 1))
     with pytest.raises(PlanError) as error:
         compile_plans(plans, _seeds(tmp_path))
     assert str(plans / "demo.yaml") in str(error.value)
     assert message in str(error.value)
+
+
+def test_jpy_amounts_must_be_whole_yen(tmp_path):
+    plan = VALID_PLAN.replace("currency: USD", "currency: JPY").replace(
+        "charges:\n", "charges:\n  - {id: fee, model: flat, amount: 100.5}\n"
+    )
+    with pytest.raises(
+        PlanError,
+        match=r"charges\[0\]\.amount: 100\.5 has more decimal places than JPY allows \(0\)",
+    ):
+        compile_plans(_plans(tmp_path, demo=plan), _seeds(tmp_path))
 
 
 def test_overlapping_versions_are_refused(tmp_path):
@@ -117,13 +348,126 @@ def test_overlapping_versions_are_refused(tmp_path):
         compile_plans(plans, _seeds(tmp_path))
 
 
+def test_an_explicit_end_may_not_overlap_the_next_version(tmp_path):
+    first = VALID_PLAN.replace(
+        "effective_from: 2026-01-01", "effective_from: 2026-01-01\neffective_to: 2026-04-01"
+    )
+    second = VALID_PLAN.replace("version: 1", "version: 2").replace("2026-01-01", "2026-03-01")
+    plans = _plans(tmp_path, demo_v1=first, demo_v2=second)
+    with pytest.raises(
+        PlanError, match=r"demo_v1\.yaml: effective_to: version 1 of 'demo' overlaps version 2"
+    ):
+        compile_plans(plans, _seeds(tmp_path))
+
+
+def test_versions_keep_their_currency(tmp_path):
+    second = (
+        VALID_PLAN.replace("version: 1", "version: 2")
+        .replace("2026-01-01", "2026-03-01")
+        .replace("currency: USD", "currency: EUR")
+    )
+    with pytest.raises(PlanError, match="versions of 'demo' must keep one currency"):
+        compile_plans(_plans(tmp_path, demo_v1=VALID_PLAN, demo_v2=second), _seeds(tmp_path))
+
+
 def test_a_new_version_closes_the_previous_one(tmp_path):
     second = VALID_PLAN.replace("version: 1", "version: 2").replace("2026-01-01", "2026-03-01")
-    compile_plans(_plans(tmp_path, demo_v1=VALID_PLAN, demo_v2=second), seeds := _seeds(tmp_path))
-    assert (seeds / "price_plans.csv").read_text().splitlines()[1:] == [
-        "demo,1,Demo,USD,month,2026-01-01,2026-03-01",
-        "demo,2,Demo,USD,month,2026-03-01,",
+    plans = _plans(tmp_path, **{"demo/v1": VALID_PLAN, "demo/v2": second})
+    compile_plans(plans, seeds := _seeds(tmp_path))
+    assert [
+        (row["plan_code"], row["plan_version"], row["effective_from"], row["effective_to"])
+        for row in _rows(seeds, "price_plans")
+    ] == [("demo", "1", "2026-01-01", "2026-03-01"), ("demo", "2", "2026-03-01", "")]
+
+
+def test_drafts_are_not_compiled(tmp_path):
+    plans = _plans(tmp_path, demo=VALID_PLAN, **{"drafts/demo": "not: [a valid plan"})
+    assert compile_plans(plans, _seeds(tmp_path))["price_plans"] == 1
+
+
+OVERRIDE = """
+account: acct_meridian
+plan: demo
+effective_from: 2026-02-01
+commitment: {minimum: 1000.00}
+charges:
+  - id: api
+    tiers:
+      - {up_to: null, unit_price: 0.0001}
+  - {id: support, model: flat, amount: 500.00}
+"""
+
+
+def test_an_override_compiles_to_account_versions_in_its_window(tmp_path):
+    second = VALID_PLAN.replace("version: 1", "version: 2").replace("2026-01-01", "2026-03-01")
+    plans = _plans(tmp_path, demo_v1=VALID_PLAN, demo_v2=second, **{"overrides/meridian": OVERRIDE})
+    compile_plans(plans, seeds := _seeds(tmp_path))
+    assert [
+        (
+            row["plan_code"],
+            row["plan_version"],
+            row["base_plan_code"],
+            row["account_id"],
+            row["effective_from"],
+            row["effective_to"],
+            row["commitment_minimum"],
+        )
+        for row in _rows(seeds, "price_plans")
+    ] == [
+        ("demo", "1", "demo", "", "2026-01-01", "2026-03-01", ""),
+        ("demo", "2", "demo", "", "2026-03-01", "", ""),
+        ("demo@acct_meridian", "1", "demo", "acct_meridian", "2026-02-01", "2026-03-01", "1000"),
+        ("demo@acct_meridian", "2", "demo", "acct_meridian", "2026-03-01", "", "1000"),
     ]
+    overridden = [
+        (row["charge_id"], row["unit_price"])
+        for row in _rows(seeds, "price_tiers")
+        if row["plan_code"] == "demo@acct_meridian" and row["plan_version"] == "1"
+    ]
+    assert overridden == [("api", "0.0001")]
+    charges = {
+        row["charge_id"]: row["pricing_model"]
+        for row in _rows(seeds, "price_charges")
+        if row["plan_code"] == "demo@acct_meridian"
+    }
+    assert charges == {"api": "graduated", "support": "flat"}
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            OVERRIDE.replace("acct_meridian", "acct_nobody"),
+            "account: unknown account 'acct_nobody'",
+        ),
+        (OVERRIDE.replace("plan: demo", "plan: nope"), "plan: unknown plan 'nope'"),
+        (
+            OVERRIDE.replace(
+                "      - {up_to: null, unit_price: 0.0001}",
+                "      - {up_to: 10, unit_price: 0.0001}",
+            ),
+            "(on demo v1) charges[api].tiers: Value error, the last tier must have up_to: null",
+        ),
+        (OVERRIDE + "remove_charges: [ghost]\n", "remove_charges: unknown charge ids ['ghost']"),
+        (OVERRIDE.replace("account: acct_meridian\n", ""), "account: Field required"),
+    ],
+)
+def test_invalid_overrides_name_the_override_file(tmp_path, override, message):
+    plans = _plans(tmp_path, demo=VALID_PLAN, **{"overrides/meridian": override})
+    with pytest.raises(PlanError) as error:
+        compile_plans(plans, _seeds(tmp_path))
+    assert str(plans / "overrides" / "meridian.yaml") in str(error.value)
+    assert message in str(error.value)
+
+
+def test_overlapping_overrides_for_one_account_are_refused(tmp_path):
+    plans = _plans(
+        tmp_path,
+        demo=VALID_PLAN,
+        **{"overrides/a": OVERRIDE, "overrides/b": OVERRIDE.replace("2026-02-01", "2026-05-01")},
+    )
+    with pytest.raises(PlanError, match="in a window that overlaps"):
+        compile_plans(plans, _seeds(tmp_path))
 
 
 def test_cli_reports_a_bad_plan_without_a_traceback(tmp_path):
@@ -137,3 +481,12 @@ def test_cli_reports_a_bad_plan_without_a_traceback(tmp_path):
         and "demo.yaml: currency: String should match pattern" in result.output
     )
     assert "Traceback" not in result.output
+
+
+def test_cli_reports_invalid_yaml_without_a_traceback(tmp_path):
+    plans = _plans(tmp_path, demo="code: [unclosed")
+    result = CliRunner().invoke(
+        main, ["plans", "compile", "--plans", str(plans), "--seeds", str(_seeds(tmp_path))]
+    )
+    assert result.exit_code == 1
+    assert "demo.yaml: not valid YAML" in result.output and "Traceback" not in result.output

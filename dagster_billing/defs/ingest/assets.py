@@ -1,9 +1,21 @@
 import dagster as dg
+from pydantic import Field
 
-from dagster_billing.defs.ingest.landing import ensure_raw_tables, land_file, landing_files
+from dagster_billing.defs.ingest.landing import ensure_raw_tables, land_files, landing_files
 from dagster_billing.defs.resources import DUCKDB_POOL, BillingWarehouse
 
 RAW_TABLES = ("usage_events", "usage_quarantine", "landed_files")
+
+
+class LandingConfig(dg.Config):
+    paths: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Files to land, relative to the landing directory (the landing sensor names the new "
+            "ones). Empty: every file under the landing directory; already landed content is "
+            "skipped either way."
+        ),
+    )
 
 
 @dg.multi_asset(
@@ -26,16 +38,24 @@ RAW_TABLES = ("usage_events", "usage_quarantine", "landed_files")
     ],
     pool=DUCKDB_POOL,
 )
-def raw_usage(context: dg.AssetExecutionContext, warehouse: BillingWarehouse):
-    """Land every new NDJSON/CSV file of the landing directory, validated with pandera."""
-    files = landing_files(warehouse.landing_dir)
-    landed = []
+def raw_usage(
+    context: dg.AssetExecutionContext, warehouse: BillingWarehouse, config: LandingConfig
+):
+    """Land every new NDJSON/CSV file of the landing directory (and its subdirectories),
+    validated with pandera."""
+    landing_dir = warehouse.landing_dir
+    if config.paths:
+        files = [landing_dir / name for name in config.paths]
+        missing = [str(path) for path in files if not path.is_file()]
+        if missing:
+            raise dg.Failure(f"landing files not found: {', '.join(missing[:10])}")
+    else:
+        files = landing_files(landing_dir)
     with warehouse.connect() as connection:
         ensure_raw_tables(connection)
-        for path in files:
-            result = land_file(connection, path)
-            landed.append(result)
-            if not result.skipped:
+        landed = land_files(connection, files, landing_dir=landing_dir)
+        for result in landed:
+            if not result.skipped and len(landed) <= 100:
                 context.log.info(
                     f"{result.file_name}: {result.rows} rows, {result.accepted} valid, "
                     f"{result.quarantined} quarantined"

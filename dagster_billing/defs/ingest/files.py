@@ -38,6 +38,8 @@ def landing_format(path: Path) -> str | None:
 
 
 def _text(value: object) -> str | None:
+    if type(value) is str:  # the common case first: this runs for every field of every row
+        return value
     if value is None:
         return None
     if isinstance(value, bool):
@@ -63,7 +65,11 @@ def _properties(value: object) -> tuple[str | None, str | None]:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode(), None
 
 
-def _row(line_number: int, record: dict, raw_text: str) -> tuple:
+def record_row(line_number: int, record: object, raw_text: str) -> tuple:
+    """One raw row (RAW_SCHEMA order) from one decoded record; anything but a JSON object is
+    malformed_json. The API builds its rows with this too, so both paths parse alike."""
+    if not isinstance(record, dict):
+        return (line_number, None, None, None, None, None, None, raw_text, "malformed_json")
     properties, error = _properties(record.get("properties"))
     return (
         line_number,
@@ -78,7 +84,12 @@ def _row(line_number: int, record: dict, raw_text: str) -> tuple:
     )
 
 
-def _ndjson_rows(data: bytes) -> list[tuple]:
+def decode_json(data: bytes | str) -> object:
+    """Decode JSON as landing does: numbers with a fraction stay exact text ("0.1")."""
+    return _decoder.decode(data)
+
+
+def ndjson_rows(data: bytes) -> list[tuple]:
     rows = []
     for line_number, line in enumerate(data.split(b"\n"), start=1):
         if not line.strip():
@@ -88,16 +99,11 @@ def _ndjson_rows(data: bytes) -> list[tuple]:
             record = _decoder.decode(line)
         except msgspec.DecodeError:
             record = None
-        if not isinstance(record, dict):
-            rows.append(
-                (line_number, None, None, None, None, None, None, raw_text, "malformed_json")
-            )
-            continue
-        rows.append(_row(line_number, record, raw_text))
+        rows.append(record_row(line_number, record, raw_text))
     return rows
 
 
-def _csv_rows(data: bytes) -> list[tuple]:
+def csv_rows(data: bytes) -> list[tuple]:
     reader = csv.reader(io.StringIO(data.decode("utf-8", errors="replace"), newline=""))
     header = next(reader, None)
     if header is None:
@@ -117,8 +123,12 @@ def _csv_rows(data: bytes) -> list[tuple]:
             name: (value if value != "" else None)
             for name, value in zip(header, fields, strict=True)
         }
-        rows.append(_row(line_number, record, raw_text))
+        rows.append(record_row(line_number, record, raw_text))
     return rows
+
+
+def raw_frame(rows: list[tuple]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=RAW_SCHEMA, orient="row")
 
 
 def read_landing_file(path: Path, data: bytes | None = None) -> pl.DataFrame:
@@ -126,11 +136,11 @@ def read_landing_file(path: Path, data: bytes | None = None) -> pl.DataFrame:
     data = path.read_bytes() if data is None else data
     file_format = landing_format(path)
     if file_format == "ndjson":
-        rows = _ndjson_rows(data)
+        rows = ndjson_rows(data)
     elif file_format == "csv":
-        rows = _csv_rows(data)
+        rows = csv_rows(data)
     else:
         raise ValueError(
             f"{path.name}: unsupported landing file type (use .ndjson, .jsonl or .csv)"
         )
-    return pl.DataFrame(rows, schema=RAW_SCHEMA, orient="row")
+    return raw_frame(rows)

@@ -1,8 +1,14 @@
-"""Land files into the warehouse's raw schema, idempotently by file content."""
+"""Land files into the warehouse's raw schema, idempotently by file content.
+
+A file is known by its sha256: landing the same content twice (under any name) adds nothing.
+Files are landed in chunks, one transaction and one validation pass per chunk, so a backlog of
+many small files (one per API request) costs about what one big file of the same rows costs.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +58,9 @@ create table if not exists raw.usage_quarantine (
 );
 """
 
+# Files are read and validated together until their bytes add up to this much.
+CHUNK_BYTES = 64 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class LandedFile:
@@ -67,40 +76,154 @@ def ensure_raw_tables(connection: duckdb.DuckDBPyConnection) -> None:
 
 
 def landing_files(landing_dir: Path) -> list[Path]:
+    """Every landing file under landing_dir, subdirectories included (the API writes into
+    api/received_date=YYYY-MM-DD/), in a stable order: by path relative to landing_dir.
+    Hidden files and directories (temporary files of writers in progress) are not landing files."""
     if not landing_dir.exists():
         return []
-    return sorted(p for p in landing_dir.iterdir() if p.is_file() and landing_format(p))
+    found = []
+    for path in landing_dir.rglob("*"):
+        relative = path.relative_to(landing_dir)
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        if path.is_file() and landing_format(path):
+            found.append(path)
+    return sorted(found, key=lambda p: p.relative_to(landing_dir).as_posix())
+
+
+def landing_name(path: Path, landing_dir: Path | None) -> str:
+    """The name a file is recorded under: its path relative to the landing directory."""
+    if landing_dir is not None and path.is_relative_to(landing_dir):
+        return path.relative_to(landing_dir).as_posix()
+    return path.name
+
+
+@dataclass(frozen=True)
+class _FileData:
+    path: Path
+    name: str
+    data: bytes
+    sha256: str
+
+
+def _chunks(paths: Iterable[Path], landing_dir: Path | None) -> Iterator[list[_FileData]]:
+    chunk: list[_FileData] = []
+    size = 0
+    for path in paths:
+        data = path.read_bytes()
+        chunk.append(
+            _FileData(path, landing_name(path, landing_dir), data, hashlib.sha256(data).hexdigest())
+        )
+        size += len(data)
+        if size >= CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def land_files(
+    connection: duckdb.DuckDBPyConnection,
+    paths: Iterable[Path],
+    *,
+    landing_dir: Path | None = None,
+    received_at: datetime | None = None,
+) -> list[LandedFile]:
+    """Land files in the given order (which is arrival order: file_seq follows it). A file whose
+    content was landed before, or appears twice in `paths`, is skipped."""
+    results = []
+    for chunk in _chunks(paths, landing_dir):
+        results.extend(_land_chunk(connection, chunk, received_at or datetime.now(UTC)))
+    return results
 
 
 def land_file(
-    connection: duckdb.DuckDBPyConnection, path: Path, *, received_at: datetime | None = None
+    connection: duckdb.DuckDBPyConnection,
+    path: Path,
+    *,
+    landing_dir: Path | None = None,
+    received_at: datetime | None = None,
 ) -> LandedFile:
     """Land one file in one transaction; a file already landed (same sha256) adds nothing."""
-    data = path.read_bytes()
-    sha256 = hashlib.sha256(data).hexdigest()
-    already = connection.execute(
-        "select row_count from raw.landed_files where file_sha256 = ?", [sha256]
-    ).fetchone()
-    if already:
-        return LandedFile(path.name, already[0], 0, 0, skipped=True)
+    [result] = land_files(connection, [path], landing_dir=landing_dir, received_at=received_at)
+    return result
 
-    received_at = received_at or datetime.now(UTC)
-    parsed = parse_raw_rows(read_landing_file(path, data))
-    reasons = quarantine_reasons(parsed, latest_allowed_ts=received_at + FUTURE_TOLERANCE)
-    file_seq = connection.execute(
+
+def _land_chunk(
+    connection: duckdb.DuckDBPyConnection, chunk: list[_FileData], received_at: datetime
+) -> list[LandedFile]:
+    landed_before = dict(
+        connection.execute(
+            "select file_sha256, row_count from raw.landed_files where file_sha256 in "
+            "(select unnest(?))",
+            [[item.sha256 for item in chunk]],
+        ).fetchall()
+    )
+    results: dict[int, LandedFile] = {}
+    new: list[tuple[int, _FileData]] = []
+    seen: set[str] = set()
+    for position, item in enumerate(chunk):
+        if item.sha256 in landed_before or item.sha256 in seen:
+            rows = landed_before.get(item.sha256, 0)
+            results[position] = LandedFile(item.name, rows, 0, 0, skipped=True)
+            continue
+        seen.add(item.sha256)
+        new.append((position, item))
+    if not new:
+        return [results[position] for position in range(len(chunk))]
+
+    [(first_seq,)] = connection.execute(
         "select coalesce(max(file_seq), 0) + 1 from raw.landed_files"
-    ).fetchone()[0]
+    ).fetchall()
+    frames = []
+    ledger = []
+    for offset, (_, item) in enumerate(new):
+        raw = read_landing_file(item.path, item.data)
+        frames.append(
+            raw.with_columns(
+                file_index=pl.lit(offset, dtype=pl.Int32),
+                key_prefix=pl.lit(item.sha256[:16]),
+                source_file=pl.lit(item.name),
+                file_seq=pl.lit(first_seq + offset, dtype=pl.Int32),
+            )
+        )
+        ledger.append(
+            (
+                item.sha256,
+                item.name,
+                landing_format(item.path),
+                first_seq + offset,
+                raw.height,
+                received_at.replace(tzinfo=None),
+            )
+        )
+
+    parsed = parse_raw_rows(pl.concat(frames, how="vertical"))
+    reasons = quarantine_reasons(parsed, latest_allowed_ts=received_at + FUTURE_TOLERANCE)
     rows = parsed.with_columns(
         reason=reasons,
-        raw_event_key=pl.format("{}:{}", pl.lit(sha256[:16]), pl.col("source_line")),
+        raw_event_key=pl.format("{}:{}", pl.col("key_prefix"), pl.col("source_line")),
         received_at=pl.lit(received_at.replace(tzinfo=None)),
-        file_seq=pl.lit(file_seq, dtype=pl.Int32),
-        source_file=pl.lit(path.name),
         event_ts=pl.col("event_ts").dt.replace_time_zone(None),
     )
     valid = rows.filter(pl.col("reason").is_null())
     quarantined = rows.filter(pl.col("reason").is_not_null())
+    ledger_frame = pl.DataFrame(
+        ledger,
+        schema={
+            "file_sha256": pl.String,
+            "file_name": pl.String,
+            "file_format": pl.String,
+            "file_seq": pl.Int32,
+            "row_count": pl.Int64,
+            "landed_at": pl.Datetime("us"),
+        },
+        orient="row",
+    )
 
+    frames = {"valid": valid, "quarantined": quarantined, "ledger_frame": ledger_frame}
+    for name, frame in frames.items():
+        connection.register(name, frame)
     connection.execute("begin transaction")
     try:
         connection.execute(
@@ -120,18 +243,29 @@ def land_file(
             """
         )
         connection.execute(
-            "insert into raw.landed_files values (?, ?, ?, ?, ?, ?)",
-            [
-                sha256,
-                path.name,
-                landing_format(path),
-                file_seq,
-                rows.height,
-                received_at.replace(tzinfo=None),
-            ],
+            """
+            insert into raw.landed_files
+            select file_sha256, file_name, file_format, file_seq, row_count, landed_at
+            from ledger_frame
+            """
         )
         connection.execute("commit")
     except Exception:
         connection.execute("rollback")
         raise
-    return LandedFile(path.name, rows.height, valid.height, quarantined.height, skipped=False)
+    finally:
+        for name in frames:
+            connection.unregister(name)
+
+    counts = (
+        rows.group_by("file_index")
+        .agg(
+            total=pl.len(),
+            accepted=pl.col("reason").is_null().sum(),
+        )
+        .rows_by_key("file_index", unique=True)
+    )
+    for offset, (position, item) in enumerate(new):
+        total, accepted = counts.get(offset, (0, 0))
+        results[position] = LandedFile(item.name, total, accepted, total - accepted, skipped=False)
+    return [results[position] for position in range(len(chunk))]

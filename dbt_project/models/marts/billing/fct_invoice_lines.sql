@@ -6,7 +6,7 @@ with lines as (
 select
     invoice_line_id,
     invoice_id,
-    row_number() over (partition by invoice_id order by line_type, charge_id) as line_number,
+    row_number() over (partition by invoice_id order by line_type, charge_id, invoice_line_id) as line_number,
     line_type,
     account_id,
     period_start,

@@ -1,0 +1,270 @@
+"""Bounded load test of POST /v1/measurements on loopback: events/s, latency, nothing lost.
+
+    .venv/bin/python bench/ingest_load.py [--seconds 20] [--concurrency 4 8] [--workers 1 2]
+    make bench-ingest
+
+For each (workers, concurrency): a fresh data directory, `billing serve --workers W`, then C
+connections each sending batches of 500 events back to back (HTTP/1.1 keep-alive, a minimal
+asyncio client so the load generator leaves the CPU to the server; both share this machine).
+Latency is request sent -> response read. After the window the server is stopped (drained) and
+every landing file is read back: count in (accepted by 202s) must equal count landed (lines in
+landing files = ids in the SQLite ledger = rows in raw.usage_events after landing them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from dagster_billing.api.process import ServerProcess  # noqa: E402
+from dagster_billing.api.state import ApiState  # noqa: E402
+
+ACCOUNTS = ["acct_meridian", "acct_aurora", "acct_bluefin", "acct_driftwood"]
+METERS = ["api.requests", "compute.gpu_seconds", "tokens.generated", "storage.gb_hours"]
+BATCH = 500
+
+
+class Connection:
+    """HTTP/1.1 keep-alive over asyncio streams: just enough for POST + Content-Length."""
+
+    def __init__(self, port: int, key: str) -> None:
+        self.port = port
+        self.head = (
+            "POST /v1/measurements HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+        ).encode()
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+
+    async def post(self, body: bytes) -> tuple[int, bytes]:
+        self.writer.write(self.head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        await self.writer.drain()
+        status_line = await self.reader.readline()
+        status = int(status_line.split()[1])
+        length = 0
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        return status, await self.reader.readexactly(length)
+
+    async def close(self) -> None:
+        self.writer.close()
+        await self.writer.wait_closed()
+
+
+def batch_body(connection_id: int, number: int, ts: str) -> bytes:
+    return orjson.dumps(
+        {
+            "measurements": [
+                {
+                    "uniqueId": f"c{connection_id}-b{number}-{i}",
+                    "account": ACCOUNTS[i % len(ACCOUNTS)],
+                    "meter": METERS[i % len(METERS)],
+                    "value": "1.25" if i % 3 else i,
+                    "ts": ts,
+                    **({"properties": {"model": "gpt-4o"}} if i % len(METERS) == 2 else {}),
+                }
+                for i in range(BATCH)
+            ]
+        }
+    )
+
+
+async def load(port: int, key: str, concurrency: int, warmup: float, seconds: float) -> dict:
+    ts = datetime.now(UTC).replace(microsecond=0).isoformat()
+    start = time.monotonic()
+    measure_from, measure_to = start + warmup, start + warmup + seconds
+    latencies: list[float] = []
+    totals = {"requests": 0, "accepted": 0, "duplicate": 0, "rejected": 0, "errors": 0}
+    measured = {"accepted": 0}
+
+    async def worker(connection_id: int) -> None:
+        connection = Connection(port, key)
+        await connection.open()
+        number = 0
+        try:
+            while time.monotonic() < measure_to:
+                body = batch_body(connection_id, number, ts)
+                number += 1
+                sent = time.monotonic()
+                status, answer = await connection.post(body)
+                done = time.monotonic()
+                totals["requests"] += 1
+                if status != 202:
+                    totals["errors"] += 1
+                    print(f"HTTP {status}: {answer[:200]!r}", file=sys.stderr)
+                    continue
+                counts = orjson.loads(answer)
+                for name in ("accepted", "duplicate", "rejected"):
+                    totals[name] += counts[name]
+                if measure_from <= sent and done <= measure_to:
+                    latencies.append(done - sent)
+                    measured["accepted"] += counts["accepted"]
+        finally:
+            await connection.close()
+
+    await asyncio.gather(*(worker(n) for n in range(concurrency)))
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return round(1000 * latencies[min(len(latencies) - 1, int(p * len(latencies)))], 1)
+
+    return {
+        **totals,
+        "measured_requests": len(latencies),
+        "events_per_s": round(measured["accepted"] / seconds),
+        "latency_ms": {
+            "p50": pct(0.50),
+            "p90": pct(0.90),
+            "p99": pct(0.99),
+            "max": round(1000 * latencies[-1], 1),
+            "mean": round(1000 * statistics.fmean(latencies), 1),
+        },
+    }
+
+
+def server_cpu(server: ServerProcess) -> float:
+    """CPU seconds used so far by the server and its worker processes."""
+    import psutil
+
+    root = psutil.Process(server.process.pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def count_landed(data_dir: Path, land: bool) -> dict:
+    files = sorted((data_dir / "landing").rglob("*.ndjson"))
+    lines = sum(path.read_bytes().count(b"\n") for path in files)
+    db = sqlite3.connect(data_dir / "api" / "state.sqlite3")
+    [(ledger,)] = db.execute("select count(*) from events").fetchall()
+    [(pending,)] = db.execute("select count(*) from files where state = 'pending'").fetchall()
+    db.close()
+    counts = {"files": len(files), "lines": lines, "ledger_ids": ledger, "pending_files": pending}
+    if land:
+        import duckdb
+
+        from dagster_billing.defs.ingest.landing import ensure_raw_tables, land_files
+
+        started = time.monotonic()
+        connection = duckdb.connect(str(data_dir / "warehouse.duckdb"))
+        ensure_raw_tables(connection)
+        land_files(connection, files, landing_dir=data_dir / "landing")
+        [(raw, quarantined)] = connection.execute(
+            "select (select count(*) from raw.usage_events), "
+            "(select count(*) from raw.usage_quarantine)"
+        ).fetchall()
+        connection.close()
+        counts.update(
+            raw_usage_events=raw,
+            raw_quarantined=quarantined,
+            landing_seconds=round(time.monotonic() - started, 1),
+        )
+    return counts
+
+
+def run_case(workers: int, concurrency: int, args: argparse.Namespace) -> dict:
+    root = Path(tempfile.mkdtemp(prefix="ingest-load-"))
+    data_dir = root / "data"
+    key = ApiState(data_dir / "api" / "state.sqlite3", data_dir / "landing").create_key(
+        "load", ACCOUNTS
+    )
+    server = ServerProcess(data_dir, workers=workers).start()
+    try:
+        server_before = server_cpu(server)
+        cpu_before = os.times()
+        result = asyncio.run(load(server.port, key.token, concurrency, args.warmup, args.seconds))
+        cpu_after = os.times()
+        server_after = server_cpu(server)
+    finally:
+        server.stop()
+    result["client_cpu_s"] = round(
+        (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system), 1
+    )
+    result["server_cpu_s"] = round(server_after - server_before, 1)
+    result["server_cpu_us_per_event"] = round(
+        1e6 * result["server_cpu_s"] / max(result["accepted"], 1), 1
+    )
+    result["client_cpu_us_per_event"] = round(
+        1e6 * result["client_cpu_s"] / max(result["accepted"], 1), 1
+    )
+    result["landed"] = count_landed(data_dir, land=not args.no_land)
+    landed = result["landed"]
+    result["lost"] = result["accepted"] - landed["lines"]
+    result["ok"] = (
+        result["errors"] == 0
+        and result["accepted"] == landed["lines"] == landed["ledger_ids"]
+        and landed.get("raw_usage_events", landed["lines"]) == landed["lines"]
+    )
+    shutil.rmtree(root, ignore_errors=True)
+    return {"workers": workers, "concurrency": concurrency, "batch": BATCH, **result}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=15.0, help="measured window per case")
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--no-land", action="store_true", help="skip landing into DuckDB")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = parser.parse_args()
+
+    results = []
+    for workers in args.workers:
+        for concurrency in args.concurrency:
+            load_before = os.getloadavg()[0]
+            case = run_case(workers, concurrency, args)
+            case["load_avg_1m_before"] = round(load_before, 2)
+            results.append(case)
+            latency = case["latency_ms"]
+            print(
+                f"workers={workers} concurrency={concurrency}: {case['events_per_s']:,} events/s, "
+                f"p50 {latency['p50']} ms, p99 {latency['p99']} ms, "
+                f"accepted {case['accepted']:,}, landed {case['landed']['lines']:,}, "
+                f"lost {case['lost']}, {'OK' if case['ok'] else 'FAILED'}; "
+                f"server {case['server_cpu_us_per_event']} us CPU/event, "
+                f"client {case['client_cpu_us_per_event']} us/event "
+                f"(load avg before {load_before:.1f})",
+                flush=True,
+            )
+    summary = {
+        "machine": {"cpus": os.cpu_count()},
+        "seconds": args.seconds,
+        "results": results,
+    }
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+    if not all(case["ok"] for case in results):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""Usage and estimates for the API, read from the snapshot the pipeline exports.
+
+The API never opens the DuckDB warehouse: a read-only open fails while the pipeline writes, which
+with a sensor landing every few seconds would be most of the time. The `exports/api_snapshot`
+asset writes the rated tables as Parquet into snapshots/api/<version>/ after each run and then
+points snapshots/api/CURRENT at it, so a reader sees one consistent version or the previous one.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import orjson
+import polars as pl
+
+SNAPSHOT_TABLES = {
+    "rated_usage": "billing.fct_rated_usage",
+    "invoice_lines": "billing.fct_invoice_lines",
+    "invoices": "billing.fct_invoices",
+}
+CURRENT = "CURRENT"
+
+
+class SnapshotUnavailable(Exception):
+    """No snapshot yet (the pipeline has not run): 503 with Retry-After."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    version: str
+    created_at: str
+    tables: dict[str, pl.DataFrame]
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def _records(frame: pl.DataFrame, columns: list[str]) -> list[dict]:
+    present = [column for column in columns if column in frame.columns]
+    return [
+        {column: _jsonable(value) for column, value in row.items()}
+        for row in frame.select(present).iter_rows(named=True)
+    ]
+
+
+class SnapshotReader:
+    """Loads the current snapshot once per version (a stat per request to notice a new one)."""
+
+    def __init__(self, snapshot_dir: Path) -> None:
+        self.snapshot_dir = snapshot_dir
+        self._lock = threading.Lock()
+        self._snapshot: Snapshot | None = None
+
+    def current(self) -> Snapshot:
+        pointer = self.snapshot_dir / CURRENT
+        try:
+            version = pointer.read_text().strip()
+        except FileNotFoundError:
+            raise SnapshotUnavailable(
+                "no usage snapshot yet: it appears after the pipeline's first run"
+            ) from None
+        with self._lock:
+            if self._snapshot is None or self._snapshot.version != version:
+                folder = self.snapshot_dir / version
+                meta = orjson.loads((folder / "meta.json").read_bytes())
+                tables = {
+                    name: pl.read_parquet(folder / f"{name}.parquet") for name in SNAPSHOT_TABLES
+                }
+                self._snapshot = Snapshot(version, meta["created_at"], tables)
+            return self._snapshot
+
+    @staticmethod
+    def _period(frame: pl.DataFrame, account: str, period: str | None) -> pl.DataFrame:
+        rows = frame.filter(pl.col("account_id") == account)
+        if rows.is_empty():
+            return rows
+        if period is None:
+            latest = rows.get_column("period_start").max()
+            return rows.filter(pl.col("period_start") == latest)
+        start = datetime.strptime(period, "%Y-%m").date()
+        return rows.filter(pl.col("period_start").cast(pl.Date) == start)
+
+    def usage(self, account: str, period: str | None) -> dict:
+        snapshot = self.current()
+        rows = self._period(snapshot.tables["rated_usage"], account, period).sort(
+            "meter_code", "dimension_value", "charge_id"
+        )
+        body = {"account": account, "as_of": snapshot.created_at, "period": None, "usage": []}
+        if rows.is_empty():
+            return body
+        first = rows.row(0, named=True)
+        body["period"] = {
+            "start": _jsonable(first["period_start"]),
+            "end": _jsonable(first["period_end"]),
+        }
+        body["usage"] = _records(
+            rows,
+            [
+                "meter_code",
+                "dimension_value",
+                "charge_id",
+                "description",
+                "pricing_model",
+                "quantity",
+                "event_count",
+                "unit_price",
+                "amount_unrounded",
+                "currency",
+            ],
+        )
+        return body
+
+    def estimate(self, account: str, period: str | None, now: datetime | None = None) -> dict:
+        """The invoice as it stands: lines and total exactly as dbt rated and rounded them."""
+        snapshot = self.current()
+        invoices = self._period(snapshot.tables["invoices"], account, period)
+        body = {"account": account, "as_of": snapshot.created_at, "invoice": None}
+        if invoices.is_empty():
+            return body
+        invoice = _records(invoices, list(invoices.columns))[0]
+        lines = snapshot.tables["invoice_lines"].filter(
+            pl.col("invoice_id") == invoice["invoice_id"]
+        )
+        if "line_number" in lines.columns:
+            lines = lines.sort("line_number")
+        invoice["lines"] = _records(
+            lines,
+            [
+                "line_number",
+                "line_type",
+                "charge_id",
+                "meter_code",
+                "dimension_value",
+                "description",
+                "quantity",
+                "unit_price",
+                "amount",
+                "amount_minor",
+            ],
+        )
+        body["invoice"] = invoice
+        body["period_elapsed"] = _elapsed(
+            invoices.get_column("period_start")[0],
+            invoices.get_column("period_end")[0],
+            now or datetime.now(UTC),
+        )
+        return body
+
+
+def _elapsed(start: object, end: object, now: datetime) -> str:
+    """Share of the billing period behind us (0..1, 4 places): progress, not money."""
+    start_at = datetime.combine(start, datetime.min.time(), UTC) if type(start) is date else start
+    end_at = datetime.combine(end, datetime.min.time(), UTC) if type(end) is date else end
+    if start_at.tzinfo is None:
+        start_at = start_at.replace(tzinfo=UTC)
+    if end_at.tzinfo is None:
+        end_at = end_at.replace(tzinfo=UTC)
+    total = (end_at - start_at).total_seconds()
+    done = min(max((now - start_at).total_seconds(), 0.0), total)
+    return str((Decimal(int(done)) / Decimal(int(total))).quantize(Decimal("0.0001")))

@@ -1,0 +1,23 @@
+"""Stripe, payment: customers and invoice items (integer minor units), created once and updated in
+place, with idempotency keys derived from our ids and the payload hash."""
+
+from dagster_billing.defs.sync.factory import Destination, build_push_assets
+from dagster_billing.defs.sync.resources import STRIPE_POOL
+from dagster_billing.sync import stripe_api
+from dagster_billing.sync.push import SyncPlan
+from dagster_billing.sync.reconcile import Report, reconcile_stripe
+
+
+def _reconcile(plan: SyncPlan, api: stripe_api.StripeApi) -> Report:
+    return reconcile_stripe(api, plan.expected_invoices)
+
+
+STRIPE = Destination(
+    name="stripe",
+    resource_key="stripe",
+    pool=STRIPE_POOL,
+    push=stripe_api.push,
+    reconcile=_reconcile,
+)
+
+stripe_push_assets = build_push_assets(STRIPE)

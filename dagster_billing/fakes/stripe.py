@@ -1,0 +1,465 @@
+"""A Stripe API (v1 customers and invoice items) for tests and demos.
+
+Sources (docs.stripe.com):
+- Authentication: the secret key as HTTP Basic user name or as a bearer token; a wrong key is 401
+  ("Authentication", https://docs.stripe.com/api/authentication).
+- Requests are form-encoded with bracket nesting (`period[start]=...`, `metadata[k]=v`) and checked
+  against stripe-python's generated param types (stripe_params.py); errors are
+  `{"error": {"type", "code", "message", "param"}}` ("Errors", https://docs.stripe.com/api/errors).
+- Invoice items: `amount` is an integer in the currency's smallest unit and needs `currency`;
+  `customer` must exist; one customer is billed in one currency; an update takes neither
+  customer nor currency ("Create an invoice item", "Update an invoice item").
+- Idempotency: for POSTs with an `Idempotency-Key`, the status and body of the first request
+  that began executing are stored and replayed (header `Idempotent-Replayed: true`) for the same
+  key; the same key with other parameters is an `idempotency_error`; requests that fail
+  validation store nothing; keys are at most 255 characters ("Idempotent requests",
+  https://docs.stripe.com/api/idempotent_requests, https://docs.stripe.com/idempotency).
+- Lists: `limit` (1-100), `starting_after`, newest first, `{"object": "list", "data", "has_more",
+  "url"}` ("Pagination", https://docs.stripe.com/api/pagination).
+- Retry hints: `Stripe-Should-Retry` ("Advanced error handling", https://docs.stripe.com/error-low-level).
+
+Faults: "429" (rate limited, no hint), "429_should_retry" (with `Stripe-Should-Retry: true`),
+"500" before execution (nothing stored), "timeout" after execution (stored, response withheld).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from stripe.params._customer_create_params import CustomerCreateParams
+from stripe.params._customer_list_params import CustomerListParams
+from stripe.params._customer_retrieve_params import CustomerRetrieveParams
+from stripe.params._customer_update_params import CustomerUpdateParams
+from stripe.params._invoice_item_create_params import InvoiceItemCreateParams
+from stripe.params._invoice_item_list_params import InvoiceItemListParams
+from stripe.params._invoice_item_retrieve_params import InvoiceItemRetrieveParams
+from stripe.params._invoice_item_update_params import InvoiceItemUpdateParams
+
+from dagster_billing.fakes.server import ContractServer, FaultInjector, json_response
+from dagster_billing.fakes.stripe_params import ParamError, decode_form, validate
+
+# ISO 4217 codes Stripe charges in without decimals ("Supported currencies", zero-decimal list).
+ZERO_DECIMAL = {
+    "bif",
+    "clp",
+    "djf",
+    "gnf",
+    "jpy",
+    "kmf",
+    "krw",
+    "mga",
+    "pyg",
+    "rwf",
+    "ugx",
+    "vnd",
+    "vuv",
+    "xaf",
+    "xof",
+    "xpf",
+}
+SUPPORTED = ZERO_DECIMAL | {"usd", "eur", "gbp", "chf", "cad", "aud", "kwd", "sek", "nok", "dkk"}
+IDEMPOTENCY_KEY_MAX = 255
+
+
+@dataclass
+class StripeAccount:
+    api_key: str = "sk_test_fake_billing"
+
+
+class StripeError(Exception):
+    def __init__(
+        self,
+        status: int,
+        error_type: str,
+        message: str,
+        code: str | None = None,
+        param: str | None = None,
+    ):
+        super().__init__(message)
+        self.status = status
+        self.body = {"error": {"type": error_type, "message": message}}
+        if code:
+            self.body["error"]["code"] = code
+        if param:
+            self.body["error"]["param"] = param
+
+
+class StripeFake(ContractServer):
+    name = "stripe"
+
+    def __init__(self, account: StripeAccount | None = None, faults: FaultInjector | None = None):
+        self.account = account or StripeAccount()
+        self.reset()
+        super().__init__(faults)
+
+    # -- state ----------------------------------------------------------------------------------
+    def reset(self) -> None:
+        self.objects: dict[str, dict[str, dict[str, Any]]] = {"customer": {}, "invoiceitem": {}}
+        self.created: Counter = Counter()
+        self.updated: Counter = Counter()
+        self.replayed = 0
+        self.idempotency: dict[str, tuple[str, str, dict[str, Any], int, dict[str, Any]]] = {}
+        self._serial = 0
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "created": dict(self.created),
+            "updated": dict(self.updated),
+            "replayed": self.replayed,
+            "objects": {kind: len(items) for kind, items in self.objects.items()},
+        }
+
+    # -- responses ------------------------------------------------------------------------------
+    def fault_response(self, kind: str) -> Response:
+        if kind == "429_should_retry":
+            return json_response(
+                {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "code": "rate_limit",
+                        "message": "Too many requests hit the API too quickly.",
+                    }
+                },
+                429,
+                headers={"Stripe-Should-Retry": "true"},
+            )
+        if kind == "429":
+            return json_response(
+                {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "code": "rate_limit",
+                        "message": "Too many requests hit the API too quickly.",
+                    }
+                },
+                429,
+            )
+        return json_response(
+            {"error": {"type": "api_error", "message": "Something went wrong on Stripe's end."}},
+            500,
+        )
+
+    @staticmethod
+    def _error_response(error: StripeError) -> Response:
+        return json_response(error.body, error.status)
+
+    # -- routes ---------------------------------------------------------------------------------
+    def routes(self) -> list[Route]:
+        return [
+            Route("/v1/customers", self._customers, methods=["GET", "POST"]),
+            Route("/v1/customers/{object_id}", self._customer, methods=["GET", "POST"]),
+            Route("/v1/invoiceitems", self._invoice_items, methods=["GET", "POST"]),
+            Route("/v1/invoiceitems/{object_id}", self._invoice_item, methods=["GET", "POST"]),
+        ]
+
+    def _authenticate(self, request: Request) -> None:
+        """The secret key as a bearer token, or as the Basic auth user name (curl -u sk_...:)."""
+        header = request.headers.get("authorization", "")
+        key = ""
+        if header.startswith("Bearer "):
+            key = header[7:]
+        elif header.startswith("Basic "):
+            with contextlib.suppress(ValueError, UnicodeDecodeError):
+                key = base64.b64decode(header[6:]).decode("utf-8").split(":", 1)[0]
+        if key != self.account.api_key:
+            shown = f"{key[:8]}{'*' * max(len(key) - 12, 0)}{key[-4:]}" if key else ""
+            raise StripeError(401, "invalid_request_error", f"Invalid API Key provided: {shown}")
+
+    async def _handle(self, request: Request, schema: type, action) -> Response:
+        """Auth, decoding, parameter checks, then idempotency around the action (POST only)."""
+        try:
+            self._authenticate(request)
+            raw = (
+                (await request.body()).decode("utf-8")
+                if request.method == "POST"
+                else request.url.query
+            )
+            if (
+                request.method == "POST"
+                and raw
+                and "application/x-www-form-urlencoded"
+                not in request.headers.get("content-type", "")
+            ):
+                raise StripeError(
+                    400,
+                    "invalid_request_error",
+                    "Invalid request: use application/x-www-form-urlencoded",
+                )
+            params = decode_form(raw)
+            validate(params, schema)
+        except ParamError as error:
+            return self._error_response(
+                StripeError(400, "invalid_request_error", str(error), error.code, error.param)
+            )
+        except StripeError as error:
+            return self._error_response(error)
+        key = request.headers.get("idempotency-key")
+        if request.method != "POST" or not key:
+            return self._execute(action, params)[0]
+        if len(key) > IDEMPOTENCY_KEY_MAX:
+            return self._error_response(
+                StripeError(
+                    400,
+                    "invalid_request_error",
+                    "Idempotency-Key is longer than 255 characters",
+                    param="Idempotency-Key",
+                )
+            )
+        stored = self.idempotency.get(key)
+        if stored is not None:
+            method, path, stored_params, status, body = stored
+            if (method, path, stored_params) != (request.method, request.url.path, params):
+                return self._error_response(
+                    StripeError(
+                        400,
+                        "idempotency_error",
+                        "Keys for idempotent requests can only be used with the same parameters they were first used with. "
+                        f"Try using a key other than '{key}' if you meant to execute a different request.",
+                    )
+                )
+            self.replayed += 1
+            return json_response(
+                body, status, headers={"Idempotent-Replayed": "true", "Idempotency-Key": key}
+            )
+        response, status, body = self._execute(action, params)
+        self.idempotency[key] = (request.method, request.url.path, params, status, body)
+        response.headers["Idempotency-Key"] = key
+        return response
+
+    @staticmethod
+    def _execute(action, params: dict[str, Any]) -> tuple[Response, int, dict[str, Any]]:
+        try:
+            status, body = 200, action(params)
+        except StripeError as error:
+            status, body = error.status, error.body
+        return json_response(body, status), status, body
+
+    async def _customers(self, request: Request) -> Response:
+        if request.method == "GET":
+            return await self._handle(
+                request, CustomerListParams, lambda p: self._list("customer", "/v1/customers", p)
+            )
+        return await self._handle(request, CustomerCreateParams, self._create_customer)
+
+    async def _customer(self, request: Request) -> Response:
+        object_id = request.path_params["object_id"]
+        if request.method == "GET":
+            return await self._handle(
+                request, CustomerRetrieveParams, lambda _p: self._get("customer", object_id)
+            )
+        return await self._handle(
+            request, CustomerUpdateParams, lambda p: self._update_customer(object_id, p)
+        )
+
+    async def _invoice_items(self, request: Request) -> Response:
+        if request.method == "GET":
+            return await self._handle(
+                request,
+                InvoiceItemListParams,
+                lambda p: self._list("invoiceitem", "/v1/invoiceitems", p),
+            )
+        return await self._handle(request, InvoiceItemCreateParams, self._create_invoice_item)
+
+    async def _invoice_item(self, request: Request) -> Response:
+        object_id = request.path_params["object_id"]
+        if request.method == "GET":
+            return await self._handle(
+                request, InvoiceItemRetrieveParams, lambda _p: self._get("invoiceitem", object_id)
+            )
+        return await self._handle(
+            request, InvoiceItemUpdateParams, lambda p: self._update_invoice_item(object_id, p)
+        )
+
+    # -- objects --------------------------------------------------------------------------------
+    def _new_id(self, prefix: str) -> str:
+        self._serial += 1
+        return f"{prefix}_fake{self._serial:010d}"
+
+    def _get(self, kind: str, object_id: str) -> dict[str, Any]:
+        found = self.objects[kind].get(object_id)
+        if found is None:
+            raise StripeError(
+                404,
+                "invalid_request_error",
+                f"No such {kind}: '{object_id}'",
+                "resource_missing",
+                "id",
+            )
+        return found
+
+    def _list(self, kind: str, url: str, params: dict[str, Any]) -> dict[str, Any]:
+        limit = int(params.get("limit", 10))
+        if not 1 <= limit <= 100:
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                "Invalid limit: must be between 1 and 100",
+                "parameter_invalid_integer",
+                "limit",
+            )
+        items = sorted(
+            self.objects[kind].values(), key=lambda o: (o["created"], o["id"]), reverse=True
+        )
+        if "customer" in params:
+            items = [o for o in items if o.get("customer") == params["customer"]]
+        after = params.get("starting_after")
+        if after:
+            ids = [o["id"] for o in items]
+            if after not in ids:
+                raise StripeError(
+                    400,
+                    "invalid_request_error",
+                    f"No such {kind}: '{after}'",
+                    "resource_missing",
+                    "starting_after",
+                )
+            items = items[ids.index(after) + 1 :]
+        return {"object": "list", "url": url, "has_more": len(items) > limit, "data": items[:limit]}
+
+    def _create_customer(self, params: dict[str, Any]) -> dict[str, Any]:
+        customer = {
+            "id": self._new_id("cus"),
+            "object": "customer",
+            "created": int(time.time()),
+            "livemode": False,
+            "name": params.get("name"),
+            "email": params.get("email"),
+            "description": params.get("description"),
+            "currency": None,
+            "metadata": dict(params.get("metadata") or {}),
+        }
+        self.objects["customer"][customer["id"]] = customer
+        self.created["customer"] += 1
+        return customer
+
+    def _update_customer(self, object_id: str, params: dict[str, Any]) -> dict[str, Any]:
+        customer = self._get("customer", object_id)
+        for name in ("name", "email", "description"):
+            if name in params:
+                customer[name] = params[name]
+        if "metadata" in params:
+            customer["metadata"] = _merged_metadata(customer["metadata"], params["metadata"])
+        self.updated["customer"] += 1
+        return customer
+
+    def _create_invoice_item(self, params: dict[str, Any]) -> dict[str, Any]:
+        customer_id = params.get("customer")
+        if not customer_id:
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                "Missing required param: customer.",
+                "parameter_missing",
+                "customer",
+            )
+        customer = self.objects["customer"].get(customer_id)
+        if customer is None:
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                f"No such customer: '{customer_id}'",
+                "resource_missing",
+                "customer",
+            )
+        if "amount" not in params:
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                "Missing required param: amount.",
+                "parameter_missing",
+                "amount",
+            )
+        currency = params.get("currency")
+        if not currency:
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                "Missing required param: currency.",
+                "parameter_missing",
+                "currency",
+            )
+        if currency not in SUPPORTED:
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                f"Invalid currency: {currency}.",
+                "parameter_invalid_string",
+                "currency",
+            )
+        if customer["currency"] not in (None, currency):
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                f"You cannot combine currencies on a single customer. This customer has been billed in "
+                f"{customer['currency']}, but you are trying to add an invoice item in {currency}.",
+                param="currency",
+            )
+        period = params.get("period")
+        if period and int(period["end"]) < int(period["start"]):
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                "period[end] must be greater than or equal to period[start]",
+                param="period",
+            )
+        now = int(time.time())
+        item = {
+            "id": self._new_id("ii"),
+            "object": "invoiceitem",
+            "amount": int(params["amount"]),
+            "currency": currency,
+            "customer": customer_id,
+            "date": now,
+            "created": now,
+            "description": params.get("description"),
+            "discountable": params.get("discountable", "true") == "true",
+            "invoice": None,
+            "livemode": False,
+            "metadata": dict(params.get("metadata") or {}),
+            "period": {"start": int(period["start"]), "end": int(period["end"])}
+            if period
+            else {"start": now, "end": now},
+            "proration": False,
+            "quantity": 1,
+        }
+        customer["currency"] = currency
+        self.objects["invoiceitem"][item["id"]] = item
+        self.created["invoiceitem"] += 1
+        return item
+
+    def _update_invoice_item(self, object_id: str, params: dict[str, Any]) -> dict[str, Any]:
+        item = self._get("invoiceitem", object_id)
+        if "amount" in params:
+            item["amount"] = int(params["amount"])
+        if "description" in params:
+            item["description"] = params["description"]
+        if "period" in params:
+            item["period"] = {
+                "start": int(params["period"]["start"]),
+                "end": int(params["period"]["end"]),
+            }
+        if "metadata" in params:
+            item["metadata"] = _merged_metadata(item["metadata"], params["metadata"])
+        self.updated["invoiceitem"] += 1
+        return item
+
+
+def _merged_metadata(current: dict[str, str], update: Any) -> dict[str, str]:
+    """Stripe metadata updates merge keys; an empty value unsets a key, an empty hash all keys."""
+    if update == "":
+        return {}
+    merged = dict(current)
+    for key, value in update.items():
+        if value == "":
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged

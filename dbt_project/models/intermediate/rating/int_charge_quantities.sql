@@ -1,0 +1,110 @@
+{#-
+  What every usage-based charge prices in every billed segment: the period's quantity of its
+  meter, per priced dimension value. One row per segment x charge component x dimension value:
+    all    the meter's total over every dimension value ('*')
+    value  one dimension value (a filter, or a price of a matrix)
+    each   every dimension value in the period's usage that no `value` row of the charge lists
+           (group_by, or a matrix default price): one line each
+  The quantity is zero when the account had no usage; usage without the dimension property
+  counts only in the '*' total. Seat charges also get the period's seat-days.
+-#}
+with segments as (
+    select * from {{ ref('int_billing_segments') }}
+    where is_billed_period
+),
+
+components as (
+    select * from {{ ref('price_charges') }}
+    where pricing_model != 'flat'
+),
+
+usage as (
+    select * from {{ ref('int_usage_aggregated') }}
+),
+
+seat_days as (
+    select * from {{ ref('int_seat_days') }}
+),
+
+listed_values as (
+    select plan_code, plan_version, charge_id, dimension_value
+    from components
+    where dimension_match = 'value'
+),
+
+segment_components as (
+    select
+        segments.billing_segment_id,
+        segments.invoice_id,
+        segments.account_id,
+        segments.period_start,
+        segments.period_end,
+        segments.period_days,
+        segments.base_plan_code,
+        segments.plan_code,
+        segments.plan_version,
+        segments.currency,
+        segments.segment_number,
+        segments.segment_count,
+        segments.segment_start,
+        segments.segment_end,
+        segments.days,
+        segments.billable_days,
+        segments.covered_days,
+        components.charge_id,
+        components.charge_order,
+        components.dimension_value as component_value,
+        components.dimension_match,
+        components.meter_code,
+        components.pricing_model,
+        components.description
+    from segments
+    inner join components
+        on segments.plan_code = components.plan_code
+        and segments.plan_version = components.plan_version
+),
+
+priced_dimensions as (
+    select
+        segment_components.*,
+        segment_components.component_value as dimension_value
+    from segment_components
+    where dimension_match in ('all', 'value')
+
+    union all
+
+    select
+        segment_components.*,
+        usage.dimension_value
+    from segment_components
+    inner join usage
+        on segment_components.account_id = usage.account_id
+        and segment_components.period_start = usage.period_start
+        and segment_components.meter_code = usage.meter_code
+        and usage.dimension_value != '*'
+    left join listed_values
+        on segment_components.plan_code = listed_values.plan_code
+        and segment_components.plan_version = listed_values.plan_version
+        and segment_components.charge_id = listed_values.charge_id
+        and usage.dimension_value = listed_values.dimension_value
+    where segment_components.dimension_match = 'each'
+        and listed_values.charge_id is null
+)
+
+select
+    {{ charge_line_id('priced_dimensions') }} as invoice_line_id,
+    priced_dimensions.*,
+    coalesce(usage.quantity, cast(0 as {{ decimal_type() }})) as quantity,
+    coalesce(usage.event_count, 0) as event_count,
+    coalesce(seat_days.seat_days, 0) as seat_days
+from priced_dimensions
+left join usage
+    on priced_dimensions.account_id = usage.account_id
+    and priced_dimensions.period_start = usage.period_start
+    and priced_dimensions.meter_code = usage.meter_code
+    and priced_dimensions.dimension_value = usage.dimension_value
+left join seat_days
+    on priced_dimensions.account_id = seat_days.account_id
+    and priced_dimensions.period_start = seat_days.period_start
+    and priced_dimensions.meter_code = seat_days.meter_code
+    and priced_dimensions.dimension_value = seat_days.dimension_value

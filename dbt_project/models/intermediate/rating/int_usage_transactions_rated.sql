@@ -1,0 +1,167 @@
+{#-
+  Percentage charges, rated transaction by transaction: every accepted event of the charge's
+  meter is a transaction and its value the transaction amount. In the order of event time, then
+  arrival, per billed segment x charge component x dimension value:
+    free         while both free allowances last: among the first free_transactions and with the
+                 running value at most free_amount (an unset allowance never runs out);
+    partly_free  the transaction that crosses free_amount while free transactions remain: only
+                 its value above free_amount is charged;
+    charged      every other transaction (once either allowance is used up, all later ones).
+  fee = chargeable value x rate / 100 + fixed_fee, held within [transaction_minimum,
+  transaction_maximum]; a free transaction costs nothing. Fees stay unrounded (10 places).
+-#}
+with segments as (
+    select * from {{ ref('int_billing_segments') }}
+    where is_billed_period
+),
+
+components as (
+    select * from {{ ref('price_charges') }}
+    where pricing_model = 'percentage'
+),
+
+events as (
+    select * from {{ ref('int_usage_events_deduped') }}
+    where meter_code in (select meter_code from components)
+),
+
+listed_values as (
+    select plan_code, plan_version, charge_id, dimension_value
+    from {{ ref('price_charges') }}
+    where dimension_match = 'value'
+),
+
+segment_components as (
+    select
+        segments.billing_segment_id,
+        segments.invoice_id,
+        segments.account_id,
+        segments.period_start,
+        segments.plan_code,
+        segments.plan_version,
+        segments.segment_count,
+        segments.segment_start,
+        components.charge_id,
+        components.dimension_value as component_value,
+        components.dimension_match,
+        components.meter_code,
+        components.percentage_rate,
+        components.fixed_fee,
+        components.free_transactions,
+        components.free_amount,
+        components.transaction_minimum,
+        components.transaction_maximum
+    from segments
+    inner join components
+        on segments.plan_code = components.plan_code
+        and segments.plan_version = components.plan_version
+),
+
+matched as (
+    select
+        segment_components.*,
+        case
+            when segment_components.dimension_match = 'each' then events.dimension_value
+            else segment_components.component_value
+        end as dimension_value,
+        events.raw_event_key,
+        events.value,
+        events.event_ts,
+        events.file_seq,
+        events.source_line
+    from segment_components
+    inner join events
+        on segment_components.account_id = events.account_id
+        and segment_components.period_start = events.period_start
+        and segment_components.meter_code = events.meter_code
+    left join listed_values
+        on segment_components.plan_code = listed_values.plan_code
+        and segment_components.plan_version = listed_values.plan_version
+        and segment_components.charge_id = listed_values.charge_id
+        and events.dimension_value = listed_values.dimension_value
+    where segment_components.dimension_match = 'all'
+        or (segment_components.dimension_match = 'value'
+            and events.dimension_value = segment_components.component_value)
+        or (segment_components.dimension_match = 'each'
+            and events.dimension_value != '*' and listed_values.charge_id is null)
+),
+
+sequenced as (
+    select
+        matched.*,
+        row_number() over (
+            partition by billing_segment_id, charge_id, dimension_value
+            order by event_ts, file_seq, source_line
+        ) as transaction_number,
+        sum(value) over (
+            partition by billing_segment_id, charge_id, dimension_value
+            order by event_ts, file_seq, source_line
+            rows between unbounded preceding and current row
+        ) as running_value
+    from matched
+),
+
+classified as (
+    select
+        sequenced.*,
+        case
+            when free_transactions is null and free_amount is null then 'charged'
+            when (free_transactions is null or transaction_number <= free_transactions)
+                and (free_amount is null or running_value <= free_amount) then 'free'
+            when (free_transactions is null or transaction_number <= free_transactions)
+                and running_value - value < free_amount then 'partly_free'
+            else 'charged'
+        end as free_status
+    from sequenced
+),
+
+charged as (
+    select
+        classified.*,
+        cast(
+            case free_status
+                when 'free' then 0
+                when 'partly_free' then running_value - free_amount
+                else value
+            end
+        as {{ decimal_type() }}) as chargeable_value
+    from classified
+),
+
+with_fee as (
+    select
+        charged.*,
+        cast(
+            {{ percent_of('chargeable_value', 'percentage_rate') }} + fixed_fee
+        as {{ decimal_type() }}) as fee_before_limits
+    from charged
+)
+
+select
+    {{ dbt.concat(["billing_segment_id", "':'", "charge_id", "':'", "raw_event_key"]) }} as rated_transaction_id,
+    {{ charge_line_id('with_fee') }} as invoice_line_id,
+    billing_segment_id,
+    invoice_id,
+    account_id,
+    period_start,
+    charge_id,
+    dimension_value,
+    raw_event_key,
+    event_ts,
+    transaction_number,
+    value,
+    running_value,
+    free_status,
+    chargeable_value,
+    fee_before_limits,
+    cast(
+        case
+            when free_status = 'free' then 0
+            when transaction_minimum is not null and fee_before_limits < transaction_minimum
+                then transaction_minimum
+            when transaction_maximum is not null and fee_before_limits > transaction_maximum
+                then transaction_maximum
+            else fee_before_limits
+        end
+    as {{ decimal_type() }}) as fee
+from with_fee

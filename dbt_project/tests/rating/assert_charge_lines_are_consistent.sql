@@ -1,0 +1,10 @@
+{{ config(meta={"dagster": {"ref": {"name": "int_invoice_charge_lines"}}}) }}
+-- Charge lines are rounded to their currency and adjustments point the right way: discounts are
+-- never positive, a maximum only lowers, a minimum and a commitment true-up only raise.
+select invoice_line_id, line_type, amount, minor_units
+from {{ ref('int_invoice_charge_lines') }}
+where amount != {{ round_money('amount', 'minor_units') }}
+    or (line_type in ('discount', 'commitment_discount') and amount > 0)
+    or (line_type = 'maximum' and amount >= 0)
+    or (line_type in ('minimum', 'commitment_true_up') and amount <= 0)
+    or amount_minor != {{ to_minor_units('amount', 'minor_units') }}

@@ -1,0 +1,166 @@
+"""Shared pieces of the reverse-ETL tests: a small billed warehouse, the contract servers, and the
+Dagster resources pointing at them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import dagster as dg
+
+from dagster_billing.datagen import generate_events
+from dagster_billing.paths import SEEDS_DIR
+from tests.conftest import copy_reference_seeds, make_warehouse, query, run_pipeline
+
+# Two USD plans, one EUR plan, one JPY plan: 4 customers, 8 invoices over January-February 2026.
+ACCOUNTS = ("acct_meridian", "acct_aurora", "acct_cobalt", "acct_granite")
+CLIENT_SETTINGS = {
+    "timeout_seconds": 1.0,
+    "max_attempts": 8,
+    "backoff_initial_seconds": 0.01,
+    "backoff_max_seconds": 0.05,
+}
+TIMEOUT_DELAY = 1.5  # a faulted response arrives after the client (1.0 s) has given up
+
+
+def _only_accounts(name: str, column: int) -> str:
+    header, *rows = (SEEDS_DIR / name).read_text().splitlines()
+    return "\n".join([header, *[r for r in rows if r.split(",")[column] in ACCOUNTS]]) + "\n"
+
+
+def build_billed_warehouse(root: Path):
+    """Reference data for ACCOUNTS, ~800 generated events, the whole pipeline run once."""
+    seeds = copy_reference_seeds(
+        root / "seeds",
+        **{
+            "accounts.csv": _only_accounts("accounts.csv", 0),
+            "subscriptions.csv": _only_accounts("subscriptions.csv", 1),
+        },
+    )
+    warehouse = make_warehouse(root, seeds_dir=seeds)
+    generate_events(
+        warehouse.landing_dir,
+        events=800,
+        seed=3,
+        accounts_csv=seeds / "accounts.csv",
+        meters_csv=seeds / "meters.csv",
+    )
+    run_pipeline(warehouse)
+    return warehouse
+
+
+def copy_warehouse(source, root: Path):
+    """A private copy of a billed warehouse (DuckDB file and landing files) for one test."""
+    shutil.copytree(source.root, root / "data")
+    return make_warehouse(root, seeds_dir=Path(source.seeds_dir))
+
+
+def resources(warehouse, fakes, **overrides) -> dict:
+    from dagster_billing.defs.sync.resources import (
+        NetSuiteResource,
+        SalesforceResource,
+        StripeResource,
+    )
+
+    env = fakes.environment()
+    netsuite = {
+        "account_id": env["NETSUITE_ACCOUNT_ID"],
+        "consumer_key": env["NETSUITE_CONSUMER_KEY"],
+        "consumer_secret": env["NETSUITE_CONSUMER_SECRET"],
+        "token_id": env["NETSUITE_TOKEN_ID"],
+        "token_secret": env["NETSUITE_TOKEN_SECRET"],
+        "base_url": env["NETSUITE_BASE_URL"],
+        **CLIENT_SETTINGS,
+        **overrides.get("netsuite", {}),
+    }
+    salesforce = {
+        "login_url": env["SALESFORCE_LOGIN_URL"],
+        "client_id": env["SALESFORCE_CLIENT_ID"],
+        "client_secret": env["SALESFORCE_CLIENT_SECRET"],
+        "ca_bundle": env["SALESFORCE_CA_BUNDLE"],
+        **CLIENT_SETTINGS,
+        **overrides.get("salesforce", {}),
+    }
+    stripe = {
+        "api_key": env["STRIPE_API_KEY"],
+        "api_base": env["STRIPE_API_BASE"],
+        **CLIENT_SETTINGS,
+        **overrides.get("stripe", {}),
+    }
+    return {
+        "warehouse": warehouse,
+        "netsuite": NetSuiteResource(**netsuite),
+        "salesforce": SalesforceResource(**salesforce),
+        "stripe": StripeResource(**stripe),
+    }
+
+
+def push_assets() -> list[dg.AssetsDefinition]:
+    from dagster_billing.definitions import defs
+    from dagster_billing.defs.sync.factory import REVERSE_ETL_GROUP
+
+    return [a for a in defs.assets if REVERSE_ETL_GROUP in set(a.group_names_by_key.values())]
+
+
+def sync(
+    warehouse, fakes, *, raise_on_error: bool = True, **overrides
+) -> dg.ExecuteInProcessResult:
+    """One run of every push asset (and its checks), as the billing_sync job does."""
+    return dg.materialize(
+        push_assets(),
+        resources=resources(warehouse, fakes, **overrides),
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=raise_on_error,
+    )
+
+
+def run_metadata(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
+    """Materialization metadata per push asset ("netsuite/invoices": {"created": 8, ...})."""
+    return {
+        event.materialization.asset_key.to_user_string(): {
+            name: value.value for name, value in event.materialization.metadata.items()
+        }
+        for event in result.get_asset_materialization_events()
+    }
+
+
+def checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    return {
+        f"{e.asset_key.to_user_string()}:{e.check_name}": e.passed
+        for e in result.get_asset_check_evaluations()
+    }
+
+
+def model_counts(warehouse) -> dict[str, int]:
+    return {
+        model: query(warehouse, f"select count(*) from sync.{model}")[0][0]
+        for model in (
+            "sync_netsuite__customers",
+            "sync_netsuite__invoices",
+            "sync_salesforce__accounts",
+            "sync_salesforce__invoices",
+            "sync_stripe__customers",
+            "sync_stripe__invoice_items",
+        )
+    }
+
+
+def ledger_current(warehouse) -> dict[tuple[str, str], dict[str, int]]:
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for destination, obj, status, n in query(
+        warehouse,
+        "select destination, object, status, count(*) from sync.ledger_current group by all",
+    ):
+        counts.setdefault((destination, obj), {})[status] = n
+    return counts
+
+
+def exact(payload: str) -> dict:
+    """Parse a payload refusing any JSON number with a fraction or exponent (a float on the wire)."""
+
+    def no_float(text: str) -> Decimal:
+        raise AssertionError(f"payload carries a non-integer JSON number: {text}")
+
+    return json.loads(payload, parse_float=no_float)
