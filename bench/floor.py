@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import dataclass
 from decimal import Decimal
@@ -27,6 +28,68 @@ EMPTY_CSV_SOURCE = """(
 class FloorResult:
     invoices: dict[str, tuple[str, Decimal]]
     outcomes: dict[str, int]
+
+
+# What floor.sql rates. The sample plans (plans/, compiled to seeds/price_*.csv) use all of it;
+# the pricing engine can do more (docs/plans.md), and seeds that need more are refused rather
+# than rated differently from the pipeline.
+FLOOR_PRICING_MODELS = frozenset({"per_unit", "matrix", "graduated", "volume", "seat", "flat"})
+FLOOR_DIMENSION_MATCHES = frozenset({"all", "value"})
+FLOOR_UNSUPPORTED_CHARGE_TERMS = ("discount_percent", "minimum_spend", "maximum_spend")
+
+
+class OutOfFloorScope(ValueError):
+    """The seeds price something floor.sql does not implement."""
+
+
+def check_floor_scope(seeds_dir: Path) -> None:
+    """Raise OutOfFloorScope naming every seed row floor.sql would not rate like the pipeline."""
+
+    def rows(name: str) -> list[dict[str, str]]:
+        with (Path(seeds_dir) / name).open(newline="") as handle:
+            return list(csv.DictReader(handle))
+
+    problems = []
+    for charge in rows("price_charges.csv"):
+        where = (
+            f"price_charges {charge['plan_code']} v{charge['plan_version']} {charge['charge_id']}"
+        )
+        if charge["pricing_model"] not in FLOOR_PRICING_MODELS:
+            problems.append(f"{where}: pricing model {charge['pricing_model']}")
+        if charge["dimension_match"] not in FLOOR_DIMENSION_MATCHES:
+            problems.append(
+                f"{where}: dimension_match {charge['dimension_match']} (group_by/default)"
+            )
+        for term in FLOOR_UNSUPPORTED_CHARGE_TERMS:
+            if charge.get(term):
+                problems.append(f"{where}: {term}")
+    plan_versions: dict[str, int] = {}
+    for plan in rows("price_plans.csv"):
+        plan_versions[plan["plan_code"]] = plan_versions.get(plan["plan_code"], 0) + 1
+        if plan["account_id"]:
+            problems.append(f"price_plans {plan['plan_code']}: account override")
+        if plan["effective_to"]:
+            problems.append(f"price_plans {plan['plan_code']}: effective_to (several versions)")
+        if plan["billing_interval"] != "month":
+            problems.append(f"price_plans {plan['plan_code']}: billing_interval")
+    problems += [
+        f"price_plans {code}: {count} versions"
+        for code, count in plan_versions.items()
+        if count > 1
+    ]
+    subscribed: dict[str, int] = {}
+    for subscription in rows("subscriptions.csv"):
+        account = subscription["account_id"]
+        subscribed[account] = subscribed.get(account, 0) + 1
+    problems += [
+        f"subscriptions {account}: {count} subscriptions"
+        for account, count in subscribed.items()
+        if count > 1
+    ]
+    if problems:
+        raise OutOfFloorScope(
+            f"{seeds_dir}: floor.sql does not rate: " + "; ".join(sorted(set(problems)))
+        )
 
 
 def _sql_list(paths: list[Path]) -> str:
@@ -57,6 +120,7 @@ def floor_script(landing_dir: Path, seeds_dir: Path) -> str:
 
 def run_floor(landing_dir: Path, seeds_dir: Path, database: Path) -> FloorResult:
     """Run the floor script into a fresh DuckDB file and return invoice totals and outcomes."""
+    check_floor_scope(seeds_dir)
     script = floor_script(landing_dir, seeds_dir)
     database = Path(database)
     for stale in (database, database.with_name(database.name + ".wal")):

@@ -2,7 +2,8 @@
 switching the incremental measurement to partitioned runs is a change here, nothing else.
 
 Both run every asset and check of the code location in process (`dagster.materialize`), as the
-`billing_pipeline` job does, on an ephemeral instance.
+`billing_pipeline` job does (everything but the reverse-ETL pushes, which need destination
+credentials), on an ephemeral instance.
 """
 
 from __future__ import annotations
@@ -49,10 +50,10 @@ def incremental_build(
 def _materialize_everything(
     warehouse: BillingWarehouse, instance: dg.DagsterInstance
 ) -> dg.ExecuteInProcessResult:
-    from dagster_billing.definitions import defs
+    from dagster_billing.definitions import pipeline_assets_and_checks
 
     return dg.materialize(
-        [*defs.assets, *defs.asset_checks],
+        pipeline_assets_and_checks(),
         resources={"warehouse": warehouse, "dbt": dbt_resource()},
         instance=instance,
         raise_on_error=True,
