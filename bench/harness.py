@@ -4,7 +4,7 @@ Variants (each in its own measured process, see measure.py):
   floor           bench/floor.sql on the landing files (the best this machine can do)
   pipeline_full   the Dagster pipeline from empty: landing -> dbt build -> exports, with checks
   incremental     a 1% batch (the next day) on top of the built history, through
-                  bench.pipeline.incremental_build
+                  bench.variants.incremental_build (the run landing_sensor would start)
   batch_alone     the same batch through the whole pipeline into an empty warehouse
   postgres_*      the landed raw tables copied to a local PostgreSQL, `dbt build --target postgres`
 The floor also runs on history + batch and on the batch alone: those are the references the
@@ -512,7 +512,7 @@ class Bench:
             duck = runs[runs["postgres_dbt"].result["duckdb_variant"]].result.get("dbt") or {}
             if duck.get("elapsed_s"):
                 ratios["postgres_over_duckdb"] = round(pg_dbt / duck["elapsed_s"], 2)
-        from bench.pipeline import DBT_REBUILDS_FULLY
+        from bench.variants import DBT_REBUILDS_FULLY
 
         identical = all(c["identical"] for c in self.comparisons)
         report = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from decimal import Decimal
@@ -109,3 +110,34 @@ def test_sizes(text, events, label):
 def test_bad_sizes_are_refused(text):
     with pytest.raises(ValueError):
         parse_size(text)
+
+
+def test_the_floor_rates_the_sample_plans_and_refuses_what_it_does_not_rate(tmp_path):
+    from bench.floor import OutOfFloorScope, check_floor_scope
+    from dagster_billing.paths import SEEDS_DIR
+
+    check_floor_scope(SEEDS_DIR)  # the plans in plans/ (compiled seeds) are all in scope
+
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SEEDS_DIR, seeds)
+    charges = (seeds / "price_charges.csv").read_text().splitlines()
+    header = charges[0].split(",")
+    package = dict.fromkeys(header, "")
+    package.update(
+        plan_code="scale_2026",
+        plan_version="1",
+        charge_id="bundles",
+        dimension_value="*",
+        charge_order="11",
+        dimension_match="all",
+        meter_code="api.requests",
+        pricing_model="package",
+        package_size="1000",
+        package_price="1",
+        discount_percent="10",
+    )
+    charges.append(",".join(package[column] for column in header))
+    (seeds / "price_charges.csv").write_text("\n".join(charges) + "\n")
+    with pytest.raises(OutOfFloorScope, match="bundles: pricing model package") as refused:
+        check_floor_scope(seeds)
+    assert "bundles: discount_percent" in str(refused.value)
