@@ -16,7 +16,7 @@ export BILLING_SEEDS_DIR ?= ../seeds
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install manifest demo test dev lint format lock clean bench fakes sync-demo serve watch bench-ingest bench-ingest-latency
+.PHONY: install manifest postgres-server demo test dev lint format lock clean bench fakes sync-demo serve watch bench-ingest bench-ingest-latency
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -54,11 +54,31 @@ sync-demo: manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/billing fakes run --state-dir $(BILLING_DATA_DIR)/fakes -- \
 		$(BIN)/dagster job execute -m dagster_billing.definitions -j billing_sync
 
-test: manifest
+# PostgreSQL server binaries for tests/test_portable_sql.py and the bench's peer (the tests and
+# the bench start a throwaway server themselves). Installed only when missing, and only as root
+# with apt-get (CI: a clean clone as root); otherwise the Postgres tests skip, saying why.
+postgres-server:
+	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		true; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing the PostgreSQL server (apt-get install postgresql) ..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else \
+		echo "PostgreSQL server binaries not found and not root: the Postgres tests will be skipped"; \
+	fi
+
+test: manifest postgres-server
 	$(BIN)/pytest
 
 dev: manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
+
+# Floor vs pipeline vs incremental vs Postgres on the same generated events; README "Benchmark".
+# make bench SIZE=100M PEER_SIZE=10M BENCH_ARGS="--no-postgres"
+PEER_SIZE ?=
+BENCH_ARGS ?=
+bench: manifest postgres-server
+	$(BIN)/python -m bench --size $(SIZE) $(if $(PEER_SIZE),--peer-size $(PEER_SIZE)) $(BENCH_ARGS)
 
 # The ingestion API on http://127.0.0.1:8000 (keys: `billing api-keys create --tenant T --account A`).
 PORT ?= 8000

@@ -37,6 +37,17 @@
     cast(cast({{ numerator }} as {{ decimal_type() }}) / cast({{ denominator }} as {{ decimal_type() }}) as {{ decimal_type() }})
 {%- endmacro %}
 
+{#- PostgreSQL's numeric `/` rounds to a precision it chooses; div() is exact integer division. -#}
+{% macro postgres__divide_decimal(numerator, denominator) -%}
+    cast(
+        div(
+            cast({{ numerator }} as {{ decimal_type() }}) * 20000000000
+              + cast({{ denominator }} as {{ decimal_type() }}),
+            cast({{ denominator }} as {{ decimal_type() }}) * 2
+        ) * cast(0.0000000001 as decimal(11,10))
+    as {{ decimal_type() }})
+{%- endmacro %}
+
 {% macro duckdb__divide_decimal(numerator, denominator) -%}
     cast(
         cast(
@@ -54,6 +65,16 @@
 
 {% macro default__ceil_divide(numerator, denominator) -%}
     cast(ceil(cast({{ numerator }} as {{ decimal_type() }}) / cast({{ denominator }} as {{ decimal_type() }})) as bigint)
+{%- endmacro %}
+
+{% macro postgres__ceil_divide(numerator, denominator) -%}
+    cast(
+        div(cast({{ numerator }} as {{ decimal_type() }}), cast({{ denominator }} as {{ decimal_type() }}))
+        + case
+            when mod(cast({{ numerator }} as {{ decimal_type() }}), cast({{ denominator }} as {{ decimal_type() }})) > 0
+            then 1 else 0
+          end
+    as bigint)
 {%- endmacro %}
 
 {% macro duckdb__ceil_divide(numerator, denominator) -%}

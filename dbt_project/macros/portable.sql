@@ -1,4 +1,4 @@
-{#- Small cross-database helpers: DuckDB by default, Spark through adapter.dispatch. -#}
+{#- Small cross-database helpers: DuckDB by default, PostgreSQL and Spark through adapter.dispatch. -#}
 
 {#- A JSON string field of a JSON-object text column; key may be a column or a quoted literal. -#}
 {% macro json_field(json_column, key_expression) -%}
@@ -9,17 +9,29 @@
     json_extract_string({{ json_column }}, '$.' || {{ key_expression }})
 {%- endmacro %}
 
+{% macro postgres__json_field(json_column, key_expression) -%}
+    (cast({{ json_column }} as json) ->> {{ key_expression }})
+{%- endmacro %}
+
 {% macro spark__json_field(json_column, key_expression) -%}
     get_json_object({{ json_column }}, concat('$.', {{ key_expression }}))
 {%- endmacro %}
 
-{#- Seconds between two timestamps, as an integer. -#}
+{#- Seconds between two timestamps, as an integer: whole-second boundaries crossed, as DuckDB's
+    date_diff('second', ...) counts them (12:00:00.9 -> 12:00:01.1 is 1 second). -#}
 {% macro seconds_between(start_ts, end_ts) -%}
     {{ return(adapter.dispatch('seconds_between', 'billing')(start_ts, end_ts)) }}
 {%- endmacro %}
 
 {% macro default__seconds_between(start_ts, end_ts) -%}
     {{ dbt.datediff(start_ts, end_ts, 'second') }}
+{%- endmacro %}
+
+{% macro postgres__seconds_between(start_ts, end_ts) -%}
+    cast(
+        extract(epoch from date_trunc('second', cast({{ end_ts }} as timestamp)))
+        - extract(epoch from date_trunc('second', cast({{ start_ts }} as timestamp)))
+    as bigint)
 {%- endmacro %}
 
 {% macro spark__seconds_between(start_ts, end_ts) -%}

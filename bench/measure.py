@@ -1,0 +1,171 @@
+"""Run one variant in its own process and measure it: wall time, CPU time, peak memory.
+
+Every variant is a child process so its memory is its own (the harness's imports and caches are
+not counted) and so DuckDB/Python allocator state does not leak from one variant to the next.
+Peak memory is sampled with psutil: the resident set of the child and all its descendants (dbt
+runs as a subprocess of Dagster), plus, for the Postgres variant, the proportional set size of
+the server's processes (PSS, so the shared buffers are counted once, not once per backend).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+
+SAMPLE_SECONDS = 0.2
+HEARTBEAT_SECONDS = 15.0
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class Measurement:
+    label: str
+    process_wall_s: float
+    process_cpu_s: float  # the child and its descendants, start-up included
+    cpu_s: float  # process_cpu_s plus the extra processes' CPU (the Postgres server)
+    peak_rss_bytes: int
+    load_before: tuple[float, float, float]
+    load_after: tuple[float, float, float]
+    returncode: int
+    log: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class VariantFailed(RuntimeError):
+    pass
+
+
+def _tree_rss(root: psutil.Process) -> int:
+    total = 0
+    try:
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    for process in processes:
+        try:
+            total += process.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return total
+
+
+def _pss(processes: Sequence[psutil.Process]) -> int:
+    total = 0
+    for process in processes:
+        try:
+            total += process.memory_full_info().pss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return total
+
+
+def _last_line(log: Path) -> str:
+    try:
+        with log.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 4096))
+            tail = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    last = lines[-1]
+    # Dagster's console lines carry a long prefix (time - dagster - LEVEL - job - run id - step).
+    return last.rsplit(" - ", 1)[-1][:110]
+
+
+def gib(value: int) -> str:
+    return f"{value / GIB:.2f} GiB"
+
+
+def run_measured(
+    label: str,
+    argv: Sequence[str],
+    log: Path,
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    extra_processes: Callable[[], Sequence[psutil.Process]] | None = None,
+    extra_cpu_s: Callable[[], float] | None = None,
+    heartbeat: Callable[[str], None] = print,
+) -> Measurement:
+    """Run argv to completion, sampling memory; raise VariantFailed (with the log tail) on error."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()
+    usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    extra_cpu_before = extra_cpu_s() if extra_cpu_s else 0.0
+    started = time.perf_counter()
+    with log.open("wb") as handle:
+        child = subprocess.Popen(
+            list(argv),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+        )
+        root = psutil.Process(child.pid)
+        peak = 0
+        stop = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not stop.is_set():
+                current = _tree_rss(root)
+                if extra_processes:
+                    current += _pss(extra_processes())
+                peak = max(peak, current)
+                stop.wait(SAMPLE_SECONDS)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        next_beat = started + HEARTBEAT_SECONDS
+        while child.poll() is None:
+            time.sleep(0.25)
+            now = time.perf_counter()
+            if now >= next_beat:
+                heartbeat(
+                    f"    ... {label}: {now - started:5.0f} s, peak {gib(peak)} | {_last_line(log)}"
+                )
+                next_beat = now + HEARTBEAT_SECONDS
+        stop.set()
+        sampler.join()
+    wall = time.perf_counter() - started
+    usage_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    process_cpu = (usage_after.ru_utime - usage_before.ru_utime) + (
+        usage_after.ru_stime - usage_before.ru_stime
+    )
+    cpu = process_cpu + (extra_cpu_s() - extra_cpu_before if extra_cpu_s else 0.0)
+    measurement = Measurement(
+        label=label,
+        process_wall_s=wall,
+        process_cpu_s=process_cpu,
+        cpu_s=cpu,
+        peak_rss_bytes=peak,
+        load_before=load_before,
+        load_after=os.getloadavg(),
+        returncode=child.returncode,
+        log=str(log),
+    )
+    if child.returncode != 0:
+        tail = log.read_text(errors="replace").splitlines()[-40:]
+        raise VariantFailed(
+            f"{label} failed (exit {child.returncode}); last lines of {log}:\n" + "\n".join(tail)
+        )
+    return measurement
+
+
+def python_argv(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]

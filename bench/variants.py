@@ -1,0 +1,320 @@
+"""Child-process entry points, one per measured variant (`python -m bench.variants KIND ...`).
+
+Each writes a JSON result: `wall_s` (the timed section, without interpreter start-up and imports),
+invoice totals as exact decimal strings, outcome counts, and what it knows about where the time
+went (Dagster step times, dbt per-model timings from run_results.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+Invoices = dict[str, tuple[str, Decimal]]
+
+
+class Clock:
+    """Wall and CPU time (this process and its waited-for children, e.g. dbt) of a section."""
+
+    def __enter__(self) -> Clock:
+        self._wall = time.perf_counter()
+        self._cpu = _cpu_now()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.wall_s = time.perf_counter() - self._wall
+        self.cpu_s = _cpu_now() - self._cpu
+
+
+def _cpu_now() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def invoices_to_json(invoices: Invoices) -> dict[str, list[str]]:
+    return {key: [currency, f"{total:f}"] for key, (currency, total) in sorted(invoices.items())}
+
+
+def invoices_from_json(data: dict[str, list[str]]) -> Invoices:
+    return {key: (currency, Decimal(total)) for key, (currency, total) in data.items()}
+
+
+def _write(path: Path, result: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1, sort_keys=True))
+
+
+def dbt_timings(run_results: Path) -> dict:
+    """dbt's own view of a build: total elapsed and per-node execution time, slowest first."""
+    data = json.loads(run_results.read_text())
+    nodes = [
+        {
+            "node": result["unique_id"],
+            "status": result["status"],
+            "execution_s": round(result["execution_time"], 3),
+        }
+        for result in data["results"]
+    ]
+    nodes.sort(key=lambda node: node["execution_s"], reverse=True)
+    return {
+        "elapsed_s": round(data["elapsed_time"], 3),
+        "models_s": round(
+            sum(n["execution_s"] for n in nodes if n["node"].startswith("model.")), 3
+        ),
+        "tests_s": round(
+            sum(n["execution_s"] for n in nodes if n["node"].startswith(("test.", "unit_test."))),
+            3,
+        ),
+        "seeds_s": round(sum(n["execution_s"] for n in nodes if n["node"].startswith("seed.")), 3),
+        "nodes": nodes,
+    }
+
+
+def run_floor_variant(args: argparse.Namespace) -> None:
+    from bench.floor import run_floor
+
+    with Clock() as clock:
+        result = run_floor(Path(args.landing), Path(args.seeds), Path(args.database))
+    Path(args.database).unlink(missing_ok=True)
+    _write(
+        Path(args.out),
+        {
+            "wall_s": clock.wall_s,
+            "cpu_s": clock.cpu_s,
+            "invoices": invoices_to_json(result.invoices),
+            "outcomes": result.outcomes,
+        },
+    )
+
+
+def _warehouse_answer(warehouse) -> tuple[Invoices, dict[str, int]]:
+    from bench.postgres import outcome_counts
+
+    with warehouse.connect(read_only=True) as connection:
+        invoices = {
+            invoice_id: (currency, total)
+            for invoice_id, currency, total in connection.execute(
+                "select invoice_id, currency, total from billing.fct_invoices"
+            ).fetchall()
+        }
+        outcomes = outcome_counts(
+            connection.execute(
+                "select outcome, reason, count(*) from billing.fct_usage_event_outcomes "
+                "group by outcome, reason"
+            ).fetchall()
+        )
+    return invoices, outcomes
+
+
+# -- What the pipeline variants run ---------------------------------------------------------
+
+
+def full_build(warehouse, instance, new_files=()):
+    """Everything from the landing files into an empty warehouse: plans, landing, dbt build,
+    exports, checks (the `billing_pipeline` job)."""
+    from bench import pipeline
+
+    del new_files  # landing reads the whole landing directory
+    return pipeline.materialize(warehouse, instance)
+
+
+# THE INCREMENTAL VARIANT. When the billing-lifecycle merge makes the usage models incremental
+# and day-partitioned, change this function (e.g. run `billing_daily`'s selection for the batch's
+# day: `partition_key=BATCH_DAY.isoformat()`), INCREMENTAL_PATH and DBT_REBUILDS_FULLY, nothing
+# else. The harness records both constants in the results.
+INCREMENTAL_PATH = (
+    "land_and_rate as landing_sensor starts it: the job's selection (raw/* and everything "
+    "downstream, checks included; not plans, not the reverse-ETL pushes) with the sensor's run "
+    "config naming only the new files; dbt rebuilds every model (tables) from raw"
+)
+# True while dbt rebuilds every table from raw on each run: the incremental figure then measures
+# landing the batch plus a full rebuild, not work proportional to the batch.
+DBT_REBUILDS_FULLY = True
+
+
+def incremental_build(warehouse, instance, new_files):
+    """Bring a built warehouse up to date after `new_files` arrived in its landing directory,
+    the way production does it now: the run landing_sensor requests for exactly those files."""
+    from bench import pipeline
+    from dagster_billing.defs.ingest.sensors import (
+        dropped_files,
+        land_and_rate_job,
+        landing_run_request,
+    )
+
+    new = {path.relative_to(warehouse.landing_dir).as_posix() for path in new_files}
+    # The sensor's cursor after the full build: every landing file but the new ones was seen.
+    seen = {n: s for n, s in dropped_files(warehouse.landing_dir).items() if n not in new}
+    request, _cursor = landing_run_request(warehouse, {"api_seq": 0, "dropped": seen})
+    if request is None:
+        raise RuntimeError("landing_sensor would not start a run for the new files")
+    return pipeline.materialize(
+        warehouse, instance, selection=land_and_rate_job.selection, run_config=request.run_config
+    )
+
+
+# Dagster step keys -> the phase of the pipeline they belong to.
+def _phase(step_key: str) -> str:
+    if step_key == "raw_usage":
+        return "landing"
+    if step_key.startswith("billing_dbt_models") or step_key.startswith("dbt"):
+        return "dbt"
+    if step_key.startswith("exports"):
+        return "exports"
+    if step_key.startswith("plans"):
+        return "plans"
+    return "checks"
+
+
+def run_pipeline_variant(args: argparse.Namespace) -> None:
+    import dagster as dg
+
+    from dagster_billing.defs.resources import BillingWarehouse
+
+    target_root = Path(args.dbt_target_path).resolve()
+    os.environ["DBT_TARGET_PATH"] = str(target_root)
+    warehouse = BillingWarehouse(data_dir=str(Path(args.data_dir).resolve()))
+    instance = dg.DagsterInstance.ephemeral()
+    # Before the clock starts, as a deployment would have them: the definitions loaded, and dbt's
+    # partial-parse state for this data directory (dagster-dbt copies it into each invocation's
+    # target; without it every dbt call re-parses the project because the profile changed).
+    from dagster_billing.definitions import defs
+
+    del defs
+    with warehouse.dbt_environment():
+        _dbt_parse(target_root)
+    with Clock() as clock:
+        build = full_build if args.mode == "full" else incremental_build
+        result = build(warehouse, instance, [Path(p).resolve() for p in args.new_file])
+
+    steps = {
+        stats.step_key: round(stats.end_time - stats.start_time, 3)
+        for stats in instance.get_run_step_stats(result.run_id)
+        if stats.end_time and stats.start_time
+    }
+    phases: dict[str, float] = {}
+    for step_key, seconds in steps.items():
+        phases[_phase(step_key)] = round(phases.get(_phase(step_key), 0.0) + seconds, 3)
+    run_results = sorted(target_root.glob(f"*-{result.run_id[:7]}-*/run_results.json"))
+    invoices, outcomes = _warehouse_answer(warehouse)
+    _write(
+        Path(args.out),
+        {
+            "wall_s": clock.wall_s,
+            "cpu_s": clock.cpu_s,
+            "run_id": result.run_id,
+            "steps": steps,
+            "phases": phases,
+            "dbt": dbt_timings(run_results[-1]) if run_results else None,
+            "invoices": invoices_to_json(invoices),
+            "outcomes": outcomes,
+            "incremental_path": INCREMENTAL_PATH if args.mode != "full" else None,
+            "dbt_rebuilds_fully": DBT_REBUILDS_FULLY,
+        },
+    )
+
+
+def _dbt_executable() -> str:
+    beside = Path(sys.executable).with_name("dbt")
+    return str(beside) if beside.exists() else "dbt"
+
+
+def _dbt_parse(target_path: Path, *extra: str) -> None:
+    from dagster_billing.paths import DBT_PROJECT_DIR
+
+    subprocess.run(
+        [_dbt_executable(), "parse", "--quiet", "--target-path", str(target_path), *extra],
+        cwd=DBT_PROJECT_DIR,
+        check=True,
+    )
+
+
+def run_dbt_variant(args: argparse.Namespace) -> None:
+    """`dbt build --target <target>` as a plain CLI run (the Postgres peer), parsed beforehand."""
+    from dagster_billing.paths import DBT_PROJECT_DIR
+
+    target_path = Path(args.dbt_target_path).resolve()
+    _dbt_parse(target_path, "--target", args.target)
+    with Clock() as clock:
+        completed = subprocess.run(
+            [
+                _dbt_executable(),
+                "build",
+                "--target",
+                args.target,
+                "--target-path",
+                str(target_path),
+            ],
+            cwd=DBT_PROJECT_DIR,
+            check=False,
+        )
+    if completed.returncode != 0:
+        sys.exit(completed.returncode)
+    _write(
+        Path(args.out),
+        {
+            "wall_s": clock.wall_s,
+            "cpu_s": clock.cpu_s,
+            "dbt": dbt_timings(target_path / "run_results.json"),
+        },
+    )
+
+
+def run_pg_copy_variant(args: argparse.Namespace) -> None:
+    """Copy the landed raw tables of a DuckDB warehouse into the Postgres server in BILLING_PG_*."""
+    from bench.postgres import LocalPostgres, copy_raw_tables
+
+    pg = LocalPostgres.from_env(dict(os.environ))
+    with Clock() as clock:
+        rows = copy_raw_tables(Path(args.duckdb), pg, Path(args.scratch))
+    _write(Path(args.out), {"wall_s": clock.wall_s, "cpu_s": clock.cpu_s, "rows": rows})
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.variants")
+    kinds = parser.add_subparsers(dest="kind", required=True)
+
+    floor = kinds.add_parser("floor", help="the hand-written DuckDB floor on landing files")
+    floor.add_argument("--landing", required=True)
+    floor.add_argument("--seeds", required=True)
+    floor.add_argument("--database", required=True)
+    floor.add_argument("--out", required=True)
+    floor.set_defaults(run=run_floor_variant)
+
+    pipeline = kinds.add_parser("pipeline", help="the Dagster pipeline on a data directory")
+    pipeline.add_argument("--data-dir", required=True)
+    pipeline.add_argument("--mode", choices=("full", "incremental"), required=True)
+    pipeline.add_argument("--new-file", action="append", default=[])
+    pipeline.add_argument("--dbt-target-path", required=True)
+    pipeline.add_argument("--out", required=True)
+    pipeline.set_defaults(run=run_pipeline_variant)
+
+    dbt = kinds.add_parser("dbt", help="dbt build against another target (the peer)")
+    dbt.add_argument("--target", required=True)
+    dbt.add_argument("--dbt-target-path", required=True)
+    dbt.add_argument("--out", required=True)
+    dbt.set_defaults(run=run_dbt_variant)
+
+    pg_copy = kinds.add_parser("pg-copy", help="copy raw.* from DuckDB into Postgres")
+    pg_copy.add_argument("--duckdb", required=True)
+    pg_copy.add_argument("--scratch", required=True)
+    pg_copy.add_argument("--out", required=True)
+    pg_copy.set_defaults(run=run_pg_copy_variant)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()

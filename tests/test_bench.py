@@ -1,0 +1,143 @@
+"""The benchmark harness, run end to end on a tiny size so it cannot rot. No timings asserted."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from decimal import Decimal
+
+import pytest
+
+from bench.harness import compare_answers, parse_size, size_label
+from dagster_billing.paths import REPO_ROOT
+
+
+@pytest.mark.slow
+def test_smoke_run_of_every_variant_but_postgres(tmp_path):
+    results = tmp_path / "results"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--size",
+            "10K",
+            "--no-postgres",
+            "--out-dir",
+            str(tmp_path / "out"),
+            "--results-dir",
+            str(results),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-4000:]
+
+    report = json.loads((results / "bench-10K.json").read_text())
+    assert set(report["variants"]) == {
+        "floor",
+        "pipeline_full",
+        "floor_history_batch",
+        "incremental",
+        "floor_batch",
+        "batch_alone",
+    }
+    assert report["variants"]["pipeline_full"]["events"] == 10_000
+    assert report["variants"]["incremental"]["events"] == 100
+    assert {c["candidate"] for c in report["checks"]["comparisons"]} == {
+        "pipeline_full",
+        "incremental",
+        "batch_alone",
+    }
+    assert report["checks"]["identical"] is True
+    assert report["targets"]["incremental_over_batch_alone"]["meaningful"] is False
+    pipeline = report["variants"]["pipeline_full"]["detail"]
+    assert {"landing", "dbt", "exports"} <= set(pipeline["phases"])
+    # The report keeps dbt's slowest nodes (from run_results.json), slowest first.
+    nodes = pipeline["dbt"]["nodes"]
+    assert any(n["node"].startswith("model.billing.") for n in nodes)
+    assert [n["execution_s"] for n in nodes] == sorted(
+        (n["execution_s"] for n in nodes), reverse=True
+    )
+    assert (results / "bench-10K.png").read_bytes().startswith(b"\x89PNG")
+    assert "pipeline / floor" in completed.stdout
+
+
+def test_a_cent_of_difference_fails_the_comparison():
+    reference = {"inv-a-2026-01-01": ("USD", Decimal("10.00"))}
+    same_value_other_scale = {"inv-a-2026-01-01": ("USD", Decimal("10.0000"))}
+    a_cent_off = {"inv-a-2026-01-01": ("USD", Decimal("10.01"))}
+    outcomes = {"accepted": 3, "quarantined:unknown_meter": 1}
+
+    assert compare_answers("floor", reference, outcomes, "p", same_value_other_scale, outcomes)[
+        "identical"
+    ]
+    different = compare_answers("floor", reference, outcomes, "p", a_cent_off, outcomes)
+    assert not different["identical"]
+    assert "inv-a-2026-01-01" in different["differences"][0]
+
+
+def test_missing_invoices_and_outcome_counts_fail_the_comparison():
+    reference = {"inv-a": ("USD", Decimal("1")), "inv-b": ("EUR", Decimal("2"))}
+    assert not compare_answers("floor", reference, {}, "p", {"inv-a": reference["inv-a"]}, {})[
+        "identical"
+    ]
+    assert not compare_answers(
+        "floor", reference, {"duplicate": 2}, "p", reference, {"duplicate": 1}
+    )["identical"]
+    assert not compare_answers("floor", {}, {}, "p", {}, {})["identical"]
+
+
+@pytest.mark.parametrize(
+    ("text", "events", "label"),
+    [
+        ("10K", 10_000, "10K"),
+        ("1M", 1_000_000, "1M"),
+        ("2.5M", 2_500_000, "2500K"),
+        ("100", 100, "100"),
+    ],
+)
+def test_sizes(text, events, label):
+    assert parse_size(text) == events
+    assert size_label(events) == label
+
+
+@pytest.mark.parametrize("text", ["ten", "50", "1.5X"])
+def test_bad_sizes_are_refused(text):
+    with pytest.raises(ValueError):
+        parse_size(text)
+
+
+def test_the_floor_rates_the_sample_plans_and_refuses_what_it_does_not_rate(tmp_path):
+    from bench.floor import OutOfFloorScope, check_floor_scope
+    from dagster_billing.paths import SEEDS_DIR
+
+    check_floor_scope(SEEDS_DIR)  # the plans in plans/ (compiled seeds) are all in scope
+
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SEEDS_DIR, seeds)
+    charges = (seeds / "price_charges.csv").read_text().splitlines()
+    header = charges[0].split(",")
+    package = dict.fromkeys(header, "")
+    package.update(
+        plan_code="scale_2026",
+        plan_version="1",
+        charge_id="bundles",
+        dimension_value="*",
+        charge_order="11",
+        dimension_match="all",
+        meter_code="api.requests",
+        pricing_model="package",
+        package_size="1000",
+        package_price="1",
+        discount_percent="10",
+    )
+    charges.append(",".join(package[column] for column in header))
+    (seeds / "price_charges.csv").write_text("\n".join(charges) + "\n")
+    with pytest.raises(OutOfFloorScope, match="bundles: pricing model package") as refused:
+        check_floor_scope(seeds)
+    assert "bundles: discount_percent" in str(refused.value)

@@ -1,0 +1,167 @@
+"""The portability macros give the same answers on DuckDB and PostgreSQL (and equal Python's exact
+Decimal arithmetic): exact division half-up to 10 places, ceiling division, whole seconds between
+timestamps, JSON fields. PostgreSQL runs as a throwaway local server; skipped when it is missing."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import datetime
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, localcontext
+from pathlib import Path
+
+import pytest
+
+from bench.postgres import LocalPostgres, postgres_available
+
+DIVISIONS = [
+    ("1", "3"),
+    ("2", "3"),
+    ("5", "7200"),  # 0.00069444444 -> half-up at the 10th place
+    ("1", "20000000000"),  # exactly half of the last place: rounds up
+    ("0.00000000004", "1"),  # below half of the last place: rounds down
+    ("123456789.1234567891", "3600"),
+    ("0", "3600"),
+    ("999999999999.9999999999", "0.0000000007"),
+]
+CEILINGS = [("10", "3"), ("9", "3"), ("0", "5"), ("0.5", "0.25"), ("0.5000000001", "0.25")]
+SECONDS = [
+    ("2026-01-01 00:00:00.900", "2026-01-01 00:00:01.100"),
+    ("2026-01-01 00:00:01.000", "2026-01-01 00:00:01.999"),
+    ("2026-01-31 23:59:59.999", "2026-02-01 00:00:00.000"),
+    ("2026-01-01 00:00:00", "2026-03-01 00:00:00"),
+]
+JSON_ROWS = [
+    ('{"model":"gpt-4o","region":"eu"}', "model"),
+    ('{"model":"gpt-4o","region":"eu"}', "region"),
+    ('{"user_id":"u_1"}', "model"),
+    (None, "model"),
+]
+
+
+def _exact_division(numerator: str, denominator: str) -> Decimal:
+    with localcontext() as context:
+        context.prec = 80
+        return (Decimal(numerator) / Decimal(denominator)).quantize(
+            Decimal("1e-10"), rounding=ROUND_HALF_UP
+        )
+
+
+def _exact_ceiling(numerator: str, denominator: str) -> int:
+    with localcontext() as context:
+        context.prec = 80
+        return int((Decimal(numerator) / Decimal(denominator)).to_integral_value(ROUND_CEILING))
+
+
+def _whole_seconds_crossed(start: str, end: str) -> int:
+    def floor_second(text: str) -> int:
+        return int(datetime.fromisoformat(text).timestamp() // 1)
+
+    return floor_second(end) - floor_second(start)
+
+
+def _values(rows: list[tuple], types: tuple[str, ...]) -> str:
+    def literal(value, sql_type: str) -> str:
+        if value is None:
+            return f"cast(null as {sql_type})"
+        return f"cast('{value}' as {sql_type})"
+
+    return ", ".join(
+        "("
+        + str(index)
+        + ", "
+        + ", ".join(literal(v, t) for v, t in zip(row, types, strict=True))
+        + ")"
+        for index, row in enumerate(rows)
+    )
+
+
+QUERY = (
+    "select 'divide' as kind, i, cast({{ divide_decimal('a', 'b') }} as varchar) as answer"
+    f" from (values {_values(DIVISIONS, ('decimal(38,10)', 'decimal(38,10)'))}) as t(i, a, b)"
+    " union all "
+    "select 'ceil', i, cast({{ ceil_divide('a', 'b') }} as varchar)"
+    f" from (values {_values(CEILINGS, ('decimal(38,10)', 'decimal(38,10)'))}) as t(i, a, b)"
+    " union all "
+    "select 'seconds', i, cast({{ seconds_between('s', 'e') }} as varchar)"
+    f" from (values {_values(SECONDS, ('timestamp', 'timestamp'))}) as t(i, s, e)"
+    " union all "
+    "select 'json', i, {{ json_field('p', 'k') }}"
+    f" from (values {_values(JSON_ROWS, ('varchar', 'varchar'))}) as t(i, p, k)"
+)
+
+
+def _compiled(target: str) -> str:
+    from dbt.cli.main import dbtRunner
+
+    from dagster_billing.paths import DBT_PROJECT_DIR
+
+    result = dbtRunner().invoke(
+        [
+            "compile",
+            "--quiet",
+            "--target",
+            target,
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--inline",
+            QUERY,
+        ]
+    )
+    assert result.success, result.exception
+    return result.result.results[0].node.compiled_code
+
+
+def _answers(rows) -> dict[tuple[str, int], object]:
+    parsed: dict[tuple[str, int], object] = {}
+    for kind, index, answer in rows:
+        if kind == "divide":
+            parsed[(kind, index)] = Decimal(answer)
+        elif kind in ("ceil", "seconds"):
+            parsed[(kind, index)] = int(answer)
+        else:
+            parsed[(kind, index)] = answer
+    return parsed
+
+
+def _expected() -> dict[tuple[str, int], object]:
+    expected: dict[tuple[str, int], object] = {}
+    for index, (numerator, denominator) in enumerate(DIVISIONS):
+        expected[("divide", index)] = _exact_division(numerator, denominator)
+    for index, (numerator, denominator) in enumerate(CEILINGS):
+        expected[("ceil", index)] = _exact_ceiling(numerator, denominator)
+    for index, (start, end) in enumerate(SECONDS):
+        expected[("seconds", index)] = _whole_seconds_crossed(start, end)
+    expected[("json", 0)] = "gpt-4o"
+    expected[("json", 1)] = "eu"
+    expected[("json", 2)] = None
+    expected[("json", 3)] = None
+    return expected
+
+
+def test_macros_on_duckdb_match_exact_arithmetic(tmp_path, monkeypatch):
+    import duckdb
+
+    monkeypatch.setenv("BILLING_DATA_DIR", str(tmp_path))
+    rows = duckdb.sql(_compiled("duckdb")).fetchall()
+    assert _answers(rows) == _expected()
+
+
+@pytest.mark.skipif(not postgres_available(), reason="PostgreSQL server binaries not installed")
+def test_macros_on_postgres_match_duckdb_and_exact_arithmetic(tmp_path, monkeypatch):
+    monkeypatch.setenv("BILLING_DATA_DIR", str(tmp_path))
+    # The server's directory must be reachable by the `postgres` user when run as root, which
+    # pytest's private tmp_path is not.
+    with LocalPostgres(Path(tempfile.mkdtemp(prefix="billing-pg-"))) as server:
+        for name, value in server.env.items():
+            monkeypatch.setenv(name, value)
+        sql = _compiled("postgres")
+        connection = server.connect()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql)
+                rows = cursor.fetchall()
+        finally:
+            connection.close()
+    assert _answers(rows) == _expected()
