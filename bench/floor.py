@@ -30,7 +30,8 @@ class FloorResult:
     outcomes: dict[str, int]
 
 
-# What floor.sql rates. The sample plans (plans/, compiled to seeds/price_*.csv) use all of it;
+# What floor.sql rates (calendar-month periods, the rated lines before coupons and prepaid
+# credits: the pipeline's fct_invoices.subtotal). The sample plans (plans/, compiled to seeds/price_*.csv) use all of it;
 # the pricing engine can do more (docs/plans.md), and seeds that need more are refused rather
 # than rated differently from the pipeline.
 FLOOR_PRICING_MODELS = frozenset({"per_unit", "matrix", "graduated", "volume", "seat", "flat"})
@@ -85,6 +86,10 @@ def check_floor_scope(seeds_dir: Path) -> None:
         f"subscriptions {account}: {count} subscriptions"
         for account, count in subscribed.items()
         if count > 1
+    ]
+    problems += [
+        f"billing_cycles {cycle['account_id']}: anniversary periods"
+        for cycle in rows("billing_cycles.csv")
     ]
     if problems:
         raise OutOfFloorScope(

@@ -15,12 +15,12 @@ def materialize(
     warehouse: BillingWarehouse,
     instance: dg.DagsterInstance,
     *,
-    selection: dg.AssetSelection | None = None,
+    selection,
     run_config: dict | None = None,
     partition_key: str | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """Every asset and check `billing_pipeline` runs (all but the reverse-ETL pushes, which need
-    destination credentials), or the part of them in `selection`."""
+    """The assets in `selection` (with their checks) of those in-process runs hold: all but the
+    reverse-ETL pushes and webhook delivery, which need destinations."""
     from dagster_billing.definitions import pipeline_assets_and_checks
 
     return dg.materialize(

@@ -302,7 +302,7 @@ def postgres_invoices(pg: LocalPostgres) -> dict[str, tuple[str, Decimal]]:
     connection = pg.connect()
     try:
         with connection.cursor() as cursor:
-            cursor.execute("select invoice_id, currency, total from billing.fct_invoices")
+            cursor.execute("select invoice_id, currency, subtotal from billing.fct_invoices")
             return {invoice_id: (currency, total) for invoice_id, currency, total in cursor}
     finally:
         connection.close()

@@ -102,7 +102,8 @@ def _warehouse_answer(warehouse) -> tuple[Invoices, dict[str, int]]:
         invoices = {
             invoice_id: (currency, total)
             for invoice_id, currency, total in connection.execute(
-                "select invoice_id, currency, total from billing.fct_invoices"
+                # Rated lines only: coupons and prepaid credits (seeds) are outside the floor.
+                "select invoice_id, currency, subtotal from billing.fct_invoices"
             ).fetchall()
         }
         outcomes = outcome_counts(
@@ -119,31 +120,39 @@ def _warehouse_answer(warehouse) -> tuple[Invoices, dict[str, int]]:
 
 def full_build(warehouse, instance, new_files=()):
     """Everything from the landing files into an empty warehouse: plans, landing, dbt build,
-    exports, checks (the `billing_pipeline` job)."""
+    drafts, exports, checks (the `billing_pipeline` job, for today's day partition: every day
+    with events is new, so every day is built)."""
     from bench import pipeline
+    from dagster_billing.definitions import in_process_job_selection
 
     del new_files  # landing reads the whole landing directory
-    return pipeline.materialize(warehouse, instance)
+    return pipeline.materialize(
+        warehouse,
+        instance,
+        selection=in_process_job_selection("billing_pipeline"),
+        partition_key=_today(),
+    )
 
 
-# THE INCREMENTAL VARIANT. When the billing-lifecycle merge makes the usage models incremental
-# and day-partitioned, change this function (e.g. run `billing_daily`'s selection for the batch's
-# day: `partition_key=BATCH_DAY.isoformat()`), INCREMENTAL_PATH and DBT_REBUILDS_FULLY, nothing
-# else. The harness records both constants in the results.
+# THE INCREMENTAL VARIANT: what production runs when new files land. The harness records both
+# constants in the results.
 INCREMENTAL_PATH = (
-    "land_and_rate as landing_sensor starts it: the job's selection (raw/* and everything "
-    "downstream, checks included; not plans, not the reverse-ETL pushes) with the sensor's run "
-    "config naming only the new files; dbt rebuilds every model (tables) from raw"
+    "land_and_rate as landing_sensor starts it (raw/* and everything downstream, checks "
+    "included; not plans, the ledger or the pushes), for the sensor's day partition, with its run "
+    "config naming only the new files: usage models are incremental by arrival and rebuild only "
+    "the days the batch touched; rating, drafts and marts (one row per account x period x "
+    "charge) are rebuilt"
 )
-# True while dbt rebuilds every table from raw on each run: the incremental figure then measures
-# landing the batch plus a full rebuild, not work proportional to the batch.
-DBT_REBUILDS_FULLY = True
+# False since the usage models are incremental: the batch's cost is landing it, classifying and
+# rolling up its own rows, and re-rating the periods (not the events) of every account.
+DBT_REBUILDS_FULLY = False
 
 
 def incremental_build(warehouse, instance, new_files):
     """Bring a built warehouse up to date after `new_files` arrived in its landing directory,
-    the way production does it now: the run landing_sensor requests for exactly those files."""
+    the way production does it: the run landing_sensor requests for exactly those files."""
     from bench import pipeline
+    from dagster_billing.definitions import in_process_job_selection
     from dagster_billing.defs.ingest.sensors import (
         dropped_files,
         land_and_rate_job,
@@ -157,8 +166,18 @@ def incremental_build(warehouse, instance, new_files):
     if request is None:
         raise RuntimeError("landing_sensor would not start a run for the new files")
     return pipeline.materialize(
-        warehouse, instance, selection=land_and_rate_job.selection, run_config=request.run_config
+        warehouse,
+        instance,
+        selection=in_process_job_selection(land_and_rate_job.name),
+        run_config=request.run_config,
+        partition_key=request.partition_key,
     )
+
+
+def _today() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y-%m-%d")
 
 
 # Dagster step keys -> the phase of the pipeline they belong to.
@@ -238,7 +257,9 @@ def _dbt_parse(target_path: Path, *extra: str) -> None:
 
 
 def run_dbt_variant(args: argparse.Namespace) -> None:
-    """`dbt build --target <target>` as a plain CLI run (the Postgres peer), parsed beforehand."""
+    """`dbt build --target <target>` as a plain CLI run (the Postgres peer), parsed beforehand,
+    with the arguments the pipeline's runs use."""
+    from dagster_billing.lib.dbt_args import dbt_build_args
     from dagster_billing.paths import DBT_PROJECT_DIR
 
     target_path = Path(args.dbt_target_path).resolve()
@@ -247,7 +268,7 @@ def run_dbt_variant(args: argparse.Namespace) -> None:
         completed = subprocess.run(
             [
                 _dbt_executable(),
-                "build",
+                *dbt_build_args(),
                 "--target",
                 args.target,
                 "--target-path",

@@ -29,6 +29,7 @@ from dagster_billing.datagen import generate_events
 from dagster_billing.defs.dbt.project import DBT_EXECUTABLE
 from dagster_billing.defs.ingest.landing import ensure_raw_tables, land_file, landing_files
 from dagster_billing.defs.resources import BillingWarehouse
+from dagster_billing.lib.dbt_args import dbt_build_args
 from dagster_billing.paths import DBT_PROJECT_DIR, SEEDS_DIR
 
 USAGE_MODELS = (
@@ -50,7 +51,7 @@ def land(warehouse: BillingWarehouse, files: list[Path]) -> None:
 
 
 def dbt_build(warehouse: BillingWarehouse, target: Path, *extra: str, **dbt_vars: str) -> dict:
-    command = [DBT_EXECUTABLE, "build", "--quiet", "--target-path", str(target), *extra]
+    command = [DBT_EXECUTABLE, *dbt_build_args(), "--quiet", "--target-path", str(target), *extra]
     command += ["--vars", json.dumps(dbt_vars)]
     with warehouse.dbt_environment():
         started = time.perf_counter()

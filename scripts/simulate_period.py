@@ -24,7 +24,9 @@ import duckdb
 from dagster_billing.defs.dbt.project import DBT_EXECUTABLE
 from dagster_billing.defs.ingest.landing import ensure_raw_tables, land_file, landing_files
 from dagster_billing.defs.resources import BillingWarehouse
+from dagster_billing.lib.dbt_args import dbt_build_args
 from dagster_billing.paths import DBT_PROJECT_DIR, REPO_ROOT, SEEDS_DIR
+from dagster_billing.pricing.inputs import write_empty_account_data
 from dagster_billing.pricing.plans import compile_plans
 
 CASE = REPO_ROOT / "tests" / "fixtures" / "lifecycle"
@@ -74,7 +76,7 @@ def land(warehouse: BillingWarehouse) -> None:
 
 
 def dbt_build(warehouse: BillingWarehouse, target: Path, **dbt_vars: str) -> None:
-    command = [DBT_EXECUTABLE, "build", "--quiet", "--target-path", str(target)]
+    command = [DBT_EXECUTABLE, *dbt_build_args(), "--quiet", "--target-path", str(target)]
     with warehouse.dbt_environment():
         subprocess.run([*command, "--vars", json.dumps(dbt_vars)], cwd=DBT_PROJECT_DIR, check=True)
 
@@ -105,9 +107,8 @@ def main() -> None:
     shutil.rmtree(args.out, ignore_errors=True)
     seeds = args.out / "seeds"
     seeds.mkdir(parents=True)
-    for name in ("currencies.csv", "issuers.csv", "account_issuers.csv"):
-        shutil.copy(SEEDS_DIR / name, seeds / name)
-    (seeds / "account_issuers.csv").write_text("account_id,issuer_id\n")
+    shutil.copy(SEEDS_DIR / "currencies.csv", seeds / "currencies.csv")
+    write_empty_account_data(seeds)
     for path in CASE.glob("*.csv"):
         shutil.copy(path, seeds / path.name)
     compile_plans(CASE / "plans", seeds)

@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 
 from dagster_billing.paths import SEEDS_DIR
+from dagster_billing.pricing.inputs import ACCOUNT_DATA_SEEDS
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REFERENCE_FILES = (
@@ -18,14 +19,6 @@ REFERENCE_FILES = (
     "meters.csv",
     "currencies.csv",
     "issuers.csv",
-)
-# Lifecycle reference data that names accounts: empty (header only) unless a test overrides it.
-ACCOUNT_DATA_FILES = (
-    "credit_grants.csv",
-    "coupons.csv",
-    "account_issuers.csv",
-    "usage_thresholds.csv",
-    "billing_cycles.csv",
 )
 
 
@@ -60,7 +53,8 @@ def copy_reference_seeds(target: Path, **overrides: str) -> Path:
             (target / name).write_text(overrides[name])
         else:
             shutil.copy(SEEDS_DIR / name, target / name)
-    for name in ACCOUNT_DATA_FILES:
+    # Lifecycle reference data that names accounts: empty (header only) unless overridden.
+    for name in ACCOUNT_DATA_SEEDS:
         header = (SEEDS_DIR / name).read_text().splitlines()[0] + "\n"
         (target / name).write_text(overrides.get(name, header))
     return target

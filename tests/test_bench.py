@@ -54,7 +54,8 @@ def test_smoke_run_of_every_variant_but_postgres(tmp_path):
         "batch_alone",
     }
     assert report["checks"]["identical"] is True
-    assert report["targets"]["incremental_over_batch_alone"]["meaningful"] is False
+    # The usage models are incremental: the ratio measures work that follows the batch.
+    assert report["targets"]["incremental_over_batch_alone"]["meaningful"] is True
     pipeline = report["variants"]["pipeline_full"]["detail"]
     assert {"landing", "dbt", "exports"} <= set(pipeline["phases"])
     # The report keeps dbt's slowest nodes (from run_results.json), slowest first.
@@ -138,6 +139,9 @@ def test_the_floor_rates_the_sample_plans_and_refuses_what_it_does_not_rate(tmp_
     )
     charges.append(",".join(package[column] for column in header))
     (seeds / "price_charges.csv").write_text("\n".join(charges) + "\n")
+    with (seeds / "billing_cycles.csv").open("a") as cycles:
+        cycles.write("acct_meridian,15\n")
     with pytest.raises(OutOfFloorScope, match="bundles: pricing model package") as refused:
         check_floor_scope(seeds)
     assert "bundles: discount_percent" in str(refused.value)
+    assert "billing_cycles acct_meridian: anniversary periods" in str(refused.value)

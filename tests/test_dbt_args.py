@@ -49,17 +49,17 @@ def test_finalization_uses_the_partition_end():
 
 def test_build_args_with_vars_and_full_refresh():
     as_of = datetime(2026, 1, 31, 23, tzinfo=UTC)
-    assert dbt_build_args() == ["build"]
+    assert dbt_build_args() == ["build", "--exclude-resource-type", "unit_test"]
     args = dbt_build_args(
         full_refresh=True,
         dbt_vars=run_vars(as_of=as_of)
         | usage_window_vars(as_of.replace(hour=0), as_of.replace(hour=0) + timedelta(days=1)),
     )
-    assert args[:3] == ["build", "--full-refresh", "--vars"]
-    assert json.loads(args[3]) == {
+    assert args[:5] == ["build", "--exclude-resource-type", "unit_test", "--full-refresh", "--vars"]
+    assert json.loads(args[5]) == {
         "as_of": "2026-01-31T23:00:00",
         "usage_window_end": "2026-02-01T00:00:00",
         "usage_window_start": "2026-01-31T00:00:00",
     }
     # Sorted keys: the same run always produces the same command line.
-    assert args[3] == json.dumps(json.loads(args[3]), sort_keys=True)
+    assert args[5] == json.dumps(json.loads(args[5]), sort_keys=True)

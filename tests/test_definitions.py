@@ -57,6 +57,7 @@ EXPECTED_ASSETS = {
     "reference/issuers",
     "reference/account_issuers",
     "reference/usage_thresholds",
+    "reference/billing_cycles",
     "intermediate/int_usage_daily",
     "intermediate/int_usage_daily_unique_values",
     "intermediate/int_usage_hourly",

@@ -26,8 +26,9 @@ D = Decimal
 # Subscription from Jan 11: 21 of January's 31 days are billed, the start day in full.
 EXPECTED_LINES = [
     ("charge", "api_calls", D("10.01")),  # 1,000.5 calls x 0.01 = 10.005, half-up
-    ("recurring", "platform", D("21.00")),  # 31.00 x 21 / 31
-    ("commitment_true_up", None, D("36.73")),  # 100.00 x 21 / 31 = 67.74, less 31.01
+    ("recurring", "platform", D("21.00")),  # January: 31.00 x 21 / 31
+    ("recurring", "platform", D("31.00")),  # February, in advance
+    ("commitment_true_up", None, D("5.73")),  # 100.00 x 21 / 31 = 67.74, less 62.01
     ("coupon", "c_recon", D("-6.77")),  # 10 % of 67.74 = 6.774
     ("credit", "g_recon", D("-50.00")),  # the whole grant: 60.97 is left to pay
 ]

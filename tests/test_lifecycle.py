@@ -111,6 +111,8 @@ def _dbt(command: str, warehouse, target: Path, **dbt_vars: str) -> None:
                 DBT_EXECUTABLE,
                 command,
                 "--quiet",
+                "--exclude-resource-type",
+                "unit_test",
                 "--target-path",
                 str(target),
                 "--vars",

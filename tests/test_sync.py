@@ -431,6 +431,9 @@ def test_a_period_lived_through_books_final_invoices_and_credit_notes_once(tmp_p
     )
     sim_account = fakes.salesforce.find("Account", "Billing_Account_Id__c", "acct_sim")
     assert sim_account["Current_Period_Total__c"] == feb_total_now != feb_total
+    # The Accounts whose running draft moved were updated in place, none created again.
+    assert fakes.salesforce.created == {"Account": 2, "Billing_Invoice__c": 2}
+    assert fakes.salesforce.updated.get("Account", 0) >= 1
 
     fourth = sync(warehouse, fakes)
 

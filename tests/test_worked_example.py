@@ -31,9 +31,10 @@ def test_worked_example_invoice_is_exactly_130_dollars(tmp_path):
         "select charge_id, quantity, unit_price, amount from billing.fct_invoice_lines order by line_number",
     )
     assert lines == [
+        # In the plan's order of charges.
         ("api_calls", Decimal("50000"), Decimal("0.002"), Decimal("100.00")),
-        ("bandwidth", Decimal("100"), Decimal("0.05"), Decimal("5.00")),
         ("storage", Decimal("250"), Decimal("0.10"), Decimal("25.00")),
+        ("bandwidth", Decimal("100"), Decimal("0.05"), Decimal("5.00")),
     ]
     [(invoice_id, total, total_minor)] = query(
         warehouse, "select invoice_id, total, total_minor from billing.fct_invoices"

@@ -42,8 +42,10 @@ def finalization_vars(window_end: datetime) -> dict[str, str]:
 def dbt_build_args(
     *, full_refresh: bool = False, dbt_vars: Mapping[str, str] | None = None
 ) -> list[str]:
-    """Arguments of the `dbt build` that Dagster runs for the selected assets."""
-    args = ["build"]
+    """Arguments of the `dbt build` that Dagster runs for the selected assets. dbt's unit tests
+    (fixed inputs, no warehouse data) are left out of production runs, as dbt advises; `make
+    test` runs them (tests/test_dbt_unit_tests.py)."""
+    args = ["build", "--exclude-resource-type", "unit_test"]
     if full_refresh:
         args.append("--full-refresh")
     if dbt_vars:

@@ -31,6 +31,7 @@ from dagster_billing.paths import DBT_PROJECT_DIR, SEEDS_DIR
 from dagster_billing.pricing.inputs import (
     read_meters,
     write_accounts,
+    write_empty_account_data,
     write_subscriptions,
     write_usage,
 )
@@ -102,13 +103,15 @@ def materialize_invoices(warehouse) -> None:
     import dagster as dg
 
     from dagster_billing.definitions import pipeline_assets_and_checks
-    from dagster_billing.defs.jobs import NOT_IN_DAILY_RUNS
+    from dagster_billing.defs.jobs import LEDGER
     from dagster_billing.defs.resources import dbt_resource
 
+    # The ledger is partitioned by billing period (invoices priced here stay drafts); webhook
+    # deliveries feed the outbox but are not in process: materializable() keeps what runs here.
     selection = (
         dg.AssetSelection.groups(*PRICING_GROUPS).upstream().required_multi_asset_neighbors()
-        - NOT_IN_DAILY_RUNS
-    )
+        - LEDGER
+    ).materializable()
     # dbt's progress goes to stderr: stdout is for the command's result.
     with contextlib.redirect_stdout(sys.stderr):
         result = dg.materialize(
@@ -176,6 +179,7 @@ def price_files(
         shutil.copytree(plans_dir, run_plans, ignore=shutil.ignore_patterns("drafts"))
         shutil.copy(meters or SEEDS_DIR / "meters.csv", seeds_dir / "meters.csv")
         shutil.copy(SEEDS_DIR / "currencies.csv", seeds_dir / "currencies.csv")
+        write_empty_account_data(seeds_dir)
         account_ids = write_accounts(accounts, seeds_dir / "accounts.csv")
         plan_codes = {
             plan.code for plan in (load_plan_file(path) for path in plan_files(run_plans))

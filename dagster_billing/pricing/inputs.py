@@ -25,12 +25,33 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from dagster_billing.paths import SEEDS_DIR
 from dagster_billing.pricing.plans import (
     OVERRIDES_DIR,
     PlanOverride,
     describe_validation_error,
     load_yaml_exact,
 )
+
+# Billing-lifecycle reference data that names accounts (prepaid credits, coupons, the issuer of
+# an account, alert thresholds, anniversary cycles): a run for other accounts starts without any.
+ACCOUNT_DATA_SEEDS = (
+    "credit_grants.csv",
+    "coupons.csv",
+    "account_issuers.csv",
+    "usage_thresholds.csv",
+    "billing_cycles.csv",
+)
+
+
+def write_empty_account_data(seeds_dir: Path) -> None:
+    """The account data seeds with their header only, and the issuers of seeds/ (dbt refs every
+    seed, so a seed directory needs them all)."""
+    for name in ACCOUNT_DATA_SEEDS:
+        header = (SEEDS_DIR / name).read_text().splitlines()[0]
+        (seeds_dir / name).write_text(header + "\n")
+    (seeds_dir / "issuers.csv").write_text((SEEDS_DIR / "issuers.csv").read_text())
+
 
 ACCOUNT_COLUMNS = ("account_id", "account_name", "currency", "billing_email")
 SUBSCRIPTION_COLUMNS = (

@@ -33,7 +33,6 @@ from dagster_billing.pricing.plans import (
     plan_files,
 )
 
-REFERENCE_SEEDS = ("accounts.csv", "subscriptions.csv", "meters.csv", "currencies.csv")
 RATING_SELECTION = ("tag:rating",)
 
 COMPARE_SQL = """
@@ -142,6 +141,13 @@ def _strings(value):
     return value
 
 
+def copy_reference_seeds(seeds_dir: Path, target: Path) -> None:
+    """Every seed but the compiled price tables, which compile_plans writes for the drafts."""
+    for path in seeds_dir.glob("*.csv"):
+        if not path.name.startswith("price_"):
+            shutil.copy(path, target / path.name)
+
+
 def validate_drafts(plans_dir: Path, seeds_dir: Path, draft_dir: Path) -> list[Draft]:
     """Compile the simulated plans once, so a bad draft fails with its file, path and reason."""
     reference = Reference.from_seeds(seeds_dir)
@@ -152,8 +158,7 @@ def validate_drafts(plans_dir: Path, seeds_dir: Path, draft_dir: Path) -> list[D
         drafts = build_simulation_plans(plans_dir, draft_dir, root / "plans")
         if drafts:
             (root / "seeds").mkdir()
-            for name in REFERENCE_SEEDS:
-                shutil.copy(seeds_dir / name, root / "seeds" / name)
+            copy_reference_seeds(seeds_dir, root / "seeds")
             try:
                 compile_plans(root / "plans", root / "seeds")
             except PlanError as error:
@@ -270,8 +275,7 @@ def simulate(*, warehouse, dbt, draft_dir: Path, report_dir: Path, log=print) ->
             return SimulationReport(drafts=[], invoices=[], accounts=[], totals=[], files=[])
         sim_seeds = root / "seeds"
         sim_seeds.mkdir()
-        for name in REFERENCE_SEEDS:
-            shutil.copy(seeds_dir / name, sim_seeds / name)
+        copy_reference_seeds(seeds_dir, sim_seeds)
         compile_plans(root / "plans", sim_seeds)
         sim = BillingWarehouse(
             data_dir=str(root / "data"), plans_dir=str(root / "plans"), seeds_dir=str(sim_seeds)

@@ -33,6 +33,7 @@ adjustments as (
 select
     invoice_line_id,
     invoice_id,
+    line_sequence,
     line_type,
     account_id,
     period_start,
@@ -58,6 +59,7 @@ union all
 select
     {{ dbt.concat(["target_invoice_id", "':adjustment:'", "corrects_line_id"]) }} as invoice_line_id,
     target_invoice_id as invoice_id,
+    cast(null as integer) as line_sequence,
     'adjustment' as line_type,
     account_id,
     target_period_start as period_start,

@@ -1,7 +1,7 @@
 {#-
-  Every line of every open invoice, numbered in print order: rating's lines and late-usage
-  adjustments (the gross amount), percentage coupons, then fixed coupons and prepaid credits drawn
-  (negative amounts). Every amount is already rounded; the invoice total is their sum.
+  Every line of every open invoice, numbered in print order: rating's lines (in rating's
+  line_sequence) and late-usage adjustments (the gross amount), percentage coupons, then fixed
+  coupons and prepaid credits drawn (negative amounts). Every amount is already rounded; the invoice total is their sum.
 -#}
 with lines as (
     select
@@ -9,7 +9,8 @@ with lines as (
         minor_units, charge_id, meter_code, dimension_value, pricing_model, description, quantity,
         unit_price, amount_unrounded, amount, amount_minor, corrects_invoice_id, corrects_line_id,
         cast(null as {{ dbt.type_string() }}) as instrument_id,
-        0 as instrument_rank
+        0 as instrument_rank,
+        line_sequence
     from {{ ref('int_invoice_draft_charges') }}
 
     union all
@@ -28,7 +29,8 @@ with lines as (
         cast(null as {{ dbt.type_string() }}) as corrects_invoice_id,
         cast(null as {{ dbt.type_string() }}) as corrects_line_id,
         instrument_id,
-        0 as instrument_rank
+        0 as instrument_rank,
+        cast(null as integer) as line_sequence
     from {{ ref('int_invoice_discounts') }}
 
     union all
@@ -47,7 +49,8 @@ with lines as (
         cast(null as {{ dbt.type_string() }}) as corrects_invoice_id,
         cast(null as {{ dbt.type_string() }}) as corrects_line_id,
         instrument_id,
-        instrument_rank
+        instrument_rank,
+        cast(null as integer) as line_sequence
     from {{ ref('int_invoice_draws') }}
 )
 
@@ -56,7 +59,7 @@ select
     invoice_id,
     row_number() over (
         partition by invoice_id
-        order by {{ line_sort_key('line_type') }}, line_type, instrument_rank, charge_id,
+        order by {{ line_sort_key('line_type') }}, line_sequence, line_type, instrument_rank, charge_id,
             corrects_line_id, instrument_id, invoice_line_id
     ) as line_number,
     line_type,
