@@ -60,6 +60,17 @@ def copy_reference_seeds(target: Path, **overrides: str) -> Path:
     return target
 
 
+def case_warehouse(root: Path, case: Path):
+    """A warehouse for a fixture case: its CSVs over the repository's reference seeds, its plans."""
+    from dagster_billing.pricing.plans import compile_plans
+
+    seeds = copy_reference_seeds(
+        root / "seeds", **{path.name: path.read_text() for path in case.glob("*.csv")}
+    )
+    compile_plans(case / "plans", seeds)
+    return make_warehouse(root, plans_dir=case / "plans", seeds_dir=seeds)
+
+
 def _materialize(warehouse, job_name: str, partition_key: str, as_of: str | None, raise_on_error):
     """What job `job_name` runs, in process, without the assets that talk to the outside
     (reverse-ETL pushes, webhook delivery: their tests materialize them on their own)."""

@@ -210,19 +210,13 @@ def build_lifecycle_warehouse(root: Path):
     from dagster_billing.pricing.plans import compile_plans
 
     coupons = (LIFECYCLE / "coupons.csv").read_text().splitlines()
-    # The fixture predates trials: its subscriptions get the seed's trial_ends_on column, empty.
-    header = (SEEDS_DIR / "subscriptions.csv").read_text().splitlines()[0]
-    _, *subscriptions = (LIFECYCLE / "subscriptions.csv").read_text().splitlines()
     seeds = copy_reference_seeds(
         root / "seeds",
         **{
             name: (LIFECYCLE / name).read_text()
-            for name in ("accounts.csv", "meters.csv", "credit_grants.csv")
+            for name in ("accounts.csv", "meters.csv", "credit_grants.csv", "subscriptions.csv")
         },
-        **{
-            "subscriptions.csv": "\n".join([header, *[f"{row}," for row in subscriptions]]) + "\n",
-            "coupons.csv": "\n".join(line for line in coupons if "acct_volume" not in line) + "\n",
-        },
+        **{"coupons.csv": "\n".join(line for line in coupons if "acct_volume" not in line) + "\n"},
     )
     compile_plans(LIFECYCLE / "plans", seeds)
     return make_warehouse(root, plans_dir=LIFECYCLE / "plans", seeds_dir=seeds)

@@ -10,12 +10,10 @@ from decimal import Decimal
 
 import pytest
 
-from dagster_billing.pricing.plans import compile_plans
 from tests.conftest import (
     FIXTURES,
+    case_warehouse,
     close_period,
-    copy_reference_seeds,
-    make_warehouse,
     query,
     run_pipeline,
 )
@@ -27,11 +25,7 @@ D = Decimal
 @pytest.fixture(scope="module")
 def billed(tmp_path_factory):
     root = tmp_path_factory.mktemp("anniversary")
-    seeds = copy_reference_seeds(
-        root / "seeds", **{path.name: path.read_text() for path in CASE.glob("*.csv")}
-    )
-    compile_plans(CASE / "plans", seeds)
-    warehouse = make_warehouse(root, plans_dir=CASE / "plans", seeds_dir=seeds)
+    warehouse = case_warehouse(root, CASE)
     warehouse.landing_dir.mkdir(parents=True)
     shutil.copy(CASE / "usage.ndjson", warehouse.landing_dir)
     assert run_pipeline(warehouse, as_of="2026-02-18T00:30:00").success

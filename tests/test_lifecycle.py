@@ -23,14 +23,14 @@ import dagster as dg
 import pytest
 from pypdf import PdfReader
 
+from dagster_billing.lib.dbt_args import dbt_build_args
 from dagster_billing.lib.webhooks import (
     EVENT_ID_HEADER,
     SIGNATURE_HEADER,
     SignatureError,
     verify_signature,
 )
-from dagster_billing.pricing.plans import compile_plans
-from tests.conftest import FIXTURES, close_period, copy_reference_seeds, make_warehouse, query
+from tests.conftest import FIXTURES, case_warehouse, close_period, query
 
 CASE = FIXTURES / "lifecycle"
 JANUARY = "2026-01-01"
@@ -109,10 +109,8 @@ def _dbt(command: str, warehouse, target: Path, **dbt_vars: str) -> None:
         completed = subprocess.run(
             [
                 DBT_EXECUTABLE,
-                command,
+                *(dbt_build_args() if command == "build" else [command]),
                 "--quiet",
-                "--exclude-resource-type",
-                "unit_test",
                 "--target-path",
                 str(target),
                 "--vars",
@@ -164,12 +162,7 @@ def _ledger(warehouse) -> list[tuple]:
 def period(tmp_path_factory):
     """Run the period once; each test reads what a step left behind."""
     root = tmp_path_factory.mktemp("lifecycle")
-    seeds = copy_reference_seeds(
-        root / "seeds",
-        **{path.name: path.read_text() for path in CASE.glob("*.csv")},
-    )
-    compile_plans(CASE / "plans", seeds)
-    warehouse = make_warehouse(root, plans_dir=CASE / "plans", seeds_dir=seeds)
+    warehouse = case_warehouse(root, CASE)
     target = root / "target"
     steps: dict[str, object] = {}
 
