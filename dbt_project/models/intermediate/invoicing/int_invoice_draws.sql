@@ -49,19 +49,19 @@ instruments as (
 ),
 
 settlement (account_id, instrument_rank, invoice_id, period_start, meter_code, owed, drawn) as (
-    select account_id, 0, invoice_id, period_start, '*',
+    select account_id, cast(0 as bigint), invoice_id, period_start, '*',
            cast(case when owed > 0 then owed else 0 end as {{ money_type() }}),
            cast(0 as {{ money_type() }})
     from invoices
     union all
-    select account_id, 0, invoice_id, period_start, meter_code,
+    select account_id, cast(0 as bigint), invoice_id, period_start, meter_code,
            cast(case when owed > 0 then owed else 0 end as {{ money_type() }}),
            cast(0 as {{ money_type() }})
     from meter_charges
     union all
     select
         account_id,
-        instrument_rank,
+        cast(instrument_rank as bigint),
         invoice_id,
         period_start,
         meter_code,
