@@ -12,6 +12,7 @@ from dagster_billing.lib.dbt_args import (
     dbt_timestamp,
     finalization_vars,
     parse_dbt_timestamp,
+    run_environment,
     run_vars,
     usage_window_vars,
 )
@@ -63,3 +64,12 @@ def test_build_args_with_vars_and_full_refresh():
     }
     # Sorted keys: the same run always produces the same command line.
     assert args[5] == json.dumps(json.loads(args[5]), sort_keys=True)
+
+
+def test_run_vars_travel_as_environment_variables():
+    # What the run_var macro reads when --vars does not set the name.
+    as_of = datetime(2026, 1, 31, 23, tzinfo=UTC)
+    assert run_environment(run_vars(as_of=as_of) | finalization_vars(as_of)) == {
+        "BILLING_RUN_AS_OF": "2026-01-31T23:00:00",
+        "BILLING_RUN_FINALIZE_PERIODS_BEFORE": "2026-01-31T23:00:00",
+    }

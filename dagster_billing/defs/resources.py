@@ -13,6 +13,7 @@ from packaging.version import Version
 from pydantic import Field
 
 from dagster_billing.defs.dbt.project import DBT_EXECUTABLE, billing_project
+from dagster_billing.lib.environ import scoped_environ
 from dagster_billing.paths import DBT_PROJECT_DIR, PLANS_DIR, SEEDS_DIR
 
 
@@ -56,16 +57,8 @@ class BillingWarehouse(dg.ConfigurableResource):
             "BILLING_DATA_DIR": str(self.root),
             "BILLING_SEEDS_DIR": _dbt_seed_path(Path(self.seeds_dir)),
         }
-        previous = {name: os.environ.get(name) for name in values}
-        os.environ.update(values)
-        try:
+        with scoped_environ(values):
             yield
-        finally:
-            for name, value in previous.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
 
     @contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -39,6 +39,16 @@ def finalization_vars(window_end: datetime) -> dict[str, str]:
     return {"finalize_periods_before": dbt_timestamp(window_end)}
 
 
+RUN_ENV_PREFIX = "BILLING_RUN_"
+
+
+def run_environment(dbt_vars: Mapping[str, str]) -> dict[str, str]:
+    """The run vars as the environment variables the dbt macro run_var reads while executing
+    (`as_of` -> BILLING_RUN_AS_OF). Passed this way rather than as --vars, whose every change
+    makes dbt re-parse the whole project (see macros/incremental.sql)."""
+    return {f"{RUN_ENV_PREFIX}{name.upper()}": value for name, value in dbt_vars.items()}
+
+
 def dbt_build_args(
     *, full_refresh: bool = False, dbt_vars: Mapping[str, str] | None = None
 ) -> list[str]:

@@ -14,20 +14,40 @@
         select usage_day from {{ events }}
         where {{ arrival_column }} > (select coalesce(max(max_file_seq), 0) from {{ this }})
     )
-    {%- if var('usage_window_start') and var('usage_window_end') %}
+    {%- set window_start = run_var('usage_window_start') -%}
+    {%- set window_end = run_var('usage_window_end') -%}
+    {%- if window_start and window_end %}
     or (
         {{ day_column }} >= cast({{ dbt.dateadd('day', -1 * var('usage_lookback_days') | int,
-            "cast('" ~ var('usage_window_start') ~ "' as timestamp)") }} as date)
-        and {{ day_column }} < cast(cast('{{ var("usage_window_end") }}' as timestamp) as date)
+            "cast('" ~ window_start ~ "' as timestamp)") }} as date)
+        and {{ day_column }} < cast(cast('{{ window_end }}' as timestamp) as date)
     )
     {%- endif %}
 {%- endmacro %}
 
-{#- The run's clock as a timestamp literal: var as_of, else the time dbt started. -#}
+{#- The run's clock as a timestamp literal: run_var as_of, else the time dbt started. -#}
 {% macro as_of_timestamp() -%}
-    {%- if var('as_of') -%}
-        cast('{{ var("as_of") }}' as timestamp)
+    {%- set as_of = run_var('as_of') -%}
+    {%- if as_of -%}
+        cast('{{ as_of }}' as timestamp)
     {%- else -%}
         cast('{{ run_started_at.strftime("%Y-%m-%dT%H:%M:%S") }}' as timestamp)
     {%- endif -%}
+{%- endmacro %}
+
+{#-
+  A value that changes from run to run (as_of, usage_window_start, usage_window_end,
+  finalize_periods_before): `--vars` when given, else the environment variable BILLING_RUN_<NAME>
+  (BILLING_RUN_AS_OF, ...), read only while executing.
+  Dagster passes its values the second way (lib/dbt_args.run_environment): dbt re-parses the whole
+  project when --vars change (5 s here, per invocation), but it does not track an env var that
+  parsing never reads, so the partial parse survives from run to run. Nothing that decides a
+  node's refs, sources or config may depend on a run_var: at parse time it is only the --vars value.
+-#}
+{% macro run_var(name) -%}
+    {%- set value = var(name) -%}
+    {%- if value is none and execute -%}
+        {%- set value = env_var('BILLING_RUN_' ~ name | upper, '') or none -%}
+    {%- endif -%}
+    {{ return(value) }}
 {%- endmacro %}

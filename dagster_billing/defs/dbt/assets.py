@@ -13,9 +13,6 @@ and the other sets in between). Tests are selected "buildable": a test runs in t
 where all its parents are built or upstream, never before one of them exists.
 """
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -29,9 +26,11 @@ from dagster_billing.lib.dbt_args import (
     dbt_build_args,
     finalization_vars,
     parse_dbt_timestamp,
+    run_environment,
     run_vars,
     usage_window_vars,
 )
+from dagster_billing.lib.environ import scoped_environ
 
 AS_OF_TAG = "billing/as_of"
 USAGE_DAY_SELECT = "tag:partition_day"
@@ -52,20 +51,6 @@ def run_as_of(context: dg.AssetExecutionContext) -> datetime:
     return created.replace(microsecond=0)
 
 
-@contextmanager
-def _indirect_selection(mode: str) -> Iterator[None]:
-    """dagster-dbt reads DBT_INDIRECT_SELECTION when it builds the dbt command line."""
-    previous = os.environ.get("DBT_INDIRECT_SELECTION")
-    os.environ["DBT_INDIRECT_SELECTION"] = mode
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("DBT_INDIRECT_SELECTION", None)
-        else:
-            os.environ["DBT_INDIRECT_SELECTION"] = previous
-
-
 def _dbt_build(
     context: dg.AssetExecutionContext,
     dbt: DbtCliResource,
@@ -74,12 +59,11 @@ def _dbt_build(
     extra_vars: dict[str, str] | None = None,
 ):
     dbt_vars = run_vars(as_of=run_as_of(context)) | (extra_vars or {})
-    with warehouse.dbt_environment():
-        with _indirect_selection("buildable"):
-            invocation = dbt.cli(
-                dbt_build_args(full_refresh=config.full_refresh, dbt_vars=dbt_vars),
-                context=context,
-            )
+    # dagster-dbt reads DBT_INDIRECT_SELECTION when it builds the command line; the subprocess
+    # inherits the run vars (read by the run_var macro) from the environment.
+    environment = {"DBT_INDIRECT_SELECTION": "buildable"} | run_environment(dbt_vars)
+    with warehouse.dbt_environment(), scoped_environ(environment):
+        invocation = dbt.cli(dbt_build_args(full_refresh=config.full_refresh), context=context)
         yield from invocation.stream()
 
 

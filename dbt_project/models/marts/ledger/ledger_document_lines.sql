@@ -43,11 +43,12 @@ to_book as (
     cross join ledger_version
     where proposals.ledger_version = ledger_version.ledger_version
         and proposals.document_id not in (select document_id from booked)
-        {% if var('finalize_periods_before') %}
+        {% set finalize_periods_before = run_var('finalize_periods_before') %}
+        {% if finalize_periods_before %}
         and (
             proposals.document_type = 'credit_note'
             or (
-                proposals.period_start < cast('{{ var("finalize_periods_before") }}' as timestamp)
+                proposals.period_start < cast('{{ finalize_periods_before }}' as timestamp)
                 and proposals.closes_at <= {{ as_of_timestamp() }}
             )
         )
