@@ -140,13 +140,19 @@ def quantity(client: httpx.Client, period: str) -> float | None:
 
 
 def run_breakdown(dagster_home: Path, since: float) -> list[dict]:
-    """Step timings of land_and_rate runs that started after `since` (epoch seconds)."""
+    """Step timings of the sensor's runs (rate_new_usage, land_and_rate) that started after
+    `since` (epoch seconds)."""
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     import dagster as dg
 
     instance = dg.DagsterInstance.get()
     runs = []
-    for record in instance.get_run_records(dg.RunsFilter(job_name="land_and_rate")):
+    records = [
+        record
+        for job_name in ("rate_new_usage", "land_and_rate")
+        for record in instance.get_run_records(dg.RunsFilter(job_name=job_name))
+    ]
+    for record in records:
         if record.create_timestamp.timestamp() < since:
             continue
         events = instance.all_logs(record.dagster_run.run_id)
@@ -168,6 +174,7 @@ def run_breakdown(dagster_home: Path, since: float) -> list[dict]:
         runs.append(
             {
                 "run_id": record.dagster_run.run_id,
+                "job": record.dagster_run.job_name,
                 "created": record.create_timestamp.timestamp(),
                 "first_event": run_start,
                 "last_event": run_end,
@@ -286,6 +293,7 @@ def main() -> None:
             probe["rated"] = (
                 round(first["rated_at"] - probe["sent"], 2) if first["rated_at"] else None
             )
+            probe["run_job"] = first["job"]
             probe["run_steps"] = first["steps"]
             probe["run_total"] = round(first["last_event"] - first["first_event"], 2)
     latencies = [p["visible"] - p["sent"] for p in probes]

@@ -1,4 +1,5 @@
-"""`billing watch`: the landing sensor's logic in a loop, running land_and_rate in process.
+"""`billing watch`: the landing sensor's logic in a loop, running its runs (rate_new_usage, then
+land_and_rate) in process.
 
 For machines without the Dagster daemon (`dagster dev` runs the real `landing_sensor`). Runs go
 into the Dagster instance of $DAGSTER_HOME when it is set, so they show in the UI. Run either
@@ -48,20 +49,19 @@ def watch(
     echo: Callable[[str], None] = print,
 ) -> None:
     from dagster_billing.definitions import defs
-    from dagster_billing.defs.ingest.sensors import land_and_rate_job, landing_run_request
+    from dagster_billing.defs.ingest.sensors import landing_run_request
 
     os.environ["BILLING_DATA_DIR"] = str(Path(data_dir).resolve())
     warehouse = BillingWarehouse(data_dir=str(data_dir))
     cursor_path = warehouse.root / "api" / "watch_cursor.json"
     cursor = json.loads(cursor_path.read_text()) if cursor_path.exists() else {}
-    job = defs.resolve_job_def(land_and_rate_job.name)
     instance = _instance()
     prepare_dbt(warehouse)
     while True:
         request, new_cursor = landing_run_request(warehouse, cursor)
         if request is not None:
             started = time.monotonic()
-            result = job.execute_in_process(
+            result = defs.resolve_job_def(request.job_name).execute_in_process(
                 run_config=request.run_config,
                 partition_key=request.partition_key,
                 instance=instance,

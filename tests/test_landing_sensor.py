@@ -1,9 +1,10 @@
-"""The landing sensor: new files (from the API or dropped by hand) start one land_and_rate run,
-and an event posted to the API ends up rated and readable back through the API."""
+"""The landing sensor: new files (from the API or dropped by hand) start one fast
+rate_new_usage run, then one land_and_rate run over the same files; an event posted to the API
+ends up rated and readable back through the API."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import dagster as dg
@@ -14,7 +15,11 @@ from click.testing import CliRunner
 
 from dagster_billing.api.process import ServerProcess
 from dagster_billing.cli import main
-from dagster_billing.defs.ingest.sensors import landing_sensor
+from dagster_billing.defs.ingest.sensors import (
+    MAX_DRAFT_LAG_SECONDS,
+    landing_run_request,
+    landing_sensor,
+)
 from tests.api_helpers import TS, create_key, event
 from tests.conftest import make_warehouse, query, run_pipeline
 
@@ -40,7 +45,8 @@ def post(server, key, body):
 
 
 def paths_of(request: dg.RunRequest) -> list[str]:
-    return request.run_config["ops"]["raw_usage"]["config"]["paths"]
+    [landing_op] = request.run_config["ops"].values()
+    return landing_op["config"]["paths"]
 
 
 def test_each_new_file_is_named_in_exactly_one_run_request(tmp_path):
@@ -53,13 +59,20 @@ def test_each_new_file_is_named_in_exactly_one_run_request(tmp_path):
         post(server, key, [event("api-2")])
         first, cursor = evaluate(warehouse)
         assert isinstance(first, dg.RunRequest)
-        # Daily models rebuild the run's day and every day the new files' events fall on.
-        assert first.partition_key == datetime.now(UTC).strftime("%Y-%m-%d")
+        assert first.job_name == "rate_new_usage"
         names = paths_of(first)
         assert names[0] == "backfill.ndjson"
         assert len(names) == 3
         assert all(name.startswith("api/received_date=") for name in names[1:])
         assert all((warehouse.landing_dir / name).is_file() for name in names)
+
+        # Nothing new: the same files go through land_and_rate (tests, checks, drafts).
+        full, cursor = evaluate(warehouse, cursor)
+        assert isinstance(full, dg.RunRequest)
+        assert full.job_name == "land_and_rate"
+        assert paths_of(full) == names
+        # Daily models rebuild the run's day and every day the new files' events fall on.
+        assert full.partition_key == datetime.now(UTC).strftime("%Y-%m-%d")
 
         nothing, same_cursor = evaluate(warehouse, cursor)
         assert isinstance(nothing, dg.SkipReason)
@@ -70,19 +83,48 @@ def test_each_new_file_is_named_in_exactly_one_run_request(tmp_path):
         )
         second, _ = evaluate(warehouse, same_cursor or cursor)
     assert isinstance(second, dg.RunRequest)
+    assert second.job_name == "rate_new_usage"
     assert second.run_key != first.run_key
     new = paths_of(second)
     assert new[0] == "backfill.ndjson"
     assert len(new) == 2 and new[1] not in names
 
 
-def test_the_sensor_waits_while_a_run_is_active(tmp_path):
+def test_new_files_are_rated_first_and_drafts_follow_within_the_lag(tmp_path):
+    warehouse = make_warehouse(tmp_path)
+    warehouse.landing_dir.mkdir(parents=True)
+    start = datetime(2026, 1, 20, 12, tzinfo=UTC)
+    (warehouse.landing_dir / "a.ndjson").write_bytes(orjson.dumps(event("lag-1")))
+    first, cursor = landing_run_request(warehouse, {}, now=start)
+    assert first.job_name == "rate_new_usage" and paths_of(first) == ["a.ndjson"]
+
+    # More files before the lag is up: another fast run; the full run waits for both.
+    (warehouse.landing_dir / "b.ndjson").write_bytes(orjson.dumps(event("lag-2")))
+    second, cursor = landing_run_request(warehouse, cursor, now=start + timedelta(seconds=10))
+    assert second.job_name == "rate_new_usage" and paths_of(second) == ["b.ndjson"]
+
+    # Files keep coming, but the oldest pending one has waited long enough: the full run.
+    (warehouse.landing_dir / "c.ndjson").write_bytes(orjson.dumps(event("lag-3")))
+    late = start + timedelta(seconds=MAX_DRAFT_LAG_SECONDS)
+    full, cursor = landing_run_request(warehouse, cursor, now=late)
+    assert full.job_name == "land_and_rate"
+    assert paths_of(full) == ["a.ndjson", "b.ndjson"]
+    assert full.partition_key == "2026-01-20"
+    assert full.run_key not in (first.run_key, second.run_key)
+
+    # c.ndjson was not consumed by the full run's tick: it is the next fast run.
+    third, cursor = landing_run_request(warehouse, cursor, now=late)
+    assert third.job_name == "rate_new_usage" and paths_of(third) == ["c.ndjson"]
+
+
+@pytest.mark.parametrize("job_name", ["rate_new_usage", "land_and_rate"])
+def test_the_sensor_waits_while_a_run_is_active(tmp_path, job_name):
     warehouse = make_warehouse(tmp_path)
     warehouse.landing_dir.mkdir(parents=True)
     (warehouse.landing_dir / "a.ndjson").write_bytes(orjson.dumps(event("wait-1")))
     instance = dg.DagsterInstance.ephemeral()
     instance.add_run(
-        dg.DagsterRun(job_name="land_and_rate", run_id="active", status=dg.DagsterRunStatus.STARTED)
+        dg.DagsterRun(job_name=job_name, run_id="active", status=dg.DagsterRunStatus.STARTED)
     )
     context = dg.build_sensor_context(instance=instance, resources={"warehouse": warehouse})
     assert isinstance(landing_sensor(context), dg.SkipReason)
@@ -116,16 +158,44 @@ def test_a_posted_event_is_rated_and_read_back(tmp_path, monkeypatch):
     assert rated_quantity() == 100
     with ServerProcess(warehouse.root) as server:
         post(server, key, [event("live-1", value="7.5", ts=TS)])
-        request, _ = evaluate(warehouse)
         from dagster_billing.definitions import defs
 
-        result = defs.resolve_job_def("land_and_rate").execute_in_process(
-            run_config=request.run_config,
-            partition_key=request.partition_key,
-            tags={"dagster/run_key": request.run_key},
-        )
-        assert result.success
+        def run(request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+            result = defs.resolve_job_def(request.job_name).execute_in_process(
+                run_config=request.run_config,
+                partition_key=request.partition_key,
+                tags={"dagster/run_key": request.run_key},
+            )
+            assert result.success
+            return result
+
+        # The fast path: rated (no tests, no drafts), and recorded on the dbt assets themselves.
+        fast, cursor = evaluate(warehouse)
+        materialized = {
+            event.asset_key.to_user_string()
+            for event in run(fast).get_asset_materialization_events()
+        }
+        assert {
+            "raw/usage_events",
+            "billing/fct_rated_usage",
+            "exports/api_snapshot",
+        } <= materialized
+        assert "billing/fct_invoices" not in materialized
         assert rated_quantity() == Decimal("107.5")
+        fast_usage = httpx.get(
+            f"{server.url}/v1/accounts/acct_meridian/usage",
+            params={"period": "2026-01"},
+            headers=headers,
+        ).json()
+        [api_requests] = [u for u in fast_usage["usage"] if u["meter_code"] == "api.requests"]
+        assert Decimal(api_requests["quantity"]) == Decimal("107.5")
+
+        # Then land_and_rate over the same file: nothing landed twice, drafts recalculated.
+        full, _ = evaluate(warehouse, cursor)
+        assert full.job_name == "land_and_rate"
+        run(full)
+        assert rated_quantity() == Decimal("107.5")
+        assert query(warehouse, "select count(*) from raw.usage_events") == [(2,)]
 
         usage = httpx.get(
             f"{server.url}/v1/accounts/acct_meridian/usage",
@@ -157,5 +227,5 @@ def test_a_posted_event_is_rated_and_read_back(tmp_path, monkeypatch):
         post(server, key, [event("live-2", value="2.5", ts=TS)])
         watched = CliRunner().invoke(main, ["watch", "--once", "--data-dir", str(warehouse.root)])
         assert watched.exit_code == 0, watched.output
-        assert " ok in " in watched.output
+        assert "rate:" in watched.output and " ok in " in watched.output
         assert rated_quantity() == Decimal("110")

@@ -41,7 +41,7 @@ class DbtBuildConfig(dg.Config):
     full_refresh: bool = False
 
 
-def run_as_of(context: dg.AssetExecutionContext) -> datetime:
+def run_as_of(context: dg.OpExecutionContext | dg.AssetExecutionContext) -> datetime:
     """The run's clock: the billing/as_of tag ('%Y-%m-%dT%H:%M:%S', UTC) or the run's creation time."""
     tagged = context.run.tags.get(AS_OF_TAG)
     if tagged:
@@ -51,6 +51,23 @@ def run_as_of(context: dg.AssetExecutionContext) -> datetime:
     return created.replace(microsecond=0)
 
 
+def stream_dbt(
+    context: dg.OpExecutionContext | dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: BillingWarehouse,
+    args: list[str],
+    extra_vars: dict[str, str] | None = None,
+    **cli_kwargs,
+):
+    """Run dbt with the run's clock and `extra_vars` and stream dagster-dbt's events."""
+    dbt_vars = run_vars(as_of=run_as_of(context)) | (extra_vars or {})
+    # dagster-dbt reads DBT_INDIRECT_SELECTION when it builds the command line; the subprocess
+    # inherits the run vars (read by the run_var macro) from the environment.
+    environment = {"DBT_INDIRECT_SELECTION": "buildable"} | run_environment(dbt_vars)
+    with warehouse.dbt_environment(), scoped_environ(environment):
+        yield from dbt.cli(args, context=context, **cli_kwargs).stream()
+
+
 def _dbt_build(
     context: dg.AssetExecutionContext,
     dbt: DbtCliResource,
@@ -58,13 +75,8 @@ def _dbt_build(
     config: DbtBuildConfig,
     extra_vars: dict[str, str] | None = None,
 ):
-    dbt_vars = run_vars(as_of=run_as_of(context)) | (extra_vars or {})
-    # dagster-dbt reads DBT_INDIRECT_SELECTION when it builds the command line; the subprocess
-    # inherits the run vars (read by the run_var macro) from the environment.
-    environment = {"DBT_INDIRECT_SELECTION": "buildable"} | run_environment(dbt_vars)
-    with warehouse.dbt_environment(), scoped_environ(environment):
-        invocation = dbt.cli(dbt_build_args(full_refresh=config.full_refresh), context=context)
-        yield from invocation.stream()
+    args = dbt_build_args(full_refresh=config.full_refresh)
+    yield from stream_dbt(context, dbt, warehouse, args, extra_vars)
 
 
 @dbt_assets(

@@ -35,6 +35,11 @@ def api_snapshot(
     context: dg.AssetExecutionContext, warehouse: BillingWarehouse
 ) -> dg.MaterializeResult:
     """Rated usage, invoice lines and invoices as Parquet for GET /v1/accounts/{a}/usage|estimate."""
+    return dg.MaterializeResult(metadata=write_api_snapshot(warehouse, context.run_id))
+
+
+def write_api_snapshot(warehouse: BillingWarehouse, run_id: str) -> dict:
+    """Write a new snapshot version, point CURRENT at it, drop old versions; its metadata."""
     root = api_snapshot_dir(warehouse.root)
     root.mkdir(parents=True, exist_ok=True)
     created_at = datetime.now(UTC)
@@ -50,7 +55,7 @@ def api_snapshot(
             )
             [(rows[name],)] = connection.execute(f"select count(*) from {table}").fetchall()
     (staging / "meta.json").write_bytes(
-        orjson.dumps({"created_at": created_at.isoformat(), "run_id": context.run_id, **rows})
+        orjson.dumps({"created_at": created_at.isoformat(), "run_id": run_id, **rows})
     )
     os.replace(staging, root / version)
     pointer = root / f".{CURRENT}.tmp"
@@ -60,10 +65,8 @@ def api_snapshot(
     versions = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     for old in versions[:-KEEP_VERSIONS]:
         shutil.rmtree(root / old, ignore_errors=True)
-    return dg.MaterializeResult(
-        metadata={
-            "version": version,
-            "directory": dg.MetadataValue.path(str(root / version)),
-            **{f"{name}_rows": dg.MetadataValue.int(count) for name, count in rows.items()},
-        }
-    )
+    return {
+        "version": version,
+        "directory": dg.MetadataValue.path(str(root / version)),
+        **{f"{name}_rows": dg.MetadataValue.int(count) for name, count in rows.items()},
+    }

@@ -43,9 +43,18 @@ def raw_usage(
 ):
     """Land every new NDJSON/CSV file of the landing directory (and its subdirectories),
     validated with pandera."""
+    for key, metadata in land(warehouse, config.paths, context.log).items():
+        yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+
+
+def land(
+    warehouse: BillingWarehouse, paths: list[str], log: dg.DagsterLogManager
+) -> dict[dg.AssetKey, dict]:
+    """Land `paths` (relative to the landing directory; empty: every file there) and return the
+    metadata of each raw table's materialization. Shared by raw_usage and the fast path's op."""
     landing_dir = warehouse.landing_dir
-    if config.paths:
-        files = [landing_dir / name for name in config.paths]
+    if paths:
+        files = [landing_dir / name for name in paths]
         missing = [str(path) for path in files if not path.is_file()]
         if missing:
             raise dg.Failure(f"landing files not found: {', '.join(missing[:10])}")
@@ -56,7 +65,7 @@ def raw_usage(
         landed = land_files(connection, files, landing_dir=landing_dir)
         for result in landed:
             if not result.skipped and len(landed) <= 100:
-                context.log.info(
+                log.info(
                     f"{result.file_name}: {result.rows} rows, {result.accepted} valid, "
                     f"{result.quarantined} quarantined"
                 )
@@ -80,8 +89,10 @@ def raw_usage(
         "new_rows": sum(item.rows for item in new),
         "new_quarantined": sum(item.quarantined for item in new),
     }
-    for table in RAW_TABLES:
-        yield dg.MaterializeResult(
-            asset_key=["raw", table],
-            metadata={"row_count": dg.MetadataValue.int(totals[table]), **run_metadata},
-        )
+    return {
+        dg.AssetKey(["raw", table]): {
+            "row_count": dg.MetadataValue.int(totals[table]),
+            **run_metadata,
+        }
+        for table in RAW_TABLES
+    }
