@@ -1,6 +1,7 @@
 """Event -> rated: how long from POST /v1/measurements until the event counts in fct_rated_usage.
 
     .venv/bin/python bench/ingest_latency.py [--probes 8] [--history 20000] [--runner watch|daemon]
+                                             [--spacing idle|random]
 
 Builds a warehouse from `--history` generated events (billing_pipeline, once), starts the API and
 either `billing watch` (the sensor logic in a loop, runs in process) or `dagster dev` (the real
@@ -139,6 +140,28 @@ def quantity(client: httpx.Client, period: str) -> float | None:
     return 0.0
 
 
+def wait_until_idle(dagster_home: Path, quiet_for: float = 5.0, limit: float = 300.0) -> None:
+    """Return once no rate_new_usage or land_and_rate run has been active for `quiet_for` s."""
+    import dagster as dg
+
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
+    # NOT_STARTED too: an in-process run is created seconds before its RUN_START event.
+    statuses = [
+        dg.DagsterRunStatus.NOT_STARTED,
+        dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.STARTED,
+    ]
+    active = dg.RunsFilter(statuses=statuses)
+    quiet_since, deadline = time.monotonic(), time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if instance.get_run_records(active, limit=1):
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= quiet_for:
+            return
+        time.sleep(0.25)
+    raise TimeoutError(f"runs still active after {limit}s")
+
+
 def run_breakdown(dagster_home: Path, since: float) -> list[dict]:
     """Step timings of the sensor's runs (rate_new_usage, land_and_rate) that started after
     `since` (epoch seconds)."""
@@ -194,6 +217,14 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=8)
     parser.add_argument("--history", type=int, default=20_000)
     parser.add_argument("--runner", choices=["watch", "daemon"], default="watch")
+    parser.add_argument(
+        "--spacing",
+        choices=["idle", "random"],
+        default="idle",
+        help="idle: send each probe once no run has been active for 5 s (an event on a quiet "
+        "system); random: 0.5-3 s after the previous one became visible (it may wait for the "
+        "land_and_rate run that follows each fast run)",
+    )
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -240,7 +271,10 @@ def main() -> None:
         expected = quantity(client, period) or 0.0
         assert expected >= 1, "the runner did not rate the settling event"
         for number in range(args.probes):
-            time.sleep(random.uniform(0.5, 3.0))
+            if args.spacing == "idle":
+                wait_until_idle(dagster_home)
+            else:
+                time.sleep(random.uniform(0.5, 3.0))
             expected += 1
             cpu_before = runner_cpu(runner)
             sent_at = time.time()
@@ -300,6 +334,7 @@ def main() -> None:
     rated = [p["rated"] for p in probes if p.get("rated") is not None]
     summary = {
         "runner": args.runner,
+        "spacing": args.spacing,
         "history_events": args.history,
         "probes": len(probes),
         "visible_s": {

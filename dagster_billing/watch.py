@@ -41,6 +41,15 @@ def prepare_dbt(warehouse: BillingWarehouse) -> None:
         )
 
 
+def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
+    if result.success:
+        return False
+    failure = result.get_run_failure_event().event_specific_data
+    return getattr(failure, "failure_reason", None) is not None and (
+        failure.failure_reason.name == "UNEXPECTED_TERMINATION"
+    )
+
+
 def watch(
     data_dir: Path,
     *,
@@ -68,6 +77,10 @@ def watch(
                 tags={**request.tags, "dagster/run_key": request.run_key},
                 raise_on_error=False,
             )
+            if _interrupted(result):
+                # Ctrl-C during a run: Dagster turns it into a failed run; stop here. The cursor
+                # is not advanced: the next watch repeats the run (landing skips landed files).
+                raise KeyboardInterrupt
             # Like the sensor, move on either way: the next run rebuilds from raw, and the
             # failed run is in the instance with its logs.
             cursor = new_cursor

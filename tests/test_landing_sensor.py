@@ -17,6 +17,7 @@ from dagster_billing.api.process import ServerProcess
 from dagster_billing.cli import main
 from dagster_billing.defs.ingest.sensors import (
     MAX_DRAFT_LAG_SECONDS,
+    QUIET_SECONDS,
     landing_run_request,
     landing_sensor,
 )
@@ -66,15 +67,19 @@ def test_each_new_file_is_named_in_exactly_one_run_request(tmp_path):
         assert all(name.startswith("api/received_date=") for name in names[1:])
         assert all((warehouse.landing_dir / name).is_file() for name in names)
 
-        # Nothing new: the same files go through land_and_rate (tests, checks, drafts).
-        full, cursor = evaluate(warehouse, cursor)
-        assert isinstance(full, dg.RunRequest)
+        # Nothing new, but not quiet for long enough yet: land_and_rate waits.
+        waiting, cursor = evaluate(warehouse, cursor)
+        assert isinstance(waiting, dg.SkipReason)
+
+        # Quiet: the same files go through land_and_rate (tests, checks, drafts).
+        later = datetime.now(UTC) + timedelta(seconds=QUIET_SECONDS)
+        full, cursor = landing_run_request(warehouse, orjson.loads(cursor), now=later)
         assert full.job_name == "land_and_rate"
         assert paths_of(full) == names
         # Daily models rebuild the run's day and every day the new files' events fall on.
-        assert full.partition_key == datetime.now(UTC).strftime("%Y-%m-%d")
+        assert full.partition_key == later.strftime("%Y-%m-%d")
 
-        nothing, same_cursor = evaluate(warehouse, cursor)
+        nothing, same_cursor = evaluate(warehouse, orjson.dumps(cursor).decode())
         assert isinstance(nothing, dg.SkipReason)
 
         post(server, key, [event("api-3")])
@@ -94,27 +99,36 @@ def test_new_files_are_rated_first_and_drafts_follow_within_the_lag(tmp_path):
     warehouse = make_warehouse(tmp_path)
     warehouse.landing_dir.mkdir(parents=True)
     start = datetime(2026, 1, 20, 12, tzinfo=UTC)
+
+    def at(seconds: float) -> datetime:
+        return start + timedelta(seconds=seconds)
+
     (warehouse.landing_dir / "a.ndjson").write_bytes(orjson.dumps(event("lag-1")))
     first, cursor = landing_run_request(warehouse, {}, now=start)
     assert first.job_name == "rate_new_usage" and paths_of(first) == ["a.ndjson"]
+    assert landing_run_request(warehouse, cursor, now=at(QUIET_SECONDS - 1))[0] is None
 
-    # More files before the lag is up: another fast run; the full run waits for both.
+    # More files before it is quiet: another fast run; the full run waits for both.
     (warehouse.landing_dir / "b.ndjson").write_bytes(orjson.dumps(event("lag-2")))
-    second, cursor = landing_run_request(warehouse, cursor, now=start + timedelta(seconds=10))
+    second, cursor = landing_run_request(warehouse, cursor, now=at(QUIET_SECONDS - 1))
     assert second.job_name == "rate_new_usage" and paths_of(second) == ["b.ndjson"]
 
     # Files keep coming, but the oldest pending one has waited long enough: the full run.
     (warehouse.landing_dir / "c.ndjson").write_bytes(orjson.dumps(event("lag-3")))
-    late = start + timedelta(seconds=MAX_DRAFT_LAG_SECONDS)
-    full, cursor = landing_run_request(warehouse, cursor, now=late)
+    full, cursor = landing_run_request(warehouse, cursor, now=at(MAX_DRAFT_LAG_SECONDS))
     assert full.job_name == "land_and_rate"
     assert paths_of(full) == ["a.ndjson", "b.ndjson"]
     assert full.partition_key == "2026-01-20"
     assert full.run_key not in (first.run_key, second.run_key)
 
-    # c.ndjson was not consumed by the full run's tick: it is the next fast run.
-    third, cursor = landing_run_request(warehouse, cursor, now=late)
+    # c.ndjson was not consumed by the full run's tick: it is the next fast run, and its own
+    # full run comes once landing has been quiet.
+    third, cursor = landing_run_request(warehouse, cursor, now=at(MAX_DRAFT_LAG_SECONDS))
     assert third.job_name == "rate_new_usage" and paths_of(third) == ["c.ndjson"]
+    quiet = at(MAX_DRAFT_LAG_SECONDS + QUIET_SECONDS)
+    last, cursor = landing_run_request(warehouse, cursor, now=quiet)
+    assert last.job_name == "land_and_rate" and paths_of(last) == ["c.ndjson"]
+    assert landing_run_request(warehouse, cursor, now=quiet)[0] is None
 
 
 @pytest.mark.parametrize("job_name", ["rate_new_usage", "land_and_rate"])
@@ -191,7 +205,8 @@ def test_a_posted_event_is_rated_and_read_back(tmp_path, monkeypatch):
         assert Decimal(api_requests["quantity"]) == Decimal("107.5")
 
         # Then land_and_rate over the same file: nothing landed twice, drafts recalculated.
-        full, _ = evaluate(warehouse, cursor)
+        later = datetime.now(UTC) + timedelta(seconds=QUIET_SECONDS)
+        full, _ = landing_run_request(warehouse, orjson.loads(cursor), now=later)
         assert full.job_name == "land_and_rate"
         run(full)
         assert rated_quantity() == Decimal("107.5")

@@ -29,7 +29,10 @@ from dagster_billing.defs.jobs import NOT_IN_DAILY_RUNS
 from dagster_billing.defs.resources import BillingWarehouse
 
 MAX_FILES_PER_RUN = 2000
-# Longest a landed file waits for land_and_rate (drafts, tests) while new files keep coming.
+# land_and_rate (tests, checks, drafts: ~30 s) waits until no new files came for QUIET_SECONDS
+# after the last fast run was requested, so a steady stream keeps getting fast runs; but no
+# landed file waits for it longer than MAX_DRAFT_LAG_SECONDS.
+QUIET_SECONDS = 15
 MAX_DRAFT_LAG_SECONDS = 60
 ACTIVE_STATUSES = [
     dg.DagsterRunStatus.QUEUED,
@@ -113,13 +116,17 @@ def landing_run_request(
     New files since `cursor` go to rate_new_usage (land, rate, API snapshot: the fast path) and
     wait in the cursor's `pending` for land_and_rate (partition: the UTC day of `now`), which
     finds them landed and runs the tests, checks, drafts and exports over them. land_and_rate
-    runs when no new files came in since the last run, or when its oldest pending file has
-    waited MAX_DRAFT_LAG_SECONDS: rated usage comes first, and drafts still follow a steady
-    stream of events within about a minute."""
+    runs once no new files have come for QUIET_SECONDS since the last fast run was requested,
+    or once its oldest pending file has waited MAX_DRAFT_LAG_SECONDS: rated usage comes first,
+    and drafts still follow a steady stream of events within about a minute."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     pending = cursor.get("pending")
     batch, after = _new_files(warehouse, cursor)
-    if pending and (batch is None or now.timestamp() - pending["since"] >= MAX_DRAFT_LAG_SECONDS):
+    drafts_due = pending is not None and (
+        (batch is None and now.timestamp() - pending["last"] >= QUIET_SECONDS)
+        or now.timestamp() - pending["since"] >= MAX_DRAFT_LAG_SECONDS
+    )
+    if drafts_due:
         request = dg.RunRequest(
             job_name=land_and_rate_job.name,
             run_key=f"landing:{pending['key']}",
@@ -130,7 +137,7 @@ def landing_run_request(
         # New files of this tick, if any, are read again at the next one.
         return request, {key: value for key, value in cursor.items() if key != "pending"}
     if batch is None:
-        return None, cursor
+        return None, cursor  # nothing new, or land_and_rate waits for a quiet moment
     request = dg.RunRequest(
         job_name=rate_new_usage.name,
         run_key=f"rate:{batch['key']}",
@@ -147,6 +154,7 @@ def landing_run_request(
         }
     else:
         batch["since"] = now.timestamp()
+    batch["last"] = now.timestamp()
     return request, {**after, "pending": batch}
 
 
@@ -169,6 +177,6 @@ def landing_sensor(context: dg.SensorEvaluationContext, warehouse: BillingWareho
     cursor = json.loads(context.cursor) if context.cursor else {}
     request, new_cursor = landing_run_request(warehouse, cursor)
     if request is None:
-        return dg.SkipReason("no new landing files")
+        return dg.SkipReason("no new landing files, or land_and_rate waits for landing to go quiet")
     context.update_cursor(json.dumps(new_cursor))
     return request
