@@ -132,22 +132,25 @@ def full_build(warehouse, instance, new_files=()):
     from dagster_billing.definitions import in_process_job_selection
 
     del new_files  # landing reads the whole landing directory
-    return pipeline.materialize(
-        warehouse,
-        instance,
-        selection=in_process_job_selection("billing_pipeline"),
-        partition_key=_today(),
-    )
+    return [
+        pipeline.materialize(
+            warehouse,
+            instance,
+            selection=in_process_job_selection("billing_pipeline"),
+            partition_key=_today(),
+        )
+    ]
 
 
 # THE INCREMENTAL VARIANT: what production runs when new files land. The harness records both
 # constants in the results.
 INCREMENTAL_PATH = (
-    "land_and_rate as landing_sensor starts it (raw/* and everything downstream, checks "
-    "included; not plans, the ledger or the pushes), for the sensor's day partition, with its run "
-    "config naming only the new files: usage models are incremental by arrival and rebuild only "
-    "the days the batch touched; rating, drafts and marts (one row per account x period x "
-    "charge) are rebuilt"
+    "the two runs landing_sensor starts, with run config naming only the new files: "
+    "rate_new_usage (land them, one dbt run up to fct_rated_usage, API snapshot), then "
+    "land_and_rate (raw/* and everything downstream, checks included; not plans, the ledger or "
+    "the pushes) for the sensor's day partition: usage models are incremental by arrival and "
+    "rebuild only the days the batch touched; rating, drafts and marts (one row per account x "
+    "period x charge) are rebuilt"
 )
 # False since the usage models are incremental: the batch's cost is landing it, classifying and
 # rolling up its own rows, and re-rating the periods (not the events) of every account.
@@ -156,28 +159,46 @@ DBT_REBUILDS_FULLY = False
 
 def incremental_build(warehouse, instance, new_files):
     """Bring a built warehouse up to date after `new_files` arrived in its landing directory,
-    the way production does it: the run landing_sensor requests for exactly those files."""
+    the way production does it: the runs landing_sensor requests for exactly those files."""
+    from datetime import UTC, datetime, timedelta
+
     from bench import pipeline
     from dagster_billing.definitions import in_process_job_selection
+    from dagster_billing.defs.ingest.fast_path import rate_new_usage
     from dagster_billing.defs.ingest.sensors import (
+        QUIET_SECONDS,
         dropped_files,
         land_and_rate_job,
         landing_run_request,
     )
+    from dagster_billing.defs.resources import dbt_resource
 
     new = {path.relative_to(warehouse.landing_dir).as_posix() for path in new_files}
     # The sensor's cursor after the full build: every landing file but the new ones was seen.
     seen = {n: s for n, s in dropped_files(warehouse.landing_dir).items() if n not in new}
-    request, _cursor = landing_run_request(warehouse, {"api_seq": 0, "dropped": seen})
-    if request is None:
-        raise RuntimeError("landing_sensor would not start a run for the new files")
-    return pipeline.materialize(
-        warehouse,
-        instance,
-        selection=in_process_job_selection(land_and_rate_job.name),
-        run_config=request.run_config,
-        partition_key=request.partition_key,
+    fast, cursor = landing_run_request(warehouse, {"api_seq": 0, "dropped": seen})
+    if fast is None or fast.job_name != rate_new_usage.name:
+        raise RuntimeError("landing_sensor would not start a fast run for the new files")
+    fast_result = rate_new_usage.execute_in_process(
+        run_config=fast.run_config,
+        instance=instance,
+        resources={"warehouse": warehouse, "dbt": dbt_resource()},
     )
+    # The sensor's next request once landing has been quiet: land_and_rate for the same files.
+    quiet = datetime.now(UTC) + timedelta(seconds=QUIET_SECONDS)
+    full, _cursor = landing_run_request(warehouse, cursor, now=quiet)
+    if full is None or full.job_name != land_and_rate_job.name:
+        raise RuntimeError("landing_sensor would not follow the fast run with land_and_rate")
+    return [
+        fast_result,
+        pipeline.materialize(
+            warehouse,
+            instance,
+            selection=in_process_job_selection(land_and_rate_job.name),
+            run_config=full.run_config,
+            partition_key=full.partition_key,
+        ),
+    ]
 
 
 def _today() -> str:
@@ -188,11 +209,11 @@ def _today() -> str:
 
 # Dagster step keys -> the phase of the pipeline they belong to.
 def _phase(step_key: str) -> str:
-    if step_key == "raw_usage":
+    if step_key in ("raw_usage", "land_new_files"):
         return "landing"
-    if step_key.startswith("billing_dbt_models") or step_key.startswith("dbt"):
+    if step_key.startswith(("billing_dbt_models", "dbt", "usage_daily_dbt", "rate_landed_usage")):
         return "dbt"
-    if step_key.startswith("exports"):
+    if step_key.startswith("exports") or step_key == "publish_api_snapshot":
         return "exports"
     if step_key.startswith("plans"):
         return "plans"
@@ -218,24 +239,31 @@ def run_pipeline_variant(args: argparse.Namespace) -> None:
         _dbt_parse(target_root)
     with Clock() as clock:
         build = full_build if args.mode == "full" else incremental_build
-        result = build(warehouse, instance, [Path(p).resolve() for p in args.new_file])
+        results = build(warehouse, instance, [Path(p).resolve() for p in args.new_file])
 
+    run_ids = [result.run_id for result in results]
     steps = {
         stats.step_key: round(stats.end_time - stats.start_time, 3)
-        for stats in instance.get_run_step_stats(result.run_id)
+        for run_id in run_ids
+        for stats in instance.get_run_step_stats(run_id)
         if stats.end_time and stats.start_time
     }
     phases: dict[str, float] = {}
     for step_key, seconds in steps.items():
         phases[_phase(step_key)] = round(phases.get(_phase(step_key), 0.0) + seconds, 3)
-    run_results = sorted(target_root.glob(f"*-{result.run_id[:7]}-*/run_results.json"))
+    run_results = sorted(
+        path
+        for run_id in run_ids
+        for path in target_root.glob(f"*-{run_id[:7]}-*/run_results.json")
+    )
     invoices, outcomes = _warehouse_answer(warehouse)
     _write(
         Path(args.out),
         {
             "wall_s": clock.wall_s,
             "cpu_s": clock.cpu_s,
-            "run_id": result.run_id,
+            "run_id": run_ids[-1],
+            "run_ids": run_ids,
             "steps": steps,
             "phases": phases,
             "dbt": dbt_timings(*run_results) if run_results else None,
