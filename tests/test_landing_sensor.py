@@ -174,6 +174,13 @@ def test_a_posted_event_is_rated_and_read_back(tmp_path, monkeypatch):
         post(server, key, [event("live-1", value="7.5", ts=TS)])
         from dagster_billing.definitions import defs
 
+        def read_usage() -> dict:
+            return httpx.get(
+                f"{server.url}/v1/accounts/acct_meridian/usage",
+                params={"period": "2026-01"},
+                headers=headers,
+            ).json()
+
         def run(request: dg.RunRequest) -> dg.ExecuteInProcessResult:
             result = defs.resolve_job_def(request.job_name).execute_in_process(
                 run_config=request.run_config,
@@ -196,12 +203,7 @@ def test_a_posted_event_is_rated_and_read_back(tmp_path, monkeypatch):
         } <= materialized
         assert "billing/fct_invoices" not in materialized
         assert rated_quantity() == Decimal("107.5")
-        fast_usage = httpx.get(
-            f"{server.url}/v1/accounts/acct_meridian/usage",
-            params={"period": "2026-01"},
-            headers=headers,
-        ).json()
-        [api_requests] = [u for u in fast_usage["usage"] if u["meter_code"] == "api.requests"]
+        [api_requests] = [u for u in read_usage()["usage"] if u["meter_code"] == "api.requests"]
         assert Decimal(api_requests["quantity"]) == Decimal("107.5")
 
         # Then land_and_rate over the same file: nothing landed twice, drafts recalculated.
@@ -212,11 +214,7 @@ def test_a_posted_event_is_rated_and_read_back(tmp_path, monkeypatch):
         assert rated_quantity() == Decimal("107.5")
         assert query(warehouse, "select count(*) from raw.usage_events") == [(2,)]
 
-        usage = httpx.get(
-            f"{server.url}/v1/accounts/acct_meridian/usage",
-            params={"period": "2026-01"},
-            headers=headers,
-        ).json()
+        usage = read_usage()
         [api_requests] = [u for u in usage["usage"] if u["meter_code"] == "api.requests"]
         assert Decimal(api_requests["quantity"]) == Decimal("107.5")
         assert usage["period"] == {"start": "2026-01-01", "end": "2026-02-01"}
