@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
 from pathlib import Path
 
 import msgspec
@@ -89,18 +90,23 @@ def decode_json(data: bytes | str) -> object:
     return _decoder.decode(data)
 
 
+def ndjson_line_row(line_number: int, line: bytes) -> tuple | None:
+    """The raw row of one NDJSON line (None for a blank line, which is not a row)."""
+    if not line.strip():
+        return None
+    try:
+        record = _decoder.decode(line)
+    except msgspec.DecodeError:
+        record = None
+    return record_row(line_number, record, line.decode("utf-8", errors="replace"))
+
+
 def ndjson_rows(data: bytes) -> list[tuple]:
-    rows = []
-    for line_number, line in enumerate(data.split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        raw_text = line.decode("utf-8", errors="replace")
-        try:
-            record = _decoder.decode(line)
-        except msgspec.DecodeError:
-            record = None
-        rows.append(record_row(line_number, record, raw_text))
-    return rows
+    rows = (
+        ndjson_line_row(line_number, line)
+        for line_number, line in enumerate(data.split(b"\n"), start=1)
+    )
+    return [row for row in rows if row is not None]
 
 
 def csv_rows(data: bytes) -> list[tuple]:
@@ -108,9 +114,13 @@ def csv_rows(data: bytes) -> list[tuple]:
     header = next(reader, None)
     if header is None:
         return []
-    header = [name.strip() for name in header]
+    return csv_records(reader, [name.strip() for name in header], first_line=2)
+
+
+def csv_records(records: Iterable[list[str]], header: list[str], first_line: int) -> list[tuple]:
+    """The raw rows of CSV records (numbered from first_line) under the given header."""
     rows = []
-    for line_number, fields in enumerate(reader, start=2):
+    for line_number, fields in enumerate(records, start=first_line):
         if not any(field.strip() for field in fields):
             continue
         raw_text = ",".join(fields)
@@ -131,16 +141,19 @@ def raw_frame(rows: list[tuple]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=RAW_SCHEMA, orient="row")
 
 
-def read_landing_file(path: Path, data: bytes | None = None) -> pl.DataFrame:
-    """All rows of one landing file as raw text columns (RAW_SCHEMA)."""
-    data = path.read_bytes() if data is None else data
+def checked_landing_format(path: Path) -> str:
     file_format = landing_format(path)
-    if file_format == "ndjson":
-        rows = ndjson_rows(data)
-    elif file_format == "csv":
-        rows = csv_rows(data)
-    else:
+    if file_format is None:
         raise ValueError(
             f"{path.name}: unsupported landing file type (use .ndjson, .jsonl or .csv)"
         )
-    return raw_frame(rows)
+    return file_format
+
+
+def read_landing_file(path: Path, data: bytes | None = None) -> pl.DataFrame:
+    """All rows of one landing file as raw text columns (RAW_SCHEMA), one row at a time: the
+    reference for columnar.py, which landing uses."""
+    data = path.read_bytes() if data is None else data
+    if checked_landing_format(path) == "ndjson":
+        return raw_frame(ndjson_rows(data))
+    return raw_frame(csv_rows(data))
