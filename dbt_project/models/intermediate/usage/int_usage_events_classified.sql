@@ -57,19 +57,36 @@ earlier_arrivals as (
     {% endif %}
 ),
 
+-- Only unique_ids that arrive more than once in this run need their arrivals ordered: the window
+-- sorts those few rows, not every event (a window over all rows was most of this model's time).
+repeated_ids as (
+    select unique_id from billable group by unique_id having count(*) > 1
+),
+
+repeated_arrivals as (
+    select
+        raw_event_key,
+        row_number() over (
+            partition by unique_id order by file_seq, source_line
+        ) as batch_rank,
+        first_value(body_hash) over (
+            partition by unique_id order by file_seq, source_line
+            rows between unbounded preceding and current row
+        ) as batch_first_body_hash
+    from billable
+    where unique_id in (select unique_id from repeated_ids)
+),
+
 ranked as (
     select
         billable.*,
         earlier_arrivals.body_hash as earlier_body_hash,
-        row_number() over (
-            partition by billable.unique_id order by billable.file_seq, billable.source_line
-        ) as batch_rank,
-        first_value(billable.body_hash) over (
-            partition by billable.unique_id order by billable.file_seq, billable.source_line
-            rows between unbounded preceding and current row
-        ) as batch_first_body_hash
+        coalesce(repeated_arrivals.batch_rank, 1) as batch_rank,
+        coalesce(repeated_arrivals.batch_first_body_hash, billable.body_hash)
+            as batch_first_body_hash
     from billable
     left join earlier_arrivals on billable.unique_id = earlier_arrivals.unique_id
+    left join repeated_arrivals on billable.raw_event_key = repeated_arrivals.raw_event_key
 )
 
 select
