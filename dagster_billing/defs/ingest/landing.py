@@ -3,8 +3,8 @@
 A file is known by its sha256: landing the same content twice (under any name) adds nothing.
 That is also what keeps raw_event_key (sha256 prefix + line) unique: the ledger's primary key
 refuses a file landed before, in the same transaction as its rows. The event tables have no
-index of their own (on 10M rows one cost more than the rest of landing); dbt's source tests check
-the key is unique on every build.
+index of their own (on 10M rows one cost more than reading the files); every build tests the key
+unique in fct_usage_event_outcomes, which holds every landed row (docs/decisions.md, 42).
 Files are landed in chunks, one transaction and one validation pass per chunk, so a backlog of
 many small files (one per API request) costs about what one big file of the same rows costs.
 """
