@@ -1,4 +1,6 @@
-"""NDJSON landing files read column-at-a-time with polars, row for row as `files.ndjson_rows`.
+"""Landing files read column-at-a-time with polars, row for row as the per-row readers of
+`files.py` read them (`ndjson_frame` like `files.ndjson_rows`, `csv_frame` like `files.csv_rows`;
+the CSV layout is described above `csv_frame`).
 
 `files.py` is the reference reader: one msgspec decode and a few Python calls per line, about
 5 µs a row, which was most of the landing time. Here one anchored regular expression splits the

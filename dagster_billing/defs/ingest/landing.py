@@ -209,18 +209,6 @@ def _land_chunk(
         ),
         file_seq=pl.col("file_index") + first_seq,
     )
-    row_counts = dict(raw.group_by("file_index").len().iter_rows())
-    ledger = [
-        (
-            item.sha256,
-            item.name,
-            landing_format(item.path),
-            first_seq + offset,
-            row_counts.get(offset, 0),
-            received_at.replace(tzinfo=None),
-        )
-        for offset, (_, item) in enumerate(new)
-    ]
 
     parsed = parse_raw_rows(raw)
     reasons = quarantine_reasons(parsed, latest_allowed_ts=received_at + FUTURE_TOLERANCE)
@@ -232,6 +220,26 @@ def _land_chunk(
     )
     valid = rows.filter(pl.col("reason").is_null())
     quarantined = rows.filter(pl.col("reason").is_not_null())
+    # (rows, accepted) per file; a file of blank lines only has no rows.
+    counts = (
+        rows.group_by("file_index")
+        .agg(
+            total=pl.len(),
+            accepted=pl.col("reason").is_null().sum(),
+        )
+        .rows_by_key("file_index", unique=True)
+    )
+    ledger = [
+        (
+            item.sha256,
+            item.name,
+            landing_format(item.path),
+            first_seq + offset,
+            counts.get(offset, (0, 0))[0],
+            received_at.replace(tzinfo=None),
+        )
+        for offset, (_, item) in enumerate(new)
+    ]
     ledger_frame = pl.DataFrame(
         ledger,
         schema={
@@ -281,14 +289,6 @@ def _land_chunk(
         for name in frames:
             connection.unregister(name)
 
-    counts = (
-        rows.group_by("file_index")
-        .agg(
-            total=pl.len(),
-            accepted=pl.col("reason").is_null().sum(),
-        )
-        .rows_by_key("file_index", unique=True)
-    )
     for offset, (position, item) in enumerate(new):
         total, accepted = counts.get(offset, (0, 0))
         results[position] = LandedFile(item.name, total, accepted, total - accepted, skipped=False)
