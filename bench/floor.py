@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 
 from dagster_billing.defs.ingest.files import landing_format
+from dagster_billing.defs.resources import duckdb_config
 
 FLOOR_SQL = Path(__file__).with_name("floor.sql")
 
@@ -130,7 +131,7 @@ def run_floor(landing_dir: Path, seeds_dir: Path, database: Path) -> FloorResult
     database = Path(database)
     for stale in (database, database.with_name(database.name + ".wal")):
         stale.unlink(missing_ok=True)
-    connection = duckdb.connect(str(database))
+    connection = duckdb.connect(str(database), config=duckdb_config())
     try:
         connection.execute(script)
         invoices = {

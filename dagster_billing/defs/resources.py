@@ -63,7 +63,9 @@ class BillingWarehouse(dg.ConfigurableResource):
     @contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         self.root.mkdir(parents=True, exist_ok=True)
-        connection = duckdb.connect(str(self.duckdb_path), read_only=read_only)
+        connection = duckdb.connect(
+            str(self.duckdb_path), read_only=read_only, config=duckdb_config()
+        )
         try:
             yield connection
         finally:
@@ -71,6 +73,15 @@ class BillingWarehouse(dg.ConfigurableResource):
 
 
 DUCKDB_POOL = "duckdb"
+
+
+def duckdb_config() -> dict[str, str]:
+    """Settings of every DuckDB connection to the warehouse, the same ones dbt's profile reads.
+
+    memory_limit: BILLING_DUCKDB_MEMORY_LIMIT (default 50% of RAM, DuckDB's own default is 80%),
+    so a 100M-event build spills to disk rather than crowd out the landing step and Dagster.
+    """
+    return {"memory_limit": os.environ.get("BILLING_DUCKDB_MEMORY_LIMIT") or "50%"}
 
 
 def _dbt_seed_path(seeds_dir: Path) -> str:

@@ -51,3 +51,63 @@
     {%- endif -%}
     {{ return(value) }}
 {%- endmacro %}
+
+{#-
+  The arrival watermark a model incremental by arrival starts from, recorded per dbt invocation
+  so that its tests can check only the rows this invocation added (test unique_by_arrival).
+  Use as the model's pre_hook, which runs before the model's SQL while {{ this }} still holds the
+  previous run's rows:
+      pre_hook=record_arrival_watermark_hooks()
+  The table <model schema>.dbt_arrival_watermarks (invocation_id, model_name, arrivals_after)
+  gets one row per model per run: 0 for a first or full-refresh build (everything is new).
+-#}
+{% macro arrival_watermarks_relation(relation) -%}
+    {{ return(api.Relation.create(
+        database=relation.database, schema=relation.schema, identifier='dbt_arrival_watermarks'
+    )) }}
+{%- endmacro %}
+
+{% macro record_arrival_watermark_hooks(arrival_column='file_seq') -%}
+    {{ return([
+        "{{ create_arrival_watermarks() }}",
+        "{{ insert_arrival_watermark('" ~ arrival_column ~ "') }}",
+    ]) }}
+{%- endmacro %}
+
+{% macro create_arrival_watermarks() -%}
+    create table if not exists {{ arrival_watermarks_relation(this) }} (
+        invocation_id {{ dbt.type_string() }},
+        model_name {{ dbt.type_string() }},
+        arrivals_after {{ dbt.type_bigint() }}
+    )
+{%- endmacro %}
+
+{% macro insert_arrival_watermark(arrival_column) -%}
+    insert into {{ arrival_watermarks_relation(this) }} (invocation_id, model_name, arrivals_after)
+    select
+        '{{ invocation_id }}',
+        '{{ this.identifier }}',
+        {% if is_incremental() -%}
+        (select coalesce(max({{ arrival_column }}), 0) from {{ this }})
+        {%- else -%}
+        0
+        {%- endif %}
+{%- endmacro %}
+
+{#-
+  The watermark `model` started from in this dbt invocation, or none when it did not run in this
+  invocation (`dbt test` on its own, a build that selected only the test) or ran as a full build.
+  Executes a query: call it only when `execute` is true.
+-#}
+{% macro arrival_watermark_this_invocation(model) -%}
+    {%- set watermarks = arrival_watermarks_relation(model) -%}
+    {%- if load_relation(watermarks) is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set result = run_query(
+        "select max(arrivals_after) from " ~ watermarks
+        ~ " where invocation_id = '" ~ invocation_id ~ "' and model_name = '" ~ model.identifier ~ "'"
+    ) -%}
+    {%- set watermark = result.columns[0].values()[0] -%}
+    {{ return(none if watermark is none or watermark == 0 else watermark) }}
+{%- endmacro %}

@@ -10,9 +10,11 @@
   arrives days later, for any event day, is still a duplicate. An outcome never changes once
   written; reclassifying after a change to accounts or meters takes a full refresh.
 -#}
+{#- Append, no unique_key: a run only adds rows of files no run has seen (raw_event_key carries
+    the file's hash), so a delete+insert by key would find nothing and scan all history to find
+    it. unique_by_arrival on fct_usage_event_outcomes and int_usage_events_deduped proves it. -#}
 {{ config(
-    incremental_strategy='delete+insert',
-    unique_key='raw_event_key',
+    incremental_strategy='append',
     on_schema_change='fail',
 ) }}
 

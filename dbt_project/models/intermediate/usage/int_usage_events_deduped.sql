@@ -3,10 +3,13 @@
   and the billing period they bill in (the UTC month, or the account's anniversary cycle). Incremental by arrival: accepted events never change, so a run
   appends the accepted events of the files landed since the last run, whatever their event day.
 -#}
+{#- Append, no unique_key: a run only adds rows of files no run has seen (raw_event_key carries
+    the file's hash), so a delete+insert by key would find nothing and scan all history to find
+    it. unique_by_arrival on fct_usage_event_outcomes and int_usage_events_deduped proves it. -#}
 {{ config(
-    incremental_strategy='delete+insert',
-    unique_key='raw_event_key',
+    incremental_strategy='append',
     on_schema_change='fail',
+    pre_hook=record_arrival_watermark_hooks(),
 ) }}
 
 with accepted as (

@@ -4,11 +4,14 @@
   (tested in tests/assert_nothing_lost.sql and by a Dagster asset check).
   Incremental by arrival, like int_usage_events_classified: outcomes never change once written.
 -#}
+{#- Append, no unique_key: a run only adds rows of files no run has seen (raw_event_key carries
+    the file's hash), so a delete+insert by key would find nothing and scan all history to find
+    it. unique_by_arrival on fct_usage_event_outcomes and int_usage_events_deduped proves it. -#}
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key='raw_event_key',
+    incremental_strategy='append',
     on_schema_change='fail',
+    pre_hook=record_arrival_watermark_hooks(),
 ) }}
 
 {% set watermark -%}

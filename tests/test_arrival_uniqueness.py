@@ -1,0 +1,68 @@
+"""Uniqueness of the tables that grow by arrival (fct_usage_event_outcomes.raw_event_key,
+int_usage_events_deduped.unique_id): a build checks the keys it added against the whole table,
+so the check's cost follows the batch; `dbt test` on its own checks every row."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from tests.conftest import FIXTURES, make_warehouse, run_pipeline
+from tests.test_dbt_unit_tests import _dbt
+
+AS_OF = "2026-03-10T00:00:00"
+OUTCOMES_CHECK = "unique_by_arrival_fct_usage_event_outcomes_raw_event_key"
+DEDUPED_CHECK = "unique_by_arrival_int_usage_events_deduped_unique_id"
+
+
+def _check_results(result) -> dict[str, bool]:
+    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    warehouse = make_warehouse(tmp_path)
+    shutil.copytree(FIXTURES / "malformed", warehouse.landing_dir)
+    result = run_pipeline(warehouse, as_of=AS_OF)
+    checks = _check_results(result)
+    assert checks[OUTCOMES_CHECK] and checks[DEDUPED_CHECK]
+    return warehouse
+
+
+def _copy_accepted_event(warehouse, table: str, *, file_seq: int, copies: int) -> None:
+    """Corrupt `table` the way a faulty model would: `copies` more rows of an accepted event."""
+    with warehouse.connect() as connection:
+        for _ in range(copies):
+            connection.execute(
+                f"insert into {table} select * replace ({file_seq} as file_seq) from {table}"
+                " where outcome = 'accepted' order by raw_event_key limit 1"
+            )
+
+
+def test_a_build_that_adds_a_key_twice_fails_its_checks(warehouse):
+    # Two copies of an event arrive from upstream in a file no run has seen yet.
+    _copy_accepted_event(
+        warehouse, "intermediate.int_usage_events_classified", file_seq=1000, copies=2
+    )
+
+    result = run_pipeline(warehouse, as_of=AS_OF, raise_on_error=False)
+
+    checks = _check_results(result)
+    assert checks[OUTCOMES_CHECK] is False
+    assert checks[DEDUPED_CHECK] is False
+
+
+def test_a_build_checks_only_what_it_added_and_dbt_test_checks_every_row(warehouse, tmp_path):
+    # A duplicate among rows an earlier build added (and checked) is not looked at again...
+    _copy_accepted_event(warehouse, "billing.fct_usage_event_outcomes", file_seq=1, copies=1)
+    shutil.copy(FIXTURES / "malformed" / "backfill.csv", warehouse.landing_dir / "late.csv")
+
+    result = run_pipeline(warehouse, as_of=AS_OF, raise_on_error=False)
+
+    assert _check_results(result)[OUTCOMES_CHECK] is True
+    # ...but `dbt test` on its own checks the whole table.
+    selection = "fct_usage_event_outcomes,test_name:unique_by_arrival"
+    tested = _dbt(warehouse, tmp_path / "target", "test", "--select", selection)
+    assert tested.returncode == 1, tested.stdout[-4000:]
+    assert f"FAIL 1 {OUTCOMES_CHECK}" in tested.stdout, tested.stdout[-4000:]
