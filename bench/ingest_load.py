@@ -170,9 +170,10 @@ def count_landed(data_dir: Path, land: bool) -> dict:
         import duckdb
 
         from dagster_billing.defs.ingest.landing import ensure_raw_tables, land_files
+        from dagster_billing.defs.resources import duckdb_config
 
         started = time.monotonic()
-        connection = duckdb.connect(str(data_dir / "warehouse.duckdb"))
+        connection = duckdb.connect(str(data_dir / "warehouse.duckdb"), config=duckdb_config())
         ensure_raw_tables(connection)
         land_files(connection, files, landing_dir=data_dir / "landing")
         [(raw, quarantined)] = connection.execute(

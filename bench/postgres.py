@@ -265,9 +265,11 @@ def copy_raw_tables(duckdb_path: Path, pg: LocalPostgres, scratch: Path) -> dict
     in), then ANALYZE so the planner has statistics. Returns rows per table."""
     import duckdb
 
+    from dagster_billing.defs.resources import duckdb_config
+
     scratch.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
-    source = duckdb.connect(str(duckdb_path), read_only=True)
+    source = duckdb.connect(str(duckdb_path), read_only=True, config=duckdb_config())
     target = pg.connect()
     try:
         with target.cursor() as cursor:
