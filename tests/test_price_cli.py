@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
@@ -27,10 +28,60 @@ OPENMETER = "https://openmeter.io/docs/billing/product-catalog/pricing-models"
 LAGO = "https://getlago.com/docs/guide/plans/charges"
 LAGO_COMMITMENT = "https://github.com/getlago/lago-api/pull/1787"
 
-# account, plan, usage values (one event each; None = no usage), expected total, source
+LAGO_SPEC = "https://github.com/getlago/lago-api/blob/main/spec"
+
+
+@dataclass(frozen=True)
+class Example:
+    """One account on one plan: its usage, the totals expected and the source they come from.
+
+    usage: values (one event each, on January 2, 3, ... at noon) or (ts, value[, properties])
+    events; total: January's total, or {period_start: total} for other periods."""
+
+    account: str
+    plan: str
+    usage: tuple | list | None
+    total: str | dict[str, str]
+    source: str
+    meter: str = "units"
+    currency: str = "USD"
+    subscription: dict = field(default_factory=dict)
+
+    def totals(self) -> dict[str, str]:
+        return self.total if isinstance(self.total, dict) else {"2026-01-01": self.total}
+
+    def events(self) -> list[dict]:
+        events = []
+        for index, item in enumerate(self.usage or (), start=2):
+            ts, value, properties = (
+                (f"2026-01-{index:02d}T12:00:00Z", item, None)
+                if not isinstance(item, tuple)
+                else (item + (None,))[:3]
+            )
+            event = {
+                "uniqueId": f"{self.account}-{index}",
+                "account": self.account,
+                "meter": self.meter,
+                "value": str(value),
+                "ts": ts,
+            }
+            if properties:
+                event["properties"] = properties
+            events.append(event)
+        return events
+
+
+def _ex(account, plan, usage, total, source, **fields) -> Example:
+    return Example(account, plan, usage, total, source, **fields)
+
+
+def _seat(ts: str, user: str, value: int = 1) -> tuple:
+    return (ts, value, {"user_id": user})
+
+
 EXAMPLES = [
     *[
-        (f"stripe_volume_{quantity}", "stripe_volume", [quantity], total, STRIPE_TIERS)
+        _ex(f"stripe_volume_{quantity}", "stripe_volume", [quantity], total, STRIPE_TIERS)
         for quantity, total in (
             (1, "7.00"),
             (5, "35.00"),
@@ -40,7 +91,7 @@ EXAMPLES = [
         )
     ],
     *[
-        (f"stripe_package_{quantity}", "stripe_package", [quantity], total, STRIPE_PACKAGE)
+        _ex(f"stripe_package_{quantity}", "stripe_package", [quantity], total, STRIPE_PACKAGE)
         for quantity, total in (
             (1, "10.00"),
             (3, "10.00"),
@@ -49,13 +100,13 @@ EXAMPLES = [
             (7, "20.00"),
         )
     ],
-    ("stripe_hourly_150", "stripe_hourly", [150], "30.00", STRIPE_TRANSFORM),
-    ("openmeter_graduated_6000", "openmeter_graduated", [6000], "1200.00", OPENMETER),
-    ("openmeter_volume_6000", "openmeter_volume", [6000], "600.00", OPENMETER),
-    ("openmeter_flat_tier_2000", "openmeter_flat_tier", [2000], "600.00", OPENMETER),
-    ("openmeter_flat_tier_0", "openmeter_flat_tier", None, "500.00", OPENMETER),
+    _ex("stripe_hourly_150", "stripe_hourly", [150], "30.00", STRIPE_TRANSFORM),
+    _ex("openmeter_graduated_6000", "openmeter_graduated", [6000], "1200.00", OPENMETER),
+    _ex("openmeter_volume_6000", "openmeter_volume", [6000], "600.00", OPENMETER),
+    _ex("openmeter_flat_tier_2000", "openmeter_flat_tier", [2000], "600.00", OPENMETER),
+    _ex("openmeter_flat_tier_0", "openmeter_flat_tier", None, "500.00", OPENMETER),
     *[
-        (f"openmeter_package_{label}", "openmeter_package", [quantity], total, OPENMETER)
+        _ex(f"openmeter_package_{label}", "openmeter_package", [quantity], total, OPENMETER)
         for label, quantity, total in (
             ("0", 0, "0.00"),
             ("20", 20, "10.00"),
@@ -63,34 +114,68 @@ EXAMPLES = [
             ("98", 98, "50.00"),
         )
     ],
-    ("openmeter_overage_1000", "openmeter_overage", [1000], "9.00", OPENMETER),
-    ("lago_package_201", "lago_package", [201], "10.00", f"{LAGO}/charge-models/package"),
-    ("lago_volume_65000", "lago_volume", [65000], "49.00", f"{LAGO}/charge-models/volume"),
-    (
+    _ex("openmeter_overage_1000", "openmeter_overage", [1000], "9.00", OPENMETER),
+    _ex("lago_package_201", "lago_package", [201], "10.00", f"{LAGO}/charge-models/package"),
+    _ex("lago_volume_65000", "lago_volume", [65000], "49.00", f"{LAGO}/charge-models/volume"),
+    _ex(
         "lago_percentage",
         "lago_percentage",
         [200, 100, 100, 50],
         "0.70",
         f"{LAGO}/charge-models/percentage",
+        meter="payments",
     ),
-    ("lago_commitment_3", "lago_commitment", [3], "100.00", LAGO_COMMITMENT),
-    ("lago_minimum_5000", "lago_spending_minimum", [5000], "100.00", f"{LAGO}/spending-minimum"),
-    ("committed_2m", "committed_spend", [2_000_000], "1230.00", "PRODUCT.md scale_2026"),
-    ("committed_500k", "committed_spend", [500_000], "1000.00", "PRODUCT.md scale_2026"),
-    ("mid_change", "mid_change", [3100], "96.00", "decisions.md: version change prorates by days"),
-    ("trial_advance", "recurring", None, "43.00", "decisions.md: trial, start day, in advance"),
-    ("ends_mid_month", "recurring_arrears", None, "10.00", "decisions.md: end date exclusive"),
-    ("yen_201", "yen", [201], "101", "decisions.md: JPY half-up"),
-    ("tiny_price", "tiny_price", [1_000_000_000_000], "100000.00", "issue: 10^12 x $0.0000001"),
-    ("override_20", "stripe_volume", [20], "20.00", "subscription overrides"),
+    _ex("lago_commitment_3", "lago_commitment", [3], "100.00", LAGO_COMMITMENT),
+    _ex("lago_minimum_5000", "lago_spending_minimum", [5000], "100.00", f"{LAGO}/spending-minimum"),
+    _ex("committed_2m", "committed_spend", [2_000_000], "1230.00", "PRODUCT.md scale_2026"),
+    _ex("committed_500k", "committed_spend", [500_000], "1000.00", "PRODUCT.md scale_2026"),
+    _ex(
+        "mid_change",
+        "mid_change",
+        [3100],
+        "96.00",
+        "decisions.md: version change prorates by days",
+    ),
+    _ex(
+        "trial_advance",
+        "recurring",
+        None,
+        "43.00",
+        "decisions.md: trial, start day, in advance",
+        subscription={"starts_on": "2026-01-10", "trial_ends_on": "2026-01-20"},
+    ),
+    _ex(
+        "ends_mid_month",
+        "recurring_arrears",
+        None,
+        "10.00",
+        "decisions.md: end date exclusive",
+        subscription={"ends_on": "2026-01-11"},
+    ),
+    _ex("yen_201", "yen", [201], "101", "decisions.md: JPY half-up", currency="JPY"),
+    _ex("tiny_price", "tiny_price", [1_000_000_000_000], "100000.00", "issue: 10^12 x $0.0000001"),
+    _ex(
+        "override_20",
+        "stripe_volume",
+        [20],
+        "20.00",
+        "subscription overrides",
+        subscription={
+            "overrides": {"charges": [{"id": "fonts", "model": "per_unit", "unit_price": "1"}]}
+        },
+    ),
+    # Decision 50: a seat carried over from December bills January without a new event.
+    # December: held from the 5th, 27 of 31 days = 0.87097 x $10; January: (1 + 21/31).ceil(5).
+    _ex(
+        "lago_seat_days",
+        "lago_seat_days",
+        [_seat("2025-12-05T09:00:00Z", "u1"), _seat("2026-01-11T18:00:00Z", "u2")],
+        {"2025-12-01": "8.71", "2026-01-01": "16.77"},
+        f"{LAGO_SPEC}/services/billable_metrics/prorated_aggregations/unique_count_service_spec.rb",
+        meter="seats",
+        subscription={"starts_on": "2025-12-01"},
+    ),
 ]
-SUBSCRIPTION_FIELDS = {
-    "trial_advance": {"starts_on": "2026-01-10", "trial_ends_on": "2026-01-20"},
-    "ends_mid_month": {"ends_on": "2026-01-11"},
-    "override_20": {
-        "overrides": {"charges": [{"id": "fonts", "model": "per_unit", "unit_price": "1"}]}
-    },
-}
 
 
 def _write_inputs(root: Path) -> dict[str, Path]:
@@ -98,30 +183,22 @@ def _write_inputs(root: Path) -> dict[str, Path]:
     with (root / "accounts.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["account_id", "account_name", "currency"])
-        for account, plan, *_ in EXAMPLES:
-            writer.writerow(
-                [account, account.replace("_", " ").title(), "JPY" if plan == "yen" else "USD"]
-            )
+        for example in EXAMPLES:
+            name = example.account.replace("_", " ").title()
+            writer.writerow([example.account, name, example.currency])
     subscriptions = [
         {
-            "account_id": account,
-            "plan_code": plan,
+            "account_id": example.account,
+            "plan_code": example.plan,
             "starts_on": "2026-01-01",
-            **SUBSCRIPTION_FIELDS.get(account, {}),
+            **example.subscription,
         }
-        for account, plan, *_ in EXAMPLES
+        for example in EXAMPLES
     ]
     (root / "subscriptions.yaml").write_text(yaml.safe_dump(subscriptions, sort_keys=False))
     with (root / "usage.ndjson").open("w") as handle:
-        for account, _, values, _, _ in EXAMPLES:
-            for day, value in enumerate(values or [], start=2):
-                event = {
-                    "uniqueId": f"{account}-{day}",
-                    "account": account,
-                    "meter": "payments" if account == "lago_percentage" else "units",
-                    "value": str(value),
-                    "ts": f"2026-01-{day:02d}T12:00:00Z",
-                }
+        for example in EXAMPLES:
+            for event in example.events():
                 handle.write(json.dumps(event) + "\n")
     return {
         "plans": CASE / "plans",
@@ -167,13 +244,19 @@ def _invoice(invoices: list[dict], account: str, period: str = "2026-01-01") -> 
 
 
 @pytest.mark.parametrize(
-    ("account", "expected_total", "source"),
-    [(account, total, source) for account, _, _, total, source in EXAMPLES],
-    ids=[account for account, *_ in EXAMPLES],
+    ("account", "period", "expected_total", "source"),
+    [
+        (example.account, period, total, example.source)
+        for example in EXAMPLES
+        for period, total in example.totals().items()
+    ],
+    ids=[
+        f"{example.account}@{period[:7]}" for example in EXAMPLES for period in example.totals()
+    ],
 )
-def test_worked_example_is_reproduced_exactly(priced, account, expected_total, source):
+def test_worked_example_is_reproduced_exactly(priced, account, period, expected_total, source):
     _, invoices, _ = priced
-    invoice = _invoice(invoices, account)
+    invoice = _invoice(invoices, account, period)
     assert invoice["total"] == expected_total, source
     assert sum(Decimal(line["amount"]) for line in invoice["lines"]) == Decimal(expected_total)
 
@@ -188,10 +271,10 @@ def _lines(invoices, account) -> list[tuple[str, str | None, str]]:
 def test_every_account_gets_one_january_invoice(priced):
     summary, invoices, _ = priced
     assert sorted(i["account_id"] for i in invoices if i["period_start"] == "2026-01-01") == sorted(
-        account for account, *_ in EXAMPLES
+        example.account for example in EXAMPLES
     )
     assert summary["invoices"] == len(invoices)
-    assert summary["outcomes"] == {"accepted": sum(len(v or []) for _, _, v, _, _ in EXAMPLES)}
+    assert summary["outcomes"] == {"accepted": sum(len(e.events()) for e in EXAMPLES)}
 
 
 def test_adjustment_lines_follow_their_charges(priced):
@@ -284,3 +367,4 @@ def test_bad_input_fails_with_file_row_and_reason(tmp_path, subscription, messag
     assert result.exit_code == 1
     assert f"subscriptions.yaml: {message}" in result.output
     assert "Traceback" not in result.output
+

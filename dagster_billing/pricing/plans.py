@@ -269,8 +269,10 @@ class SeatCharge(_MeteredCharge):
     included_seats: Quantity = Field(default=Decimal(0), description="Seats not charged.")
     proration: Literal["none", "daily"] = Field(
         default="none",
-        description="none: distinct seats in the period; daily: seat-days / days in the period "
-        "(a seat counts from its first event, or until an event with value 0 removes it).",
+        description="A seat is added by an event with value > 0, removed by one with value 0, "
+        "and carries over between periods. none: seats held on any day of the period; daily: "
+        "seat-days (calendar days held at any moment) / days in the period, rounded up at 5 "
+        "decimal places.",
     )
 
 

@@ -6,7 +6,9 @@
     each   every dimension value in the period's usage that no `value` row of the charge lists
            (group_by, or a matrix default price): one line each
   The quantity is zero when the account had no usage; usage without the dimension property
-  counts only in the '*' total. Seat charges also get the period's seat-days.
+  counts only in the '*' total. Seat charges price the seats held in the period
+  (int_seat_days, which carries seats over from earlier periods) and get their seat-days; their
+  group_by values are those of the seats held, with or without an event in the period.
 -#}
 with segments as (
     select * from {{ ref('int_billing_segments') }}
@@ -75,18 +77,23 @@ priced_dimensions as (
 
     select
         segment_components.*,
-        usage.dimension_value
+        found.dimension_value
     from segment_components
-    inner join usage
-        on segment_components.account_id = usage.account_id
-        and segment_components.period_start = usage.period_start
-        and segment_components.meter_code = usage.meter_code
-        and usage.dimension_value != '*'
+    inner join (
+        select account_id, period_start, meter_code, dimension_value, 0 as is_seat from usage
+        union all
+        select account_id, period_start, meter_code, dimension_value, 1 as is_seat from seat_days
+    ) as found
+        on segment_components.account_id = found.account_id
+        and (segment_components.pricing_model = 'seat') = (found.is_seat = 1)
+        and segment_components.period_start = found.period_start
+        and segment_components.meter_code = found.meter_code
+        and found.dimension_value != '*'
     left join listed_values
         on segment_components.plan_code = listed_values.plan_code
         and segment_components.plan_version = listed_values.plan_version
         and segment_components.charge_id = listed_values.charge_id
-        and usage.dimension_value = listed_values.dimension_value
+        and found.dimension_value = listed_values.dimension_value
     where segment_components.dimension_match = 'each'
         and listed_values.charge_id is null
 )
@@ -94,7 +101,12 @@ priced_dimensions as (
 select
     {{ charge_line_id('priced_dimensions') }} as invoice_line_id,
     priced_dimensions.*,
-    coalesce(usage.quantity, cast(0 as {{ decimal_type() }})) as quantity,
+    cast(
+        case
+            when priced_dimensions.pricing_model = 'seat' then coalesce(seat_days.seat_count, 0)
+            else coalesce(usage.quantity, 0)
+        end
+    as {{ decimal_type() }}) as quantity,
     coalesce(usage.event_count, 0) as event_count,
     coalesce(seat_days.seat_days, 0) as seat_days
 from priced_dimensions

@@ -13,8 +13,9 @@
     package            ceil (rounding up, default) or floor (down) of quantity / package_size
                        packages x package_price
     percentage         the sum of the transaction fees of int_usage_transactions_rated
-    seat               none: (distinct seats - included) x unit_price; daily: (seat-days -
-                       included x days of the period) x unit_price / days of the period
+    seat               seats held (int_seat_days) - included, x unit_price; daily: seat-days /
+                       days of the period, rounded up at 5 decimal places (Lago's ceil(5)),
+                       - included, x unit_price
 -#}
 {%- set columns -%}
     quantities.invoice_line_id,
@@ -136,15 +137,12 @@ seats as (
     select
         quantities.*,
         tiers.unit_price,
-        cast(
-            case
-                when quantities.seat_proration = 'daily' then
-                    case when quantities.seat_days > quantities.free_units * quantities.period_days
-                        then quantities.seat_days - quantities.free_units * quantities.period_days
-                        else 0 end
-                else quantities.billable_quantity
-            end
-        as {{ decimal_type() }}) as billable_seat_units
+        case
+            when quantities.seat_proration = 'daily'
+                then cast({{ ceil_divide('quantities.seat_days * 100000', 'quantities.period_days') }}
+                    * cast(0.00001 as decimal(6,5)) as {{ decimal_type() }})
+            else quantities.quantity
+        end as seat_units
     from quantities
     inner join tiers
         on quantities.plan_code = tiers.plan_code
@@ -197,19 +195,18 @@ rated as (
         cast(null as {{ decimal_type() }}) as lower_bound,
         cast(null as {{ decimal_type() }}) as upper_bound,
         quantities.unit_price,
-        case
-            when quantities.seat_proration = 'daily'
-                then {{ divide_decimal('quantities.billable_seat_units', 'quantities.period_days') }}
-            else quantities.billable_seat_units
-        end as tier_quantity,
+        cast(
+            case when quantities.seat_units > coalesce(quantities.free_units, 0)
+                then quantities.seat_units - coalesce(quantities.free_units, 0) else 0 end
+        as {{ decimal_type() }}) as tier_quantity,
         cast(0 as {{ decimal_type() }}) as flat_fee_charged,
         cast(null as bigint) as package_count,
         cast(null as bigint) as transaction_count,
-        case
-            when quantities.seat_proration = 'daily' then
-                {{ divide_decimal('quantities.billable_seat_units * quantities.unit_price', 'quantities.period_days') }}
-            else cast(quantities.billable_seat_units * quantities.unit_price as {{ decimal_type() }})
-        end as amount_unrounded
+        cast(
+            case when quantities.seat_units > coalesce(quantities.free_units, 0)
+                then quantities.seat_units - coalesce(quantities.free_units, 0) else 0 end
+            * quantities.unit_price
+        as {{ decimal_type() }}) as amount_unrounded
     from seats as quantities
 
     union all
