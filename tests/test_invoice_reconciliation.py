@@ -26,9 +26,10 @@ EXPECTED_LINES = [
     ("charge", "api_calls", D("10.01")),  # 1,000.5 calls x 0.01 = 10.005, half-up
     ("recurring", "platform", D("21.00")),  # January: 31.00 x 21 / 31
     ("recurring", "platform", D("31.00")),  # February, in advance
-    ("commitment_true_up", None, D("5.73")),  # 100.00 x 21 / 31 = 67.74, less 62.01
-    ("coupon", "c_recon", D("-6.77")),  # 10 % of 67.74 = 6.774
-    ("credit", "g_recon", D("-50.00")),  # the whole grant: 60.97 is left to pay
+    # 100.00 x 21 / 31 = 67.74, less January's 31.01 (February's fee counts for February)
+    ("commitment_true_up", None, D("36.73")),
+    ("coupon", "c_recon", D("-9.87")),  # 10 % of 98.74 = 9.874
+    ("credit", "g_recon", D("-50.00")),  # the whole grant: 38.87 is left to pay
 ]
 
 
@@ -72,9 +73,9 @@ def test_lines_sum_to_the_total_to_the_cent(closed):
     warehouse, _ = closed
     status, subtotal, discounts, credits, total, total_minor = _invoice(warehouse)
     assert status == "final"
-    assert (subtotal, discounts, credits) == (D("67.74"), D("-6.77"), D("50.00"))
-    assert total == sum(amount for *_, amount in EXPECTED_LINES) == D("10.97")
-    assert total_minor == 1097
+    assert (subtotal, discounts, credits) == (D("98.74"), D("-9.87"), D("50.00"))
+    assert total == sum(amount for *_, amount in EXPECTED_LINES) == D("38.87")
+    assert total_minor == 3887
 
 
 def test_the_final_invoice_is_the_last_draft(closed):

@@ -175,6 +175,23 @@ EXAMPLES = [
         meter="seats",
         subscription={"starts_on": "2025-12-01"},
     ),
+    # Decision 51: the true-up counts the commitment period's fees, wherever they are invoiced.
+    _ex(
+        "lago_commitment_in_advance",
+        "lago_commitment_in_advance",
+        [("2024-02-28T12:00:00Z", 70), ("2024-03-10T12:00:00Z", 15)],
+        {"2024-02-01": "789.66", "2024-03-01": "10000.00"},
+        f"{LAGO_SPEC}/scenarios/commitments/minimum/in_advance/calendar/monthly_spec.rb",
+        subscription={"starts_on": "2024-02-28"},
+    ),
+    _ex(
+        "lago_percentage_zero",
+        "lago_percentage_spec",
+        [0, 0, 0, 0],
+        "0.00",
+        f"{LAGO_SPEC}/services/charge_models/percentage_service_spec.rb",
+        meter="payments",
+    ),
 ]
 
 
@@ -368,3 +385,14 @@ def test_bad_input_fails_with_file_row_and_reason(tmp_path, subscription, messag
     assert f"subscriptions.yaml: {message}" in result.output
     assert "Traceback" not in result.output
 
+
+def test_commitment_true_up_counts_the_fees_of_its_own_period(priced):
+    """Lago bills these true-ups as 61,276 and 988,500 cents (in_advance/calendar/monthly_spec)."""
+    _, invoices, _ = priced
+    true_ups = {
+        period: line["amount"]
+        for period in ("2024-02-01", "2024-03-01")
+        for line in _invoice(invoices, "lago_commitment_in_advance", period)["lines"]
+        if line["line_type"] == "commitment_true_up"
+    }
+    assert true_ups == {"2024-02-01": "612.76", "2024-03-01": "9885.00"}

@@ -8,7 +8,8 @@
     recurring            a flat fee (service_period_* says which month it pays for), and its discount
     commitment_discount  -commitment discount_percent of the segment's usage lines (charge,
                          discount, minimum, maximum)
-    commitment_true_up   commitment minimum - everything above, never negative
+    commitment_true_up   commitment minimum - what the commitment period was billed (its lines
+                         by service period, wherever they are invoiced), never negative
   Minimums, maximums and commitments are per billing period, prorated by billable days (trial
   excluded): limit x billable_days / days of the month, rounded; the minimum, maximum and
   true-up lines are computed from the rounded lines they adjust, so the adjusted total equals
@@ -388,9 +389,17 @@ true_up_lines as (
             as amount
     from commitments
     left join (
-        select invoice_id, sum(amount) as amount
-        from lines_before_true_up
-        group by invoice_id
+        {#- What the commitment period was billed, on any invoice: its lines by service period,
+            so its in-advance fees (on the previous invoice) count and the next period's
+            in-advance fees on this invoice do not. -#}
+        select committed.invoice_id, sum(lines.amount) as amount
+        from lines_before_true_up as lines
+        inner join periods as billed on lines.invoice_id = billed.invoice_id
+        inner join periods as committed
+            on billed.account_id = committed.account_id
+            and lines.service_period_start >= committed.period_start
+            and lines.service_period_start < committed.period_end
+        group by committed.invoice_id
     ) as spent on commitments.invoice_id = spent.invoice_id
     where commitments.commitment_amount > coalesce(spent.amount, 0)
 ),

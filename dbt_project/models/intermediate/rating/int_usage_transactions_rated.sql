@@ -8,7 +8,9 @@
                  its value above free_amount is charged;
     charged      every other transaction (once either allowance is used up, all later ones).
   fee = chargeable value x rate / 100 + fixed_fee, held within [transaction_minimum,
-  transaction_maximum]; a free transaction costs nothing. Fees stay unrounded (10 places).
+  transaction_maximum]; a free transaction costs nothing, and nothing is charged (no fixed fee, no
+  minimum) when the line's transactions sum to 0 (Lago: no fixed fee on 0 units, decision 51).
+  Fees stay unrounded (10 places).
 -#}
 with segments as (
     select * from {{ ref('int_billing_segments') }}
@@ -97,7 +99,8 @@ sequenced as (
             partition by billing_segment_id, charge_id, dimension_value
             order by event_ts, file_seq, source_line
             rows between unbounded preceding and current row
-        ) as running_value
+        ) as running_value,
+        sum(value) over (partition by billing_segment_id, charge_id, dimension_value) as line_value
     from matched
 ),
 
@@ -156,7 +159,7 @@ select
     fee_before_limits,
     cast(
         case
-            when free_status = 'free' then 0
+            when free_status = 'free' or line_value = 0 then 0
             when transaction_minimum is not null and fee_before_limits < transaction_minimum
                 then transaction_minimum
             when transaction_maximum is not null and fee_before_limits > transaction_maximum
