@@ -56,7 +56,7 @@ class Example:
             ts, value, properties = (
                 (f"2026-01-{index:02d}T12:00:00Z", item, None)
                 if not isinstance(item, tuple)
-                else (item + (None,))[:3]
+                else (*item, None)[:3]
             )
             event = {
                 "uniqueId": f"{self.account}-{index}",
@@ -267,9 +267,7 @@ def _invoice(invoices: list[dict], account: str, period: str = "2026-01-01") -> 
         for example in EXAMPLES
         for period, total in example.totals().items()
     ],
-    ids=[
-        f"{example.account}@{period[:7]}" for example in EXAMPLES for period in example.totals()
-    ],
+    ids=[f"{example.account}@{period[:7]}" for example in EXAMPLES for period in example.totals()],
 )
 def test_worked_example_is_reproduced_exactly(priced, account, period, expected_total, source):
     _, invoices, _ = priced

@@ -1,0 +1,263 @@
+"""Price models of a plan's charges: one pydantic model per model, discriminated by `model`."""
+
+from __future__ import annotations
+
+import itertools
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from dagster_billing.pricing.plan_types import (
+    Code,
+    DimensionValue,
+    Money,
+    Percent,
+    PositiveQuantity,
+    Price,
+    Quantity,
+    Rate,
+    _Strict,
+)
+
+
+class Tier(_Strict):
+    up_to: Quantity | None = Field(
+        description="Inclusive, cumulative upper bound of the tier; null = unbounded (last tier)."
+    )
+    unit_price: Price = Field(description="Price of one unit in this tier.")
+    flat_fee: Price = Field(
+        default=Decimal(0),
+        description="Charged once when the quantity enters the tier (the first tier's even at zero).",
+    )
+
+
+def _check_tiers(tiers: list[Tier]) -> list[Tier]:
+    if not tiers:
+        raise ValueError("tiers must not be empty")
+    bounds = [tier.up_to for tier in tiers]
+    if any(bound is None for bound in bounds[:-1]):
+        raise ValueError("only the last tier may have up_to: null")
+    if bounds[-1] is not None:
+        raise ValueError("the last tier must have up_to: null (unbounded)")
+    finite = [bound for bound in bounds if bound is not None]
+    if any(b <= a for a, b in itertools.pairwise(finite)) or (finite and finite[0] <= 0):
+        raise ValueError("tier up_to bounds must be positive and strictly ascending")
+    return tiers
+
+
+class _ChargeBase(_Strict):
+    id: Code = Field(description="Unique within the plan; names the invoice line.")
+    description: str | None = Field(default=None, description="Text of the invoice line.")
+    discount_percent: Percent | None = Field(
+        default=None,
+        description="Discount on this charge in percent (10 = -10 %), applied before the maximum.",
+    )
+
+
+class _MeteredCharge(_ChargeBase):
+    meter: str = Field(description="Meter code from seeds/meters.csv, e.g. api.requests.")
+    aggregation: (
+        Literal["sum", "count", "max", "unique_count", "latest", "time_weighted_sum"] | None
+    ) = Field(
+        default=None,
+        description="Optional; must equal the meter's aggregation (meters aggregate one way).",
+    )
+    filter: dict[str, DimensionValue] | None = Field(
+        default=None,
+        description="Price only usage with this dimension value, e.g. {model: gpt-4o}.",
+    )
+    group_by: str | None = Field(
+        default=None,
+        description="Dimension key (e.g. model): one line per value found in usage, each priced "
+        "on its own.",
+    )
+    minimum_spend: Money | None = Field(
+        default=None,
+        description="Per billing period, prorated by billable days; a `minimum` line tops up.",
+    )
+    maximum_spend: Money | None = Field(
+        default=None,
+        description="Per billing period, prorated by billable days; a `maximum` line caps the "
+        "charge after its discount.",
+    )
+
+    @field_validator("filter")
+    @classmethod
+    def _one_dimension(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is not None and len(value) != 1:
+            raise ValueError("filter takes exactly one dimension key and value")
+        return value
+
+    @model_validator(mode="after")
+    def _filter_or_group(self) -> _MeteredCharge:
+        if self.filter is not None and self.group_by is not None:
+            raise ValueError("use either filter or group_by, not both")
+        if (
+            self.minimum_spend is not None
+            and self.maximum_spend is not None
+            and self.minimum_spend > self.maximum_spend
+        ):
+            raise ValueError("minimum_spend must not exceed maximum_spend")
+        return self
+
+    @property
+    def dimension_key(self) -> str | None:
+        if self.filter:
+            return next(iter(self.filter))
+        return self.group_by
+
+
+class PerUnitCharge(_MeteredCharge):
+    """Every unit at one price."""
+
+    model: Literal["per_unit"]
+    unit_price: Price
+    free_units: Quantity = Field(
+        default=Decimal(0), description="Units per period that are not charged."
+    )
+
+
+class _TieredCharge(_MeteredCharge):
+    tiers: list[Tier] = Field(description="Ascending; the last has up_to: null.")
+    free_units: Quantity = Field(
+        default=Decimal(0), description="Units subtracted before the tiers apply."
+    )
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers_ascending(cls, tiers: list[Tier]) -> list[Tier]:
+        return _check_tiers(tiers)
+
+
+class GraduatedCharge(_TieredCharge):
+    """Each unit priced in its own tier; a tier's flat fee once the quantity enters it."""
+
+    model: Literal["graduated"]
+
+
+class VolumeCharge(_TieredCharge):
+    """Every unit at the price of the tier the total falls in, plus that tier's flat fee."""
+
+    model: Literal["volume"]
+
+
+class PackageCharge(_MeteredCharge):
+    """A price per block of package_size units; free units first, a started block in full."""
+
+    model: Literal["package"]
+    package_size: PositiveQuantity
+    package_price: Price
+    free_units: Quantity = Field(default=Decimal(0))
+    rounding: Literal["up", "down"] = Field(
+        default="up", description="up: a started package is charged; down: only full packages."
+    )
+
+
+class PercentageCharge(_MeteredCharge):
+    """A percentage of each transaction's value plus a fixed fee, rated event by event."""
+
+    model: Literal["percentage"]
+    rate: Rate = Field(description="Percent of the transaction value (1.3 = 1.3 %).")
+    fixed_fee: Price = Field(default=Decimal(0), description="Per charged transaction.")
+    free_transactions: int | None = Field(
+        default=None, ge=1, description="The period's first N transactions cost nothing."
+    )
+    free_amount: PositiveQuantity | None = Field(
+        default=None, description="The period's first X of transaction value costs nothing."
+    )
+    transaction_minimum: Price | None = Field(
+        default=None, description="Fee of a charged transaction is at least this."
+    )
+    transaction_maximum: Price | None = Field(
+        default=None, description="Fee of a charged transaction is at most this."
+    )
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> PercentageCharge:
+        if (
+            self.transaction_minimum is not None
+            and self.transaction_maximum is not None
+            and self.transaction_minimum > self.transaction_maximum
+        ):
+            raise ValueError("transaction_minimum must not exceed transaction_maximum")
+        return self
+
+
+class MatrixCharge(_MeteredCharge):
+    """A unit price per value of one dimension (e.g. per model); each value is its own line."""
+
+    model: Literal["matrix"]
+    dimension: str = Field(description="The meter's dimension key, e.g. model or region.")
+    prices: dict[DimensionValue, Price] = Field(
+        min_length=1, description="Unit price per dimension value."
+    )
+    default_unit_price: Price | None = Field(
+        default=None,
+        description="Unit price of values not listed (each its own line); without it, usage "
+        "of unlisted values is not priced by this charge.",
+    )
+
+    @model_validator(mode="after")
+    def _no_filter(self) -> MatrixCharge:
+        if self.filter is not None or self.group_by is not None:
+            raise ValueError("a matrix charge takes `dimension`, not filter or group_by")
+        return self
+
+    @property
+    def dimension_key(self) -> str | None:
+        return self.dimension
+
+
+class SeatCharge(_MeteredCharge):
+    """A price per seat of a unique-count meter, optionally prorated by seat-days."""
+
+    model: Literal["seat"]
+    unit_price: Price = Field(description="Price of one seat for a whole billing period.")
+    included_seats: Quantity = Field(default=Decimal(0), description="Seats not charged.")
+    proration: Literal["none", "daily"] = Field(
+        default="none",
+        description="A seat is added by an event with value > 0, removed by one with value 0, "
+        "and carries over between periods. none: seats held on any day of the period; daily: "
+        "seat-days (calendar days held at any moment) / days in the period, rounded up at 5 "
+        "decimal places.",
+    )
+
+
+class FlatCharge(_ChargeBase):
+    """A recurring fee per billing period, in advance or in arrears, prorated by days."""
+
+    model: Literal["flat"]
+    amount: Money
+    billing: Literal["in_advance", "in_arrears"] = Field(
+        default="in_arrears",
+        description="in_advance: billed on the invoice of the previous period (or the first "
+        "invoice); in_arrears: on the invoice of its own period.",
+    )
+    prorate: bool = Field(
+        default=True, description="Prorate partial periods by billable days (trial excluded)."
+    )
+
+
+Charge = Annotated[
+    PerUnitCharge
+    | GraduatedCharge
+    | VolumeCharge
+    | PackageCharge
+    | PercentageCharge
+    | MatrixCharge
+    | SeatCharge
+    | FlatCharge,
+    Field(discriminator="model"),
+]
+PRICE_MODELS = (
+    "per_unit",
+    "graduated",
+    "volume",
+    "package",
+    "percentage",
+    "matrix",
+    "seat",
+    "flat",
+)
+MONEY_FIELDS = ("amount", "minimum_spend", "maximum_spend")
