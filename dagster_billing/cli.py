@@ -252,7 +252,8 @@ def price(
     "draft_dir",
     type=click.Path(path_type=Path, exists=True, file_okay=False),
     required=True,
-    help="Directory of draft plan versions (each replaces the plan with its code).",
+    help="Directory of draft plan versions: each is in force from its effective_from (to its "
+    "effective_to or the next draft of its plan); the current versions on the other days.",
 )
 @click.option(
     "--data-dir", type=click.Path(path_type=Path), envvar="BILLING_DATA_DIR", required=True
@@ -291,7 +292,11 @@ def simulate(draft_dir: Path, data_dir: Path, plans_dir: Path, seeds_dir: Path) 
 
 
 def render_simulation(report: dict) -> str:
-    drafts = ", ".join(f"{d['code']} (draft v{d['version']})" for d in report["drafts"])
+    drafts = ", ".join(
+        f"{d['code']} (draft v{d['version']} from {d['effective_from']}"
+        + (f" to {d['effective_to']})" if d["effective_to"] else ")")
+        for d in report["drafts"]
+    )
     lines = [f"Simulated {drafts} against the current plans (charges before coupons and credits):"]
     header = f"{'account':<24} {'currency':<8} {'current':>14} {'draft':>14} {'difference':>14}"
     lines += ["", header, "-" * len(header)]

@@ -223,6 +223,19 @@ def _check_reference(plan: PlanVersion, path: Path, reference: Reference, where:
             )
 
 
+def windowed_versions(
+    versions: dict[str, list[tuple[PlanVersion, Path]]],
+) -> dict[str, list[tuple[PlanVersion, Path, date | None]]]:
+    """Per plan code, its versions in version order, each with its exclusive end."""
+    windowed = {}
+    for code in sorted(versions):
+        ordered = sorted(versions[code], key=lambda item: (item[0].version, str(item[1])))
+        windowed[code] = [
+            (plan, path, end) for (plan, path), end in zip(ordered, _windows(ordered), strict=True)
+        ]
+    return windowed
+
+
 def _windows(ordered: list[tuple[PlanVersion, Path]]) -> list[date | None]:
     """Exclusive end of each version: its effective_to, else the next version's start."""
     ends: list[date | None] = []
@@ -327,11 +340,11 @@ def load_plans(plans_dir: Path, reference: Reference) -> list[CompiledVersion]:
         versions[plan.code].append((plan, path))
         raw_by_version[(plan.code, plan.version)] = raw
 
-    compiled: list[CompiledVersion] = []
-    for code in sorted(versions):
-        ordered = sorted(versions[code], key=lambda item: (item[0].version, str(item[1])))
-        for (plan, _), end in zip(ordered, _windows(ordered), strict=True):
-            compiled.append(CompiledVersion(plan=plan, effective_to=end, base_code=code))
+    compiled = [
+        CompiledVersion(plan=plan, effective_to=end, base_code=code)
+        for code, windowed in windowed_versions(versions).items()
+        for plan, _, end in windowed
+    ]
 
     windows_by_target: dict[tuple[str, str], list[tuple[date, date | None, Path]]] = defaultdict(
         list

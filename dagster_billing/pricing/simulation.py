@@ -1,19 +1,23 @@
 """Simulation: price historical usage with draft plan versions next to the current plans.
 
-A draft (plans/drafts/<any>.yaml, a plan version file) replaces every version of the plan with its
-code for the whole history: the simulated invoices show what the accounts on that plan would have
-owed under the draft. The warehouse is copied to a temporary directory, the rating models (and
-their tests) are rebuilt there with the draft price tables by the same dbt project, and the
-charge lines of both (int_invoice_charge_lines: everything owed before coupons and credits) are
-compared in SQL. The warehouse and its invoices are never written.
+A draft (plans/drafts/<any>.yaml, a plan version file) is in force from its effective_from to its
+effective_to (or the next draft of its plan, or open): on those days it replaces the current
+versions of the plan with its code, which stay in force on every other day. A draft v2 from
+March changes March onward; several drafts of one plan follow each other. The warehouse is copied
+to a temporary directory, the rating models (and their tests) are rebuilt there with the draft
+price tables by the same dbt project, and the charge lines of both (int_invoice_charge_lines:
+everything owed before coupons and credits) are compared in SQL. The warehouse and its invoices
+are never written.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 import tempfile
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -22,9 +26,11 @@ import duckdb
 import yaml
 
 from dagster_billing.lib.money import format_money
+from dagster_billing.pricing.plan_loader import windowed_versions
 from dagster_billing.pricing.plans import (
     DRAFTS_DIR,
     PlanError,
+    PlanVersion,
     Reference,
     check_plan_file,
     compile_plans,
@@ -85,6 +91,9 @@ class Draft:
     path: Path
     code: str
     version: int
+    effective_from: date
+    effective_to: date | None = None
+    """Exclusive end of the days the draft is simulated on (None: open)."""
 
 
 def draft_files(draft_dir: Path) -> list[Path]:
@@ -93,39 +102,87 @@ def draft_files(draft_dir: Path) -> list[Path]:
     return sorted([*draft_dir.rglob("*.yaml"), *draft_dir.rglob("*.yml")])
 
 
-def build_simulation_plans(plans_dir: Path, draft_dir: Path, target: Path) -> list[Draft]:
-    """A plans directory where every drafted plan code is replaced by its draft, which is in
-    force from the first day of the plan's earliest current version (or its own date)."""
-    drafts: dict[str, Draft] = {}
+def _draft_windows(draft_dir: Path) -> dict[str, list[tuple[Draft, dict]]]:
+    """The drafts per plan code in effective_from order, each with its window and raw YAML."""
+    by_code: dict[str, list[tuple[PlanVersion, Path]]] = defaultdict(list)
     for path in draft_files(draft_dir):
-        plan = load_plan_file(path)
-        if plan.code in drafts:
-            raise PlanError(
-                f"{path}: code: {plan.code!r} is drafted twice ({drafts[plan.code].path})"
-            )
-        drafts[plan.code] = Draft(path=path, code=plan.code, version=plan.version)
+        by_code[load_plan_file(path).code].append((load_plan_file(path), path))
+    windows: dict[str, list[tuple[Draft, dict]]] = {}
+    for code, drafts in sorted(by_code.items()):
+        drafts.sort(key=lambda item: item[0].effective_from)
+        windows[code] = []
+        for index, (plan, path) in enumerate(drafts):
+            end = plan.effective_to
+            if index + 1 < len(drafts):
+                following, following_path = drafts[index + 1]
+                if following.effective_from == plan.effective_from:
+                    raise PlanError(
+                        f"{following_path}: effective_from: {code!r} is drafted twice from "
+                        f"{plan.effective_from} ({path})"
+                    )
+                if end is not None and end > following.effective_from:
+                    raise PlanError(
+                        f"{path}: effective_to: draft of {code!r} overlaps {following_path}, "
+                        f"which starts {following.effective_from}"
+                    )
+                end = end or following.effective_from
+            draft = Draft(path, code, plan.version, plan.effective_from, end)
+            windows[code].append((draft, load_yaml_exact(path.read_text())))
+    return windows
+
+
+def _outside(start: date, end: date | None, windows: list[Draft]) -> list[tuple[date, date | None]]:
+    """The parts of [start, end) that no draft window covers."""
+    pieces: list[tuple[date, date | None]] = []
+    cursor: date | None = start
+    for draft in windows:
+        draft_end = draft.effective_to or date.max
+        if (
+            cursor is None
+            or draft_end <= cursor
+            or (end is not None and draft.effective_from >= end)
+        ):
+            continue
+        if draft.effective_from > cursor:
+            pieces.append((cursor, draft.effective_from))
+        cursor = None if draft.effective_to is None else max(cursor, draft.effective_to)
+    if cursor is not None and (end is None or cursor < end):
+        pieces.append((cursor, end))
+    return pieces
+
+
+def build_simulation_plans(plans_dir: Path, draft_dir: Path, target: Path) -> list[Draft]:
+    """A plans directory where every draft is in force on the days of its window, and the
+    current versions of its plan on the other days (renumbered in date order)."""
+    drafts = _draft_windows(draft_dir)
     target.mkdir(parents=True, exist_ok=True)
-    earliest: dict[str, date] = {}
+    current: dict[str, list[tuple[PlanVersion, Path]]] = defaultdict(list)
     for path in plan_files(plans_dir):
         plan = load_plan_file(path)
-        if plan.code in drafts:
-            earliest[plan.code] = min(
-                earliest.get(plan.code, plan.effective_from), plan.effective_from
-            )
-            continue
-        relative = path.relative_to(plans_dir)
-        (target / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, target / relative)
+        if plan.code not in drafts:
+            relative = path.relative_to(plans_dir)
+            (target / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, target / relative)
+        else:
+            current[plan.code].append((plan, path))
     overrides = plans_dir / "overrides"
     if overrides.is_dir():
         shutil.copytree(overrides, target / "overrides")
-    for code, draft in drafts.items():
-        raw = load_yaml_exact(draft.path.read_text())
-        if code in earliest:
-            raw["effective_from"] = earliest[code]
-        raw.pop("effective_to", None)
-        (target / f"draft__{code}.yaml").write_text(yaml.safe_dump(_strings(raw), sort_keys=False))
-    return sorted(drafts.values(), key=lambda draft: draft.code)
+    for code, windowed in drafts.items():
+        in_force = [draft for draft, _ in windowed]
+        pieces = [(draft.effective_from, draft.effective_to, raw) for draft, raw in windowed]
+        for plan, path, end in windowed_versions(current).get(code, []):
+            raw = load_yaml_exact(path.read_text())
+            pieces += [(a, b, raw) for a, b in _outside(plan.effective_from, end, in_force)]
+        for version, (start, end, raw) in enumerate(sorted(pieces, key=lambda p: p[0]), start=1):
+            version_file = {**raw, "version": version, "effective_from": start}
+            version_file.pop("effective_to", None)
+            if end is not None:
+                version_file["effective_to"] = end
+            (target / f"draft__{code}__{version}.yaml").write_text(
+                yaml.safe_dump(_strings(version_file), sort_keys=False)
+            )
+    return [draft for windowed in drafts.values() for draft, _ in windowed]
 
 
 def _strings(value):
@@ -162,11 +219,11 @@ def validate_drafts(plans_dir: Path, seeds_dir: Path, draft_dir: Path) -> list[D
             try:
                 compile_plans(root / "plans", root / "seeds")
             except PlanError as error:
-                message = str(error)
-                for draft in drafts:
-                    message = message.replace(
-                        str(root / "plans" / f"draft__{draft.code}.yaml"), str(draft.path)
-                    )
+                message = re.sub(
+                    re.escape(str(root / "plans")) + r"/draft__([^/]+?)__\d+\.yaml",
+                    lambda match: f"{draft_dir} (simulated {match.group(1)})",
+                    str(error),
+                )
                 raise PlanError(message) from None
     return drafts
 
@@ -181,14 +238,21 @@ class SimulationReport:
 
     def to_dict(self) -> dict:
         return {
-            "drafts": [
-                {"code": draft.code, "version": draft.version, "file": str(draft.path)}
-                for draft in self.drafts
-            ],
+            "drafts": [_draft_dict(draft) for draft in self.drafts],
             "totals": self.totals,
             "accounts": self.accounts,
             "files": [str(path) for path in self.files],
         }
+
+
+def _draft_dict(draft: Draft) -> dict:
+    return {
+        "code": draft.code,
+        "version": draft.version,
+        "effective_from": draft.effective_from.isoformat(),
+        "effective_to": draft.effective_to.isoformat() if draft.effective_to else None,
+        "file": str(draft.path),
+    }
 
 
 def _formatted(rows: list[dict]) -> list[dict]:
@@ -246,9 +310,7 @@ def write_report(
     summary.write_text(
         json.dumps(
             {
-                "drafts": [
-                    {"code": d.code, "version": d.version, "file": str(d.path)} for d in drafts
-                ],
+                "drafts": [_draft_dict(draft) for draft in drafts],
                 "totals": totals,
                 "accounts": accounts,
             },
