@@ -244,6 +244,23 @@ def price(
     for warning in outcome_warnings(result):
         click.echo(f"Warning: {warning}", err=True)
     click.echo(json.dumps(result.to_dict(), indent=2))
+    for problem in result.problems:
+        click.echo(f"Error: {problem['error']}", err=True)
+    if result.problems:
+        failed = "; ".join(
+            part
+            for part in (
+                result.failed_plans and f"plans {', '.join(result.failed_plans)}",
+                result.failed_accounts and f"accounts {', '.join(result.failed_accounts)}",
+            )
+            if part
+        )
+        click.echo(
+            f"Error: {len(result.problems)} problems; not priced: {failed or 'some usage rows'}"
+            f" (the rest was priced: {result.invoices} invoices)",
+            err=True,
+        )
+        sys.exit(1)
 
 
 @main.command()

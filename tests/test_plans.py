@@ -15,12 +15,14 @@ from click.testing import CliRunner
 
 from dagster_billing.cli import main
 from dagster_billing.paths import PLAN_SCHEMA_PATH, PLANS_DIR, REPO_ROOT, SEEDS_DIR
+from dagster_billing.pricing.plan_loader import PlanErrors, validate_plans
 from dagster_billing.pricing.plans import (
     PRICE_TABLES,
     Commitment,
     PlanError,
     PlanOverride,
     PlanVersion,
+    Reference,
     compile_plans,
     load_plan_file,
     plan_json_schema_text,
@@ -316,6 +318,19 @@ INVALID = [
         ("charges:\n", "commitment: {}\ncharges:\n"),
         "commitment: Value error, a commitment needs a minimum",
     ),
+    (
+        ("charges:\n", "commitment: {minimum: 100000000000000}\ncharges:\n"),
+        "commitment.minimum: Input should be less than 1000000000000 "
+        "(10^12: the largest price or amount a plan may state)",
+    ),
+    (
+        ("unit_price: 0.0009", "unit_price: 1000000000000"),
+        "charges[0].tiers[0].unit_price: Input should be less than 1000000000000 (10^12",
+    ),
+    (
+        ("up_to: 1000,", "up_to: 1000000000000000000,"),
+        "charges[0].tiers[0].up_to: Input should be less than 1000000000000000000 (10^18",
+    ),
 ]
 
 
@@ -490,3 +505,50 @@ def test_cli_reports_invalid_yaml_without_a_traceback(tmp_path):
     )
     assert result.exit_code == 1
     assert "demo.yaml: not valid YAML" in result.output and "Traceback" not in result.output
+
+
+def test_every_problem_of_every_plan_is_reported_at_once(tmp_path):
+    plans = _plans(
+        tmp_path,
+        demo=VALID_PLAN.replace("meter: api.requests", "meter: api.reqests").replace(
+            "charges:\n",
+            "charges:\n  - {id: gpu, meter: gpu.typo, model: per_unit, unit_price: 1}\n",
+        ),
+        other=VALID_PLAN.replace("code: demo", "code: other").replace(
+            "currency: USD", "currency: usd"
+        ),
+        fine=VALID_PLAN.replace("code: demo", "code: fine"),
+    )
+    seeds = _seeds(tmp_path)
+    with pytest.raises(PlanErrors) as error:
+        compile_plans(plans, seeds)
+    assert [(p.plan_code, p.message.split(": ", 1)[1]) for p in error.value.problems] == [
+        (
+            "demo",
+            "charges[0].meter: unknown meter 'gpu.typo'; "
+            "charges[1].meter: unknown meter 'api.reqests'",
+        ),
+        ("other", "currency: String should match pattern '^[A-Z]{3}$'"),
+    ]
+    validation = validate_plans(plans, Reference.from_seeds(seeds))
+    assert {version.plan_code for version in validation.versions} == {"fine"}
+    assert validation.failed_plans == {"demo", "other"}
+    result = CliRunner().invoke(
+        main, ["plans", "compile", "--plans", str(plans), "--seeds", str(seeds)]
+    )
+    assert result.exit_code == 1
+    assert "unknown meter 'gpu.typo'" in result.output and "should match pattern" in result.output
+
+
+def test_zero_free_allowances_mean_none(tmp_path):
+    plan = VALID_PLAN.replace(
+        "charges:\n",
+        "charges:\n  - {id: pct, meter: pipeline.rows_processed, model: percentage, rate: 1, "
+        "free_amount: 0, free_transactions: 0}\n",
+    )
+    [charge] = [
+        c
+        for c in load_plan_file(_plans(tmp_path, demo=plan) / "demo.yaml").charges
+        if c.id == "pct"
+    ]
+    assert (charge.free_amount, charge.free_transactions) == (None, None)

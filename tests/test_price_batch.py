@@ -146,9 +146,11 @@ def test_quantities_become_one_landing_event_per_unit_of_meaning(tmp_path):
         "a,builds.completed,2026-01,2,\n"
         "a,tokens.generated,2026-01,7,gpt-4o\n"
     )
-    kind, rows = write_usage(usage, tmp_path / "landing", read_meters(SEEDS_DIR / "meters.csv"))
+    kind, rows, problems = write_usage(
+        usage, tmp_path / "landing", read_meters(SEEDS_DIR / "meters.csv")
+    )
     events = [json.loads(line) for line in (tmp_path / "landing" / "usage.ndjson").open()]
-    assert (kind, rows, len(events)) == ("quantities", 9, 9)
+    assert (kind, rows, len(events), problems) == ("quantities", 9, 9, [])
     assert [(e["meter"], e["value"], e["ts"], e.get("properties")) for e in events] == [
         ("api.requests", "1000.5", "2026-01-01T00:00:00Z", None),
         ("storage.gb_hours", "250", "2026-01-01T00:00:00Z", None),
@@ -173,13 +175,17 @@ def test_quantities_become_one_landing_event_per_unit_of_meaning(tmp_path):
         ("a,api.requests,2026-01,1,gpt-4o", "row 1: meter 'api.requests' has no dimension"),
     ],
 )
-def test_bad_quantities_are_refused_with_row_and_reason(tmp_path, row, message):
-    from dagster_billing.pricing.inputs import InputError
-
+def test_bad_quantities_are_left_out_with_row_and_reason(tmp_path, row, message):
     usage = tmp_path / "usage.csv"
-    usage.write_text("account,meter,period,quantity,dimension\n" + row + "\n")
-    with pytest.raises(InputError, match=message):
-        write_usage(usage, tmp_path / "landing", read_meters(SEEDS_DIR / "meters.csv"))
+    usage.write_text(
+        "account,meter,period,quantity,dimension\n" + row + "\na,api.requests,2026-01,7,\n"
+    )
+    _, rows, problems = write_usage(
+        usage, tmp_path / "landing", read_meters(SEEDS_DIR / "meters.csv")
+    )
+    assert rows == 1  # the good row
+    [problem] = problems
+    assert problem.account_id == "a" and f"usage.csv: {message}" in problem.message
 
 
 def test_one_run_prices_100_accounts_on_100_plans(tmp_path):

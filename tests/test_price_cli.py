@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -184,6 +185,7 @@ EXAMPLES = [
         f"{LAGO_SPEC}/scenarios/commitments/minimum/in_advance/calendar/monthly_spec.rb",
         subscription={"starts_on": "2024-02-28"},
     ),
+    _ex("max_commitment", "max_commitment", [5], "999999999999.99", "decision 53: limits"),
     _ex(
         "lago_percentage_zero",
         "lago_percentage_spec",
@@ -195,14 +197,32 @@ EXAMPLES = [
 ]
 
 
-def _write_inputs(root: Path) -> dict[str, Path]:
+# Decision 53: what cannot be priced is left out and reported; the rest of the batch is priced.
+BAD_PLANS = {
+    "bad_meter": "charges:\n  - {id: u, meter: unitz, model: per_unit, unit_price: 1}\n",
+    "huge_commitment": "commitment: {minimum: 100000000000000}\n"
+    "charges:\n  - {id: u, meter: units, model: per_unit, unit_price: 1}\n",
+}
+BAD_ACCOUNTS = [  # account, currency, plan, expected error
+    ("on_bad_meter", "USD", "bad_meter", "plan 'bad_meter' cannot be priced"),
+    ("on_huge_commitment", "USD", "huge_commitment", "plan 'huge_commitment' cannot be priced"),
+    ("yen_on_dollars", "JPY", "stripe_volume", "plan 'stripe_volume' is priced in USD"),
+    ("no_currency", "", "stripe_volume", "currency is required"),
+    ("no_such_plan", "USD", "nope", "unknown plan 'nope'"),
+]
+
+
+def _write_inputs(root: Path, *, with_bad_rows: bool = False) -> dict[str, Path]:
     root.mkdir(parents=True, exist_ok=True)
+    bad_accounts = BAD_ACCOUNTS if with_bad_rows else []
     with (root / "accounts.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["account_id", "account_name", "currency"])
         for example in EXAMPLES:
             name = example.account.replace("_", " ").title()
             writer.writerow([example.account, name, example.currency])
+        for account, currency, *_ in bad_accounts:
+            writer.writerow([account, account, currency])
     subscriptions = [
         {
             "account_id": example.account,
@@ -211,14 +231,24 @@ def _write_inputs(root: Path) -> dict[str, Path]:
             **example.subscription,
         }
         for example in EXAMPLES
+    ] + [
+        {"account_id": account, "plan_code": plan, "starts_on": "2026-01-01"}
+        for account, _, plan, _ in bad_accounts
     ]
     (root / "subscriptions.yaml").write_text(yaml.safe_dump(subscriptions, sort_keys=False))
     with (root / "usage.ndjson").open("w") as handle:
         for example in EXAMPLES:
             for event in example.events():
                 handle.write(json.dumps(event) + "\n")
+    plans = CASE / "plans"
+    if with_bad_rows:
+        plans = root / "plans"
+        shutil.copytree(CASE / "plans", plans)
+        head = "version: 1\nname: Bad\neffective_from: 2026-01-01\ncurrency: USD\n"
+        for code, body in BAD_PLANS.items():
+            (plans / f"{code}.yaml").write_text(f"code: {code}\n{head}{body}")
     return {
-        "plans": CASE / "plans",
+        "plans": plans,
         "meters": CASE / "meters.csv",
         "accounts": root / "accounts.csv",
         "subscriptions": root / "subscriptions.yaml",
@@ -227,9 +257,9 @@ def _write_inputs(root: Path) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def priced(tmp_path_factory) -> tuple[dict, list[dict], Path]:
+def priced(tmp_path_factory) -> tuple[dict, list[dict], Path, str]:
     root = tmp_path_factory.mktemp("examples")
-    inputs = _write_inputs(root / "in")
+    inputs = _write_inputs(root / "in", with_bad_rows=True)
     out = root / "out"
     result = CliRunner().invoke(
         main,
@@ -249,10 +279,10 @@ def priced(tmp_path_factory) -> tuple[dict, list[dict], Path]:
             str(out),
         ],
     )
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # the bad rows; everything else is priced
     summary = json.loads(result.stdout[result.stdout.index("{") :])
     invoices = json.loads((out / "invoices.json").read_text())
-    return summary, invoices, out
+    return summary, invoices, out, result.stderr
 
 
 def _invoice(invoices: list[dict], account: str, period: str = "2026-01-01") -> dict:
@@ -270,7 +300,7 @@ def _invoice(invoices: list[dict], account: str, period: str = "2026-01-01") -> 
     ids=[f"{example.account}@{period[:7]}" for example in EXAMPLES for period in example.totals()],
 )
 def test_worked_example_is_reproduced_exactly(priced, account, period, expected_total, source):
-    _, invoices, _ = priced
+    _, invoices, *_ = priced
     invoice = _invoice(invoices, account, period)
     assert invoice["total"] == expected_total, source
     assert sum(Decimal(line["amount"]) for line in invoice["lines"]) == Decimal(expected_total)
@@ -284,7 +314,7 @@ def _lines(invoices, account) -> list[tuple[str, str | None, str]]:
 
 
 def test_every_account_gets_one_january_invoice(priced):
-    summary, invoices, _ = priced
+    summary, invoices, *_ = priced
     assert sorted(i["account_id"] for i in invoices if i["period_start"] == "2026-01-01") == sorted(
         example.account for example in EXAMPLES
     )
@@ -293,7 +323,7 @@ def test_every_account_gets_one_january_invoice(priced):
 
 
 def test_adjustment_lines_follow_their_charges(priced):
-    _, invoices, _ = priced
+    _, invoices, *_ = priced
     assert sorted(_lines(invoices, "openmeter_overage_1000")) == [
         ("charge", "units", "10.00"),
         ("discount", "units", "-1.00"),
@@ -315,7 +345,7 @@ def test_adjustment_lines_follow_their_charges(priced):
 
 
 def test_version_change_splits_the_period_by_days(priced):
-    _, invoices, _ = priced
+    _, invoices, *_ = priced
     lines = _invoice(invoices, "mid_change")["lines"]
     assert sorted((line["invoice_line_id"], line["amount"]) for line in lines) == [
         ("inv-mid_change-2026-01-01:platform:2026-01-01", "14.00"),
@@ -327,7 +357,7 @@ def test_version_change_splits_the_period_by_days(priced):
 
 
 def test_in_advance_fees_bill_the_first_month_prorated_and_the_next(priced):
-    _, invoices, _ = priced
+    _, invoices, *_ = priced
     lines = _invoice(invoices, "trial_advance")["lines"]
     assert sorted((line["invoice_line_id"], line["amount"]) for line in lines) == [
         ("inv-trial_advance-2026-01-01:advance:2026-01-10", "12.00"),
@@ -336,7 +366,7 @@ def test_in_advance_fees_bill_the_first_month_prorated_and_the_next(priced):
 
 
 def test_outputs_are_json_and_csv_with_exact_decimal_strings(priced):
-    _, invoices, out = priced
+    _, invoices, out, _ = priced
     with (out / "invoices.csv").open(newline="") as handle:
         rows = {row["account_id"]: row for row in csv.DictReader(handle)}
     assert rows["yen_201"]["total"] == "101" and rows["tiny_price"]["total"] == "100000.00"
@@ -355,10 +385,17 @@ def test_outputs_are_json_and_csv_with_exact_decimal_strings(priced):
     ("subscription", "message"),
     [
         ({"account_id": "nobody", "plan_code": "yen"}, "row 1: unknown account 'nobody'"),
-        ({"account_id": "yen_201", "plan_code": "nope"}, "row 1: unknown plan 'nope'"),
+        (
+            {"account_id": "yen_201", "plan_code": "nope"},
+            "subscription sub_yen_201_1: unknown plan 'nope'",
+        ),
         (
             {"account_id": "yen_201", "plan_code": "yen", "starts_on": "2026-02-30"},
             "row 1: starts_on: '2026-02-30' is not a date",
+        ),
+        (
+            {"account_id": "yen_201", "plan_code": "yen", "starts_on": "2025-12-31"},
+            "subscription sub_yen_201_1: plan 'yen' has no version in force on 2025-12-31",
         ),
     ],
 )
@@ -386,7 +423,7 @@ def test_bad_input_fails_with_file_row_and_reason(tmp_path, subscription, messag
 
 def test_commitment_true_up_counts_the_fees_of_its_own_period(priced):
     """Lago bills these true-ups as 61,276 and 988,500 cents (in_advance/calendar/monthly_spec)."""
-    _, invoices, _ = priced
+    _, invoices, *_ = priced
     true_ups = {
         period: line["amount"]
         for period in ("2024-02-01", "2024-03-01")
@@ -394,3 +431,30 @@ def test_commitment_true_up_counts_the_fees_of_its_own_period(priced):
         if line["line_type"] == "commitment_true_up"
     }
     assert true_ups == {"2024-02-01": "612.76", "2024-03-01": "9885.00"}
+
+
+def test_what_cannot_be_priced_is_reported_and_the_rest_is_priced(priced):
+    summary, invoices, _, stderr = priced
+    assert summary["failed_plans"] == ["bad_meter", "huge_commitment"]
+    assert summary["failed_accounts"] == sorted(account for account, *_ in BAD_ACCOUNTS)
+    errors: dict[str, str] = {}
+    for error in summary["errors"]:
+        key = error.get("account") or error.get("plan")
+        errors[key] = errors.get(key, "") + error["error"]
+    assert "charges[0].meter: unknown meter 'unitz'" in errors["bad_meter"]
+    assert (
+        "commitment.minimum: Input should be less than 1000000000000 (10^12: the largest price "
+        "or amount a plan may state)" in errors["huge_commitment"]
+    )
+    for account, _, _, message in BAD_ACCOUNTS:
+        assert message in errors[account], errors[account]
+        assert "Error: " in stderr and message in stderr
+    assert not {invoice["account_id"] for invoice in invoices} & set(errors)
+    assert "not priced: plans bad_meter, huge_commitment; accounts no_currency, " in stderr
+
+
+def test_the_largest_commitment_prices_through_the_run_rate(priced):
+    _, invoices, *_ = priced
+    invoice = _invoice(invoices, "max_commitment")
+    assert invoice["estimated_period_charges"] == "999999999999.99"
+    assert invoice["total_minor"] == 99999999999999

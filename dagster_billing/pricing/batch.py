@@ -27,20 +27,8 @@ from typing import Any
 
 from dagster_billing.defs.dbt.partitions import USAGE_DAY_PARTITIONS
 from dagster_billing.lib.money import format_decimal, format_money
-from dagster_billing.paths import DBT_PROJECT_DIR, SEEDS_DIR
-from dagster_billing.pricing.inputs import (
-    read_meters,
-    write_accounts,
-    write_empty_account_data,
-    write_subscriptions,
-    write_usage,
-)
-from dagster_billing.pricing.plans import (
-    OVERRIDES_DIR,
-    compile_plans,
-    load_plan_file,
-    plan_files,
-)
+from dagster_billing.paths import DBT_PROJECT_DIR
+from dagster_billing.pricing.staging import stage_inputs
 
 MONEY_TYPE = "DECIMAL(38,4)"
 # Asset groups from the plans and landing to the billing marts: everything invoices are made of,
@@ -64,10 +52,16 @@ class PricingResult:
     quarantine_reasons: dict[str, int]
     seconds: float
     files: list[str] = field(default_factory=list)
+    problems: list[dict[str, str]] = field(default_factory=list)
+    failed_accounts: list[str] = field(default_factory=list)
+    failed_plans: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "out_dir": str(self.out_dir),
+            "failed_accounts": self.failed_accounts,
+            "failed_plans": self.failed_plans,
+            "errors": self.problems,
             "invoices": self.invoices,
             "lines": self.lines,
             "totals": self.totals,
@@ -166,57 +160,50 @@ def price_files(
     meters: Path | None = None,
     keep_data_dir: Path | None = None,
 ) -> PricingResult:
-    """Price the files with the pipeline and write invoices (JSON and CSV) into out_dir."""
+    """Price the files with the pipeline and write invoices (JSON and CSV) into out_dir. Plans
+    and accounts that cannot be priced are left out and reported in the result's problems."""
     started = time.perf_counter()
     prepare_dbt_manifest()
     from dagster_billing.defs.resources import BillingWarehouse
 
     with tempfile.TemporaryDirectory(prefix="billing-price-") as temp:
         root = Path(temp)
-        seeds_dir = root / "seeds"
-        seeds_dir.mkdir()
-        run_plans = root / "plans"
-        shutil.copytree(plans_dir, run_plans, ignore=shutil.ignore_patterns("drafts"))
-        shutil.copy(meters or SEEDS_DIR / "meters.csv", seeds_dir / "meters.csv")
-        shutil.copy(SEEDS_DIR / "currencies.csv", seeds_dir / "currencies.csv")
-        write_empty_account_data(seeds_dir)
-        account_ids = write_accounts(accounts, seeds_dir / "accounts.csv")
-        plan_codes = {
-            plan.code for plan in (load_plan_file(path) for path in plan_files(run_plans))
-        }
-        write_subscriptions(
-            subscriptions,
-            seeds_dir / "subscriptions.csv",
-            run_plans / OVERRIDES_DIR,
-            account_ids,
-            plan_codes,
-        )
-        compile_plans(run_plans, seeds_dir)  # validate early: errors name the input files
         data_dir = keep_data_dir or root / "data"
         warehouse = BillingWarehouse(
-            data_dir=str(data_dir), plans_dir=str(run_plans), seeds_dir=str(seeds_dir)
+            data_dir=str(data_dir), plans_dir=str(root / "plans"), seeds_dir=str(root / "seeds")
         )
-        kind, rows = write_usage(
-            usage, warehouse.landing_dir, read_meters(seeds_dir / "meters.csv")
+        staged = stage_inputs(
+            root=root,
+            plans_dir=plans_dir,
+            subscriptions=subscriptions,
+            accounts=accounts,
+            usage=usage,
+            landing_dir=warehouse.landing_dir,
+            meters=meters,
         )
-        try:
-            materialize_invoices(warehouse)
-        finally:
-            shutil.rmtree(staged_seed_dir(seeds_dir), ignore_errors=True)
-        with warehouse.connect(read_only=True) as connection:
-            invoices = _fetch(connection, "fct_invoices", "period_start, invoice_id")
-            lines = _fetch(connection, "fct_invoice_lines", "invoice_id, line_number")
-            outcomes = dict(
-                connection.execute(
-                    "select outcome, count(*) from billing.fct_usage_event_outcomes group by 1"
-                ).fetchall()
-            )
-            reasons = dict(
-                connection.execute(
-                    "select reason, count(*) from billing.fct_usage_event_outcomes "
-                    "where outcome = 'quarantined' group by 1 order by 1"
-                ).fetchall()
-            )
+        invoices: Table = ([], [])
+        lines: Table = ([], [])
+        outcomes: dict[str, int] = {}
+        reasons: dict[str, int] = {}
+        if staged.subscriptions:
+            try:
+                materialize_invoices(warehouse)
+            finally:
+                shutil.rmtree(staged_seed_dir(staged.seeds_dir), ignore_errors=True)
+            with warehouse.connect(read_only=True) as connection:
+                invoices = _fetch(connection, "fct_invoices", "period_start, invoice_id")
+                lines = _fetch(connection, "fct_invoice_lines", "invoice_id, line_number")
+                outcomes = dict(
+                    connection.execute(
+                        "select outcome, count(*) from billing.fct_usage_event_outcomes group by 1"
+                    ).fetchall()
+                )
+                reasons = dict(
+                    connection.execute(
+                        "select reason, count(*) from billing.fct_usage_event_outcomes "
+                        "where outcome = 'quarantined' group by 1 order by 1"
+                    ).fetchall()
+                )
     files = write_outputs(invoices, lines, out_dir)
     totals: dict[str, Decimal] = defaultdict(Decimal)
     minor_units: dict[str, int] = {}
@@ -231,12 +218,15 @@ def price_files(
             currency: format_money(total, minor_units[currency])
             for currency, total in sorted(totals.items())
         },
-        usage_kind=kind,
-        usage_rows=rows,
+        usage_kind=staged.usage_kind,
+        usage_rows=staged.usage_rows,
         outcomes=dict(sorted(outcomes.items())),
         quarantine_reasons=reasons,
         seconds=time.perf_counter() - started,
         files=files,
+        problems=[problem.to_dict() for problem in staged.problems],
+        failed_accounts=staged.failed_accounts,
+        failed_plans=staged.failed_plans,
     )
 
 

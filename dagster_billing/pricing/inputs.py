@@ -14,7 +14,9 @@ Formats (documented in README.md, "Pricing files from the command line"):
 from __future__ import annotations
 
 import csv
+import itertools
 import json
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -28,6 +30,7 @@ from pydantic import ValidationError
 from dagster_billing.paths import SEEDS_DIR
 from dagster_billing.pricing.plans import (
     OVERRIDES_DIR,
+    CompiledVersion,
     PlanOverride,
     describe_validation_error,
     load_yaml_exact,
@@ -68,7 +71,20 @@ MAX_EXPANDED_EVENTS = 10_000_000
 
 
 class InputError(ValueError):
-    """An input file that cannot be priced, with the file, the row and the reason."""
+    """An input file that cannot be read at all, with the file and the reason."""
+
+
+@dataclass(frozen=True)
+class InputProblem:
+    """A row, plan or account that cannot be priced: the rest of the batch still is."""
+
+    message: str
+    account_id: str | None = None
+    plan_code: str | None = None
+
+    def to_dict(self) -> dict[str, str]:
+        found = {"account": self.account_id, "plan": self.plan_code, "error": self.message}
+        return {key: value for key, value in found.items() if value is not None}
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
@@ -116,76 +132,202 @@ def _date(path: Path, row: int, field: str, value: Any, *, required: bool) -> st
         ) from None
 
 
-def write_accounts(source: Path, target: Path) -> set[str]:
-    """accounts.csv for the seeds; returns the account ids."""
-    rows = []
-    seen: set[str] = set()
+def write_accounts(
+    source: Path, target: Path, currencies: set[str]
+) -> tuple[dict[str, str], list[InputProblem]]:
+    """accounts.csv for the seeds: the accounts that can be priced (id -> currency), and a
+    problem for every row that cannot (an account listed twice is left out whole)."""
+    rows: dict[str, dict] = {}
+    problems: list[InputProblem] = []
+    repeated: set[str] = set()
     for number, record in enumerate(_records(source), start=1):
         account_id = _text(record.get("account_id"))
         currency = _text(record.get("currency")).upper()
-        if not account_id or not currency:
-            raise InputError(f"{source}: row {number}: account_id and currency are required")
-        if account_id in seen:
-            raise InputError(f"{source}: row {number}: account {account_id!r} is listed twice")
-        seen.add(account_id)
-        rows.append(
-            {
+        where = f"{source}: row {number}"
+        if not account_id:
+            problems.append(InputProblem(f"{where}: account_id is required"))
+        elif account_id in rows or account_id in repeated:
+            problems.append(
+                InputProblem(f"{where}: account {account_id!r} is listed twice", account_id)
+            )
+            rows.pop(account_id, None)
+            repeated.add(account_id)
+        elif not currency:
+            problems.append(InputProblem(f"{where}: currency is required", account_id))
+        elif currency not in currencies:
+            problems.append(
+                InputProblem(
+                    f"{where}: unknown currency {currency!r} (see currencies.csv)", account_id
+                )
+            )
+        else:
+            rows[account_id] = {
                 "account_id": account_id,
                 "account_name": _text(record.get("account_name")) or account_id,
                 "currency": currency,
                 "billing_email": _text(record.get("billing_email")),
             }
-        )
-    _write_csv(target, ACCOUNT_COLUMNS, rows)
-    return seen
+    _write_csv(target, ACCOUNT_COLUMNS, list(rows.values()))
+    return {account: row["currency"] for account, row in rows.items()}, problems
 
 
-def write_subscriptions(
-    source: Path, target: Path, overrides_dir: Path, accounts: set[str], plan_codes: set[str]
-) -> int:
-    """subscriptions.csv for the seeds, and one override file per subscription with `overrides`."""
-    rows = []
+@dataclass(frozen=True)
+class Subscription:
+    row: dict[str, str]
+    override_file: Path | None
+
+    @property
+    def account_id(self) -> str:
+        return self.row["account_id"]
+
+    @property
+    def plan_code(self) -> str:
+        return self.row["plan_code"]
+
+
+def read_subscriptions(
+    source: Path,
+    overrides_dir: Path,
+    accounts: dict[str, str],
+    failed_accounts: frozenset[str] = frozenset(),
+) -> tuple[list[Subscription], list[InputProblem]]:
+    """The subscriptions file's rows, with one override file per subscription with `overrides`,
+    and a problem for every row that cannot be read (the account is left out). Rows of
+    failed_accounts (already reported) are left out without another problem."""
+    subscriptions: list[Subscription] = []
+    problems: list[InputProblem] = []
     for number, record in enumerate(_records(source), start=1):
-        account_id = _text(record.get("account_id"))
-        plan_code = _text(record.get("plan_code"))
-        if not account_id or not plan_code:
-            raise InputError(f"{source}: row {number}: account_id and plan_code are required")
-        if account_id not in accounts:
-            raise InputError(f"{source}: row {number}: unknown account {account_id!r}")
-        if plan_code not in plan_codes:
-            raise InputError(f"{source}: row {number}: unknown plan {plan_code!r}")
-        row = {
-            "subscription_id": _text(record.get("subscription_id")) or f"sub_{account_id}_{number}",
-            "account_id": account_id,
-            "plan_code": plan_code,
-            "starts_on": _date(source, number, "starts_on", record.get("starts_on"), required=True),
-            "ends_on": _date(source, number, "ends_on", record.get("ends_on"), required=False),
-            "trial_ends_on": _date(
-                source, number, "trial_ends_on", record.get("trial_ends_on"), required=False
-            ),
-        }
-        rows.append(row)
-        terms = record.get("overrides")
-        if terms:
-            if not isinstance(terms, dict):
-                raise InputError(f"{source}: row {number}: overrides must be an object")
-            body = {"account": account_id, "plan": plan_code, **terms}
-            if "effective_from" not in terms:
-                body["effective_from"] = row["starts_on"]
-            if "effective_to" not in terms and row["ends_on"]:
-                body["effective_to"] = row["ends_on"]
-            try:
-                PlanOverride.model_validate(body)
-            except ValidationError as error:
-                raise InputError(
-                    f"{source}: row {number}: overrides: {describe_validation_error(error)}"
-                ) from None
-            overrides_dir.mkdir(parents=True, exist_ok=True)
-            (overrides_dir / f"{row['subscription_id']}.yaml").write_text(
-                yaml.safe_dump(_plain(body), sort_keys=False)
+        account_id = _text(record.get("account_id")) or None
+        if account_id in failed_accounts:
+            continue
+        try:
+            subscriptions.append(_subscription(source, number, record, overrides_dir, accounts))
+        except InputError as error:
+            problems.append(
+                InputProblem(str(error), account_id, _text(record.get("plan_code")) or None)
             )
-    _write_csv(target, SUBSCRIPTION_COLUMNS, rows)
-    return len(rows)
+    return subscriptions, problems
+
+
+def _subscription(
+    source: Path, number: int, record: dict, overrides_dir: Path, accounts: dict[str, str]
+) -> Subscription:
+    account_id = _text(record.get("account_id"))
+    plan_code = _text(record.get("plan_code"))
+    if not account_id or not plan_code:
+        raise InputError(f"{source}: row {number}: account_id and plan_code are required")
+    if account_id not in accounts:
+        raise InputError(f"{source}: row {number}: unknown account {account_id!r}")
+    row = {
+        "subscription_id": _text(record.get("subscription_id")) or f"sub_{account_id}_{number}",
+        "account_id": account_id,
+        "plan_code": plan_code,
+        "starts_on": _date(source, number, "starts_on", record.get("starts_on"), required=True),
+        "ends_on": _date(source, number, "ends_on", record.get("ends_on"), required=False),
+        "trial_ends_on": _date(
+            source, number, "trial_ends_on", record.get("trial_ends_on"), required=False
+        ),
+    }
+    if row["ends_on"] and row["ends_on"] <= row["starts_on"]:
+        raise InputError(f"{source}: row {number}: ends_on must be after starts_on")
+    terms = record.get("overrides")
+    if not terms:
+        return Subscription(row, None)
+    if not isinstance(terms, dict):
+        raise InputError(f"{source}: row {number}: overrides must be an object")
+    body = {"account": account_id, "plan": plan_code, **terms}
+    if "effective_from" not in terms:
+        body["effective_from"] = row["starts_on"]
+    if "effective_to" not in terms and row["ends_on"]:
+        body["effective_to"] = row["ends_on"]
+    try:
+        PlanOverride.model_validate(body)
+    except ValidationError as error:
+        raise InputError(
+            f"{source}: row {number}: overrides: {describe_validation_error(error)}"
+        ) from None
+    overrides_dir.mkdir(parents=True, exist_ok=True)
+    path = overrides_dir / f"{row['subscription_id']}.yaml"
+    path.write_text(yaml.safe_dump(_plain(body), sort_keys=False))
+    return Subscription(row, path)
+
+
+def subscription_problems(
+    subscriptions: list[Subscription],
+    accounts: dict[str, str],
+    versions: list[CompiledVersion],
+    failed_plans: set[str],
+    source: Path,
+) -> list[InputProblem]:
+    """What the pipeline's tests would refuse, per account, before it runs: an unknown or invalid
+    plan, a plan in another currency than the account, subscribed days before the plan's first
+    version or between its versions, overlapping subscriptions."""
+    windows: dict[str, list[tuple[date, date | None, str]]] = defaultdict(list)
+    for version in versions:
+        if version.account_id is None:
+            windows[version.base_code].append(
+                (version.plan.effective_from, version.effective_to, version.plan.currency)
+            )
+    problems = []
+    by_account: dict[str, list[Subscription]] = defaultdict(list)
+    for subscription in subscriptions:
+        by_account[subscription.account_id].append(subscription)
+        where = f"{source}: subscription {subscription.row['subscription_id']}"
+        code = subscription.plan_code
+        problem = None
+        if code in failed_plans:
+            problem = f"{where}: plan {code!r} cannot be priced (see its error)"
+        elif code not in windows:
+            problem = f"{where}: unknown plan {code!r}"
+        else:
+            ordered = sorted(windows[code])
+            currency = ordered[0][2]
+            gap = _uncovered_day(
+                ordered, subscription.row["starts_on"], subscription.row["ends_on"]
+            )
+            if currency != accounts[subscription.account_id]:
+                problem = (
+                    f"{where}: plan {code!r} is priced in {currency}, account "
+                    f"{subscription.account_id!r} in {accounts[subscription.account_id]}"
+                )
+            elif gap is not None:
+                problem = f"{where}: plan {code!r} has no version in force on {gap}"
+        if problem:
+            problems.append(InputProblem(problem, subscription.account_id, code))
+    for account_id, items in by_account.items():
+        items.sort(key=lambda item: item.row["starts_on"])
+        for first, second in itertools.pairwise(items):
+            if not first.row["ends_on"] or first.row["ends_on"] > second.row["starts_on"]:
+                problems.append(
+                    InputProblem(
+                        f"{source}: subscriptions {first.row['subscription_id']} and "
+                        f"{second.row['subscription_id']} of {account_id!r} overlap (an "
+                        "account is on one subscription at a time)",
+                        account_id,
+                    )
+                )
+    return problems
+
+
+def _uncovered_day(
+    windows: list[tuple[date, date | None, str]], starts_on: str, ends_on: str
+) -> date | None:
+    """The first subscribed day no version covers, up to ends_on or the last version's end."""
+    day = date.fromisoformat(starts_on)
+    end = date.fromisoformat(ends_on) if ends_on else None
+    for start, stop, _ in windows:
+        if end is not None and day >= end:
+            return None
+        if start > day:
+            return day
+        if stop is None:
+            return None
+        day = max(day, stop)
+    return None if end is None or day >= end else day
+
+
+def write_subscriptions(target: Path, subscriptions: list[Subscription]) -> None:
+    _write_csv(target, SUBSCRIPTION_COLUMNS, [subscription.row for subscription in subscriptions])
 
 
 def _plain(value: Any) -> Any:
@@ -302,10 +444,14 @@ def _quantity_events(
         raise InputError(f"{path}: row {number}: unsupported aggregation {meter.aggregation!r}")
 
 
-def write_usage(source: Path, landing_dir: Path, meters: dict[str, Meter]) -> tuple[str, int]:
-    """Landing files for the usage file: events are copied as they are, quantities become events.
+def write_usage(
+    source: Path, landing_dir: Path, meters: dict[str, Meter]
+) -> tuple[str, int, list[InputProblem]]:
+    """Landing files for the usage file: events are copied as they are (the landing quarantines
+    bad ones), quantities become events; a quantity row that cannot be read is a problem of its
+    account and is left out.
 
-    Returns (kind, rows written)."""
+    Returns (kind, rows written, problems)."""
     landing_dir.mkdir(parents=True, exist_ok=True)
     kind = usage_kind(source)
     if kind == "events":
@@ -315,14 +461,20 @@ def write_usage(source: Path, landing_dir: Path, meters: dict[str, Meter]) -> tu
         target.write_bytes(source.read_bytes())
         with source.open(encoding="utf-8") as handle:
             lines = sum(1 for line in handle if line.strip())
-        return kind, lines - (1 if source.suffix.lower() == ".csv" else 0)
+        return kind, lines - (1 if source.suffix.lower() == ".csv" else 0), []
     count = 0
+    problems: list[InputProblem] = []
     with (landing_dir / "usage.ndjson").open("w", encoding="utf-8") as handle:
         for number, record in enumerate(_records(source), start=1):
-            for event in _quantity_events(source, number, record, meters):
+            try:
+                events = list(_quantity_events(source, number, record, meters))
+            except InputError as error:
+                problems.append(InputProblem(str(error), _text(record.get("account")) or None))
+                continue
+            for event in events:
                 handle.write(json.dumps(event, separators=(",", ":")) + "\n")
                 count += 1
-    return kind, count
+    return kind, count, problems
 
 
 def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
@@ -337,7 +489,11 @@ __all__ = [
     "EVENT_FIELDS",
     "OVERRIDES_DIR",
     "InputError",
+    "InputProblem",
+    "Subscription",
     "read_meters",
+    "read_subscriptions",
+    "subscription_problems",
     "usage_kind",
     "write_accounts",
     "write_subscriptions",

@@ -161,10 +161,11 @@ class PercentageCharge(_MeteredCharge):
     rate: Rate = Field(description="Percent of the transaction value (1.3 = 1.3 %).")
     fixed_fee: Price = Field(default=Decimal(0), description="Per charged transaction.")
     free_transactions: int | None = Field(
-        default=None, ge=1, description="The period's first N transactions cost nothing."
+        default=None, ge=0, description="The period's first N transactions cost nothing (0: none)."
     )
-    free_amount: PositiveQuantity | None = Field(
-        default=None, description="The period's first X of transaction value costs nothing."
+    free_amount: Quantity | None = Field(
+        default=None,
+        description="The period's first X of transaction value costs nothing (0: none).",
     )
     transaction_minimum: Price | None = Field(
         default=None, description="Fee of a charged transaction is at least this."
@@ -172,6 +173,11 @@ class PercentageCharge(_MeteredCharge):
     transaction_maximum: Price | None = Field(
         default=None, description="Fee of a charged transaction is at most this."
     )
+
+    @field_validator("free_transactions", "free_amount")
+    @classmethod
+    def _zero_is_none(cls, value: int | Decimal | None) -> int | Decimal | None:
+        return None if value == 0 else value
 
     @model_validator(mode="after")
     def _min_below_max(self) -> PercentageCharge:

@@ -25,6 +25,8 @@ from dagster_billing.pricing.plan_charges import (
 from dagster_billing.pricing.plan_schema import PlanOverride, PlanVersion
 from dagster_billing.pricing.plan_types import (
     DRAFTS_DIR,
+    MAX_AMOUNT,
+    MAX_QUANTITY,
     OVERRIDE_SEPARATOR,
     OVERRIDES_DIR,
     PlanError,
@@ -104,7 +106,15 @@ def _error_message(error: dict) -> str:
         )
     if error["type"] == "union_tag_not_found":
         return "model: Field required (one of " + ", ".join(PRICE_MODELS) + ")"
+    if error["type"] == "less_than" and error.get("ctx", {}).get("lt") in LIMITS:
+        return f"{error['msg']} ({LIMITS[error['ctx']['lt']]})"
     return error["msg"]
+
+
+LIMITS = {
+    MAX_AMOUNT: "10^12: the largest price or amount a plan may state",
+    MAX_QUANTITY: "10^18: the largest quantity a plan may state",
+}
 
 
 def describe_validation_error(error: ValidationError, charge_ids: list[str] | None = None) -> str:
@@ -177,50 +187,58 @@ def override_files(plans_dir: Path) -> list[Path]:
     return sorted([*directory.rglob("*.yaml"), *directory.rglob("*.yml")])
 
 
-def _check_reference(plan: PlanVersion, path: Path, reference: Reference, where: str = "") -> None:
-    """Meters, currencies, dimensions and money precision against the reference data."""
+def reference_problems(plan: PlanVersion, reference: Reference) -> list[str]:
+    """`location: reason` for every meter, currency and dimension the reference data refutes."""
     if plan.currency not in reference.currencies:
-        raise PlanError(f"{path}: {where}currency: unknown currency {plan.currency!r}")
-    minor_units = reference.currencies[plan.currency]
-    amounts: list[tuple[str, Decimal | None]] = []
-    if plan.commitment is not None:
-        amounts.append(("commitment.minimum", plan.commitment.minimum))
+        return [f"currency: unknown currency {plan.currency!r}"]
+    problems = []
     for index, charge in enumerate(plan.charges):
-        at = f"{where}charges[{index}]"
-        for field in MONEY_FIELDS:
-            amounts.append((f"{at}.{field}", getattr(charge, field, None)))
+        at = f"charges[{index}]"
         if isinstance(charge, FlatCharge):
             continue
         meter = reference.meters.get(charge.meter)
         if meter is None:
-            raise PlanError(f"{path}: {at}.meter: unknown meter {charge.meter!r}")
+            problems.append(f"{at}.meter: unknown meter {charge.meter!r}")
+            continue
         if charge.aggregation is not None and charge.aggregation != meter["aggregation"]:
-            raise PlanError(
-                f"{path}: {at}.aggregation: meter {charge.meter!r} aggregates by "
+            problems.append(
+                f"{at}.aggregation: meter {charge.meter!r} aggregates by "
                 f"{meter['aggregation']!r}, not {charge.aggregation!r}"
             )
         key = charge.dimension_key
         if key is not None and key != (meter.get("dimension_key") or None):
             known = meter.get("dimension_key") or "no dimension"
-            raise PlanError(
-                f"{path}: {at}: meter {charge.meter!r} has {known}; cannot price by {key!r}"
-            )
+            problems.append(f"{at}: meter {charge.meter!r} has {known}; cannot price by {key!r}")
         if isinstance(charge, PercentageCharge) and meter["aggregation"] != "sum":
-            raise PlanError(
-                f"{path}: {at}.meter: a percentage charge needs a sum meter (transaction "
+            problems.append(
+                f"{at}.meter: a percentage charge needs a sum meter (transaction "
                 f"values); {charge.meter!r} aggregates by {meter['aggregation']!r}"
             )
         if isinstance(charge, SeatCharge) and meter["aggregation"] != "unique_count":
-            raise PlanError(
-                f"{path}: {at}.meter: a seat charge needs a unique_count meter; "
+            problems.append(
+                f"{at}.meter: a seat charge needs a unique_count meter; "
                 f"{charge.meter!r} aggregates by {meter['aggregation']!r}"
             )
+    minor_units = reference.currencies[plan.currency]
+    amounts: list[tuple[str, Decimal | None]] = []
+    if plan.commitment is not None:
+        amounts.append(("commitment.minimum", plan.commitment.minimum))
+    for index, charge in enumerate(plan.charges):
+        for field in MONEY_FIELDS:
+            amounts.append((f"charges[{index}].{field}", getattr(charge, field, None)))
     for location, amount in amounts:
         if amount is not None and amount != amount.quantize(Decimal(1).scaleb(-minor_units)):
-            raise PlanError(
-                f"{path}: {location}: {amount} has more decimal places than {plan.currency} "
+            problems.append(
+                f"{location}: {amount} has more decimal places than {plan.currency} "
                 f"allows ({minor_units})"
             )
+    return problems
+
+
+def _check_reference(plan: PlanVersion, path: Path, reference: Reference, where: str = "") -> None:
+    problems = reference_problems(plan, reference)
+    if problems:
+        raise PlanError(f"{path}: {where}" + f"; {where}".join(problems))
 
 
 def windowed_versions(
@@ -326,35 +344,108 @@ def _apply_override(
     return plan
 
 
-def load_plans(plans_dir: Path, reference: Reference) -> list[CompiledVersion]:
-    """Every plan version (and account override) under plans_dir, validated, with its window."""
+@dataclass(frozen=True)
+class PlanProblem:
+    """Why a plan file cannot be priced: the plan code it defines (when known), the account of
+    an override, and the message (file, path inside it, reason)."""
+
+    message: str
+    path: Path
+    plan_code: str | None = None
+    account_id: str | None = None
+
+
+class PlanErrors(PlanError):
+    """Every problem of a plans directory at once, one line each."""
+
+    def __init__(self, problems: list[PlanProblem]):
+        self.problems = problems
+        super().__init__("\n".join(problem.message for problem in problems))
+
+
+@dataclass
+class PlanValidation:
+    """What validating a plans directory gives: the versions that can be priced (every version
+    of a plan with no problem, and the valid overrides) and every problem found."""
+
+    versions: list[CompiledVersion]
+    problems: list[PlanProblem]
+
+    @property
+    def failed_plans(self) -> set[str]:
+        return {p.plan_code for p in self.problems if p.plan_code and not p.account_id}
+
+
+def _plan_code_of(raw: Any) -> str | None:
+    code = raw.get("code") if isinstance(raw, dict) else None
+    return code if isinstance(code, str) else None
+
+
+def validate_plans(plans_dir: Path, reference: Reference) -> PlanValidation:
+    """Every plan version and account override under plans_dir, validated. A plan with a bad
+    version is left out whole (its history cannot be priced in part); a bad override leaves out
+    that account's terms. Nothing stops at the first problem."""
     files = plan_files(plans_dir)
     if not files:
         raise PlanError(f"{plans_dir}: no plan files (*.yaml)")
+    problems: list[PlanProblem] = []
     versions: dict[str, list[tuple[PlanVersion, Path]]] = defaultdict(list)
     raw_by_version: dict[tuple[str, int], dict] = {}
     for path in files:
-        raw = _read_yaml(path)
-        plan = _validate_plan(raw, path)
-        _check_reference(plan, path, reference)
+        raw = None
+        try:
+            raw = _read_yaml(path)
+            plan = _validate_plan(raw, path)
+            _check_reference(plan, path, reference)
+        except PlanError as error:
+            code = _plan_code_of(raw) or f"?{path.name}"
+            problems.append(PlanProblem(str(error), path, plan_code=code))
+            continue
         versions[plan.code].append((plan, path))
         raw_by_version[(plan.code, plan.version)] = raw
-
+    failed = {problem.plan_code for problem in problems}
+    windowed: dict[str, list[tuple[PlanVersion, Path, date | None]]] = {}
+    for code in sorted(versions):
+        try:
+            windowed.update(windowed_versions({code: versions[code]}))
+        except PlanError as error:
+            problems.append(PlanProblem(str(error), versions[code][0][1], plan_code=code))
+            failed.add(code)
     compiled = [
         CompiledVersion(plan=plan, effective_to=end, base_code=code)
-        for code, windowed in windowed_versions(versions).items()
-        for plan, _, end in windowed
+        for code, items in windowed.items()
+        if code not in failed
+        for plan, _, end in items
     ]
+    compiled += _overrides(plans_dir, reference, compiled, raw_by_version, versions, problems)
+    return PlanValidation(versions=compiled, problems=problems)
 
+
+def _overrides(
+    plans_dir: Path,
+    reference: Reference,
+    compiled: list[CompiledVersion],
+    raw_by_version: dict[tuple[str, int], dict],
+    versions: dict[str, list[tuple[PlanVersion, Path]]],
+    problems: list[PlanProblem],
+) -> list[CompiledVersion]:
+    """Account overrides layered on the valid plans; a problem is the account's."""
+    layered: list[CompiledVersion] = []
     windows_by_target: dict[tuple[str, str], list[tuple[date, date | None, Path]]] = defaultdict(
         list
     )
     for path in override_files(plans_dir):
-        override = load_override_file(path)
-        if override.plan not in versions:
-            raise PlanError(f"{path}: plan: unknown plan {override.plan!r}")
-        if reference.accounts is not None and override.account not in reference.accounts:
-            raise PlanError(f"{path}: account: unknown account {override.account!r}")
+        try:
+            override = load_override_file(path)
+        except PlanError as error:
+            problems.append(PlanProblem(str(error), path))
+            continue
+        target = {"plan_code": override.plan, "account_id": override.account}
+        try:
+            layered += _layer(override, path, reference, compiled, raw_by_version, versions)
+        except PlanError as error:
+            problems.append(PlanProblem(str(error), path, **target))
+            continue
         start = override.effective_from or date.min
         for other_start, other_end, other_path in windows_by_target[
             (override.account, override.plan)
@@ -362,31 +453,60 @@ def load_plans(plans_dir: Path, reference: Reference) -> list[CompiledVersion]:
             if start < (other_end or date.max) and other_start < (
                 override.effective_to or date.max
             ):
-                raise PlanError(
-                    f"{path}: overrides {override.plan!r} for {override.account!r} in a window "
-                    f"that overlaps {other_path}"
+                message = (
+                    f"{path}: overrides {override.plan!r} for {override.account!r} in a "
+                    f"window that overlaps {other_path}"
                 )
+                problems.append(PlanProblem(message, path, **target))
         windows_by_target[(override.account, override.plan)].append(
             (start, override.effective_to, path)
         )
-        for base in [item for item in compiled if item.base_code == override.plan]:
-            window_start = max(base.plan.effective_from, start)
-            window_end = _earliest(base.effective_to, override.effective_to)
-            if window_end is not None and window_end <= window_start:
-                continue
-            plan = _apply_override(
-                raw_by_version[(base.base_code, base.plan.version)], override, path, reference
+    failed_accounts = {(p.account_id, p.plan_code) for p in problems if p.account_id}
+    return [v for v in layered if (v.account_id, v.base_code) not in failed_accounts]
+
+
+def _layer(
+    override: PlanOverride,
+    path: Path,
+    reference: Reference,
+    compiled: list[CompiledVersion],
+    raw_by_version: dict[tuple[str, int], dict],
+    versions: dict[str, list[tuple[PlanVersion, Path]]],
+) -> list[CompiledVersion]:
+    """The versions an override makes of every version of its plan that its window meets."""
+    if override.plan not in versions:
+        raise PlanError(f"{path}: plan: unknown plan {override.plan!r}")
+    if reference.accounts is not None and override.account not in reference.accounts:
+        raise PlanError(f"{path}: account: unknown account {override.account!r}")
+    start = override.effective_from or date.min
+    layered = []
+    for base in [item for item in compiled if item.base_code == override.plan]:
+        window_start = max(base.plan.effective_from, start)
+        window_end = _earliest(base.effective_to, override.effective_to)
+        if window_end is not None and window_end <= window_start:
+            continue
+        plan = _apply_override(
+            raw_by_version[(base.base_code, base.plan.version)], override, path, reference
+        )
+        plan = plan.model_copy(update={"effective_from": window_start})
+        layered.append(
+            CompiledVersion(
+                plan=plan,
+                effective_to=window_end,
+                base_code=base.base_code,
+                account_id=override.account,
             )
-            plan = plan.model_copy(update={"effective_from": window_start})
-            compiled.append(
-                CompiledVersion(
-                    plan=plan,
-                    effective_to=window_end,
-                    base_code=base.base_code,
-                    account_id=override.account,
-                )
-            )
-    return compiled
+        )
+    return layered
+
+
+def load_plans(plans_dir: Path, reference: Reference) -> list[CompiledVersion]:
+    """Every plan version (and account override) under plans_dir, validated, with its window;
+    PlanErrors with every problem when there is any."""
+    validation = validate_plans(plans_dir, reference)
+    if validation.problems:
+        raise PlanErrors(validation.problems)
+    return validation.versions
 
 
 def _earliest(first: date | None, second: date | None) -> date | None:

@@ -14,18 +14,28 @@ DRAFTS_DIR = "drafts"
 OVERRIDE_SEPARATOR = "@"
 MAX_DECIMAL_PLACES = 10
 MAX_MONEY_PLACES = 4
+# Every price and amount a plan states is below 10^12 and every quantity below 10^18: rating
+# multiplies and sums them in DECIMAL(38,10) (below 10^28), the run-rate multiplies a period's
+# subtotal by its seconds (3.2 x 10^7 in a year), and amounts leave as BIGINT minor units
+# (below 9.2 x 10^18): the limits keep every derived amount of a plan inside those types
+# (decision 53).
+MAX_AMOUNT = 10**12
+MAX_QUANTITY = 10**18
 
 Price = Annotated[
-    Decimal, Field(ge=0, lt=10**18, decimal_places=MAX_DECIMAL_PLACES, allow_inf_nan=False)
+    Decimal,
+    Field(ge=0, lt=MAX_AMOUNT, decimal_places=MAX_DECIMAL_PLACES, allow_inf_nan=False),
 ]
 Quantity = Annotated[
-    Decimal, Field(ge=0, lt=10**18, decimal_places=MAX_DECIMAL_PLACES, allow_inf_nan=False)
+    Decimal,
+    Field(ge=0, lt=MAX_QUANTITY, decimal_places=MAX_DECIMAL_PLACES, allow_inf_nan=False),
 ]
 PositiveQuantity = Annotated[
-    Decimal, Field(gt=0, lt=10**18, decimal_places=MAX_DECIMAL_PLACES, allow_inf_nan=False)
+    Decimal,
+    Field(gt=0, lt=MAX_QUANTITY, decimal_places=MAX_DECIMAL_PLACES, allow_inf_nan=False),
 ]
 Money = Annotated[
-    Decimal, Field(ge=0, lt=10**18, decimal_places=MAX_MONEY_PLACES, allow_inf_nan=False)
+    Decimal, Field(ge=0, lt=MAX_AMOUNT, decimal_places=MAX_MONEY_PLACES, allow_inf_nan=False)
 ]
 Percent = Annotated[
     Decimal, Field(gt=0, le=100, decimal_places=MAX_DECIMAL_PLACES, allow_inf_nan=False)

@@ -27,7 +27,7 @@
 {#-
   Exact decimal division to 10 places, rounded half-up. DuckDB's `/` returns DOUBLE even for
   DECIMAL operands, so on DuckDB we divide scaled integers (HUGEINT) instead. Both operands must be
-  non-negative and fit decimal(38,10) with |value| < 10^18.
+  non-negative; the numerator fits decimal(38,10) (< 10^28), the denominator is below 8.5 x 10^17.
 -#}
 {% macro divide_decimal(numerator, denominator) -%}
     {{ return(adapter.dispatch('divide_decimal', 'billing')(numerator, denominator)) }}
@@ -48,14 +48,25 @@
     as {{ decimal_type() }})
 {%- endmacro %}
 
+{#- Operands are scaled to integers (HUGEINT) from their integer and fractional parts
+    separately: scaling the decimal itself would overflow DECIMAL(38,10) from 10^18. The quotient
+    is the integer part plus the remainder's 10 places, rounded half-up; exact for numerators up
+    to the DECIMAL(38,10) maximum (10^28) and denominators below 8.5 x 10^17. -#}
 {% macro duckdb__divide_decimal(numerator, denominator) -%}
+    {%- set scaled_n = duckdb_scaled_integer(numerator) -%}
+    {%- set scaled_d = duckdb_scaled_integer(denominator) -%}
     cast(
-        cast(
-            (cast(cast({{ numerator }} as {{ decimal_type() }}) * 10000000000 as hugeint) * 10000000000 * 2
-              + cast(cast({{ denominator }} as {{ decimal_type() }}) * 10000000000 as hugeint))
-            // (cast(cast({{ denominator }} as {{ decimal_type() }}) * 10000000000 as hugeint) * 2)
-        as decimal(38,0)) * cast(0.0000000001 as decimal(11,10))
+        cast({{ scaled_n }} // {{ scaled_d }} as decimal(38,0))
+        + cast(({{ scaled_n }} % {{ scaled_d }} * 20000000000 + {{ scaled_d }}) // ({{ scaled_d }} * 2)
+            as decimal(38,0)) * cast(0.0000000001 as decimal(11,10))
     as {{ decimal_type() }})
+{%- endmacro %}
+
+{#- A non-negative value of decimal(38,10) as the HUGEINT value x 10^10, exactly, over the whole
+    decimal(38,10) range (DuckDB). -#}
+{% macro duckdb_scaled_integer(value) -%}
+    {%- set v = 'cast(' ~ value ~ ' as ' ~ decimal_type() ~ ')' -%}
+    (cast(floor({{ v }}) as hugeint) * 10000000000 + cast(({{ v }} - floor({{ v }})) * 10000000000 as hugeint))
 {%- endmacro %}
 
 {#- Smallest integer >= numerator / denominator, exactly (package pricing). -#}
@@ -79,9 +90,8 @@
 
 {% macro duckdb__ceil_divide(numerator, denominator) -%}
     cast(
-        (cast(cast({{ numerator }} as {{ decimal_type() }}) * 10000000000 as hugeint)
-          + cast(cast({{ denominator }} as {{ decimal_type() }}) * 10000000000 as hugeint) - 1)
-        // cast(cast({{ denominator }} as {{ decimal_type() }}) * 10000000000 as hugeint)
+        ({{ duckdb_scaled_integer(numerator) }} + {{ duckdb_scaled_integer(denominator) }} - 1)
+        // {{ duckdb_scaled_integer(denominator) }}
     as bigint)
 {%- endmacro %}
 

@@ -11,10 +11,7 @@
 {%- endmacro %}
 
 {% macro duckdb__floor_divide(numerator, denominator) -%}
-    cast(
-        cast(cast({{ numerator }} as {{ decimal_type() }}) * 10000000000 as hugeint)
-        // cast(cast({{ denominator }} as {{ decimal_type() }}) * 10000000000 as hugeint)
-    as bigint)
+    cast({{ duckdb_scaled_integer(numerator) }} // {{ duckdb_scaled_integer(denominator) }} as bigint)
 {%- endmacro %}
 
 {#- amount x part_days / whole_days, to 10 places (half-up): day-based proration. -#}
