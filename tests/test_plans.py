@@ -285,10 +285,6 @@ INVALID = [
         "charges[0]: Value error, minimum_spend must not exceed maximum_spend",
     ),
     (
-        ("model: graduated", "model: graduated\n    maximum_spend: 10.005"),
-        "charges[0].maximum_spend: 10.005 has more decimal places than USD allows (2)",
-    ),
-    (
         ("effective_from: 2026-01-01", "effective_from: 2026-01-01\neffective_to: 2025-12-01"),
         "Value error, effective_to must be after effective_from",
     ),
@@ -345,15 +341,29 @@ def test_invalid_plans_name_file_path_and_reason(tmp_path, change, message):
     assert message in str(error.value)
 
 
-def test_jpy_amounts_must_be_whole_yen(tmp_path):
-    plan = VALID_PLAN.replace("currency: USD", "currency: JPY").replace(
-        "charges:\n", "charges:\n  - {id: fee, model: flat, amount: 100.5}\n"
+def test_amounts_finer_than_the_currency_are_kept_exactly(tmp_path):
+    """Decision 54: 250.5 JPY and 20.005 USD are valid; the invoice line rounds them once."""
+    yen = VALID_PLAN.replace("currency: USD", "currency: JPY").replace(
+        "charges:\n", "charges:\n  - {id: fee, model: flat, amount: 250.5}\n"
     )
-    with pytest.raises(
-        PlanError,
-        match=r"charges\[0\]\.amount: 100\.5 has more decimal places than JPY allows \(0\)",
-    ):
-        compile_plans(_plans(tmp_path, demo=plan), _seeds(tmp_path))
+    dollars = VALID_PLAN.replace("code: demo", "code: usd").replace(
+        "charges:\n",
+        "commitment: {minimum: 20.005}\ncharges:\n  - {id: fee, model: flat, amount: 7.777}\n",
+    )
+    seeds = _seeds(tmp_path)
+    compile_plans(_plans(tmp_path, demo=yen, usd=dollars), seeds)
+    amounts = {
+        row["plan_code"]: row["flat_amount"]
+        for row in _rows(seeds, "price_charges")
+        if row["charge_id"] == "fee"
+    }
+    assert amounts == {"demo": "250.5", "usd": "7.777"}
+    [commitment] = [
+        row["commitment_minimum"]
+        for row in _rows(seeds, "price_plans")
+        if row["plan_code"] == "usd"
+    ]
+    assert commitment == "20.005"
 
 
 def test_overlapping_versions_are_refused(tmp_path):

@@ -28,6 +28,10 @@ STRIPE_TRANSFORM = "https://docs.stripe.com/billing/subscriptions/usage-based/tr
 OPENMETER = "https://openmeter.io/docs/billing/product-catalog/pricing-models"
 LAGO = "https://getlago.com/docs/guide/plans/charges"
 LAGO_COMMITMENT = "https://github.com/getlago/lago-api/pull/1787"
+CHARGEBEE = (
+    "https://www.chargebee.com/docs/2.0/site-configuration/articles-and-faq/"
+    "what-is-the-rounding-logic-for-line-item-amounts.html"
+)
 
 LAGO_SPEC = "https://github.com/getlago/lago-api/blob/main/spec"
 
@@ -186,6 +190,18 @@ EXAMPLES = [
         subscription={"starts_on": "2024-02-28"},
     ),
     _ex("max_commitment", "max_commitment", [5], "999999999999.99", "decision 53: limits"),
+    # Decision 54: prices and amounts finer than the minor unit, rounded once on the line.
+    _ex("chargebee_multidecimal", "chargebee_multidecimal", ["10.625"], "47.34", CHARGEBEE),
+    _ex(
+        "chargebee_multidecimal_yen",
+        "chargebee_multidecimal_yen",
+        ["10.625"],
+        "47",
+        CHARGEBEE,
+        currency="JPY",
+    ),
+    _ex("sub_minor", "sub_minor", None, "27.79", "issue 25: 7.777 and 20.005 USD a month"),
+    _ex("sub_minor_yen", "sub_minor_yen", None, "251", "issue 25: 250.5 JPY", currency="JPY"),
     _ex(
         "lago_percentage_zero",
         "lago_percentage_spec",

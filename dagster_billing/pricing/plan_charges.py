@@ -266,4 +266,3 @@ PRICE_MODELS = (
     "seat",
     "flat",
 )
-MONEY_FIELDS = ("amount", "minimum_spend", "maximum_spend")

@@ -16,7 +16,6 @@ import yaml
 from pydantic import ValidationError
 
 from dagster_billing.pricing.plan_charges import (
-    MONEY_FIELDS,
     PRICE_MODELS,
     FlatCharge,
     PercentageCharge,
@@ -188,7 +187,8 @@ def override_files(plans_dir: Path) -> list[Path]:
 
 
 def reference_problems(plan: PlanVersion, reference: Reference) -> list[str]:
-    """`location: reason` for every meter, currency and dimension the reference data refutes."""
+    """`location: reason` for every meter, currency and dimension the reference data refutes.
+    Amounts may have more decimal places than the currency: they are rounded on their line."""
     if plan.currency not in reference.currencies:
         return [f"currency: unknown currency {plan.currency!r}"]
     problems = []
@@ -218,19 +218,6 @@ def reference_problems(plan: PlanVersion, reference: Reference) -> list[str]:
             problems.append(
                 f"{at}.meter: a seat charge needs a unique_count meter; "
                 f"{charge.meter!r} aggregates by {meter['aggregation']!r}"
-            )
-    minor_units = reference.currencies[plan.currency]
-    amounts: list[tuple[str, Decimal | None]] = []
-    if plan.commitment is not None:
-        amounts.append(("commitment.minimum", plan.commitment.minimum))
-    for index, charge in enumerate(plan.charges):
-        for field in MONEY_FIELDS:
-            amounts.append((f"charges[{index}].{field}", getattr(charge, field, None)))
-    for location, amount in amounts:
-        if amount is not None and amount != amount.quantize(Decimal(1).scaleb(-minor_units)):
-            problems.append(
-                f"{location}: {amount} has more decimal places than {plan.currency} "
-                f"allows ({minor_units})"
             )
     return problems
 

@@ -13,7 +13,6 @@ OVERRIDES_DIR = "overrides"
 DRAFTS_DIR = "drafts"
 OVERRIDE_SEPARATOR = "@"
 MAX_DECIMAL_PLACES = 10
-MAX_MONEY_PLACES = 4
 # Every price and amount a plan states is below 10^12 and every quantity below 10^18: rating
 # multiplies and sums them in DECIMAL(38,10) (below 10^28), the run-rate multiplies a period's
 # subtotal by its seconds (3.2 x 10^7 in a year), and amounts leave as BIGINT minor units
@@ -34,8 +33,10 @@ PositiveQuantity = Annotated[
     Decimal,
     Field(gt=0, lt=MAX_QUANTITY, decimal_places=MAX_DECIMAL_PLACES, allow_inf_nan=False),
 ]
+# An amount as the plan states it (a flat fee, a minimum, a commitment), with up to 10 decimal
+# places whatever the currency (20.005 USD, 250.5 JPY): it is rounded once, on its invoice line.
 Money = Annotated[
-    Decimal, Field(ge=0, lt=MAX_AMOUNT, decimal_places=MAX_MONEY_PLACES, allow_inf_nan=False)
+    Decimal, Field(ge=0, lt=MAX_AMOUNT, decimal_places=MAX_DECIMAL_PLACES, allow_inf_nan=False)
 ]
 Percent = Annotated[
     Decimal, Field(gt=0, le=100, decimal_places=MAX_DECIMAL_PLACES, allow_inf_nan=False)

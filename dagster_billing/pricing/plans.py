@@ -20,7 +20,6 @@ This module is the public entry point and re-exports what callers use.
 from __future__ import annotations
 
 from dagster_billing.pricing.plan_charges import (
-    MONEY_FIELDS,
     PRICE_MODELS,
     Charge,
     FlatCharge,
@@ -73,7 +72,6 @@ __all__ = [
     "CHARGE_COLUMNS",
     "DRAFTS_DIR",
     "MAX_DECIMAL_PLACES",
-    "MONEY_FIELDS",
     "OVERRIDES_DIR",
     "OVERRIDE_SEPARATOR",
     "PRICE_MODELS",
