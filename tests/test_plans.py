@@ -69,6 +69,16 @@ charges:
   - {id: seats, meter: seats.active, model: seat, unit_price: 12, included_seats: 2, proration: daily}
   - {id: platform, model: flat, amount: 99.00, billing: in_advance, discount_percent: 10}
   - {id: capped, meter: checks.executed, model: per_unit, unit_price: 0.1, minimum_spend: 5, maximum_spend: 50}
+  - id: gradpct
+    meter: pipeline.rows_processed
+    model: graduated_percentage
+    tiers: [{up_to: 10, rate: 1, flat_fee: 200}, {up_to: null, rate: 2.5}]
+  - id: blocks
+    meter: minutes.transcribed
+    model: tiered_blocks
+    policy: top_tier
+    tiers: [{block_size: 100, max_blocks: 10, block_price: 1}, {block_size: 1000, max_blocks: null, block_price: 0.5}]
+  - {id: cost, meter: tokens.generated, model: dynamic, amount_property: cost, multiplier: 1.2}
 """
 
 
@@ -172,6 +182,9 @@ def test_the_docs_show_one_example_per_model():
         "percentage",
         "matrix",
         "seat",
+        "graduated_percentage",
+        "tiered_blocks",
+        "dynamic",
         "flat",
     }
 
@@ -186,9 +199,10 @@ def test_numbers_are_read_as_exact_decimals(tmp_path):
 def test_tiers_compile_to_cumulative_bounds(tmp_path):
     compile_plans(_plans(tmp_path, demo=VALID_PLAN), seeds := _seeds(tmp_path))
     assert (seeds / "price_tiers.csv").read_text().splitlines() == [
-        "plan_code,plan_version,charge_id,dimension_value,tier_number,lower_bound,upper_bound,unit_price,flat_fee",
-        "demo,1,api,*,1,0,1000,0.0009,0",
-        "demo,1,api,*,2,1000,,0.0006,5",
+        "plan_code,plan_version,charge_id,dimension_value,tier_number,lower_bound,upper_bound,"
+        "unit_price,flat_fee,block_size,rate_percent",
+        "demo,1,api,*,1,0,1000,0.0009,0,,",
+        "demo,1,api,*,2,1000,,0.0006,5,,",
     ]
 
 
@@ -212,6 +226,32 @@ def test_every_model_compiles_to_typed_rows(tmp_path):
         ("seats", "*"): "all",
         ("platform", "*"): "all",
         ("capped", "*"): "all",
+        ("gradpct", "*"): "all",
+        ("blocks", "*"): "all",
+        ("cost", "*"): "all",
+    }
+    assert charges[("blocks", "*")]["block_policy"] == "top_tier"
+    assert (charges[("cost", "*")]["amount_property"], charges[("cost", "*")]["multiplier"]) == (
+        "cost",
+        "1.2",
+    )
+    tier_rows = {
+        (row["charge_id"], row["tier_number"]): (
+            row["lower_bound"],
+            row["upper_bound"],
+            row["unit_price"],
+            row["flat_fee"],
+            row["block_size"],
+            row["rate_percent"],
+        )
+        for row in _rows(seeds, "price_tiers")
+        if row["charge_id"] in ("gradpct", "blocks")
+    }
+    assert tier_rows == {
+        ("gradpct", "1"): ("0", "10", "0.01", "200", "", "1"),
+        ("gradpct", "2"): ("10", "", "0.025", "0", "", "2.5"),
+        ("blocks", "1"): ("0", "1000", "1", "0", "100", ""),
+        ("blocks", "2"): ("1000", "", "0.5", "0", "1000", ""),
     }
     assert charges[("pkg", "*")]["package_rounding"] == "down"
     assert charges[("pct", "*")]["percentage_rate"] == "1.3"
@@ -313,6 +353,29 @@ INVALID = [
     (
         ("charges:\n", "commitment: {}\ncharges:\n"),
         "commitment: Value error, a commitment needs a minimum",
+    ),
+    (
+        (
+            "charges:\n",
+            "charges:\n  - {id: b, meter: api.requests, model: tiered_blocks, tiers: "
+            "[{block_size: 10, max_blocks: 2, block_price: 1}]}\n",
+        ),
+        "charges[0].tiers: Value error, the last tier must have max_blocks: null (unlimited)",
+    ),
+    (
+        (
+            "charges:\n",
+            "charges:\n  - {id: d, meter: builds.completed, model: dynamic}\n",
+        ),
+        "charges[0].meter: a dynamic charge needs a sum meter",
+    ),
+    (
+        (
+            "charges:\n",
+            "charges:\n  - {id: g, meter: builds.completed, model: graduated_percentage, "
+            "tiers: [{up_to: null, rate: 1}]}\n",
+        ),
+        "charges[0].meter: a graduated_percentage charge needs a sum meter",
     ),
     (
         ("charges:\n", "commitment: {minimum: 100000000000000}\ncharges:\n"),

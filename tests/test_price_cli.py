@@ -28,6 +28,18 @@ STRIPE_TRANSFORM = "https://docs.stripe.com/billing/subscriptions/usage-based/tr
 OPENMETER = "https://openmeter.io/docs/billing/product-catalog/pricing-models"
 LAGO = "https://getlago.com/docs/guide/plans/charges"
 LAGO_COMMITMENT = "https://github.com/getlago/lago-api/pull/1787"
+LAGO_GRAD_PCT = (
+    "https://github.com/getlago/lago-api/blob/main/spec/services/charge_models/"
+    "graduated_percentage_service_spec.rb"
+)
+KILLBILL_BLOCKS = (
+    "https://github.com/killbill/killbill/blob/master/invoice/src/test/java/org/killbill/billing/"
+    "invoice/usage/TestContiguousIntervalConsumableInArrear.java"
+)
+OPENMETER_DYNAMIC = (
+    "https://github.com/openmeterio/openmeter/blob/main/openmeter/billing/rating/service/rate/"
+    "dynamic_test.go"
+)
 CHARGEBEE = (
     "https://www.chargebee.com/docs/2.0/site-configuration/articles-and-faq/"
     "what-is-the-rounding-logic-for-line-item-amounts.html"
@@ -40,8 +52,8 @@ LAGO_SPEC = "https://github.com/getlago/lago-api/blob/main/spec"
 class Example:
     """One account on one plan: its usage, the totals expected and the source they come from.
 
-    usage: values (one event each, on January 2, 3, ... at noon) or (ts, value[, properties])
-    events; total: January's total, or {period_start: total} for other periods."""
+    usage: values (one event each, on January 2, 3, ... at noon) or (ts, value[, properties[,
+    meter]]) events; total: January's total, or {period_start: total} for other periods."""
 
     account: str
     plan: str
@@ -58,15 +70,15 @@ class Example:
     def events(self) -> list[dict]:
         events = []
         for index, item in enumerate(self.usage or (), start=2):
-            ts, value, properties = (
-                (f"2026-01-{index:02d}T12:00:00Z", item, None)
+            ts, value, properties, meter = (
+                (f"2026-01-{index:02d}T12:00:00Z", item, None, None)
                 if not isinstance(item, tuple)
-                else (*item, None)[:3]
+                else (*item, None, None)[:4]
             )
             event = {
                 "uniqueId": f"{self.account}-{index}",
                 "account": self.account,
-                "meter": self.meter,
+                "meter": meter or self.meter,
                 "value": str(value),
                 "ts": ts,
             }
@@ -202,6 +214,36 @@ EXAMPLES = [
     ),
     _ex("sub_minor", "sub_minor", None, "27.79", "issue 25: 7.777 and 20.005 USD a month"),
     _ex("sub_minor_yen", "sub_minor_yen", None, "251", "issue 25: 250.5 JPY", currency="JPY"),
+    # Decision 55: graduated percentage, tiered blocks, dynamic charges.
+    _ex(
+        "lago_grad_pct_21",
+        "lago_graduated_percentage",
+        [21],
+        "900.33",
+        LAGO_GRAD_PCT,
+        meter="payments",
+    ),
+    _ex("lago_grad_pct_0", "lago_graduated_percentage", None, "200.00", LAGO_GRAD_PCT),
+    _ex(
+        "killbill_blocks",
+        "killbill_blocks",
+        [5325, ("2026-01-03T12:00:00Z", 111, None, "calls")],
+        "130.50",
+        KILLBILL_BLOCKS,
+    ),
+    _ex("killbill_top_tier", "killbill_top_tier", [101001], "51.00", KILLBILL_BLOCKS),
+    _ex(
+        "lago_dynamic",
+        "lago_dynamic",
+        [
+            ("2026-01-02T12:00:00Z", 12, {"cost": "0.25"}),
+            ("2026-01-03T12:00:00Z", 8, {"cost": "0.152"}),
+        ],
+        "0.40",
+        f"{LAGO_SPEC}/services/charge_models/dynamic_service_spec.rb",
+        meter="llm.tokens",
+    ),
+    _ex("openmeter_dynamic", "openmeter_dynamic", [4, 6], "13.33", OPENMETER_DYNAMIC),
     _ex(
         "lago_percentage_zero",
         "lago_percentage_spec",
@@ -474,3 +516,35 @@ def test_the_largest_commitment_prices_through_the_run_rate(priced):
     invoice = _invoice(invoices, "max_commitment")
     assert invoice["estimated_period_charges"] == "999999999999.99"
     assert invoice["total_minor"] == 99999999999999
+
+
+def test_blocks_and_rates_are_shown_per_tier(priced):
+    """The invoice lines carry each tier's blocks, block size, unit (block) price and rate."""
+    _, invoices, *_ = priced
+    [units, calls] = [
+        line
+        for line in _invoice(invoices, "killbill_blocks")["lines"]
+        if line["line_type"] == "charge"
+    ]
+    assert [
+        (
+            t["tier_number"],
+            t["block_size"],
+            t["package_count"],
+            t["unit_price"],
+            t["amount_unrounded"],
+        )
+        for t in units["tiers"]
+    ] == [
+        (1, "100", 10, "1", "10"),
+        (2, "1000", 5, "1", "5"),
+    ]
+    assert (units["quantity"], units["package_count"], calls["amount"]) == ("5325", 15, "115.50")
+    [gradpct] = _invoice(invoices, "lago_grad_pct_21")["lines"]
+    assert [
+        (t["rate_percent"], t["tier_quantity"], t["flat_fee_charged"]) for t in gradpct["tiers"]
+    ] == [
+        ("1", "10", "200"),
+        ("2", "10", "300"),
+        ("3", "1", "400"),
+    ]

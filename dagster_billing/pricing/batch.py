@@ -183,6 +183,7 @@ def price_files(
         )
         invoices: Table = ([], [])
         lines: Table = ([], [])
+        tiers: Table = ([], [])
         outcomes: dict[str, int] = {}
         reasons: dict[str, int] = {}
         if staged.subscriptions:
@@ -191,8 +192,12 @@ def price_files(
             finally:
                 shutil.rmtree(staged_seed_dir(staged.seeds_dir), ignore_errors=True)
             with warehouse.connect(read_only=True) as connection:
-                invoices = _fetch(connection, "fct_invoices", "period_start, invoice_id")
-                lines = _fetch(connection, "fct_invoice_lines", "invoice_id, line_number")
+                invoices = _fetch(
+                    connection,
+                    "select * from billing.fct_invoices order by period_start, invoice_id",
+                )
+                lines = _fetch(connection, LINES_SQL)
+                tiers = _fetch(connection, TIERS_SQL)
                 outcomes = dict(
                     connection.execute(
                         "select outcome, count(*) from billing.fct_usage_event_outcomes group by 1"
@@ -204,7 +209,7 @@ def price_files(
                         "where outcome = 'quarantined' group by 1 order by 1"
                     ).fetchall()
                 )
-    files = write_outputs(invoices, lines, out_dir)
+    files = write_outputs(invoices, lines, tiers, out_dir)
     totals: dict[str, Decimal] = defaultdict(Decimal)
     minor_units: dict[str, int] = {}
     for invoice in invoices[1]:
@@ -233,9 +238,27 @@ def price_files(
 Table = tuple[list[tuple[str, str]], list[dict[str, Any]]]
 
 
-def _fetch(connection, table: str, order_by: str) -> Table:
-    """Every column of a billing mart with its DuckDB type, ordered."""
-    cursor = connection.execute(f"select * from billing.{table} order by {order_by}")
+# Invoice lines with what rating counted for them (billable quantity after free units, packages
+# or blocks, transactions), and the tiers each usage line reached: enough to check every amount
+# by hand. Rating's invoice line ids are the invoice's.
+LINES_SQL = """
+select lines.*, rated.billable_quantity, rated.package_count, rated.transaction_count
+from billing.fct_invoice_lines as lines
+left join billing.fct_rated_usage as rated on lines.invoice_line_id = rated.invoice_line_id
+order by lines.invoice_id, lines.line_number
+"""
+TIERS_SQL = """
+select invoice_line_id, tier_number, lower_bound, upper_bound, unit_price, block_size,
+    rate_percent, tier_quantity, flat_fee_charged, package_count, amount_unrounded
+from intermediate.int_usage_rated
+where tier_quantity > 0 or flat_fee_charged > 0
+order by invoice_line_id, tier_number
+"""
+
+
+def _fetch(connection, sql: str) -> Table:
+    """Every column of a query with its DuckDB type, in order."""
+    cursor = connection.execute(sql)
     columns = [(column[0], str(column[1])) for column in cursor.description]
     rows = [dict(zip([name for name, _ in columns], row, strict=True)) for row in cursor.fetchall()]
     return columns, rows
@@ -265,20 +288,29 @@ def _plain_rows(table: Table) -> list[dict[str, Any]]:
     ]
 
 
-def write_outputs(invoices: Table, lines: Table, out_dir: Path) -> list[str]:
-    """invoices.json (invoices with their lines), invoices.csv and invoice_lines.csv."""
+def write_outputs(invoices: Table, lines: Table, tiers: Table, out_dir: Path) -> list[str]:
+    """invoices.json (invoices with their lines, each usage line with its tiers), invoices.csv,
+    invoice_lines.csv and invoice_line_tiers.csv."""
     out_dir.mkdir(parents=True, exist_ok=True)
     invoice_rows = _plain_rows(invoices)
     line_rows = _plain_rows(lines)
+    tier_rows = _plain_rows(tiers)
+    by_line: dict[str, list[dict]] = defaultdict(list)
+    for tier in tier_rows:
+        by_line[tier["invoice_line_id"]].append(
+            {key: value for key, value in tier.items() if key != "invoice_line_id"}
+        )
     by_invoice: dict[str, list[dict]] = defaultdict(list)
     for line in line_rows:
-        by_invoice[line["invoice_id"]].append(line)
+        by_invoice[line["invoice_id"]].append({**line, "tiers": by_line[line["invoice_line_id"]]})
     document = [{**invoice, "lines": by_invoice[invoice["invoice_id"]]} for invoice in invoice_rows]
     (out_dir / "invoices.json").write_text(json.dumps(document, indent=2) + "\n")
-    for name, (columns, _), rows in (
-        ("invoices.csv", invoices, invoice_rows),
-        ("invoice_lines.csv", lines, line_rows),
-    ):
+    files = {
+        "invoices.csv": (invoices, invoice_rows),
+        "invoice_lines.csv": (lines, line_rows),
+        "invoice_line_tiers.csv": (tiers, tier_rows),
+    }
+    for name, ((columns, _), rows) in files.items():
         with (out_dir / name).open("w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(
                 handle, fieldnames=[column for column, _ in columns], lineterminator="\n"
@@ -287,7 +319,7 @@ def write_outputs(invoices: Table, lines: Table, out_dir: Path) -> list[str]:
             writer.writerows(
                 {key: "" if value is None else value for key, value in row.items()} for row in rows
             )
-    return ["invoices.json", "invoices.csv", "invoice_lines.csv"]
+    return ["invoices.json", *files]
 
 
 def outcome_warnings(result: PricingResult) -> list[str]:

@@ -32,7 +32,29 @@ class Tier(_Strict):
     )
 
 
-def _check_tiers(tiers: list[Tier]) -> list[Tier]:
+class PercentTier(_Strict):
+    up_to: Quantity | None = Field(
+        description="Inclusive, cumulative upper bound of the tier (in transaction value); "
+        "null = unbounded (last tier)."
+    )
+    rate: Rate = Field(description="Percent of the value in this tier (1.5 = 1.5 %).")
+    flat_fee: Price = Field(
+        default=Decimal(0),
+        description="Charged once when the value enters the tier (the first tier's even at zero).",
+    )
+
+
+class Block(_Strict):
+    block_size: PositiveQuantity = Field(description="Units in one block.")
+    max_blocks: int | None = Field(
+        ge=1,
+        description="Blocks in this tier before the next tier applies; null = unlimited (last "
+        "tier only).",
+    )
+    block_price: Price = Field(description="Price of one block; a started block costs in full.")
+
+
+def _check_tiers(tiers: list[Tier] | list[PercentTier]) -> list:
     if not tiers:
         raise ValueError("tiers must not be empty")
     bounds = [tier.up_to for tier in tiers]
@@ -230,6 +252,60 @@ class SeatCharge(_MeteredCharge):
     )
 
 
+class GraduatedPercentageCharge(_MeteredCharge):
+    """A percentage of the period's transaction value, each part at the rate of its tier, plus a
+    tier's flat fee once the value enters it (Lago's graduated percentage)."""
+
+    model: Literal["graduated_percentage"]
+    tiers: list[PercentTier] = Field(description="Ascending; the last has up_to: null.")
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers_ascending(cls, tiers: list[PercentTier]) -> list[PercentTier]:
+        return _check_tiers(tiers)
+
+
+class TieredBlocksCharge(_MeteredCharge):
+    """Units counted in blocks, tier by tier: each tier holds up to max_blocks blocks of its
+    block_size at its block_price, a started block costs in full (Kill Bill's tiered blocks)."""
+
+    model: Literal["tiered_blocks"]
+    tiers: list[Block] = Field(description="In order; only the last has max_blocks: null.")
+    policy: Literal["all_tiers", "top_tier"] = Field(
+        default="all_tiers",
+        description="all_tiers: the blocks of every tier the quantity reaches, each at its tier's "
+        "price; top_tier: the whole quantity in blocks of the tier it ends in, at that tier's "
+        "price (Kill Bill's TierBlockPolicy).",
+    )
+
+    @field_validator("tiers")
+    @classmethod
+    def _unlimited_last(cls, tiers: list[Block]) -> list[Block]:
+        if not tiers:
+            raise ValueError("tiers must not be empty")
+        if any(tier.max_blocks is None for tier in tiers[:-1]):
+            raise ValueError("only the last tier may have max_blocks: null")
+        if tiers[-1].max_blocks is not None:
+            raise ValueError("the last tier must have max_blocks: null (unlimited)")
+        return tiers
+
+
+class DynamicCharge(_MeteredCharge):
+    """The event carries the amount: the charge is the sum of the period's event amounts,
+    times an optional mark-up multiplier."""
+
+    model: Literal["dynamic"]
+    amount_property: str | None = Field(
+        default=None,
+        description="Event property with the amount (e.g. cost); the event value stays the "
+        "quantity, and a period whose values sum to 0 costs nothing (Lago). Unset: the event "
+        "value is the amount (OpenMeter).",
+    )
+    multiplier: Annotated[
+        Decimal, Field(gt=0, lt=10**6, decimal_places=10, allow_inf_nan=False)
+    ] = Field(default=Decimal(1), description="Mark-up applied to the amounts (1.2 = +20 %).")
+
+
 class FlatCharge(_ChargeBase):
     """A recurring fee per billing period, in advance or in arrears, prorated by days."""
 
@@ -253,6 +329,9 @@ Charge = Annotated[
     | PercentageCharge
     | MatrixCharge
     | SeatCharge
+    | GraduatedPercentageCharge
+    | TieredBlocksCharge
+    | DynamicCharge
     | FlatCharge,
     Field(discriminator="model"),
 ]
@@ -264,5 +343,10 @@ PRICE_MODELS = (
     "percentage",
     "matrix",
     "seat",
+    "graduated_percentage",
+    "tiered_blocks",
+    "dynamic",
     "flat",
 )
+# Models rated on the transactions (event values) of a sum meter.
+SUM_METER_MODELS = ("percentage", "graduated_percentage", "dynamic")

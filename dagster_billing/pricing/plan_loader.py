@@ -17,8 +17,8 @@ from pydantic import ValidationError
 
 from dagster_billing.pricing.plan_charges import (
     PRICE_MODELS,
+    SUM_METER_MODELS,
     FlatCharge,
-    PercentageCharge,
     SeatCharge,
 )
 from dagster_billing.pricing.plan_schema import PlanOverride, PlanVersion
@@ -209,9 +209,9 @@ def reference_problems(plan: PlanVersion, reference: Reference) -> list[str]:
         if key is not None and key != (meter.get("dimension_key") or None):
             known = meter.get("dimension_key") or "no dimension"
             problems.append(f"{at}: meter {charge.meter!r} has {known}; cannot price by {key!r}")
-        if isinstance(charge, PercentageCharge) and meter["aggregation"] != "sum":
+        if charge.model in SUM_METER_MODELS and meter["aggregation"] != "sum":
             problems.append(
-                f"{at}.meter: a percentage charge needs a sum meter (transaction "
+                f"{at}.meter: a {charge.model} charge needs a sum meter (transaction "
                 f"values); {charge.meter!r} aggregates by {meter['aggregation']!r}"
             )
         if isinstance(charge, SeatCharge) and meter["aggregation"] != "unique_count":

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from dagster_billing.pricing.plan_charges import (
+    DynamicCharge,
     FlatCharge,
     GraduatedCharge,
+    GraduatedPercentageCharge,
     MatrixCharge,
     PackageCharge,
     PercentageCharge,
     PerUnitCharge,
     SeatCharge,
-    Tier,
+    TieredBlocksCharge,
     VolumeCharge,
 )
 from dagster_billing.pricing.plan_loader import CompiledVersion, Reference, load_plans
@@ -61,10 +64,44 @@ CHARGE_COLUMNS = (
     "minimum_spend",
     "maximum_spend",
     "discount_percent",
+    "block_policy",
+    "amount_property",
+    "multiplier",
 )
 
 
-def _components(charge: Any) -> list[tuple[str, str, list[Tier]]]:
+@dataclass(frozen=True)
+class TierRow:
+    """One row of price_tiers: an upper bound (None: unbounded), the price of a unit (or of a
+    block), a flat fee, and for display the block size or the rate in percent."""
+
+    upper_bound: Decimal | None
+    unit_price: Decimal
+    flat_fee: Decimal = Decimal(0)
+    block_size: Decimal | None = None
+    rate_percent: Decimal | None = None
+
+
+def _tier_rows(charge: Any) -> list[TierRow]:
+    if isinstance(charge, PerUnitCharge | SeatCharge):
+        return [TierRow(None, charge.unit_price)]
+    if isinstance(charge, GraduatedCharge | VolumeCharge):
+        return [TierRow(tier.up_to, tier.unit_price, tier.flat_fee) for tier in charge.tiers]
+    if isinstance(charge, GraduatedPercentageCharge):
+        return [
+            TierRow(tier.up_to, tier.rate / 100, tier.flat_fee, rate_percent=tier.rate)
+            for tier in charge.tiers
+        ]
+    if isinstance(charge, TieredBlocksCharge):
+        rows, bound = [], Decimal(0)
+        for tier in charge.tiers:
+            bound = None if tier.max_blocks is None else bound + tier.max_blocks * tier.block_size
+            rows.append(TierRow(bound, tier.block_price, block_size=tier.block_size))
+        return rows
+    return []
+
+
+def _components(charge: Any) -> list[tuple[str, str, list[TierRow]]]:
     """(dimension_value, dimension_match, tiers) for each priced component of a charge.
 
     dimension_match: all = the meter's total ('*'); value = one dimension value; each = every
@@ -72,20 +109,13 @@ def _components(charge: Any) -> list[tuple[str, str, list[Tier]]]:
     """
     if isinstance(charge, MatrixCharge):
         components = [
-            (value, "value", [Tier(up_to=None, unit_price=price)])
+            (value, "value", [TierRow(None, price)])
             for value, price in sorted(charge.prices.items())
         ]
         if charge.default_unit_price is not None:
-            components.append(
-                (ALL_DIMENSIONS, "each", [Tier(up_to=None, unit_price=charge.default_unit_price)])
-            )
+            components.append((ALL_DIMENSIONS, "each", [TierRow(None, charge.default_unit_price)]))
         return components
-    if isinstance(charge, PerUnitCharge | SeatCharge):
-        tiers = [Tier(up_to=None, unit_price=charge.unit_price)]
-    elif isinstance(charge, GraduatedCharge | VolumeCharge):
-        tiers = list(charge.tiers)
-    else:
-        tiers = []
+    tiers = _tier_rows(charge)
     if isinstance(charge, FlatCharge):
         return [(ALL_DIMENSIONS, "all", tiers)]
     if charge.filter:
@@ -133,6 +163,10 @@ def _charge_row(version: CompiledVersion, charge: Any, order: int, value: str, m
         row.update(free_units=charge.included_seats, seat_proration=charge.proration)
     elif isinstance(charge, FlatCharge):
         row.update(flat_amount=charge.amount, billing_timing=charge.billing, prorate=charge.prorate)
+    elif isinstance(charge, TieredBlocksCharge):
+        row.update(block_policy=charge.policy)
+    elif isinstance(charge, DynamicCharge):
+        row.update(amount_property=charge.amount_property, multiplier=charge.multiplier)
     return row
 
 
@@ -169,12 +203,14 @@ def price_table_rows(versions: list[CompiledVersion]) -> dict[str, list[dict]]:
                             "dimension_value": value,
                             "tier_number": number,
                             "lower_bound": lower,
-                            "upper_bound": tier.up_to,
+                            "upper_bound": tier.upper_bound,
                             "unit_price": tier.unit_price,
                             "flat_fee": tier.flat_fee,
+                            "block_size": tier.block_size,
+                            "rate_percent": tier.rate_percent,
                         }
                     )
-                    lower = tier.up_to if tier.up_to is not None else lower
+                    lower = tier.upper_bound if tier.upper_bound is not None else lower
     return tables
 
 
@@ -203,6 +239,8 @@ TABLE_COLUMNS = {
         "upper_bound",
         "unit_price",
         "flat_fee",
+        "block_size",
+        "rate_percent",
     ),
 }
 

@@ -12,80 +12,11 @@
   minimum) when the line's transactions sum to 0 (Lago: no fixed fee on 0 units, decision 51).
   Fees stay unrounded (10 places).
 -#}
-with segments as (
-    select * from {{ ref('int_billing_segments') }}
-    where is_billed_period
-),
-
-components as (
-    select * from {{ ref('price_charges') }}
-    where pricing_model = 'percentage'
-),
-
-events as (
-    select * from {{ ref('int_usage_events_deduped') }}
-    where meter_code in (select meter_code from components)
-),
-
-listed_values as (
-    select plan_code, plan_version, charge_id, dimension_value
-    from {{ ref('price_charges') }}
-    where dimension_match = 'value'
-),
-
-segment_components as (
-    select
-        segments.billing_segment_id,
-        segments.invoice_id,
-        segments.account_id,
-        segments.period_start,
-        segments.plan_code,
-        segments.plan_version,
-        segments.segment_count,
-        segments.segment_start,
-        components.charge_id,
-        components.dimension_value as component_value,
-        components.dimension_match,
-        components.meter_code,
-        components.percentage_rate,
-        components.fixed_fee,
-        components.free_transactions,
-        components.free_amount,
-        components.transaction_minimum,
-        components.transaction_maximum
-    from segments
-    inner join components
-        on segments.plan_code = components.plan_code
-        and segments.plan_version = components.plan_version
-),
-
-matched as (
-    select
-        segment_components.*,
-        case
-            when segment_components.dimension_match = 'each' then events.dimension_value
-            else segment_components.component_value
-        end as dimension_value,
-        events.raw_event_key,
-        events.value,
-        events.event_ts,
-        events.file_seq,
-        events.source_line
-    from segment_components
-    inner join events
-        on segment_components.account_id = events.account_id
-        and segment_components.period_start = events.period_start
-        and segment_components.meter_code = events.meter_code
-    left join listed_values
-        on segment_components.plan_code = listed_values.plan_code
-        and segment_components.plan_version = listed_values.plan_version
-        and segment_components.charge_id = listed_values.charge_id
-        and events.dimension_value = listed_values.dimension_value
-    where segment_components.dimension_match = 'all'
-        or (segment_components.dimension_match = 'value'
-            and events.dimension_value = segment_components.component_value)
-        or (segment_components.dimension_match = 'each'
-            and events.dimension_value != '*' and listed_values.charge_id is null)
+with matched as (
+    {{ events_of_charges('percentage', [
+        'percentage_rate', 'fixed_fee', 'free_transactions', 'free_amount',
+        'transaction_minimum', 'transaction_maximum',
+    ]) }}
 ),
 
 sequenced as (

@@ -38,7 +38,7 @@ lines as (
         max(billable_quantity) as billable_quantity,
         max(event_count) as event_count,
         max(seat_days) as seat_days,
-        max(package_count) as package_count,
+        sum(package_count) as package_count,
         max(transaction_count) as transaction_count,
         count(*) as tier_count,
         sum(case when tier_quantity > 0 or flat_fee_charged > 0 then 1 else 0 end) as tiers_used,
