@@ -208,6 +208,26 @@ def schema_command(out: Path, check: bool) -> None:
     default=None,
     help="Meters CSV (default: seeds/meters.csv).",
 )
+@click.option(
+    "--coupons",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="CSV, JSON or YAML: account_id, coupon_type (percentage|fixed), percent_off or "
+    "amount_off, [max_discount, valid_from, valid_to, coupon_id, description].",
+)
+@click.option(
+    "--credits",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="Prepaid credit grants: account_id, amount, [priority, granted_on, expires_on, "
+    "meter_code or fee_type (subscription|usage|commitment), grant_id, description].",
+)
+@click.option(
+    "--billing-cycles",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="Anniversary cycles: account_id, anchor_day (1-28).",
+)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), required=True)
 @click.option(
     "--keep-data",
@@ -221,6 +241,9 @@ def price(
     accounts: Path,
     usage: Path,
     meters: Path | None,
+    coupons: Path | None,
+    credits: Path | None,
+    billing_cycles: Path | None,
     out_dir: Path,
     keep_data: Path | None,
 ) -> None:
@@ -238,6 +261,9 @@ def price(
             meters=meters,
             out_dir=out_dir,
             keep_data_dir=keep_data,
+            coupons=coupons,
+            credits=credits,
+            billing_cycles=billing_cycles,
         )
     except (PlanError, InputError, PricingFailed) as error:
         raise click.ClickException(str(error)) from None

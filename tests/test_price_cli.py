@@ -40,6 +40,10 @@ OPENMETER_DYNAMIC = (
     "https://github.com/openmeterio/openmeter/blob/main/openmeter/billing/rating/service/rate/"
     "dynamic_test.go"
 )
+LAGO_WALLETS = (
+    "https://github.com/getlago/lago-api/blob/main/spec/services/credits/"
+    "allocate_prepaid_credits_by_wallets_service_spec.rb"
+)
 CHARGEBEE = (
     "https://www.chargebee.com/docs/2.0/site-configuration/articles-and-faq/"
     "what-is-the-rounding-logic-for-line-item-amounts.html"
@@ -244,6 +248,24 @@ EXAMPLES = [
         meter="llm.tokens",
     ),
     _ex("openmeter_dynamic", "openmeter_dynamic", [4, 6], "13.33", OPENMETER_DYNAMIC),
+    # Decision 57: coupons, credits (by fee type) and billing cycles as input files.
+    _ex("lago_wallets", "lago_wallets", [15], "0.00", LAGO_WALLETS),
+    _ex(
+        "lago_invoice_calculation",
+        "lago_invoice_calculation",
+        [20],
+        "30.00",
+        "https://getlago.com/changelog/nvoice-calculation-method",
+    ),
+    _ex(
+        "lago_seat_days_anniversary",
+        "lago_seat_days",
+        [_seat("2022-06-09T00:00:00Z", "u1"), _seat("2022-07-19T10:00:00Z", "u2")],
+        {"2022-06-09": "10.00", "2022-07-09": "16.77"},
+        f"{LAGO_SPEC}/services/billable_metrics/prorated_aggregations/unique_count_service_spec.rb",
+        meter="seats",
+        subscription={"starts_on": "2022-06-09"},
+    ),
     _ex(
         "lago_percentage_zero",
         "lago_percentage_spec",
@@ -254,6 +276,21 @@ EXAMPLES = [
     ),
 ]
 
+
+COUPONS = [
+    {"account_id": "lago_invoice_calculation", "coupon_type": "fixed", "amount_off": "10"},
+    {"account_id": "bad_coupon", "coupon_type": "fixed", "amount_off": "5", "currency": "EUR"},
+]
+CREDITS = [
+    {"grant_id": f"{prefix}_{name}", "account_id": "lago_wallets", "amount": "10", **fields}
+    for prefix, priority in (("a", 49), ("b", 50))
+    for name, fields in (
+        ("any", {"priority": priority}),
+        ("charges", {"priority": priority, "fee_type": "usage"}),
+        ("subscription", {"priority": priority, "fee_type": "subscription"}),
+    )
+] + [{"account_id": "lago_invoice_calculation", "amount": "30"}]
+BILLING_CYCLES = [{"account_id": "lago_seat_days_anniversary", "anchor_day": 9}]
 
 # Decision 53: what cannot be priced is left out and reported; the rest of the batch is priced.
 BAD_PLANS = {
@@ -267,6 +304,7 @@ BAD_ACCOUNTS = [  # account, currency, plan, expected error
     ("yen_on_dollars", "JPY", "stripe_volume", "plan 'stripe_volume' is priced in USD"),
     ("no_currency", "", "stripe_volume", "currency is required"),
     ("no_such_plan", "USD", "nope", "unknown plan 'nope'"),
+    ("bad_coupon", "USD", "stripe_volume", "row 2: currency EUR is not the account's (USD)"),
 ]
 
 
@@ -298,6 +336,12 @@ def _write_inputs(root: Path, *, with_bad_rows: bool = False) -> dict[str, Path]
         for example in EXAMPLES:
             for event in example.events():
                 handle.write(json.dumps(event) + "\n")
+    for name, rows in (
+        ("coupons", COUPONS),
+        ("credits", CREDITS),
+        ("billing_cycles", BILLING_CYCLES),
+    ):
+        (root / f"{name}.yaml").write_text(yaml.safe_dump(rows, sort_keys=False))
     plans = CASE / "plans"
     if with_bad_rows:
         plans = root / "plans"
@@ -311,6 +355,9 @@ def _write_inputs(root: Path, *, with_bad_rows: bool = False) -> dict[str, Path]
         "accounts": root / "accounts.csv",
         "subscriptions": root / "subscriptions.yaml",
         "usage": root / "usage.ndjson",
+        "coupons": root / "coupons.yaml",
+        "credits": root / "credits.yaml",
+        "billing_cycles": root / "billing_cycles.yaml",
     }
 
 
@@ -333,6 +380,12 @@ def priced(tmp_path_factory) -> tuple[dict, list[dict], Path, str]:
             str(inputs["usage"]),
             "--meters",
             str(inputs["meters"]),
+            "--coupons",
+            str(inputs["coupons"]),
+            "--credits",
+            str(inputs["credits"]),
+            "--billing-cycles",
+            str(inputs["billing_cycles"]),
             "--out",
             str(out),
         ],
@@ -373,8 +426,9 @@ def _lines(invoices, account) -> list[tuple[str, str | None, str]]:
 
 def test_every_account_gets_one_january_invoice(priced):
     summary, invoices, *_ = priced
+    anniversary = {cycle["account_id"] for cycle in BILLING_CYCLES}
     assert sorted(i["account_id"] for i in invoices if i["period_start"] == "2026-01-01") == sorted(
-        example.account for example in EXAMPLES
+        example.account for example in EXAMPLES if example.account not in anniversary
     )
     assert summary["invoices"] == len(invoices)
     assert summary["outcomes"] == {"accepted": sum(len(e.events()) for e in EXAMPLES)}
@@ -508,7 +562,9 @@ def test_what_cannot_be_priced_is_reported_and_the_rest_is_priced(priced):
         assert message in errors[account], errors[account]
         assert "Error: " in stderr and message in stderr
     assert not {invoice["account_id"] for invoice in invoices} & set(errors)
-    assert "not priced: plans bad_meter, huge_commitment; accounts no_currency, " in stderr
+    assert (
+        "not priced: plans bad_meter, huge_commitment; accounts bad_coupon, no_currency, " in stderr
+    )
 
 
 def test_the_largest_commitment_prices_through_the_run_rate(priced):
@@ -547,4 +603,27 @@ def test_blocks_and_rates_are_shown_per_tier(priced):
         ("1", "10", "200"),
         ("2", "10", "300"),
         ("3", "1", "400"),
+    ]
+
+
+def test_credits_are_drawn_by_priority_and_fee_type(priced):
+    """Lago allocates 10, 10, 10, 10, 5 (charges) and 5 (subscription) of its six wallets."""
+    _, invoices, *_ = priced
+    draws = {
+        line["instrument_id"]: line["amount"]
+        for line in _invoice(invoices, "lago_wallets")["lines"]
+        if line["line_type"] == "credit"
+    }
+    assert draws == {
+        "a_any": "-10.00",
+        "a_charges": "-10.00",
+        "a_subscription": "-10.00",
+        "b_any": "-10.00",
+        "b_charges": "-5.00",
+        "b_subscription": "-5.00",
+    }
+    lines = _lines(invoices, "lago_invoice_calculation")
+    assert sorted(amount for kind, _, amount in lines if kind in ("coupon", "credit")) == [
+        "-10.00",
+        "-30.00",
     ]

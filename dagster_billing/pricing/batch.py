@@ -159,6 +159,9 @@ def price_files(
     out_dir: Path,
     meters: Path | None = None,
     keep_data_dir: Path | None = None,
+    coupons: Path | None = None,
+    credits: Path | None = None,
+    billing_cycles: Path | None = None,
 ) -> PricingResult:
     """Price the files with the pipeline and write invoices (JSON and CSV) into out_dir. Plans
     and accounts that cannot be priced are left out and reported in the result's problems."""
@@ -180,6 +183,9 @@ def price_files(
             usage=usage,
             landing_dir=warehouse.landing_dir,
             meters=meters,
+            coupons=coupons,
+            credits=credits,
+            billing_cycles=billing_cycles,
         )
         invoices: Table = ([], [])
         lines: Table = ([], [])

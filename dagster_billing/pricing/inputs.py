@@ -87,7 +87,7 @@ class InputProblem:
         return {key: value for key, value in found.items() if value is not None}
 
 
-def _records(path: Path) -> list[dict[str, Any]]:
+def records(path: Path) -> list[dict[str, Any]]:
     """Rows of a CSV, JSON (list), YAML (list) or NDJSON file, as dicts."""
     suffix = path.suffix.lower()
     try:
@@ -110,7 +110,7 @@ def _records(path: Path) -> list[dict[str, Any]]:
     return data
 
 
-def _text(value: Any) -> str:
+def text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, date | datetime):
@@ -119,16 +119,16 @@ def _text(value: Any) -> str:
 
 
 def _date(path: Path, row: int, field: str, value: Any, *, required: bool) -> str:
-    text = _text(value)
-    if not text:
+    written = text(value)
+    if not written:
         if required:
             raise InputError(f"{path}: row {row}: {field} is required")
         return ""
     try:
-        return date.fromisoformat(text).isoformat()
+        return date.fromisoformat(written).isoformat()
     except ValueError:
         raise InputError(
-            f"{path}: row {row}: {field}: {text!r} is not a date (YYYY-MM-DD)"
+            f"{path}: row {row}: {field}: {written!r} is not a date (YYYY-MM-DD)"
         ) from None
 
 
@@ -140,9 +140,9 @@ def write_accounts(
     rows: dict[str, dict] = {}
     problems: list[InputProblem] = []
     repeated: set[str] = set()
-    for number, record in enumerate(_records(source), start=1):
-        account_id = _text(record.get("account_id"))
-        currency = _text(record.get("currency")).upper()
+    for number, record in enumerate(records(source), start=1):
+        account_id = text(record.get("account_id"))
+        currency = text(record.get("currency")).upper()
         where = f"{source}: row {number}"
         if not account_id:
             problems.append(InputProblem(f"{where}: account_id is required"))
@@ -163,9 +163,9 @@ def write_accounts(
         else:
             rows[account_id] = {
                 "account_id": account_id,
-                "account_name": _text(record.get("account_name")) or account_id,
+                "account_name": text(record.get("account_name")) or account_id,
                 "currency": currency,
-                "billing_email": _text(record.get("billing_email")),
+                "billing_email": text(record.get("billing_email")),
             }
     _write_csv(target, ACCOUNT_COLUMNS, list(rows.values()))
     return {account: row["currency"] for account, row in rows.items()}, problems
@@ -196,15 +196,15 @@ def read_subscriptions(
     failed_accounts (already reported) are left out without another problem."""
     subscriptions: list[Subscription] = []
     problems: list[InputProblem] = []
-    for number, record in enumerate(_records(source), start=1):
-        account_id = _text(record.get("account_id")) or None
+    for number, record in enumerate(records(source), start=1):
+        account_id = text(record.get("account_id")) or None
         if account_id in failed_accounts:
             continue
         try:
             subscriptions.append(_subscription(source, number, record, overrides_dir, accounts))
         except InputError as error:
             problems.append(
-                InputProblem(str(error), account_id, _text(record.get("plan_code")) or None)
+                InputProblem(str(error), account_id, text(record.get("plan_code")) or None)
             )
     return subscriptions, problems
 
@@ -212,14 +212,14 @@ def read_subscriptions(
 def _subscription(
     source: Path, number: int, record: dict, overrides_dir: Path, accounts: dict[str, str]
 ) -> Subscription:
-    account_id = _text(record.get("account_id"))
-    plan_code = _text(record.get("plan_code"))
+    account_id = text(record.get("account_id"))
+    plan_code = text(record.get("plan_code"))
     if not account_id or not plan_code:
         raise InputError(f"{source}: row {number}: account_id and plan_code are required")
     if account_id not in accounts:
         raise InputError(f"{source}: row {number}: unknown account {account_id!r}")
     row = {
-        "subscription_id": _text(record.get("subscription_id")) or f"sub_{account_id}_{number}",
+        "subscription_id": text(record.get("subscription_id")) or f"sub_{account_id}_{number}",
         "account_id": account_id,
         "plan_code": plan_code,
         "starts_on": _date(source, number, "starts_on", record.get("starts_on"), required=True),
@@ -359,7 +359,7 @@ def read_meters(path: Path) -> dict[str, Meter]:
             dimension_key=row.get("dimension_key") or None,
             unique_property=row.get("unique_property") or None,
         )
-        for row in _records(path)
+        for row in records(path)
     }
 
 
@@ -383,10 +383,10 @@ def usage_kind(path: Path) -> str:
 def _quantity_events(
     path: Path, number: int, record: dict, meters: dict[str, Meter]
 ) -> Iterator[dict]:
-    account = _text(record.get("account"))
-    meter_code = _text(record.get("meter"))
-    period = _text(record.get("period"))
-    dimension = _text(record.get("dimension"))
+    account = text(record.get("account"))
+    meter_code = text(record.get("meter"))
+    period = text(record.get("period"))
+    dimension = text(record.get("dimension"))
     meter = meters.get(meter_code)
     if meter is None:
         raise InputError(f"{path}: row {number}: unknown meter {meter_code!r}")
@@ -395,7 +395,7 @@ def _quantity_events(
     except ValueError:
         raise InputError(f"{path}: row {number}: period {period!r} is not YYYY-MM") from None
     try:
-        quantity = Decimal(_text(record.get("quantity")))
+        quantity = Decimal(text(record.get("quantity")))
     except InvalidOperation:
         raise InputError(f"{path}: row {number}: quantity is not a number") from None
     if quantity < 0 or not quantity.is_finite():
@@ -465,11 +465,11 @@ def write_usage(
     count = 0
     problems: list[InputProblem] = []
     with (landing_dir / "usage.ndjson").open("w", encoding="utf-8") as handle:
-        for number, record in enumerate(_records(source), start=1):
+        for number, record in enumerate(records(source), start=1):
             try:
                 events = list(_quantity_events(source, number, record, meters))
             except InputError as error:
-                problems.append(InputProblem(str(error), _text(record.get("account")) or None))
+                problems.append(InputProblem(str(error), text(record.get("account")) or None))
                 continue
             for event in events:
                 handle.write(json.dumps(event, separators=(",", ":")) + "\n")
@@ -493,7 +493,9 @@ __all__ = [
     "Subscription",
     "read_meters",
     "read_subscriptions",
+    "records",
     "subscription_problems",
+    "text",
     "usage_kind",
     "write_accounts",
     "write_subscriptions",

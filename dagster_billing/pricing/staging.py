@@ -10,6 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dagster_billing.paths import SEEDS_DIR
+from dagster_billing.pricing.account_inputs import (
+    BILLING_CYCLES,
+    COUPONS,
+    CREDITS,
+    drop_accounts,
+    write_account_table,
+)
 from dagster_billing.pricing.inputs import (
     InputProblem,
     read_meters,
@@ -59,6 +66,9 @@ def stage_inputs(
     usage: Path,
     landing_dir: Path,
     meters: Path | None = None,
+    coupons: Path | None = None,
+    credits: Path | None = None,
+    billing_cycles: Path | None = None,
 ) -> StagedInputs:
     """Seeds (root/seeds), plans (root/plans) and landing files for the pricable part of the
     inputs. Raises InputError only for a file that cannot be read at all."""
@@ -72,6 +82,12 @@ def stage_inputs(
     account_currencies, problems = write_accounts(
         accounts, staged.seeds_dir / "accounts.csv", set(reference.currencies)
     )
+    meter_codes = set(reference.meters)
+    for table, source in ((COUPONS, coupons), (CREDITS, credits), (BILLING_CYCLES, billing_cycles)):
+        if source is not None:
+            problems += write_account_table(
+                table, source, staged.seeds_dir, account_currencies, meter_codes
+            )
     rows, row_problems = read_subscriptions(
         subscriptions,
         staged.plans_dir / OVERRIDES_DIR,
@@ -96,6 +112,7 @@ def stage_inputs(
     _remove_unpriced_plans(staged.plans_dir, validation, rows, failed_accounts)
     kept = [row for row in rows if row.account_id not in failed_accounts]
     write_subscriptions(staged.seeds_dir / "subscriptions.csv", kept)
+    drop_accounts(staged.seeds_dir, failed_accounts)
     staged.subscriptions = len(kept)
     staged.usage_kind, staged.usage_rows, usage_problems = write_usage(
         usage, landing_dir, read_meters(staged.seeds_dir / "meters.csv")

@@ -2,14 +2,15 @@
   Fixed coupons and prepaid credits drawn against open invoices (int_invoice_instruments has the
   order and the balances left after final invoices). Each invoice is settled in period order and,
   within it, instruments in their order; an instrument draws the lesser of its balance and what
-  the invoice still owes after the instruments before it (for a meter-restricted grant: what that
-  meter's charges still owe). Computing instrument by instrument across invoices gives the same
+  the invoice still owes after the instruments before it (for a grant restricted to a meter or a
+  fee type: what that meter's charges, or fees of that type, still owe). Computing instrument by instrument across invoices gives the same
   result, because every draw depends only on earlier instruments on the same invoice and on
   earlier invoices of the same instrument; that order is what the recursion below walks:
   step r applies instrument r to all open invoices of its account at once (a running sum of what
   the invoices owe, compared with the balance).
-  State rows per invoice: meter_code '*' holds what the whole invoice owes, one row per meter
-  what that meter's charges owe (only restricted grants read them; every draw lowers '*').
+  State rows per invoice: scope '*' holds what the whole invoice owes, one row per meter
+  ('meter:<code>') and per fee type ('fee:<type>') what those lines owe (only restricted grants
+  read them; every draw lowers '*' and the drawing grant's own scope).
 -#}
 with recursive
 
@@ -36,42 +37,56 @@ invoices as (
         charges.period_start, charges.period_end
 ),
 
-meter_charges as (
-    select invoice_id, account_id, period_start, meter_code, sum(amount) as owed
+scoped_charges as (
+    select invoice_id, account_id, period_start, {{ dbt.concat(["'meter:'", "meter_code"]) }} as scope,
+        sum(amount) as owed
     from charges
     where meter_code is not null
     group by invoice_id, account_id, period_start, meter_code
+    union all
+    select invoice_id, account_id, period_start,
+        {{ dbt.concat(["'fee:'", fee_type_of('pricing_model')]) }} as scope, sum(amount) as owed
+    from charges
+    group by invoice_id, account_id, period_start, {{ fee_type_of('pricing_model') }}
 ),
 
 instruments as (
-    select * from {{ ref('int_invoice_instruments') }}
-    where available > 0
+    select
+        instruments.*,
+        case
+            when instruments.meter_code is not null
+                then {{ dbt.concat(["'meter:'", "instruments.meter_code"]) }}
+            when instruments.fee_type is not null
+                then {{ dbt.concat(["'fee:'", "instruments.fee_type"]) }}
+        end as restricted_scope
+    from {{ ref('int_invoice_instruments') }} as instruments
+    where instruments.available > 0
 ),
 
-settlement (account_id, instrument_rank, invoice_id, period_start, meter_code, owed, drawn) as (
+settlement (account_id, instrument_rank, invoice_id, period_start, scope, owed, drawn) as (
     select account_id, cast(0 as bigint), invoice_id, period_start, '*',
            cast(case when owed > 0 then owed else 0 end as {{ money_type() }}),
            cast(0 as {{ money_type() }})
     from invoices
     union all
-    select account_id, cast(0 as bigint), invoice_id, period_start, meter_code,
+    select account_id, cast(0 as bigint), invoice_id, period_start, scope,
            cast(case when owed > 0 then owed else 0 end as {{ money_type() }}),
            cast(0 as {{ money_type() }})
-    from meter_charges
+    from scoped_charges
     union all
     select
         account_id,
         cast(instrument_rank as bigint),
         invoice_id,
         period_start,
-        meter_code,
-        cast(owed - case when meter_code = '*' or meter_code = restricted_meter then invoice_draw else 0 end
+        scope,
+        cast(owed - case when scope = '*' or scope = restricted_scope then invoice_draw else 0 end
             as {{ money_type() }}),
-        cast(case when meter_code = '*' then invoice_draw else 0 end as {{ money_type() }})
+        cast(case when scope = '*' then invoice_draw else 0 end as {{ money_type() }})
     from (
         select
             demand_so_far.*,
-            max(case when meter_code = '*' then
+            max(case when scope = '*' then
                 case
                     when available - demand_before <= 0 then 0
                     when available - demand_before < demand then available - demand_before
@@ -81,10 +96,10 @@ settlement (account_id, instrument_rank, invoice_id, period_start, meter_code, o
         from (
             select
                 demands.*,
-                sum(case when meter_code = '*' then demand else 0 end) over (
+                sum(case when scope = '*' then demand else 0 end) over (
                     partition by account_id order by period_start, invoice_id
                     range between unbounded preceding and current row
-                ) - max(case when meter_code = '*' then demand end) over (
+                ) - max(case when scope = '*' then demand end) over (
                     partition by account_id, invoice_id
                 ) as demand_before
             from (
@@ -93,22 +108,22 @@ settlement (account_id, instrument_rank, invoice_id, period_start, meter_code, o
                     instruments.instrument_rank,
                     state.invoice_id,
                     state.period_start,
-                    state.meter_code,
+                    state.scope,
                     state.owed,
                     instruments.available,
-                    instruments.meter_code as restricted_meter,
+                    instruments.restricted_scope,
                     case
                         when invoices.currency != instruments.currency
                             or instruments.granted_on >= invoices.period_end
                             or instruments.expires_on <= invoices.period_start
                             then 0
-                        when instruments.meter_code is null
-                            then max(case when state.meter_code = '*' then state.owed end) over (
+                        when instruments.restricted_scope is null
+                            then max(case when state.scope = '*' then state.owed end) over (
                                 partition by state.account_id, state.invoice_id)
                         else least(
-                            max(case when state.meter_code = '*' then state.owed end) over (
+                            max(case when state.scope = '*' then state.owed end) over (
                                 partition by state.account_id, state.invoice_id),
-                            coalesce(max(case when state.meter_code = instruments.meter_code then state.owed end) over (
+                            coalesce(max(case when state.scope = instruments.restricted_scope then state.owed end) over (
                                 partition by state.account_id, state.invoice_id), 0)
                         )
                     end as demand
@@ -144,4 +159,4 @@ inner join instruments
     on settlement.account_id = instruments.account_id
     and settlement.instrument_rank = instruments.instrument_rank
 inner join invoices on settlement.invoice_id = invoices.invoice_id
-where settlement.meter_code = '*' and settlement.drawn > 0
+where settlement.scope = '*' and settlement.drawn > 0

@@ -5,7 +5,7 @@
   after the draws booked on final invoices. An instrument applies to an invoice of its account
   and currency whose billing period overlaps its validity [granted_on, expires_on), once it exists
   (granted_on on or before the run's as_of); a grant with a meter_code only pays that meter's
-  charges.
+  charges, one with a fee_type only fees of that type (fee_type_of).
 -#}
 with grants as (
     select
@@ -18,6 +18,7 @@ with grants as (
         granted_on,
         expires_on,
         meter_code,
+        fee_type,
         description,
         2 as type_order
     from {{ ref('credit_grants') }}
@@ -34,6 +35,7 @@ fixed_coupons as (
         valid_from as granted_on,
         valid_to as expires_on,
         cast(null as {{ dbt.type_string() }}) as meter_code,
+        cast(null as {{ dbt.type_string() }}) as fee_type,
         description,
         1 as type_order
     from {{ ref('coupons') }}
@@ -63,6 +65,7 @@ select
     instruments.granted_on,
     instruments.expires_on,
     instruments.meter_code,
+    instruments.fee_type,
     instruments.description,
     cast(coalesce(booked_draws.drawn, 0) as {{ money_type() }}) as drawn_on_final_invoices,
     cast(instruments.granted_amount - coalesce(booked_draws.drawn, 0) as {{ money_type() }}) as available,
