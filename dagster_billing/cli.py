@@ -226,7 +226,8 @@ def schema_command(out: Path, check: bool) -> None:
     "--billing-cycles",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     default=None,
-    help="Anniversary cycles: account_id, anchor_day (1-28).",
+    help="Billing cycles: account_id, [billing_interval: week|month|quarter|year], "
+    "[anchor_date] (anniversary) or [anchor_day] (1-28).",
 )
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), required=True)
 @click.option(

@@ -266,6 +266,43 @@ EXAMPLES = [
         meter="seats",
         subscription={"starts_on": "2022-06-09"},
     ),
+    # Decision 56: weekly, quarterly, calendar and anniversary cycles, prorated by days.
+    *[
+        _ex(
+            f"lago_{interval}_{cycle}",
+            f"lago_commitment_{interval}",
+            [("2024-03-12T12:00:00Z", 30), (second, 10)],
+            totals,
+            f"{LAGO_SPEC}/scenarios/commitments/minimum/in_arrears/{cycle}/{interval}_spec.rb",
+            subscription={"starts_on": "2024-03-12"},
+        )
+        for interval, cycle, second, totals in (
+            (
+                "weekly",
+                "calendar",
+                "2024-03-19T12:00:00Z",
+                {"2024-03-11": "8571.43", "2024-03-18": "10000.00"},
+            ),
+            (
+                "weekly",
+                "anniversary",
+                "2024-03-19T12:00:00Z",
+                {"2024-03-12": "10000.00", "2024-03-19": "10000.00"},
+            ),
+            (
+                "quarterly",
+                "calendar",
+                "2024-04-15T12:00:00Z",
+                {"2024-01-01": "2197.80", "2024-04-01": "10000.00"},
+            ),
+            (
+                "quarterly",
+                "anniversary",
+                "2024-06-20T12:00:00Z",
+                {"2024-03-12": "10000.00", "2024-06-12": "10000.00"},
+            ),
+        )
+    ],
     _ex(
         "lago_percentage_zero",
         "lago_percentage_spec",
@@ -290,7 +327,19 @@ CREDITS = [
         ("subscription", {"priority": priority, "fee_type": "subscription"}),
     )
 ] + [{"account_id": "lago_invoice_calculation", "amount": "30"}]
-BILLING_CYCLES = [{"account_id": "lago_seat_days_anniversary", "anchor_day": 9}]
+BILLING_CYCLES = [
+    {"account_id": "lago_seat_days_anniversary", "anchor_day": 9},
+    {
+        "account_id": "lago_weekly_anniversary",
+        "billing_interval": "week",
+        "anchor_date": "2024-03-12",
+    },
+    {
+        "account_id": "lago_quarterly_anniversary",
+        "billing_interval": "quarter",
+        "anchor_date": "2024-03-12",
+    },
+]
 
 # Decision 53: what cannot be priced is left out and reported; the rest of the batch is priced.
 BAD_PLANS = {
@@ -426,7 +475,7 @@ def _lines(invoices, account) -> list[tuple[str, str | None, str]]:
 
 def test_every_account_gets_one_january_invoice(priced):
     summary, invoices, *_ = priced
-    anniversary = {cycle["account_id"] for cycle in BILLING_CYCLES}
+    anniversary = {cycle["account_id"] for cycle in BILLING_CYCLES} | {"lago_weekly_calendar"}
     assert sorted(i["account_id"] for i in invoices if i["period_start"] == "2026-01-01") == sorted(
         example.account for example in EXAMPLES if example.account not in anniversary
     )
@@ -627,3 +676,29 @@ def test_credits_are_drawn_by_priority_and_fee_type(priced):
         "-10.00",
         "-30.00",
     ]
+
+
+def test_true_ups_of_weekly_and_quarterly_periods_are_prorated_by_days(priced):
+    """Lago: weekly calendar 845,572 then 989,000 cents; quarterly calendar 214,582 then 989,000;
+    anniversary (whole periods) 987,000 then 989,000."""
+    _, invoices, *_ = priced
+    true_ups = {
+        (example.account, period): line["amount"]
+        for example in EXAMPLES
+        if example.plan in ("lago_commitment_weekly", "lago_commitment_quarterly")
+        for period in example.totals()
+        for line in _invoice(invoices, example.account, period)["lines"]
+        if line["line_type"] == "commitment_true_up"
+    }
+    assert true_ups == {
+        ("lago_weekly_calendar", "2024-03-11"): "8455.72",
+        ("lago_weekly_calendar", "2024-03-18"): "9890.00",
+        ("lago_weekly_anniversary", "2024-03-12"): "9870.00",
+        ("lago_weekly_anniversary", "2024-03-19"): "9890.00",
+        ("lago_quarterly_calendar", "2024-01-01"): "2145.82",
+        ("lago_quarterly_calendar", "2024-04-01"): "9890.00",
+        ("lago_quarterly_anniversary", "2024-03-12"): "9870.00",
+        ("lago_quarterly_anniversary", "2024-06-12"): "9890.00",
+    }
+    [week] = [i for i in invoices if i["invoice_id"] == "inv-lago_weekly_calendar-2024-03-11"]
+    assert (week["period_start"], week["period_end"]) == ("2024-03-11", "2024-03-18")

@@ -10,7 +10,10 @@ Formats (CSV, JSON or YAML lists; NDJSON too), fields as the seeds:
   credits         account_id, amount, [priority], [granted_on], [expires_on], [meter_code],
                   [fee_type: subscription | usage | commitment], [grant_id], [currency],
                   [description]
-  billing cycles  account_id, anchor_day (1-28)
+  billing cycles  account_id, [billing_interval: week | month | quarter | year], and
+                  [anchor_date] (anniversary: periods from that date) or [anchor_day] (1-28);
+                  an account on a plan of another interval than month and without a row gets
+                  a calendar cycle of its plan's interval
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 from dagster_billing.pricing.inputs import InputError, InputProblem, records, text
 
 FEE_TYPES = ("subscription", "usage", "commitment")
+INTERVALS = ("week", "month", "quarter", "year")
 MAX_AMOUNT = Decimal(10) ** 12
 
 
@@ -163,17 +167,39 @@ CREDITS = AccountTable(
     ),
     id_column="grant_id",
 )
+
+
+def _cycle_checks(row: dict[str, str]) -> None:
+    if row["anchor_day"] and row["anchor_date"]:
+        raise ValueError("a cycle has an anchor_date (anniversary) or an anchor_day, not both")
+    if (
+        row["anchor_date"]
+        and row["billing_interval"] != "week"
+        and int(row["anchor_date"][8:]) > 28
+    ):
+        raise ValueError(
+            f"anchor_date: {row['anchor_date']} is on day 29-31, which some months do not have"
+        )
+
+
 BILLING_CYCLES = AccountTable(
     "billing_cycles",
     (
         Field("account_id", required=True),
-        Field("anchor_day", lambda value: _integer(value, 1, 28), required=True),
+        Field("anchor_day", lambda value: _integer(value, 1, 28)),
+        Field("billing_interval", _choice(*INTERVALS)),
+        Field("anchor_date", _date),
     ),
 )
-ROW_CHECKS = {"coupons": _coupon_checks, "credit_grants": _credit_checks}
+ROW_CHECKS = {
+    "coupons": _coupon_checks,
+    "credit_grants": _credit_checks,
+    "billing_cycles": _cycle_checks,
+}
 DEFAULTS = {
     "coupons": {"valid_from": "2000-01-01"},
     "credit_grants": {"priority": "0", "granted_on": "2000-01-01"},
+    "billing_cycles": {"billing_interval": "month"},
 }
 
 
@@ -222,6 +248,51 @@ def write_account_table(
         writer = csv.DictWriter(handle, fieldnames=header, lineterminator="\n")
         writer.writeheader()
         writer.writerows({column: row.get(column, "") for column in header} for row in kept)
+    return problems
+
+
+def complete_billing_cycles(
+    seeds_dir: Path, intervals: dict[str, set[str]], source: Path
+) -> list[InputProblem]:
+    """Every account on a plan billed by another interval than the calendar month gets a
+    calendar cycle of that interval unless the billing cycles file gives it one; a cycle whose
+    interval is not its plans' (or plans of several intervals) is a problem of the account."""
+    path = seeds_dir / f"{BILLING_CYCLES.seed}.csv"
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        header, rows = reader.fieldnames or [], list(reader)
+    cycles = {row["account_id"]: row for row in rows}
+    problems = []
+    for account_id, plan_intervals in sorted(intervals.items()):
+        cycle = cycles.get(account_id)
+        interval = cycle["billing_interval"] if cycle else "month"
+        if len(plan_intervals) > 1:
+            problems.append(
+                InputProblem(
+                    f"{source}: account {account_id!r} is on plans billed by "
+                    f"{' and '.join(sorted(plan_intervals))}: one billing cycle per account",
+                    account_id,
+                )
+            )
+        elif cycle is None and plan_intervals != {"month"}:
+            cycles[account_id] = {
+                "account_id": account_id,
+                "anchor_day": "",
+                "billing_interval": next(iter(plan_intervals)),
+                "anchor_date": "",
+            }
+        elif plan_intervals != {interval}:
+            problems.append(
+                InputProblem(
+                    f"{source}: account {account_id!r} bills by {interval} but its plan by "
+                    f"{next(iter(plan_intervals))}",
+                    account_id,
+                )
+            )
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(cycles.values())
     return problems
 
 

@@ -269,6 +269,11 @@ def _windows(ordered: list[tuple[PlanVersion, Path]]) -> list[date | None]:
                     f"{next_path}: currency: versions of {plan.code!r} must keep one currency "
                     f"({plan.currency})"
                 )
+            if next_plan.billing_interval != plan.billing_interval:
+                raise PlanError(
+                    f"{next_path}: billing_interval: versions of {plan.code!r} must keep one "
+                    f"interval ({plan.billing_interval})"
+                )
             end = end or next_plan.effective_from
         ends.append(end)
     return ends

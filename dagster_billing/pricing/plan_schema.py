@@ -42,8 +42,10 @@ class PlanVersion(_Strict):
         description="Exclusive end; defaults to the next version's effective_from (open-ended).",
     )
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")
-    billing_interval: Literal["month"] = Field(
-        default="month", description="Billing periods are calendar months (UTC)."
+    billing_interval: Literal["week", "month", "quarter", "year"] = Field(
+        default="month",
+        description="The length of a billing period; an account on the plan bills in periods of "
+        "this interval (calendar, or anniversary from its billing cycle's anchor_date).",
     )
     commitment: Commitment | None = None
     charges: list[Charge] = Field(min_length=1)

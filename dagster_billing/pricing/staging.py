@@ -6,6 +6,7 @@ plan or account, for the command to report (it then exits non-zero)."""
 from __future__ import annotations
 
 import shutil
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from dagster_billing.pricing.account_inputs import (
     BILLING_CYCLES,
     COUPONS,
     CREDITS,
+    complete_billing_cycles,
     drop_accounts,
     write_account_table,
 )
@@ -106,6 +108,18 @@ def stage_inputs(
         )
     problems += subscription_problems(
         rows, account_currencies, validation.versions, validation.failed_plans, subscriptions
+    )
+    plan_intervals = {
+        version.base_code: version.plan.billing_interval
+        for version in validation.versions
+        if version.account_id is None
+    }
+    intervals: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        if row.plan_code in plan_intervals:
+            intervals[row.account_id].add(plan_intervals[row.plan_code])
+    problems += complete_billing_cycles(
+        staged.seeds_dir, intervals, billing_cycles or subscriptions
     )
     staged.problems = problems
     failed_accounts = set(staged.failed_accounts)

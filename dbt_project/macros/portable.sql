@@ -42,39 +42,3 @@
 {% macro month_start(ts) -%}
     cast({{ dbt.date_trunc('month', ts) }} as date)
 {%- endmacro %}
-
-{#- Day of the month (1-31) of a date or timestamp. -#}
-{% macro day_of_month(ts) -%}
-    {{ return(adapter.dispatch('day_of_month', 'billing')(ts)) }}
-{%- endmacro %}
-
-{% macro default__day_of_month(ts) -%}
-    extract(day from {{ ts }})
-{%- endmacro %}
-
-{% macro spark__day_of_month(ts) -%}
-    dayofmonth({{ ts }})
-{%- endmacro %}
-
-{#-
-  The first day of the billing period a UTC date or timestamp falls in, for periods that start on
-  `anchor_day` (1-28, an integer expression) of every month: the anchor day of its own month, or of
-  the month before when it falls before the anchor. anchor_day 1 is the calendar month.
-  A period ends where the next starts: dateadd(month, 1, period_start) (the anchor is at most 28,
-  so every month has it).
--#}
-{% macro billing_period_start(ts, anchor_day) -%}
-    cast(
-        case
-            when {{ day_of_month(ts) }} >= {{ anchor_day }}
-                then {{ dbt.dateadd('day', '(' ~ anchor_day ~ ') - 1', month_start(ts)) }}
-            else {{ dbt.dateadd('day', '(' ~ anchor_day ~ ') - 1',
-                dbt.dateadd('month', -1, month_start(ts))) }}
-        end
-    as date)
-{%- endmacro %}
-
-{#- The billing anchor day of an account (1 = calendar month unless seeds/billing_cycles.csv says). -#}
-{% macro anchor_day_of(billing_cycles_alias) -%}
-    coalesce({{ billing_cycles_alias }}.anchor_day, 1)
-{%- endmacro %}

@@ -1,6 +1,8 @@
 {#-
-  The days of every billing period and what is in force on them. A billing period is a UTC month
-  of an account, or its anniversary cycle (anchor day in seeds/billing_cycles.csv); a segment is the run of its days on one subscription and one plan version (an
+  The days of every billing period and what is in force on them. A billing period is one period
+  of the account's billing cycle (a UTC calendar month, or the week, month, quarter or year of
+  seeds/billing_cycles.csv, calendar or anniversary; decision 56); a segment is the run of its
+  days on one subscription and one plan version (an
   account override from plans/overrides/ wins over the public version on the days it covers).
   Days are whole UTC dates: a subscription's start day counts in full, ends_on is exclusive.
   Days without a plan version in force keep plan_code null, which fails the not_null test: a
@@ -9,15 +11,16 @@
     billable_days  days of the segment after the trial (trial_ends_on, exclusive)
     covered_days   days of the period on any subscription of the account (usage charges of a
                    segment are weighted days / covered_days: a version change prorates by days)
-  Billed periods run from the first to the last period with landed usage (override with the vars
+  Billed periods run from the period of the first to that of the last day with landed usage, in
+  each account's cycle (override with the vars
   billing_from / billing_through, YYYY-MM-DD: the periods they fall in); the period after is kept, not billed
   (is_billed_period = false), because in-advance fees for it go on the last billed invoice.
 -#}
 with usage_months as (
     select
-        min(period_start) as first_usage_period,
-        max(period_start) as last_usage_period
-    from {{ ref('int_usage_aggregated') }}
+        min(usage_day) as first_usage_period,
+        max(usage_day) as last_usage_period
+    from {{ ref('int_usage_daily') }}
 ),
 
 horizon as (
@@ -35,8 +38,9 @@ digits as (
     select n from (values (0), (1), (2), (3), (4), (5), (6), (7), (8), (9)) as digits (n)
 ),
 
-month_offsets as (
-    select ones.n + 10 * tens.n + 100 * hundreds.n as month_offset
+{#- Up to 1,000 periods per subscription: 19 years of weeks, 83 of months. -#}
+period_offsets as (
+    select ones.n + 10 * tens.n + 100 * hundreds.n as period_offset
     from digits as ones
     cross join digits as tens
     cross join digits as hundreds
@@ -58,12 +62,15 @@ subscription_ranges as (
         subscriptions.starts_on,
         subscriptions.ends_on,
         subscriptions.trial_ends_on,
-        {{ billing_period_start('horizon.last_period', anchor_day_of('cycles')) }} as last_period,
+        cycles.billing_interval,
+        cycles.anchor_date,
+        cycles.anchor_day,
+        {{ billing_period_start('horizon.last_period', 'cycles') }} as last_period,
         greatest(
-            {{ billing_period_start('subscriptions.starts_on', anchor_day_of('cycles')) }},
-            {{ billing_period_start('horizon.first_period', anchor_day_of('cycles')) }}
-        ) as first_month,
-        cast({{ dbt.dateadd('month', 2, billing_period_start('horizon.last_period', anchor_day_of('cycles'))) }} as date)
+            {{ billing_period_start('subscriptions.starts_on', 'cycles') }},
+            {{ billing_period_start('horizon.first_period', 'cycles') }}
+        ) as first_period,
+        {{ billing_period_after(billing_period_start('horizon.last_period', 'cycles'), 2, 'cycles') }}
             as spine_end
     from subscriptions
     cross join horizon
@@ -74,23 +81,21 @@ subscription_ranges as (
 subscription_months as (
     select
         subscription_ranges.*,
-        cast({{ dbt.dateadd('month', 'month_offsets.month_offset', 'subscription_ranges.first_month') }} as date)
-            as period_start
+        {{ billing_period_after('subscription_ranges.first_period', 'period_offsets.period_offset', 'subscription_ranges') }}
+            as period_start,
+        {{ billing_period_after('subscription_ranges.first_period', 'period_offsets.period_offset + 1', 'subscription_ranges') }}
+            as period_end
     from subscription_ranges
-    inner join month_offsets
-        on month_offsets.month_offset
-            < {{ dbt.datediff('subscription_ranges.first_month', 'subscription_ranges.spine_end', 'month') }}
+    inner join period_offsets
+        on {{ billing_period_after('subscription_ranges.first_period', 'period_offsets.period_offset', 'subscription_ranges') }}
+            < subscription_ranges.spine_end
 ),
 
 covered as (
     select
         subscription_months.*,
-        cast({{ dbt.dateadd('month', 1, 'period_start') }} as date) as period_end,
         greatest(starts_on, period_start) as covered_start,
-        least(
-            coalesce(ends_on, cast({{ dbt.dateadd('month', 1, 'period_start') }} as date)),
-            cast({{ dbt.dateadd('month', 1, 'period_start') }} as date)
-        ) as covered_end
+        least(coalesce(ends_on, period_end), period_end) as covered_end
     from subscription_months
 ),
 

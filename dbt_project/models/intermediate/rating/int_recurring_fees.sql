@@ -12,7 +12,7 @@ with segments as (
 ),
 
 invoices as (
-    select invoice_id, account_id, period_start from {{ ref('int_billing_periods') }}
+    select invoice_id, account_id, period_start, period_end from {{ ref('int_billing_periods') }}
 ),
 
 components as (
@@ -74,7 +74,7 @@ placed as (
     from amounts
     left join invoices as previous
         on amounts.account_id = previous.account_id
-        and previous.period_start = cast({{ dbt.dateadd('month', -1, 'amounts.service_period_start') }} as date)
+        and previous.period_end = amounts.service_period_start
     where amounts.prorate or amounts.billable_recency = 1
 )
 

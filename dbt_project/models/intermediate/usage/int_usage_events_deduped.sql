@@ -1,6 +1,7 @@
 {#-
   Accepted events only, with the meter's billing dimension, the UTC day and hour they happened in
-  and the billing period they bill in (the UTC month, or the account's anniversary cycle). Incremental by arrival: accepted events never change, so a run
+  and the billing period they bill in (the account's billing cycle: a UTC calendar month unless
+  seeds/billing_cycles.csv says otherwise). Incremental by arrival: accepted events never change, so a run
   appends the accepted events of the files landed since the last run, whatever their event day.
 -#}
 {#- Append, no unique_key: a run only adds rows of files no run has seen (raw_event_key carries
@@ -36,7 +37,7 @@ select
     accepted.event_ts,
     cast({{ dbt.date_trunc('day', 'accepted.event_ts') }} as date) as usage_day,
     cast({{ dbt.date_trunc('hour', 'accepted.event_ts') }} as timestamp) as usage_hour,
-    {{ billing_period_start('accepted.event_ts', anchor_day_of('cycles')) }} as period_start,
+    {{ billing_period_start('accepted.event_ts', 'cycles') }} as period_start,
     accepted.file_seq,
     accepted.source_line
 from accepted

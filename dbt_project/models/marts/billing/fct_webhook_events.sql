@@ -62,12 +62,12 @@ select
     {{ dbt.concat(["'usage.threshold_crossed:'", "alert_id"]) }} as event_id,
     'usage.threshold_crossed' as event_type,
     crossed_hour as occurred_at,
-    account_id,
+    alerts.account_id,
     cast(null as {{ dbt.type_string() }}) as invoice_id,
     cast(null as {{ dbt.type_string() }}) as invoice_number,
     cast(null as {{ dbt.type_string() }}) as status,
-    period_start,
-    cast({{ dbt.dateadd('month', 1, 'period_start') }} as date) as period_end,
+    alerts.period_start,
+    {{ billing_period_end('alerts.period_start', 'cycles') }} as period_end,
     cast(null as {{ dbt.type_string() }}) as currency,
     cast(null as {{ money_type() }}) as total,
     cast(null as bigint) as total_minor,
@@ -75,4 +75,5 @@ select
     meter_code,
     limit_quantity,
     usage_at_crossing as usage_quantity
-from {{ ref('fct_usage_alerts') }}
+from {{ ref('fct_usage_alerts') }} as alerts
+left join {{ ref('billing_cycles') }} as cycles on alerts.account_id = cycles.account_id

@@ -1,5 +1,5 @@
 {#-
-  One quantity per account x meter x dimension x billing period (UTC month), by the meter's
+  One quantity per account x meter x dimension x billing period (the account's cycle), by the meter's
   aggregation, assembled from the daily partials of int_usage_daily:
     sum, count, max        sum of day sums, sum of day counts, max of day maxima;
     unique_count           distinct unique_property values over the period's days;
@@ -42,7 +42,7 @@ unique_counts as (
 sequenced as (
     select
         days.*,
-        cast({{ dbt.dateadd('month', 1, 'days.period_start') }} as timestamp) as period_end_ts,
+        cast({{ billing_period_end('days.period_start', 'cycles') }} as timestamp) as period_end_ts,
         lead(days.first_event_ts) over (
             partition by days.account_id, days.meter_code, days.dimension_value, days.period_start
             order by days.usage_day
@@ -52,6 +52,7 @@ sequenced as (
             order by days.last_event_ts desc, days.last_file_seq desc, days.last_source_line desc
         ) as recency_rank
     from days
+    left join {{ ref('billing_cycles') }} as cycles on days.account_id = cycles.account_id
 ),
 
 aggregated as (
@@ -79,7 +80,7 @@ select
     aggregated.meter_code,
     aggregated.dimension_value,
     aggregated.period_start,
-    cast({{ dbt.dateadd('month', 1, 'aggregated.period_start') }} as date) as period_end,
+    {{ billing_period_end('aggregated.period_start', 'cycles') }} as period_end,
     aggregated.aggregation,
     aggregated.event_count,
     cast(
@@ -94,6 +95,7 @@ select
     as {{ decimal_type() }}) as quantity,
     aggregated.max_file_seq
 from aggregated
+left join {{ ref('billing_cycles') }} as cycles on aggregated.account_id = cycles.account_id
 left join unique_counts
     on aggregated.account_id = unique_counts.account_id
     and aggregated.meter_code = unique_counts.meter_code
