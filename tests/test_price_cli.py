@@ -303,6 +303,15 @@ EXAMPLES = [
             ),
         )
     ],
+    # Decision 58: pay-in-advance charges bill each event at once, on an instant line.
+    _ex(
+        "lago_pay_in_advance",
+        "lago_pay_in_advance",
+        [("2023-02-15T00:00:00Z", 3), ("2023-02-17T00:00:00Z", 1), ("2023-02-18T00:00:00Z", 2)],
+        {"2023-02-01": "0.13"},
+        f"{LAGO_SPEC}/scenarios/pay_in_advance_charges_spec.rb",
+        subscription={"starts_on": "2023-01-24"},
+    ),
     _ex(
         "lago_percentage_zero",
         "lago_percentage_spec",
@@ -702,3 +711,14 @@ def test_true_ups_of_weekly_and_quarterly_periods_are_prorated_by_days(priced):
     }
     [week] = [i for i in invoices if i["invoice_id"] == "inv-lago_weekly_calendar-2024-03-11"]
     assert (week["period_start"], week["period_end"]) == ("2024-03-11", "2024-03-18")
+
+
+def test_pay_in_advance_events_are_instant_lines(priced):
+    """Lago charges 7, 2 and 4 cents for the three events (pay_in_advance_charges_spec.rb)."""
+    _, invoices, *_ = priced
+    lines = _invoice(invoices, "lago_pay_in_advance", "2023-02-01")["lines"]
+    assert [(line["line_type"], line["quantity"], line["amount"]) for line in lines] == [
+        ("instant", "3", "0.07"),
+        ("instant", "1", "0.02"),
+        ("instant", "2", "0.04"),
+    ]

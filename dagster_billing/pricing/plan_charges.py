@@ -130,10 +130,19 @@ class _MeteredCharge(_ChargeBase):
         return self.group_by
 
 
+PAY_IN_ADVANCE = Field(
+    default=False,
+    description="Each event pays at once what it adds: cost(quantity after it) - cost(quantity "
+    "before it) in the period, on its own instant line (sum and count meters; Lago's pay in "
+    "advance).",
+)
+
+
 class PerUnitCharge(_MeteredCharge):
     """Every unit at one price."""
 
     model: Literal["per_unit"]
+    pay_in_advance: bool = PAY_IN_ADVANCE
     unit_price: Price
     free_units: Quantity = Field(
         default=Decimal(0), description="Units per period that are not charged."
@@ -156,6 +165,7 @@ class GraduatedCharge(_TieredCharge):
     """Each unit priced in its own tier; a tier's flat fee once the quantity enters it."""
 
     model: Literal["graduated"]
+    pay_in_advance: bool = PAY_IN_ADVANCE
 
 
 class VolumeCharge(_TieredCharge):
@@ -168,6 +178,7 @@ class PackageCharge(_MeteredCharge):
     """A price per block of package_size units; free units first, a started block in full."""
 
     model: Literal["package"]
+    pay_in_advance: bool = PAY_IN_ADVANCE
     package_size: PositiveQuantity
     package_price: Price
     free_units: Quantity = Field(default=Decimal(0))

@@ -214,6 +214,14 @@ def reference_problems(plan: PlanVersion, reference: Reference) -> list[str]:
                 f"{at}.meter: a {charge.model} charge needs a sum meter (transaction "
                 f"values); {charge.meter!r} aggregates by {meter['aggregation']!r}"
             )
+        if getattr(charge, "pay_in_advance", False) and meter["aggregation"] not in (
+            "sum",
+            "count",
+        ):
+            problems.append(
+                f"{at}.pay_in_advance: needs a sum or count meter (each event adds to the "
+                f"quantity); {charge.meter!r} aggregates by {meter['aggregation']!r}"
+            )
         if isinstance(charge, SeatCharge) and meter["aggregation"] != "unique_count":
             problems.append(
                 f"{at}.meter: a seat charge needs a unique_count meter; "

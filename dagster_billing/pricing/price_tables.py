@@ -67,6 +67,7 @@ CHARGE_COLUMNS = (
     "block_policy",
     "amount_property",
     "multiplier",
+    "pay_in_advance",
 )
 
 
@@ -140,6 +141,7 @@ def _charge_row(version: CompiledVersion, charge: Any, order: int, value: str, m
         discount_percent=charge.discount_percent,
         minimum_spend=getattr(charge, "minimum_spend", None),
         maximum_spend=getattr(charge, "maximum_spend", None),
+        pay_in_advance=getattr(charge, "pay_in_advance", False),
     )
     if isinstance(charge, PerUnitCharge | GraduatedCharge | VolumeCharge):
         row["free_units"] = charge.free_units

@@ -102,17 +102,24 @@
     every value no 'value' component of the charge lists ('each', the event's own value).
     Columns: the segment and component, the component's terms (component_columns), and the
     event (raw_event_key, value, event_ts, file_seq, source_line). -#}
-{% macro events_of_charges(pricing_model, component_columns) -%}
+{% macro events_of_charges(pricing_models, component_columns) -%}
+    {%- set models = [pricing_models] if pricing_models is string else pricing_models -%}
     select
         segments.billing_segment_id,
         segments.invoice_id,
         segments.account_id,
         segments.period_start,
+        segments.base_plan_code,
         segments.plan_code,
         segments.plan_version,
+        segments.segment_number,
         segments.segment_count,
         segments.segment_start,
+        segments.segment_end,
         components.charge_id,
+        components.charge_order,
+        components.pricing_model,
+        components.description,
         components.dimension_value as component_value,
         components.dimension_match,
         components.meter_code,
@@ -123,6 +130,7 @@
             else components.dimension_value
         end as dimension_value,
         events.raw_event_key,
+        events.aggregation,
         events.value,
         events.event_ts,
         events.file_seq,
@@ -142,7 +150,7 @@
         and listed_values.dimension_match = 'value'
         and events.dimension_value = listed_values.dimension_value
     where segments.is_billed_period
-        and components.pricing_model = '{{ pricing_model }}'
+        and components.pricing_model in ('{{ models | join("', '") }}')
         and (
             components.dimension_match = 'all'
             or (components.dimension_match = 'value'

@@ -2,6 +2,8 @@
   The end of rating: every line an invoice owes before coupons and prepaid credits, each rounded
   once, half-up to the currency's minor unit (round_money). In this order (line_sequence):
     charge               a usage-based charge (per dimension value and version segment)
+    instant              a pay-in-advance charge: one line per event, what it added
+                         (int_usage_instant_rated), in place of the charge's period line
     discount             -discount_percent of the charge line it follows
     minimum              tops the charge (after its discount) up to its minimum_spend
     maximum              caps the charge (after its discount) at its maximum_spend (negative)
@@ -39,8 +41,19 @@ charge_terms as (
         charge_id,
         discount_percent,
         minimum_spend,
-        maximum_spend
+        maximum_spend,
+        pay_in_advance
     from {{ ref('price_charges') }}
+),
+
+rated_usage as (
+    select rated.*
+    from {{ ref('fct_rated_usage') }} as rated
+    left join charge_terms
+        on rated.price_plan_code = charge_terms.plan_code
+        and rated.plan_version = charge_terms.plan_version
+        and rated.charge_id = charge_terms.charge_id
+    where not coalesce(charge_terms.pay_in_advance, false)
 ),
 
 base_lines as (
@@ -74,7 +87,38 @@ base_lines as (
         unit_price,
         cast(null as {{ decimal_type() }}) as rate_percent,
         amount_unrounded
-    from {{ ref('fct_rated_usage') }}
+    from rated_usage
+
+    union all
+
+    select
+        invoice_line_id,
+        invoice_id,
+        billing_segment_id,
+        segment_number,
+        segment_count,
+        1 as line_group,
+        'instant' as line_type,
+        {#- before the charge's other lines, in event order (ids stay the events' keys) -#}
+        cast(event_number - 1000000000 as integer) as kind_rank,
+        segment_start as service_period_start,
+        segment_end as service_period_end,
+        plan_code,
+        price_plan_code,
+        plan_version,
+        charge_id,
+        charge_order,
+        meter_code,
+        dimension_value,
+        pricing_model,
+        {{ dbt.concat([
+            "description", "' (event of '", dbt.cast("event_ts", dbt.type_string()), "')'"
+        ]) }} as description,
+        units as quantity,
+        cast(null as {{ decimal_type() }}) as unit_price,
+        cast(null as {{ decimal_type() }}) as rate_percent,
+        amount_unrounded
+    from {{ ref('int_usage_instant_rated') }}
 
     union all
 
