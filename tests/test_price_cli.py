@@ -312,6 +312,18 @@ EXAMPLES = [
         f"{LAGO_SPEC}/scenarios/pay_in_advance_charges_spec.rb",
         subscription={"starts_on": "2023-01-24"},
     ),
+    # Decision 59: prorated graduated seats: tiers on full units, prices on prorated units.
+    _ex(
+        "prorated_seats",
+        "prorated_seats",
+        [_seat("2025-12-05T10:00:00Z", f"u{n}") for n in range(1, 8)]
+        + [_seat("2026-01-16T10:00:00Z", "u8")],
+        {"2025-12-01": "202.26", "2026-01-01": "212.58"},
+        "https://github.com/getlago/lago-api/blob/main/app/services/charge_models/"
+        "prorated_graduated_service.rb",
+        meter="seats",
+        subscription={"starts_on": "2025-12-01"},
+    ),
     _ex(
         "lago_percentage_zero",
         "lago_percentage_spec",

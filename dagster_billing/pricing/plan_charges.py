@@ -166,6 +166,12 @@ class GraduatedCharge(_TieredCharge):
 
     model: Literal["graduated"]
     pay_in_advance: bool = PAY_IN_ADVANCE
+    proration: Literal["none", "daily"] = Field(
+        default="none",
+        description="daily (unique_count meters): each seat is a full unit that chooses the tier "
+        "and is priced on its held days / days of the period; flat fees are not prorated "
+        "(Lago's prorated graduated charge).",
+    )
 
 
 class VolumeCharge(_TieredCharge):

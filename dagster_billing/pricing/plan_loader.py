@@ -222,6 +222,14 @@ def reference_problems(plan: PlanVersion, reference: Reference) -> list[str]:
                 f"{at}.pay_in_advance: needs a sum or count meter (each event adds to the "
                 f"quantity); {charge.meter!r} aggregates by {meter['aggregation']!r}"
             )
+        if (
+            getattr(charge, "proration", "none") == "daily"
+            and meter["aggregation"] != "unique_count"
+        ):
+            problems.append(
+                f"{at}.proration: daily proration needs a unique_count meter (seats held by "
+                f"day); {charge.meter!r} aggregates by {meter['aggregation']!r}"
+            )
         if isinstance(charge, SeatCharge) and meter["aggregation"] != "unique_count":
             problems.append(
                 f"{at}.meter: a seat charge needs a unique_count meter; "

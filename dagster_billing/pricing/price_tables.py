@@ -145,6 +145,8 @@ def _charge_row(version: CompiledVersion, charge: Any, order: int, value: str, m
     )
     if isinstance(charge, PerUnitCharge | GraduatedCharge | VolumeCharge):
         row["free_units"] = charge.free_units
+        if isinstance(charge, GraduatedCharge) and charge.proration == "daily":
+            row["seat_proration"] = "daily"
     elif isinstance(charge, PackageCharge):
         row.update(
             free_units=charge.free_units,

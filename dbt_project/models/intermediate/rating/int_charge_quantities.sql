@@ -59,6 +59,8 @@ segment_components as (
         components.dimension_match,
         components.meter_code,
         components.pricing_model,
+        components.pricing_model = 'seat' or coalesce(components.seat_proration, 'none') = 'daily'
+            as counts_seats,
         components.description
     from segments
     inner join components
@@ -85,7 +87,7 @@ priced_dimensions as (
         select account_id, period_start, meter_code, dimension_value, 1 as is_seat from seat_days
     ) as found
         on segment_components.account_id = found.account_id
-        and (segment_components.pricing_model = 'seat') = (found.is_seat = 1)
+        and segment_components.counts_seats = (found.is_seat = 1)
         and segment_components.period_start = found.period_start
         and segment_components.meter_code = found.meter_code
         and found.dimension_value != '*'
@@ -103,7 +105,7 @@ select
     priced_dimensions.*,
     cast(
         case
-            when priced_dimensions.pricing_model = 'seat' then coalesce(seat_days.seat_count, 0)
+            when priced_dimensions.counts_seats then coalesce(seat_days.seat_count, 0)
             else coalesce(usage.quantity, 0)
         end
     as {{ decimal_type() }}) as quantity,

@@ -1,136 +1,15 @@
 {#-
-  Seats held per account x unique-count meter x dimension x billed period, for seat charges.
-  A seat (a distinct unique_property value, e.g. properties.user_id) is added by an event with a
-  value above zero and removed by one with value 0; an add while held and a removal while not
-  held change nothing. A seat stays held across periods until it is removed: it is billed in
-  every later period without a new event (Lago's recurring unique count).
-  Each UTC calendar day on which the seat was held at any moment counts as a whole day: the
-  day of the add and the day of the removal both count, a removal and a re-add on the same day
-  leave no gap, and a day is never counted twice. Only subscribed days count (the period's
-  segments), so a seat held before the subscription starts is billed from its first day.
+  Seats held per account x unique-count meter x dimension x billed period, for seat charges
+  (decision 50): the holdings of int_seat_holdings summed.
     seat_count  seats held on at least one subscribed day of the period
     seat_days   the sum over seats of their held, subscribed days
-  All history is read: a seat added years ago and never removed is still held.
 -#}
-with events as (
-    select
-        account_id,
-        meter_code,
-        dimension_value,
-        unique_property_value,
-        value,
-        event_ts,
-        file_seq,
-        source_line
-    from {{ ref('int_usage_events_deduped') }}
-    where aggregation = 'unique_count' and unique_property_value is not null
-),
-
-by_grain as (
-    select * from events
-    union all
-    select
-        account_id,
-        meter_code,
-        '*' as dimension_value,
-        unique_property_value,
-        value,
-        event_ts,
-        file_seq,
-        source_line
-    from events
-    where dimension_value != '*'
-),
-
-states as (
-    select
-        by_grain.*,
-        value > 0 as is_held,
-        lag(value > 0) over (
-            partition by account_id, meter_code, dimension_value, unique_property_value
-            order by event_ts, file_seq, source_line
-        ) as was_held
-    from by_grain
-),
-
-changes as (
-    select
-        states.*,
-        lead(event_ts) over (
-            partition by account_id, meter_code, dimension_value, unique_property_value
-            order by event_ts, file_seq, source_line
-        ) as next_change_ts
-    from states
-    where is_held != coalesce(was_held, false)
-),
-
-holdings as (
-    select
-        account_id,
-        meter_code,
-        dimension_value,
-        unique_property_value,
-        cast(event_ts as date) as added_on,
-        cast(next_change_ts as date) as removed_on,
-        lag(cast(next_change_ts as date)) over (
-            partition by account_id, meter_code, dimension_value, unique_property_value
-            order by event_ts, file_seq, source_line
-        ) as previous_removed_on
-    from changes
-    where is_held
-),
-
-{#- Half-open runs of held days, disjoint per seat: a holding that starts on the day the
-    previous one was removed starts the next day (that day is already counted). -#}
-held_days as (
-    select
-        account_id,
-        meter_code,
-        dimension_value,
-        unique_property_value,
-        case
-            when added_on = previous_removed_on
-                then cast({{ dbt.dateadd('day', 1, 'added_on') }} as date)
-            else added_on
-        end as held_from,
-        case
-            when removed_on is not null
-                then cast({{ dbt.dateadd('day', 1, 'removed_on') }} as date)
-        end as held_until
-    from holdings
-),
-
-segments as (
-    select account_id, period_start, segment_start, segment_end
-    from {{ ref('int_billing_segments') }}
-    where is_billed_period
-),
-
-held_segment_days as (
-    select
-        held_days.account_id,
-        held_days.meter_code,
-        held_days.dimension_value,
-        held_days.unique_property_value,
-        segments.period_start,
-        {{ dbt.datediff(
-            'greatest(held_days.held_from, segments.segment_start)',
-            'least(coalesce(held_days.held_until, segments.segment_end), segments.segment_end)',
-            'day') }} as days
-    from held_days
-    inner join segments
-        on held_days.account_id = segments.account_id
-        and held_days.held_from < segments.segment_end
-        and (held_days.held_until is null or held_days.held_until > segments.segment_start)
-)
-
 select
     account_id,
     meter_code,
     dimension_value,
     period_start,
     cast(count(distinct unique_property_value) as bigint) as seat_count,
-    cast(sum(days) as bigint) as seat_days
-from held_segment_days
-where days > 0
+    cast(sum(held_days) as bigint) as seat_days
+from {{ ref('int_seat_holdings') }}
 group by account_id, meter_code, dimension_value, period_start

@@ -1,7 +1,8 @@
 {#-
   Rating of every usage-based charge at tier grain, against the quantity of the whole billing
   period under the plan version of each segment: the tiered models (int_usage_rated_tiers, one
-  row per tier) and the models rated in one row. Amounts stay unrounded (10 places);
+  row per tier; daily-prorated graduated charges in int_usage_prorated_rated) and the models
+  rated in one row. Amounts stay unrounded (10 places);
   fct_rated_usage weights them by the segment's days, invoice lines round them once
   (round_money).
     package     free_units first, then ceil (rounding up, default) or floor (down) of quantity /
@@ -88,6 +89,21 @@ rated as (
         cast(null as bigint) as transaction_count,
         amount_unrounded
     from {{ ref('int_usage_rated_tiers') }}
+
+    union all
+
+    select
+        rated_tier_id, invoice_line_id, billing_segment_id, invoice_id, account_id, period_start,
+        period_end, period_days, base_plan_code, plan_code, plan_version, currency,
+        segment_number, segment_count, segment_start, segment_end, days, billable_days,
+        covered_days, charge_id, charge_order, dimension_match, dimension_value, meter_code,
+        pricing_model, description, quantity, event_count, seat_days, billable_quantity,
+        tier_number, lower_bound, upper_bound, unit_price, block_size, rate_percent,
+        tier_quantity, flat_fee_charged,
+        block_count as package_count,
+        cast(null as bigint) as transaction_count,
+        amount_unrounded
+    from {{ ref('int_usage_prorated_rated') }}
 
     union all
 

@@ -15,7 +15,11 @@
                           blocks of the tier it ends in (like volume)
 -#}
 with quantities as (
-    {{ rated_quantities(['per_unit', 'matrix', 'graduated', 'volume', 'graduated_percentage', 'tiered_blocks']) }}
+    select * from (
+        {{ rated_quantities(['per_unit', 'matrix', 'graduated', 'volume', 'graduated_percentage', 'tiered_blocks']) }}
+    ) as charge_quantities
+    -- daily-prorated graduated charges are rated in int_usage_prorated_rated
+    where coalesce(seat_proration, 'none') != 'daily'
 ),
 
 tiered as (
