@@ -183,3 +183,26 @@
         else 'usage'
     end
 {%- endmacro %}
+
+{#- The join condition of a charge component's row (with plan_code, plan_version, charge_id,
+    component_value) to its tiers in price_tiers. -#}
+{% macro tiers_of_component(component, tiers) -%}
+    {{ component }}.plan_code = {{ tiers }}.plan_code
+    and {{ component }}.plan_version = {{ tiers }}.plan_version
+    and {{ component }}.charge_id = {{ tiers }}.charge_id
+    and {{ component }}.component_value = {{ tiers }}.dimension_value
+{%- endmacro %}
+
+{#- The columns of a rated tier row, in the order int_usage_rated unions them. -#}
+{% macro rated_tier_columns() -%}
+    rated_tier_id, invoice_line_id, billing_segment_id, invoice_id, account_id, period_start,
+    period_end, period_days, base_plan_code, plan_code, plan_version, currency,
+    segment_number, segment_count, segment_start, segment_end, days, billable_days,
+    covered_days, charge_id, charge_order, dimension_match, dimension_value, meter_code,
+    pricing_model, description, quantity, event_count, seat_days, billable_quantity,
+    tier_number, lower_bound, upper_bound, unit_price, block_size, rate_percent,
+    tier_quantity, flat_fee_charged,
+    block_count as package_count,
+    cast(null as bigint) as transaction_count,
+    amount_unrounded
+{%- endmacro %}

@@ -81,11 +81,7 @@ tier_costs as (
             end
         ) as amount
     from billable
-    inner join {{ ref('price_tiers') }} as tiers
-        on billable.plan_code = tiers.plan_code
-        and billable.plan_version = tiers.plan_version
-        and billable.charge_id = tiers.charge_id
-        and billable.component_value = tiers.dimension_value
+    inner join {{ ref('price_tiers') }} as tiers on {{ tiers_of_component('billable', 'tiers') }}
     where billable.pricing_model in ('per_unit', 'graduated')
     group by billable.raw_event_key, billable.billing_segment_id, billable.charge_id,
         billable.dimension_value

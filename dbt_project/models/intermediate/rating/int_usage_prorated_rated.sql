@@ -20,42 +20,49 @@ holdings as (
     select * from {{ ref('int_seat_holdings') }}
 ),
 
-changes as (
+held as (
     select
         quantities.invoice_line_id,
+        quantities.period_start,
+        quantities.period_end,
+        quantities.period_days,
         holdings.unique_property_value,
-        case
-            when holdings.added_at < cast(quantities.period_start as timestamp)
-                then cast(quantities.period_start as timestamp)
-            else holdings.added_at
-        end as changed_at,
-        1 as change_order,
-        1 as full_units,
-        cast({{ ceil_divide('holdings.held_days * 100000', 'quantities.period_days') }}
-            * cast(0.00001 as decimal(6,5)) as {{ decimal_type() }}) as prorated_units
+        holdings.added_at,
+        holdings.removed_at,
+        holdings.held_days
     from quantities
     inner join holdings
         on quantities.account_id = holdings.account_id
         and quantities.meter_code = holdings.meter_code
         and quantities.dimension_value = holdings.dimension_value
         and quantities.period_start = holdings.period_start
+),
+
+changes as (
+    select
+        invoice_line_id,
+        unique_property_value,
+        case
+            when added_at < cast(period_start as timestamp) then cast(period_start as timestamp)
+            else added_at
+        end as changed_at,
+        1 as change_order,
+        1 as full_units,
+        cast({{ ceil_divide('held_days * 100000', 'period_days') }}
+            * cast(0.00001 as decimal(6,5)) as {{ decimal_type() }}) as prorated_units
+    from held
 
     union all
 
     select
-        quantities.invoice_line_id,
-        holdings.unique_property_value,
-        holdings.removed_at as changed_at,
+        invoice_line_id,
+        unique_property_value,
+        removed_at as changed_at,
         0 as change_order,
         -1 as full_units,
         cast(0 as {{ decimal_type() }}) as prorated_units
-    from quantities
-    inner join holdings
-        on quantities.account_id = holdings.account_id
-        and quantities.meter_code = holdings.meter_code
-        and quantities.dimension_value = holdings.dimension_value
-        and quantities.period_start = holdings.period_start
-    where holdings.removed_at < cast(quantities.period_end as timestamp)
+    from held
+    where removed_at < cast(period_end as timestamp)
 ),
 
 running as (
@@ -97,11 +104,7 @@ placed as (
         ) as prorated_in_tier
     from running
     inner join quantities on running.invoice_line_id = quantities.invoice_line_id
-    inner join {{ ref('price_tiers') }} as tiers
-        on quantities.plan_code = tiers.plan_code
-        and quantities.plan_version = tiers.plan_version
-        and quantities.charge_id = tiers.charge_id
-        and quantities.component_value = tiers.dimension_value
+    inner join {{ ref('price_tiers') }} as tiers on {{ tiers_of_component('quantities', 'tiers') }}
     where running.full_count > tiers.lower_bound
         and (tiers.upper_bound is null or running.full_count - 1 < tiers.upper_bound)
     group by running.invoice_line_id, tiers.tier_number
@@ -124,11 +127,7 @@ tiered as (
             end
         as {{ decimal_type() }}) as flat_fee_charged
     from quantities
-    inner join {{ ref('price_tiers') }} as tiers
-        on quantities.plan_code = tiers.plan_code
-        and quantities.plan_version = tiers.plan_version
-        and quantities.charge_id = tiers.charge_id
-        and quantities.component_value = tiers.dimension_value
+    inner join {{ ref('price_tiers') }} as tiers on {{ tiers_of_component('quantities', 'tiers') }}
     left join peaks on quantities.invoice_line_id = peaks.invoice_line_id
     left join placed
         on quantities.invoice_line_id = placed.invoice_line_id

@@ -58,11 +58,7 @@ seats as (
             else quantities.quantity
         end as seat_units
     from quantities
-    inner join {{ ref('price_tiers') }} as tiers
-        on quantities.plan_code = tiers.plan_code
-        and quantities.plan_version = tiers.plan_version
-        and quantities.charge_id = tiers.charge_id
-        and quantities.component_value = tiers.dimension_value
+    inner join {{ ref('price_tiers') }} as tiers on {{ tiers_of_component('quantities', 'tiers') }}
     where quantities.pricing_model = 'seat'
 ),
 
@@ -77,32 +73,12 @@ billable_seats as (
 ),
 
 rated as (
-    select
-        rated_tier_id, invoice_line_id, billing_segment_id, invoice_id, account_id, period_start,
-        period_end, period_days, base_plan_code, plan_code, plan_version, currency,
-        segment_number, segment_count, segment_start, segment_end, days, billable_days,
-        covered_days, charge_id, charge_order, dimension_match, dimension_value, meter_code,
-        pricing_model, description, quantity, event_count, seat_days, billable_quantity,
-        tier_number, lower_bound, upper_bound, unit_price, block_size, rate_percent,
-        tier_quantity, flat_fee_charged,
-        block_count as package_count,
-        cast(null as bigint) as transaction_count,
-        amount_unrounded
+    select {{ rated_tier_columns() }}
     from {{ ref('int_usage_rated_tiers') }}
 
     union all
 
-    select
-        rated_tier_id, invoice_line_id, billing_segment_id, invoice_id, account_id, period_start,
-        period_end, period_days, base_plan_code, plan_code, plan_version, currency,
-        segment_number, segment_count, segment_start, segment_end, days, billable_days,
-        covered_days, charge_id, charge_order, dimension_match, dimension_value, meter_code,
-        pricing_model, description, quantity, event_count, seat_days, billable_quantity,
-        tier_number, lower_bound, upper_bound, unit_price, block_size, rate_percent,
-        tier_quantity, flat_fee_charged,
-        block_count as package_count,
-        cast(null as bigint) as transaction_count,
-        amount_unrounded
+    select {{ rated_tier_columns() }}
     from {{ ref('int_usage_prorated_rated') }}
 
     union all

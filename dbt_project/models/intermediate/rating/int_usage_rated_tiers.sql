@@ -36,11 +36,7 @@ tiered as (
             or (quantities.pricing_model = 'tiered_blocks' and quantities.block_policy = 'top_tier')
             as prices_whole_quantity
     from quantities
-    inner join {{ ref('price_tiers') }} as tiers
-        on quantities.plan_code = tiers.plan_code
-        and quantities.plan_version = tiers.plan_version
-        and quantities.charge_id = tiers.charge_id
-        and quantities.component_value = tiers.dimension_value
+    inner join {{ ref('price_tiers') }} as tiers on {{ tiers_of_component('quantities', 'tiers') }}
 ),
 
 reached as (
