@@ -105,8 +105,23 @@ USAGE_DAILY_COLUMNS = (
     "period_start",
     "usage_day",
     "meter_code",
+    "aggregation",
+    "unit",
+    "event_count",
+    "sum_value",
+    "max_value",
+    "last_value",
+    "unique_count",
+)
+USAGE_DAILY_BY_DIMENSION_COLUMNS = (
+    "account_id",
+    "period_start",
+    "usage_day",
+    "meter_code",
+    "dimension_key",
     "dimension_value",
     "aggregation",
+    "unit",
     "event_count",
     "sum_value",
     "max_value",
@@ -184,5 +199,14 @@ def fetch_usage_daily(connection: duckdb.DuckDBPyConnection) -> list[dict]:
         connection,
         "billing.fct_usage_daily",
         USAGE_DAILY_COLUMNS,
+        "account_id, usage_day, meter_code",
+    )
+
+
+def fetch_usage_daily_by_dimension(connection: duckdb.DuckDBPyConnection) -> list[dict]:
+    return fetch_rows(
+        connection,
+        "billing.fct_usage_daily_by_dimension",
+        USAGE_DAILY_BY_DIMENSION_COLUMNS,
         "account_id, usage_day, meter_code, dimension_value",
     )
