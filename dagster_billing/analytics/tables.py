@@ -3,7 +3,9 @@
 Every table here is copied whole into each snapshot, so keep it to tables whose size follows
 accounts x meters x days, not events: per-event outcomes are published as the quarantined rows
 (billing.fct_usage_quarantine) and counts per landed file (billing.fct_usage_outcome_counts).
-Every column of these tables is described in the dbt YAML (tests/test_analytics.py).
+Every column of these tables is described in the dbt YAML (tests/test_analytics.py). The ledger
+is not published: it exists only after the first close, and final invoices and credit notes are
+in fct_invoice_lines and fct_credit_note_lines as booked.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ PUBLISHED_TABLES: tuple[tuple[str, str], ...] = (
     ("revenue", "fct_revenue_by_period"),
     ("revenue", "fct_revenue_by_meter"),
     ("revenue", "fct_mrr"),
-    ("ledger", "ledger_document_lines"),
 )
 
 # Written by the publisher itself (not dbt models): what the snapshot is and what it holds.

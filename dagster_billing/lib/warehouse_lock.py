@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -42,7 +43,8 @@ def lock_timeout_seconds() -> float:
 
 
 def locked_message(path: Path, error: BaseException | str) -> str:
-    detail = str(error).strip().splitlines()[0] if str(error).strip() else "locked"
+    holder = re.search(r"Conflicting lock is held in .*? \(PID \d+\)", str(error))
+    detail = holder.group(0) if holder else (str(error).strip().splitlines() or ["locked"])[0]
     return (
         f"the warehouse {path} is locked by another process ({detail}). A reader left open on "
         "the live warehouse blocks the pipeline: analysts query the published snapshot instead "

@@ -31,9 +31,7 @@ def first_usage_day(seeds_dir=SEEDS_DIR) -> date:
 _FIRST_DAY = first_usage_day()
 
 # The current (still open) day is a partition too: continuous rating recomputes it all day.
-USAGE_DAY_PARTITIONS = dg.DailyPartitionsDefinition(
-    start_date=_FIRST_DAY.isoformat(), end_offset=1
-)
+USAGE_DAY_PARTITIONS = dg.DailyPartitionsDefinition(start_date=_FIRST_DAY.isoformat(), end_offset=1)
 
 # Billing periods are UTC calendar months; a partition is finalized once its grace period ends.
 BILLING_PERIOD_PARTITIONS = dg.MonthlyPartitionsDefinition(
