@@ -32,6 +32,7 @@ from dagster_billing.analytics.reader import (
     list_snapshots,
 )
 from dagster_billing.analytics.tables import META_SCHEMA, PUBLISHED_TABLES
+from dagster_billing.lib.fsync import fsync_path
 from dagster_billing.lib.warehouse_lock import retry_while_locked
 
 SNAPSHOT_STORAGE_VERSION = "v1.5.0"
@@ -56,14 +57,6 @@ def keep_from_env() -> int:
 
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
-
-
-def _fsync(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def publish_snapshot(
@@ -110,14 +103,14 @@ def publish_snapshot(
         raise
     connection.close()
 
-    _fsync(staging)
+    fsync_path(staging)
     target = folder / name
     os.replace(staging, target)
     link = folder / f".{CURRENT_LINK}.tmp"
     link.unlink(missing_ok=True)
     link.symlink_to(name)
     os.replace(link, folder / CURRENT_LINK)
-    _fsync(folder)
+    fsync_path(folder)
     pruned = prune_snapshots(data_dir, keep if keep is not None else keep_from_env())
     return PublishedSnapshot(target, seq, row_counts, time.monotonic() - started, pruned)
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import dagster as dg
 
 from dagster_billing.defs.invoicing.queries import (
+    USAGE_DAILY_BY_DIMENSION_COLUMNS,
+    USAGE_DAILY_COLUMNS,
     fetch_credit_note_lines,
     fetch_credit_notes,
     fetch_invoice_lines,
@@ -90,29 +92,10 @@ CREDIT_NOTE_LINE_CSV_COLUMNS = (
     "description",
     "amount",
 )
-USAGE_CSV_COLUMNS = (
-    "usage_day",
-    "meter_code",
-    "aggregation",
-    "unit",
-    "event_count",
-    "sum_value",
-    "max_value",
-    "last_value",
-    "unique_count",
-)
-USAGE_BY_DIMENSION_CSV_COLUMNS = (
-    "usage_day",
-    "meter_code",
-    "dimension_key",
-    "dimension_value",
-    "aggregation",
-    "unit",
-    "event_count",
-    "sum_value",
-    "max_value",
-    "last_value",
-    "unique_count",
+# A usage file is one account's billing period: those two columns are in its path.
+USAGE_CSV_COLUMNS = tuple(c for c in USAGE_DAILY_COLUMNS if c not in ("account_id", "period_start"))
+USAGE_BY_DIMENSION_CSV_COLUMNS = tuple(
+    c for c in USAGE_DAILY_BY_DIMENSION_COLUMNS if c not in ("account_id", "period_start")
 )
 MONEY_COLUMNS = {"subtotal", "discount_total", "credits_applied", "total", "amount"}
 DECIMAL_COLUMNS = {"quantity", "unit_price", "sum_value", "max_value", "last_value"}
