@@ -114,19 +114,10 @@ USAGE_DAILY_COLUMNS = (
     "unique_count",
 )
 USAGE_DAILY_BY_DIMENSION_COLUMNS = (
-    "account_id",
-    "period_start",
-    "usage_day",
-    "meter_code",
+    *USAGE_DAILY_COLUMNS[:4],
     "dimension_key",
     "dimension_value",
-    "aggregation",
-    "unit",
-    "event_count",
-    "sum_value",
-    "max_value",
-    "last_value",
-    "unique_count",
+    *USAGE_DAILY_COLUMNS[4:],
 )
 
 
