@@ -2,12 +2,12 @@
   Revenue per meter, billing period and currency from invoice lines: rated lines and late-usage
   adjustments by the meter they price ('(none)' for lines without one, such as recurring fees),
   less credit note lines in the period of the invoice they correct. Coupons and credits are
-  invoice-level and not split by meter (see fct_revenue_by_period).
+  invoice-level and not split by meter (see fct_revenue_by_period). Tax is not revenue.
 -#}
 with billed as (
     select period_start, currency, coalesce(meter_code, '(none)') as meter_code, status, amount
     from {{ ref('fct_invoice_lines') }}
-    where line_type not in ('coupon', 'credit')
+    where line_type not in {{ non_gross_line_types() }}
 ),
 
 credited as (
@@ -15,6 +15,7 @@ credited as (
            'final' as status, -lines.amount as amount
     from {{ ref('fct_credit_note_lines') }} as lines
     inner join {{ ref('fct_invoices') }} as invoices on lines.invoice_id = invoices.invoice_id
+    where lines.line_type != 'tax'
 ),
 
 amounts as (

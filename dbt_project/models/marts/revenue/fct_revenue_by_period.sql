@@ -2,14 +2,15 @@
   Revenue per account and billing period: what the invoice bills (rated lines and late-usage
   adjustments) less coupons, less credit notes issued against it. Prepaid credits drawn are a
   means of payment, not a discount: they do not reduce revenue (credits_applied shows them).
-  Drafts are included with their status, so the open period shows revenue to date.
+  Drafts are included with their status, so the open period shows revenue to date. Tax (on
+  invoices and credit notes) is not revenue; amount_due includes it.
 -#}
 with invoices as (
     select * from {{ ref('fct_invoices') }}
 ),
 
 credit_notes as (
-    select invoice_id, sum(total) as credited
+    select invoice_id, sum(total - tax_total) as credited
     from {{ ref('fct_credit_notes') }}
     group by invoice_id
 )
