@@ -552,7 +552,7 @@ class StripeFake(ContractServer):
                 "The invoice item's customer and currency must match the invoice's.",
                 param="invoice",
             )
-        if len(self._invoice_items(invoice_id)) >= MAX_ITEMS_PER_INVOICE:
+        if len(self._items_of(invoice_id)) >= MAX_ITEMS_PER_INVOICE:
             raise StripeError(
                 400,
                 "invalid_request_error",
@@ -561,14 +561,14 @@ class StripeFake(ContractServer):
             )
         return invoice
 
-    def _invoice_items(self, invoice_id: str) -> list[dict[str, Any]]:
+    def _items_of(self, invoice_id: str) -> list[dict[str, Any]]:
         return sorted(
             (i for i in self.objects["invoiceitem"].values() if i["invoice"] == invoice_id),
             key=lambda i: (i["created"], i["id"]),
         )
 
     def _refresh_amounts(self, invoice: dict[str, Any]) -> None:
-        items = self._invoice_items(invoice["id"])
+        items = self._items_of(invoice["id"])
         total = sum(item["amount"] for item in items)
         invoice["lines"] = {
             "object": "list",
