@@ -127,12 +127,14 @@ def sync(
 
 
 def run_metadata(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
-    """Materialization metadata per push asset ("netsuite/invoices": {"created": 8, ...})."""
+    """Materialization metadata per push asset ("netsuite/invoices": {"created": 8, ...}); not
+    payments/stripe_invoice_status, which reads rather than pushes (its own keys)."""
     return {
         event.materialization.asset_key.to_user_string(): {
             name: value.value for name, value in event.materialization.metadata.items()
         }
         for event in result.get_asset_materialization_events()
+        if "model_rows" in event.materialization.metadata
     }
 
 
@@ -153,6 +155,7 @@ def model_counts(warehouse) -> dict[str, int]:
             "sync_salesforce__accounts",
             "sync_salesforce__invoices",
             "sync_stripe__customers",
+            "sync_stripe__invoices",
             "sync_stripe__invoice_items",
         )
     }

@@ -424,9 +424,9 @@ def test_final_invoice_pdf_is_itemized(period):
         "10% off (max 3.00)",
         "-3.00",
         "Build credits",
-        "41.00 USD",
-        "11.00 USD",
-        "27.00 USD",
+        "Subtotal $41.00",
+        "Prepaid credits applied -$11.00",
+        "Total due $27.00",
     ):
         assert expected in text, expected
 
