@@ -422,7 +422,7 @@ def test_final_invoice_pdf_is_itemized(period):
         "Tier 1: 0 to 2,000",
         "Tier 2: 2,000 to unbounded",
         "10% off (max 3.00)",
-        "-3.00",
+        "-$3.00",
         "Build credits",
         "Subtotal $41.00",
         "Prepaid credits applied -$11.00",
