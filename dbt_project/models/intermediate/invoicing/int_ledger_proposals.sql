@@ -85,7 +85,7 @@ final_invoices as (
         max(customer_tax_id) as customer_tax_id,
         max(tax_treatment) as tax_treatment,
         max(tax_note) as tax_note,
-        max(case when line_type = 'tax' then tax_code end) as tax_code,
+        max(case when line_type != 'credit' then tax_code end) as tax_code,
         max(case when line_type = 'tax' then rate_percent end) as tax_rate_percent,
         max(case when line_type = 'tax' then description end) as tax_name
     from ledger
