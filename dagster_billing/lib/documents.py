@@ -227,7 +227,8 @@ def invoice_context(
             ["Subtotal", fmt.money(invoice["subtotal"])],
             ["Discounts", fmt.money(invoice["discount_total"])],
             *_tax_rows(invoice, lines, fmt),
-            ["Prepaid credits applied", fmt.money(-invoice["credits_applied"])],
+            # 0 - x, not -x: a Decimal zero negated prints as "-0.00".
+            ["Prepaid credits applied", fmt.money(Decimal(0) - invoice["credits_applied"])],
         ],
         "total_label": "Total due",
         "total": fmt.money(invoice["total"]),
