@@ -113,7 +113,8 @@
   The table another model built in an EARLIER run, read without ref(): the ledger books the drafts
   the previous run computed (the final invoice is the last draft), while the drafts are computed
   from the ledger (a ref). A ref in both directions would be a cycle. When the table does not exist
-  yet (a new warehouse), an empty relation with `columns` stands in.
+  yet (a new warehouse), an empty relation with `columns` stands in; a column the earlier run did
+  not have (a table built by an older version of the project) reads as null.
 -#}
 {% macro previous_run_relation(model_name, columns) -%}
     {%- set relation = none -%}
@@ -122,7 +123,7 @@
             {%- set relation = adapter.get_relation(
                 database=node.database, schema=node.schema, identifier=node.alias) -%}
             {%- if relation is not none -%}
-                (select {% for name, _ in columns %}{{ name }}{{ ", " if not loop.last }}{% endfor %} from {{ relation }})
+                {{ columns_of(relation, columns) }}
             {%- else -%}
                 {{ empty_relation(columns) }}
             {%- endif -%}
@@ -130,6 +131,13 @@
     {%- else -%}
         {{ empty_relation(columns) }}
     {%- endif -%}
+{%- endmacro %}
+
+{#- `columns` of a relation, in that order; a column the table does not have (it was built by an
+    older version of the project, e.g. a ledger before an upgrade) reads as null. -#}
+{% macro columns_of(relation, columns) -%}
+    {%- set existing = adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list -%}
+    (select {% for name, type in columns %}{% if name in existing %}{{ name }}{% else %}cast(null as {{ type }}) as {{ name }}{% endif %}{{ ", " if not loop.last }}{% endfor %} from {{ relation }})
 {%- endmacro %}
 
 {% macro empty_relation(columns) -%}
@@ -163,11 +171,13 @@
     {#- A dbt unit test's fixture (a CTE named __dbt__cte__...) is used as it is. -#}
     {%- if relation is string or (relation.identifier or '').startswith('__dbt__cte__') -%}
         {{ relation }}
-    {%- elif execute and adapter.get_relation(
+    {%- elif not execute -%}
+        {{ relation }}
+    {%- elif adapter.get_relation(
             database=relation.database, schema=relation.schema, identifier=relation.identifier) is none -%}
         {{ empty_relation(columns) }}
     {%- else -%}
-        {{ relation }}
+        {{ columns_of(relation, columns) }}
     {%- endif -%}
 {%- endmacro %}
 
