@@ -335,17 +335,25 @@ def summary(data_dir: Path) -> None:
 )
 @click.option("--out", "out_file", type=click.Path(path_type=Path), help="Default: <id>.pdf")
 def invoice_pdf(invoice_id: str, data_dir: Path, out_file: Path | None) -> None:
-    """Render one invoice (a draft too) as PDF, as the close job renders final invoices."""
-    from dagster_billing.defs.invoicing.documents import load_invoice_contexts, render_invoice_pdf
+    """Render one invoice (a draft too) or credit note (its id, cn-...) as PDF, as the close
+    job renders final documents."""
+    from dagster_billing.defs.invoicing.documents import (
+        load_credit_note_contexts,
+        load_invoice_contexts,
+    )
     from dagster_billing.defs.resources import BillingWarehouse
+    from dagster_billing.lib.documents import render_pdf
 
     warehouse = BillingWarehouse(data_dir=str(data_dir))
     with warehouse.connect(read_only=True) as connection:
         contexts = load_invoice_contexts(connection, "invoice_id = ?", [invoice_id])
+        contexts = contexts or load_credit_note_contexts(
+            connection, "credit_note_id = ?", [invoice_id]
+        )
     if not contexts:
-        raise click.ClickException(f"no invoice {invoice_id}")
+        raise click.ClickException(f"no invoice or credit note {invoice_id}")
     out_file = out_file or Path(f"{invoice_id}.pdf")
-    out_file.write_bytes(render_invoice_pdf(contexts[0]))
+    out_file.write_bytes(render_pdf(contexts[0]))
     click.echo(str(out_file))
 
 
