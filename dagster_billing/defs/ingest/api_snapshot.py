@@ -15,6 +15,7 @@ import orjson
 
 from dagster_billing.api.reads import CURRENT, SNAPSHOT_TABLES
 from dagster_billing.api.settings import api_snapshot_dir
+from dagster_billing.defs import groups
 from dagster_billing.defs.resources import DUCKDB_POOL, BillingWarehouse
 
 KEEP_VERSIONS = 3
@@ -27,7 +28,7 @@ def _sql_string(text: str) -> str:
 @dg.asset(
     key=["exports", "api_snapshot"],
     deps=[dg.AssetKey(table.split(".")) for table in SNAPSHOT_TABLES.values()],
-    group_name="exports",
+    group_name=groups.EXPORTS,
     kinds={"parquet"},
     pool=DUCKDB_POOL,
 )

@@ -15,6 +15,7 @@ import dagster as dg
 import duckdb
 import jinja2
 
+from dagster_billing.defs import groups
 from dagster_billing.defs.invoicing.exports import INVOICES_KEY, LINES_KEY
 from dagster_billing.defs.invoicing.queries import (
     fetch_invoice_line_tiers,
@@ -166,7 +167,7 @@ def pdf_path(exports_dir: Path, context: dict) -> Path:
 @dg.asset(
     key=PDF_KEY,
     deps=[INVOICES_KEY, LINES_KEY, TIERS_KEY],
-    group_name="exports",
+    group_name=groups.EXPORTS,
     kinds={"pdf"},
     pool=DUCKDB_POOL,
 )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from dagster_billing.defs import groups
 from dagster_billing.defs.invoicing.queries import (
     fetch_credit_note_lines,
     fetch_credit_notes,
@@ -209,7 +210,7 @@ def _read(warehouse: BillingWarehouse, *fetchers: Callable) -> list[list[dict]]:
 @dg.asset(
     key=["exports", "invoice_csv"],
     deps=[INVOICES_KEY, LINES_KEY, CREDIT_NOTES_KEY, CREDIT_NOTE_LINES_KEY],
-    group_name="exports",
+    group_name=groups.EXPORTS,
     kinds={"csv"},
     pool=DUCKDB_POOL,
 )
@@ -236,7 +237,7 @@ def invoice_csv_exports(
 @dg.asset(
     key=["exports", "usage_csv"],
     deps=[USAGE_DAILY_KEY],
-    group_name="exports",
+    group_name=groups.EXPORTS,
     kinds={"csv"},
     pool=DUCKDB_POOL,
 )

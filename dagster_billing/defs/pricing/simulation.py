@@ -3,6 +3,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
+from dagster_billing.defs import groups
 from dagster_billing.defs.resources import DUCKDB_POOL, BillingWarehouse
 from dagster_billing.pricing.plans import DRAFTS_DIR
 from dagster_billing.pricing.simulation import simulate
@@ -18,7 +19,7 @@ class SimulationConfig(dg.Config):
 @dg.asset(
     key=["pricing", "simulation"],
     deps=[CHARGE_LINES_KEY],
-    group_name="pricing",
+    group_name=groups.RATING,
     kinds={"dbt", "csv"},
     pool=DUCKDB_POOL,
 )
