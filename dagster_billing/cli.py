@@ -328,6 +328,67 @@ def summary(data_dir: Path) -> None:
         click.echo(render_summary(connection, warehouse.exports_dir))
 
 
+@main.command()
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), envvar="BILLING_DATA_DIR", required=True
+)
+@click.option(
+    "--dagster-home",
+    type=click.Path(path_type=Path),
+    envvar="DAGSTER_HOME",
+    required=True,
+    help="The Dagster instance the runs are recorded in (created from dagster.yaml if missing).",
+)
+@click.option(
+    "--events", type=int, default=1_000_000, show_default=True, help="Approximate sample rows."
+)
+@click.option(
+    "--as-of",
+    default="2026-03-05T00:00:00",
+    show_default=True,
+    help="The runs' clock (UTC): after February's grace period, so January and February close.",
+)
+@click.option("--close-period", default="2026-02-01", show_default=True)
+@click.option("--fresh", is_flag=True, help="Delete the data directory first.")
+def demo(
+    data_dir: Path,
+    dagster_home: Path,
+    events: int,
+    as_of: str,
+    close_period: str,
+    fresh: bool,
+) -> None:
+    """Sample events -> the daily pipeline -> the period close -> invoices on disk, one line per
+    stage; the full Dagster and dbt output goes to <data-dir>/logs/demo.log."""
+    import shutil
+
+    from dagster_billing.defs.resources import BillingWarehouse
+    from dagster_billing.demo import DemoFailed, run_demo
+    from dagster_billing.reporting import render_summary
+
+    data_dir = data_dir.resolve()
+    if fresh:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    elif (data_dir / "landing").exists():
+        raise click.ClickException(
+            f"{data_dir} already holds data: use --fresh to start over (it deletes it)"
+        )
+    try:
+        run_demo(
+            data_dir,
+            dagster_home.resolve(),
+            events=events,
+            as_of=as_of,
+            close_period=close_period,
+            echo=click.echo,
+        )
+    except DemoFailed as failure:
+        raise click.ClickException(str(failure)) from None
+    warehouse = BillingWarehouse(data_dir=str(data_dir))
+    with warehouse.connect(read_only=True) as connection:
+        click.echo(render_summary(connection, warehouse.exports_dir))
+
+
 @main.command("invoice-pdf")
 @click.argument("invoice_id")
 @click.option(
