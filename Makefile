@@ -6,7 +6,6 @@ BIN := $(CURDIR)/$(VENV)/bin
 EVENTS ?= 1000000
 # The demo's clock: after the grace period of February, so January and February are final.
 DEMO_AS_OF ?= 2026-03-05T00:00:00
-DEMO_DAY := $(firstword $(subst T, ,$(DEMO_AS_OF)))
 SIZE ?= 10M
 
 export BILLING_DATA_DIR ?= $(CURDIR)/data
@@ -15,8 +14,10 @@ export BILLING_DATA_DIR ?= $(CURDIR)/data
 export BILLING_SEEDS_DIR ?= ../seeds
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export PATH := $(BIN):$(PATH)
+# mkdocs-material prints an end-of-life banner on every build; nothing here to act on.
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install manifest postgres-server demo test dev lint format lock clean bench fakes sync-demo serve watch bench-ingest bench-ingest-latency
+.PHONY: install manifest postgres-server browser demo test docs docs-check docs-generate dev lint format lock clean bench fakes sync-demo serve watch bench-ingest bench-ingest-latency
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -35,14 +36,9 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $@
 
+# One line per stage on the terminal; the Dagster and dbt logs go to $(BILLING_DATA_DIR)/logs/demo.log.
 demo: manifest $(DAGSTER_HOME)/dagster.yaml
-	rm -rf $(BILLING_DATA_DIR)
-	$(BIN)/billing generate --events $(EVENTS) --out $(BILLING_DATA_DIR)/landing
-	$(BIN)/dagster job execute -m dagster_billing.definitions -j billing_pipeline \
-	    --tags '{"dagster/partition": "$(DEMO_DAY)", "billing/as_of": "$(DEMO_AS_OF)"}'
-	$(BIN)/dagster job execute -m dagster_billing.definitions -j close_billing_period \
-	    --tags '{"dagster/partition": "2026-02-01", "billing/as_of": "$(DEMO_AS_OF)"}'
-	$(BIN)/billing summary
+	@$(BIN)/billing demo --fresh --events $(EVENTS) --as-of $(DEMO_AS_OF)
 
 # Local NetSuite, Salesforce (HTTPS) and Stripe contract servers on 127.0.0.1:8701-8703, until
 # Ctrl-C; `source $(BILLING_DATA_DIR)/fakes/env.sh` points the sync resources at them.
@@ -80,18 +76,32 @@ browser:
 		echo "chromium not found and not root: the browser tests will be skipped"; \
 	fi
 
-test: manifest postgres-server
+test: manifest postgres-server browser docs-check
 	$(BIN)/pytest
+
+# The docs site (mkdocs-material, mkdocs.yml): `make docs` serves it; docs-check builds it strictly
+# (a broken link, a page missing from the nav or a stale generated page fails), in `make test`.
+DOCS_PORT ?= 8001
+docs: install docs-generate
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+
+docs-check: install
+	$(BIN)/mkdocs build --strict --quiet
+
+# docs/benchmarks.md (from bench/results/*.json) and docs/openapi.json (from the API).
+docs-generate: install
+	$(BIN)/python scripts/generate_docs.py
 
 dev: manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
 
-# Floor vs pipeline vs incremental vs Postgres on the same generated events; README "Benchmark".
+# Floor vs pipeline vs incremental vs Postgres on the same generated events; docs/benchmarks.md.
 # make bench SIZE=100M PEER_SIZE=10M BENCH_ARGS="--no-postgres"
 PEER_SIZE ?=
 BENCH_ARGS ?=
 bench: manifest postgres-server
 	$(BIN)/python -m bench --size $(SIZE) $(if $(PEER_SIZE),--peer-size $(PEER_SIZE)) $(BENCH_ARGS)
+	$(BIN)/python scripts/generate_docs.py
 
 # The ingestion API on http://127.0.0.1:8000 (keys: `billing api-keys create --tenant T --account A`).
 PORT ?= 8000
@@ -106,10 +116,12 @@ watch: manifest $(DAGSTER_HOME)/dagster.yaml
 # Load test of POST /v1/measurements (not part of `make test`); results in bench/results/.
 bench-ingest: install
 	$(BIN)/python bench/ingest_load.py --concurrency 1 2 4 8 --out bench/results/ingest_load.json
+	$(BIN)/python scripts/generate_docs.py
 
 # POST -> visible in billing.fct_rated_usage, through `billing watch`.
 bench-ingest-latency: manifest
 	$(BIN)/python bench/ingest_latency.py --out bench/results/ingest_latency.json
+	$(BIN)/python scripts/generate_docs.py
 
 lint: install
 	$(BIN)/ruff check .
@@ -124,4 +136,4 @@ lock: install
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
 
 clean:
-	rm -rf $(BILLING_DATA_DIR) $(DAGSTER_HOME) dbt_project/target
+	rm -rf $(BILLING_DATA_DIR) $(DAGSTER_HOME) dbt_project/target build/site

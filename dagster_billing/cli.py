@@ -360,6 +360,7 @@ def demo(
 ) -> None:
     """Sample events -> the daily pipeline -> the period close -> invoices on disk, one line per
     stage; the full Dagster and dbt output goes to <data-dir>/logs/demo.log."""
+    import os
     import shutil
 
     from dagster_billing.defs.resources import BillingWarehouse
@@ -385,8 +386,13 @@ def demo(
     except DemoFailed as failure:
         raise click.ClickException(str(failure)) from None
     warehouse = BillingWarehouse(data_dir=str(data_dir))
+    exports = Path(os.path.relpath(warehouse.exports_dir))
     with warehouse.connect(read_only=True) as connection:
-        click.echo(render_summary(connection, warehouse.exports_dir))
+        click.echo(render_summary(connection, exports))
+    click.echo(
+        f"PDFs of the final invoices: {exports / 'pdf'}. Next: `make dev` shows these runs in the "
+        "Dagster UI; the README's 'Where to look next' has the rest."
+    )
 
 
 @main.command("invoice-pdf")

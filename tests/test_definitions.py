@@ -253,8 +253,12 @@ def test_groups_are_the_stages_of_the_data_flow():
         groups.setdefault(graph.get(key).group_name, set()).add(key.to_user_string())
     assert set(groups) == set(FLOW), "a new group: add it to defs/groups.py and docs/concepts.md"
     assert {"raw/usage_events", "staging/stg_raw__usage_events"} <= groups["landing"]
-    assert "intermediate/int_usage_events_deduped" in groups["usage"]
-    assert {"intermediate/int_usage_rated", "pricing/simulation"} <= groups["rating"]
+    assert {"intermediate/int_usage_events_deduped", "billing/fct_usage_event_outcomes"} <= (
+        groups["usage"]
+    )
+    assert {"intermediate/int_usage_rated", "billing/fct_rated_usage", "pricing/simulation"} <= (
+        groups["rating"]
+    )
     assert "intermediate/int_invoice_drafts" in groups["drafts"]
     assert {"sync/sync_netsuite__invoices", "netsuite/invoices"} <= groups["reverse_etl"]
     assert {"exports/invoice_pdf", "webhooks/deliveries"} <= groups["exports"]

@@ -16,16 +16,18 @@ REFERENCE = "reference"
 LANDING = "landing"
 """Landing files and API batches landed into raw/* tables, and their staging views."""
 USAGE = "usage"
-"""Each landed row classified (accepted, duplicate, quarantined), deduplicated, rolled up."""
+"""Each landed row classified (accepted, duplicate, quarantined: billing/fct_usage_event_outcomes),
+deduplicated, rolled up."""
 RATING = "rating"
-"""Billing periods, quantities per charge, every price model rated; draft-plan simulation."""
+"""Billing periods, quantities per charge, every price model rated (billing/fct_rated_usage);
+draft-plan simulation."""
 DRAFTS = "drafts"
 """Open invoices: corrections for late usage, coupons, credit draws, draft lines and totals."""
 LEDGER = "ledger"
 """The append-only register of final invoices and credit notes (closed periods)."""
 BILLING = "billing"
-"""The billing marts people query: invoices, lines, credit notes and credits, outcomes,
-rated usage, daily usage, alerts, the webhook outbox."""
+"""The billing marts people query: invoices, lines, credit notes and credits, daily usage,
+alerts, the webhook outbox."""
 REVENUE = "revenue"
 """Revenue by period and meter, MRR movements."""
 EXPORTS = "exports"
@@ -59,10 +61,16 @@ DBT_FOLDER_GROUPS: dict[tuple[str, ...], str] = {
 }
 
 
-def dbt_group(resource_type: str, folders: tuple[str, ...], schema: str) -> str:
-    """The group of a dbt node: seeds are reference data; a model's folder names its stage. A
-    folder missing from DBT_FOLDER_GROUPS falls back to the schema (and the test of the asset
-    graph names it, so the new stage gets a place in FLOW and in docs/concepts.md)."""
+def dbt_group(
+    resource_type: str, folders: tuple[str, ...], schema: str, meta_group: str | None = None
+) -> str:
+    """The group of a dbt node: seeds are reference data; a model's folder names its stage,
+    unless its `meta: {dagster: {group: ...}}` names another (a mart that is a stage's output,
+    like billing/fct_rated_usage for rating). A folder missing from DBT_FOLDER_GROUPS falls back
+    to the schema (and the test of the asset graph names it, so the new stage gets a place in
+    FLOW and in docs/concepts.md)."""
+    if meta_group:
+        return meta_group
     if resource_type == "seed":
         return REFERENCE
     for length in range(len(folders), 0, -1):

@@ -50,7 +50,12 @@ class BillingTranslator(DagsterDbtTranslator):
             extra_deps.append(dg.AssetDep(PRICE_PLANS_KEY))
         return spec.replace_attributes(
             key=dg.AssetKey([schema, props["name"]]),
-            group_name=dbt_group(props["resource_type"], tuple(props["fqn"][1:-1]), schema),
+            group_name=dbt_group(
+                props["resource_type"],
+                tuple(props["fqn"][1:-1]),
+                schema,
+                props["config"].get("meta", {}).get("dagster", {}).get("group"),
+            ),
             deps=[*spec.deps, *extra_deps],
         )
 
