@@ -363,9 +363,7 @@ def demo(
     import os
     import shutil
 
-    from dagster_billing.defs.resources import BillingWarehouse
     from dagster_billing.demo import DemoFailed, run_demo
-    from dagster_billing.reporting import render_summary
 
     data_dir = data_dir.resolve()
     if fresh:
@@ -385,6 +383,9 @@ def demo(
         )
     except DemoFailed as failure:
         raise click.ClickException(str(failure)) from None
+    from dagster_billing.defs.resources import BillingWarehouse
+    from dagster_billing.reporting import render_summary
+
     warehouse = BillingWarehouse(data_dir=str(data_dir))
     exports = Path(os.path.relpath(warehouse.exports_dir))
     with warehouse.connect(read_only=True) as connection:
