@@ -86,7 +86,7 @@ docs: install docs-generate
 	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
 
 docs-check: install
-	$(BIN)/mkdocs build --strict --quiet
+	$(BIN)/mkdocs build --strict
 
 # docs/benchmarks.md (from bench/results/*.json) and docs/openapi.json (from the API).
 docs-generate: install
