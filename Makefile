@@ -50,31 +50,29 @@ sync-demo: manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/billing fakes run --state-dir $(BILLING_DATA_DIR)/fakes -- \
 		$(BIN)/dagster job execute -m dagster_billing.definitions -j billing_sync
 
-# PostgreSQL server binaries for tests/test_portable_sql.py and the bench's peer (the tests and
-# the bench start a throwaway server themselves). Installed only when missing, and only as root
-# with apt-get (CI: a clean clone as root); otherwise the Postgres tests skip, saying why.
-postgres-server:
-	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+# $(call apt-install,<check that succeeds when present>,<Debian package>,<what is skipped without it>)
+# Installs a Debian package only when missing, and only as root with apt-get (CI: a clean clone as
+# root); otherwise says which tests will be skipped (they skip themselves, saying why).
+define apt-install
+	@if { $(1); } >/dev/null 2>&1; then \
 		true; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing the PostgreSQL server (apt-get install postgresql) ..."; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+		echo "installing $(2) (apt-get install $(2)) ..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
 	else \
-		echo "PostgreSQL server binaries not found and not root: the Postgres tests will be skipped"; \
+		echo "$(2) not found and not root: $(3) will be skipped"; \
 	fi
+endef
 
-# Debian's Chromium for the browser tests (tests/browser.py drives it with Playwright; Playwright's
-# own browser download cannot be used here). Installed only when missing, and only as root with
-# apt-get; otherwise the browser tests are skipped, saying why.
+# PostgreSQL server binaries for tests/test_portable_sql.py and the bench's peer (the tests and
+# the bench start a throwaway server themselves).
+postgres-server:
+	$(call apt-install,command -v initdb || ls /usr/lib/postgresql/*/bin/initdb,postgresql,the Postgres tests)
+
+# Debian's Chromium for the browser tests (tests/browser.py drives it with Playwright, whose own
+# browser download cannot be used here).
 browser:
-	@if command -v chromium >/dev/null 2>&1; then \
-		true; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing Chromium (apt-get install chromium) ..."; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	else \
-		echo "chromium not found and not root: the browser tests will be skipped"; \
-	fi
+	$(call apt-install,command -v chromium,chromium,the browser tests)
 
 test: manifest postgres-server browser docs-check
 	$(BIN)/pytest
