@@ -5,6 +5,7 @@ broken links and anchors, pages missing from the nav and stale generated pages f
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 import shutil
@@ -17,7 +18,8 @@ import pytest
 from dagster_billing.paths import REPO_ROOT
 
 README = REPO_ROOT / "README.md"
-RUNNABLE_PAGES = (README, REPO_ROOT / "docs" / "getting-started.md")
+# The README and every page of the site: their shell blocks are written to run on a fresh clone.
+RUNNABLE_PAGES = (README, *sorted((REPO_ROOT / "docs").glob("*.md")))
 SHELL_BLOCK = re.compile(r"^ *```(?:bash|sh|shell)\n(.*?)^ *```", re.DOTALL | re.MULTILINE)
 ENV_ASSIGNMENT = re.compile(r"^[A-Z_][A-Z0-9_]*=")
 # Programs whose `--help` would run something else: they are only checked to exist.
@@ -29,14 +31,20 @@ def shell_commands(page: Path) -> list[list[str]]:
     assignments in front, and continuation lines joined."""
     commands = []
     for block in SHELL_BLOCK.findall(page.read_text()):
-        text = re.sub(r"\\\n\s*", " ", block)
-        for line in text.splitlines():
-            words = shlex.split(line, comments=True)
-            while words and ENV_ASSIGNMENT.match(words[0]):
-                words.pop(0)
+        pending = ""
+        for line in re.sub(r"\\\n\s*", " ", block).splitlines():
+            pending += line + "\n"
+            try:
+                words = shlex.split(pending, comments=True)
+            except ValueError:  # a quoted argument goes on over the next line
+                continue
+            pending = ""
             for part in _split_on_operators(words):
+                while part and ENV_ASSIGNMENT.match(part[0]):
+                    part.pop(0)
                 if part:
                     commands.append(part)
+        assert not pending, f"unclosed quote in a shell block of {page.name}: {pending}"
     return commands
 
 
@@ -56,20 +64,24 @@ def make_targets() -> set[str]:
 
 
 def _subcommands(words: list[str]) -> list[str]:
-    """The program and its leading subcommands/arguments, up to the first option."""
+    """The leading subcommands and arguments, up to the first option or file path."""
     head = []
     for word in words:
-        if word.startswith("-"):
+        if word.startswith("-") or "/" in word:
             break
         head.append(word)
     return head
 
 
+@functools.cache
+def _help_exit(command: tuple[str, ...], cwd: Path) -> tuple[int, str]:
+    completed = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    return completed.returncode, completed.stderr[-500:]
+
+
 def check_command(words: list[str], cwd: Path) -> str | None:
     """None when the command's program exists and answers --help; else what is wrong."""
     program, args = words[0], words[1:]
-    if program == "cd":
-        return None
     if program == "make":
         targets = [arg for arg in args if not ENV_ASSIGNMENT.match(arg) and "=" not in arg]
         missing = [target for target in targets if target not in make_targets()]
@@ -85,16 +97,16 @@ def check_command(words: list[str], cwd: Path) -> str | None:
             return f"{program} is not installed"
     if Path(program).name in NO_HELP:
         if args[:1] == ["-m"]:
-            completed = subprocess.run(
-                [executable, "-m", args[1], "--help"], cwd=cwd, capture_output=True, check=False
-            )
-            return None if completed.returncode == 0 else f"{' '.join(words[:3])} --help failed"
-        return None
-    command = [executable, *_subcommands(args), "--help"]
-    completed = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
-    if completed.returncode != 0:
-        return f"{' '.join(command)} exited {completed.returncode}: {completed.stderr[-500:]}"
-    return None
+            target = ["-m", args[1]]
+        elif args and args[0].endswith(".py"):
+            target = [args[0]]
+        else:
+            return None
+        returncode, _ = _help_exit((executable, *target, "--help"), cwd)
+        return None if returncode == 0 else f"{' '.join(words[:3])} --help failed"
+    command = (executable, *_subcommands(args), "--help")
+    returncode, stderr = _help_exit(command, cwd)
+    return None if returncode == 0 else f"{' '.join(command)} exited {returncode}: {stderr}"
 
 
 def test_the_readme_is_a_door():
@@ -107,9 +119,16 @@ def test_the_readme_is_a_door():
 
 @pytest.mark.parametrize("page", RUNNABLE_PAGES, ids=lambda p: p.name)
 def test_every_shell_command_of_the_page_exists(page):
-    commands = shell_commands(page)
-    assert commands, f"no shell commands found in {page.name}"
-    problems = [problem for words in commands if (problem := check_command(words, REPO_ROOT))]
+    """As a reader would run them, in order: a `cd` moves the rest of the page there."""
+    cwd, problems = REPO_ROOT, []
+    for words in shell_commands(page):
+        if words[0] == "cd":
+            cwd = (cwd / words[1]).resolve()
+            if not cwd.is_dir():
+                problems.append(f"cd {words[1]}: no such directory")
+                break
+        elif problem := check_command(words, cwd):
+            problems.append(problem)
     assert not problems, "\n".join(problems)
 
 
