@@ -9,6 +9,7 @@ from dagster_billing.pricing.plans import DRAFTS_DIR
 from dagster_billing.pricing.simulation import simulate
 
 CHARGE_LINES_KEY = dg.AssetKey(["intermediate", "int_invoice_charge_lines"])
+SIMULATION_KEY = dg.AssetKey(["pricing", "simulation"])
 
 
 class SimulationConfig(dg.Config):
@@ -17,7 +18,7 @@ class SimulationConfig(dg.Config):
 
 
 @dg.asset(
-    key=["pricing", "simulation"],
+    key=SIMULATION_KEY,
     deps=[CHARGE_LINES_KEY],
     group_name=groups.RATING,
     kinds={"dbt", "csv"},
