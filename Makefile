@@ -6,6 +6,10 @@ BIN := $(CURDIR)/$(VENV)/bin
 EVENTS ?= 1000000
 # The demo's clock: after the grace period of February, so January and February are final.
 DEMO_AS_OF ?= 2026-03-05T00:00:00
+# The demo data's first day (`billing generate --start`, the partitions' start) and last closed
+# period: the demo's runs cover these ranges, so the UI shows those partitions done.
+DEMO_FIRST_DAY ?= 2026-01-01
+DEMO_LAST_PERIOD ?= 2026-02-01
 SIZE ?= 10M
 
 export BILLING_DATA_DIR ?= $(CURDIR)/data
@@ -17,7 +21,7 @@ export PATH := $(BIN):$(PATH)
 # mkdocs-material prints an end-of-life banner on every build; nothing here to act on.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install manifest postgres-server browser demo test docs docs-check docs-generate dev lint format lock clean bench fakes sync-demo serve watch bench-ingest bench-ingest-latency
+.PHONY: install manifest postgres-server browser demo test docs docs-check docs-generate dbt-docs dev lint format lock clean bench fakes sync-demo serve watch bench-ingest bench-ingest-latency
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +42,8 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 
 # One line per stage on the terminal; the Dagster and dbt logs go to $(BILLING_DATA_DIR)/logs/demo.log.
 demo: manifest $(DAGSTER_HOME)/dagster.yaml
-	@$(BIN)/billing demo --fresh --events $(EVENTS) --as-of $(DEMO_AS_OF)
+	@$(BIN)/billing demo --fresh --events $(EVENTS) --first-day $(DEMO_FIRST_DAY) \
+	    --as-of $(DEMO_AS_OF) --close-period $(DEMO_LAST_PERIOD)
 
 # Local NetSuite, Salesforce (HTTPS) and Stripe contract servers on 127.0.0.1:8701-8703, until
 # Ctrl-C; `source $(BILLING_DATA_DIR)/fakes/env.sh` points the sync resources at them.
@@ -92,6 +97,13 @@ docs-generate: install
 
 dev: manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
+
+# dbt's documentation of every model and column: dbt_project/target/docs/static_index.html, one
+# file to open in a browser. Written from the YAML and SQL alone (--empty-catalog: no column
+# types read from the database, no SQL compiled), so it never opens the warehouse a run writes.
+dbt-docs: manifest
+	cd dbt_project && $(BIN)/dbt docs generate --quiet --static --empty-catalog --no-compile --target-path target/docs
+	@echo "dbt docs: $(CURDIR)/dbt_project/target/docs/static_index.html"
 
 # Floor vs pipeline vs incremental vs Postgres on the same generated events; docs/benchmarks.md.
 # make bench SIZE=100M PEER_SIZE=10M BENCH_ARGS="--no-postgres"

@@ -23,13 +23,19 @@ from pathlib import Path
 from dagster_billing.paths import REPO_ROOT, SEEDS_DIR
 
 DEMO_TAG = "billing/demo"
+# Days of sample usage from the first day: January and February 2026 by default.
+SAMPLE_DAYS = 59
 LOG_TAIL_LINES = 25
 
 
 @dataclass(frozen=True)
 class JobStage:
+    """One job run over a partition range (a single-run backfill: one dbt invocation per asset
+    set), so the UI shows every partition the run computed as materialized."""
+
     job: str
-    partition: str
+    first_partition: str
+    last_partition: str
     label: str
 
 
@@ -53,13 +59,24 @@ class DemoFailed(Exception):
     pass
 
 
-def demo_stages(as_of: str, close_period: str) -> list[JobStage]:
-    """The daily run on the demo clock's day, then the close of `close_period` (which finalizes
-    every closed period up to it)."""
+def demo_stages(first_day: date, as_of: str, close_period: str) -> list[JobStage]:
+    """The daily pipeline over the days from the data's first to the demo clock's, then the close
+    of the periods from the first one to `close_period`."""
     day = as_of[:10]
+    first_period = first_day.replace(day=1).isoformat()
     return [
-        JobStage("billing_pipeline", day, f"day {day}: land, rate, draft, export"),
-        JobStage("close_billing_period", close_period, f"{close_period}: finalize, PDFs"),
+        JobStage(
+            "billing_pipeline",
+            first_day.isoformat(),
+            day,
+            f"days {first_day.isoformat()}..{day}: land, rate, draft, export",
+        ),
+        JobStage(
+            "close_billing_period",
+            first_period,
+            close_period,
+            f"periods {first_period[:7]}..{close_period[:7]}: finalize, PDFs",
+        ),
     ]
 
 
@@ -68,6 +85,7 @@ def run_demo(
     dagster_home: Path,
     *,
     events: int,
+    first_day: date,
     as_of: str,
     close_period: str,
     echo: Callable[[str], None],
@@ -89,8 +107,8 @@ def run_demo(
         data_dir / "landing",
         events=events,
         seed=7,
-        start=date(2026, 1, 1),
-        days=59,
+        start=first_day,
+        days=SAMPLE_DAYS,
         accounts_csv=SEEDS_DIR / "accounts.csv",
         meters_csv=SEEDS_DIR / "meters.csv",
     )
@@ -104,7 +122,7 @@ def run_demo(
     )
 
     token = uuid.uuid4().hex
-    for stage in demo_stages(as_of, close_period):
+    for stage in demo_stages(first_day, as_of, close_period):
         report = _execute(stage, as_of, token, data_dir, dagster_home, log_path)
         echo(_progress(started, stage.job, f"{stage.label}; {report.describe()}"))
         if report.status != "SUCCESS" or report.checks_failed:
@@ -114,7 +132,12 @@ def run_demo(
 def _execute(
     stage: JobStage, as_of: str, token: str, data_dir: Path, dagster_home: Path, log_path: Path
 ) -> RunReport:
-    tags = {"dagster/partition": stage.partition, "billing/as_of": as_of, DEMO_TAG: token}
+    tags = {
+        "dagster/asset_partition_range_start": stage.first_partition,
+        "dagster/asset_partition_range_end": stage.last_partition,
+        "billing/as_of": as_of,
+        DEMO_TAG: token,
+    }
     command = [
         str(Path(sys.executable).parent / "dagster"),
         *("job", "execute", "-m", "dagster_billing.definitions", "-j", stage.job),
@@ -125,7 +148,7 @@ def _execute(
         "DAGSTER_HOME": str(dagster_home),
     }
     with log_path.open("a") as log:
-        log.write(f"\n=== {stage.job} ({stage.partition}): {' '.join(command)}\n")
+        log.write(f"\n=== {stage.job}: {' '.join(command)}\n")
         log.flush()
         subprocess.run(
             command,

@@ -3,6 +3,7 @@ docs/concepts.md tells them. Every group name of the code location is defined he
 
     reference ─┐
     landing ───┴─► usage ─► rating ─► drafts ─► ledger ─► billing ─┬─► revenue
+                                                                  ├─► analytics
                                                                   ├─► exports
                                                                   └─► reverse_etl
 
@@ -30,8 +31,10 @@ BILLING = "billing"
 alerts, the webhook outbox."""
 REVENUE = "revenue"
 """Revenue by period and meter, MRR movements."""
+ANALYTICS = "analytics"
+"""The published read side: immutable snapshots of the marts for analysts, the API, the portal."""
 EXPORTS = "exports"
-"""What leaves for our own consumers: invoice CSV/PDF, usage CSV, the API snapshot, webhooks."""
+"""What leaves for our own consumers: invoice CSV/PDF, usage CSV, webhooks."""
 REVERSE_ETL = "reverse_etl"
 """The exact payloads for NetSuite, Salesforce and Stripe (sync/*) and the assets pushing them."""
 
@@ -44,6 +47,7 @@ FLOW = (
     LEDGER,
     BILLING,
     REVENUE,
+    ANALYTICS,
     EXPORTS,
     REVERSE_ETL,
 )

@@ -105,13 +105,19 @@ USAGE_DAILY_COLUMNS = (
     "period_start",
     "usage_day",
     "meter_code",
-    "dimension_value",
     "aggregation",
+    "unit",
     "event_count",
     "sum_value",
     "max_value",
     "last_value",
     "unique_count",
+)
+USAGE_DAILY_BY_DIMENSION_COLUMNS = (
+    *USAGE_DAILY_COLUMNS[:4],
+    "dimension_key",
+    "dimension_value",
+    *USAGE_DAILY_COLUMNS[4:],
 )
 
 
@@ -184,5 +190,14 @@ def fetch_usage_daily(connection: duckdb.DuckDBPyConnection) -> list[dict]:
         connection,
         "billing.fct_usage_daily",
         USAGE_DAILY_COLUMNS,
+        "account_id, usage_day, meter_code",
+    )
+
+
+def fetch_usage_daily_by_dimension(connection: duckdb.DuckDBPyConnection) -> list[dict]:
+    return fetch_rows(
+        connection,
+        "billing.fct_usage_daily_by_dimension",
+        USAGE_DAILY_BY_DIMENSION_COLUMNS,
         "account_id, usage_day, meter_code, dimension_value",
     )
