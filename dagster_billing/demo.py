@@ -90,7 +90,8 @@ def run_demo(
     close_period: str,
     echo: Callable[[str], None],
 ) -> None:
-    """Generate sample events into `data_dir`/landing, run the stages, print the summary."""
+    """Generate sample events into `data_dir`/landing and run the stages, one line each; raise
+    DemoFailed, with the end of the log, when a run fails or a check does not pass."""
     from dagster_billing.datagen import generate_events
 
     log_path = data_dir / "logs" / "demo.log"
