@@ -328,6 +328,88 @@ def summary(data_dir: Path) -> None:
         click.echo(render_summary(connection, warehouse.exports_dir))
 
 
+@main.command()
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), envvar="BILLING_DATA_DIR", required=True
+)
+@click.option(
+    "--dagster-home",
+    type=click.Path(path_type=Path),
+    envvar="DAGSTER_HOME",
+    required=True,
+    help="The Dagster instance the runs are recorded in (created from dagster.yaml if missing).",
+)
+@click.option(
+    "--events", type=int, default=1_000_000, show_default=True, help="Approximate sample rows."
+)
+@click.option(
+    "--as-of",
+    default="2026-03-05T00:00:00",
+    show_default=True,
+    help="The runs' clock (UTC): after February's grace period, so January and February close.",
+)
+@click.option(
+    "--first-day",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default="2026-01-01",
+    show_default=True,
+    help="The sample data's first day, where the daily run's partition range starts.",
+)
+@click.option(
+    "--close-period",
+    default="2026-02-01",
+    show_default=True,
+    help="The last billing period the close run finalizes (from the first day's period on).",
+)
+@click.option("--fresh", is_flag=True, help="Delete the data directory first.")
+def demo(
+    data_dir: Path,
+    dagster_home: Path,
+    events: int,
+    as_of: str,
+    first_day,
+    close_period: str,
+    fresh: bool,
+) -> None:
+    """Sample events -> the daily pipeline -> the period close -> invoices on disk, one line per
+    stage; the full Dagster and dbt output goes to <data-dir>/logs/demo.log."""
+    import os
+    import shutil
+
+    from dagster_billing.demo import DemoFailed, run_demo
+
+    data_dir = data_dir.resolve()
+    if fresh:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    elif (data_dir / "landing").exists():
+        raise click.ClickException(
+            f"{data_dir} already holds data: use --fresh to start over (it deletes it)"
+        )
+    try:
+        run_demo(
+            data_dir,
+            dagster_home.resolve(),
+            events=events,
+            first_day=first_day.date(),
+            as_of=as_of,
+            close_period=close_period,
+            echo=click.echo,
+        )
+    except DemoFailed as failure:
+        raise click.ClickException(str(failure)) from None
+    from dagster_billing.defs.resources import BillingWarehouse
+    from dagster_billing.reporting import render_summary
+
+    warehouse = BillingWarehouse(data_dir=str(data_dir))
+    exports = Path(os.path.relpath(warehouse.exports_dir))
+    with warehouse.connect(read_only=True) as connection:
+        click.echo(render_summary(connection, exports))
+    click.echo(
+        f"PDFs of the final invoices: {exports / 'pdf'}. Next: `make dev` shows these runs in the "
+        "Dagster UI; the README's 'Where to look next' has the rest."
+    )
+
+
 @main.command("invoice-pdf")
 @click.argument("invoice_id")
 @click.option(

@@ -109,9 +109,9 @@ def resources(warehouse, fakes, **overrides) -> dict:
 
 def push_assets() -> list[dg.AssetsDefinition]:
     from dagster_billing.definitions import defs
-    from dagster_billing.defs.sync.factory import REVERSE_ETL_GROUP
+    from dagster_billing.defs.sync.factory import is_push_asset
 
-    return [a for a in defs.assets if REVERSE_ETL_GROUP in set(a.group_names_by_key.values())]
+    return [a for a in defs.assets if is_push_asset(a)]
 
 
 def sync(

@@ -1,7 +1,7 @@
 """Input files of `billing price` turned into the pipeline's own inputs: seed CSVs, plan overrides
 and landing files. Nothing is priced here; the same Dagster assets and dbt models do that.
 
-Formats (documented in README.md, "Pricing files from the command line"):
+Formats (documented in docs/pricing-cli.md):
   accounts       CSV, JSON or YAML list: account_id, currency, [account_name], [billing_email]
   subscriptions  CSV, JSON or YAML list: account_id, plan_code, starts_on, [ends_on],
                  [trial_ends_on], [subscription_id]; JSON/YAML items may carry `overrides`

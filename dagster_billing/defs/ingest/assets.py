@@ -1,6 +1,7 @@
 import dagster as dg
 from pydantic import Field
 
+from dagster_billing.defs import groups
 from dagster_billing.defs.ingest.landing import ensure_raw_tables, land_files, landing_files
 from dagster_billing.defs.resources import DUCKDB_POOL, BillingWarehouse
 
@@ -22,7 +23,7 @@ class LandingConfig(dg.Config):
     specs=[
         dg.AssetSpec(
             ["raw", table],
-            group_name="ingest",
+            group_name=groups.LANDING,
             kinds={"duckdb", "polars"},
             description=description,
         )

@@ -10,6 +10,7 @@ import dagster as dg
 import duckdb
 from pydantic import Field
 
+from dagster_billing.defs import groups
 from dagster_billing.defs.invoicing.exports import (
     CREDIT_NOTE_LINES_KEY,
     CREDIT_NOTES_KEY,
@@ -90,7 +91,7 @@ class PdfConfig(dg.Config):
 @dg.asset(
     key=PDF_KEY,
     deps=[INVOICES_KEY, LINES_KEY, TIERS_KEY, CREDIT_NOTES_KEY, CREDIT_NOTE_LINES_KEY],
-    group_name="exports",
+    group_name=groups.EXPORTS,
     kinds={"pdf"},
     pool=DUCKDB_POOL,
 )

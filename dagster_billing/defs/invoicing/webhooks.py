@@ -21,6 +21,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from dagster_billing.defs import groups
 from dagster_billing.defs.invoicing.queries import fetch_rows
 from dagster_billing.defs.resources import DUCKDB_POOL, BillingWarehouse
 from dagster_billing.lib.webhooks import (
@@ -206,7 +207,7 @@ def record_deliveries(connection: duckdb.DuckDBPyConnection, deliveries: list[De
 @dg.asset(
     key=DELIVERIES_KEY,
     deps=[EVENTS_KEY],
-    group_name="webhooks",
+    group_name=groups.EXPORTS,
     kinds={"http", "duckdb"},
     pool=DUCKDB_POOL,
 )
