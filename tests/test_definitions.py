@@ -295,7 +295,7 @@ def test_sync_job_holds_the_pushes_and_the_pipeline_builds_their_payloads():
     }
     assert sync_keys == {
         key for key in EXPECTED_ASSETS if key.split("/")[0] in ("netsuite", "salesforce", "stripe")
-    }
+    } | {"payments/stripe_invoice_status"}
     assert "sync/sync_netsuite__invoices" in daily_keys
 
 

@@ -6,7 +6,8 @@ load (pool duckdb) -> collect (pool stripe_api) -> record (pool duckdb)."""
 import dagster as dg
 
 from dagster_billing.defs.resources import DUCKDB_POOL, BillingWarehouse
-from dagster_billing.defs.sync.factory import REVERSE_ETL_GROUP
+from dagster_billing.defs import groups
+from dagster_billing.defs.sync.factory import PUSH_TAG
 from dagster_billing.defs.sync.resources import STRIPE_POOL
 from dagster_billing.sync.payments import (
     STATUS_TABLE,
@@ -78,8 +79,10 @@ def record_collection(context: dg.OpExecutionContext, warehouse: BillingWarehous
     ins={
         "after": dg.AssetIn(key=dg.AssetKey(["stripe", "invoice_items"]), dagster_type=dg.Nothing)
     },
-    group_name=REVERSE_ETL_GROUP,
+    group_name=groups.REVERSE_ETL,
     kinds={"stripe"},
+    # Talks to Stripe like the pushes (credentials, the stripe_api pool): in billing_sync.
+    tags=dict([PUSH_TAG]),
     check_specs=[
         dg.AssetCheckSpec(
             FINALIZED_CHECK,
