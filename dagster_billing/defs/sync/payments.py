@@ -5,8 +5,8 @@ load (pool duckdb) -> collect (pool stripe_api) -> record (pool duckdb)."""
 
 import dagster as dg
 
-from dagster_billing.defs.resources import DUCKDB_POOL, BillingWarehouse
 from dagster_billing.defs import groups
+from dagster_billing.defs.resources import DUCKDB_POOL, BillingWarehouse
 from dagster_billing.defs.sync.factory import PUSH_TAG
 from dagster_billing.defs.sync.resources import STRIPE_POOL
 from dagster_billing.sync.payments import (
