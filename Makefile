@@ -108,7 +108,7 @@ format: install
 
 # Re-pin every dependency (needs the package index).
 lock: install
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra spark --python-version 3.11 -o requirements.lock
 
 clean:
 	rm -rf $(BILLING_DATA_DIR) $(DAGSTER_HOME) dbt_project/target

@@ -1,4 +1,4 @@
-{{ config(materialized='view') }}
+{{ config(materialized=view_or_table_for_readers()) }}
 {#- Usage per account, meter, dimension and UTC day for dashboards and per-account usage exports. -#}
 with unique_values as (
     select account_id, meter_code, dimension_value, usage_day,
