@@ -16,7 +16,7 @@ export BILLING_SEEDS_DIR ?= ../seeds
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install manifest postgres-server demo test dev lint format lock clean bench fakes sync-demo serve watch bench-ingest bench-ingest-latency
+.PHONY: install manifest postgres-server demo test dev lint format lock clean bench fakes sync-demo serve watch bench-ingest bench-ingest-latency spark-parity
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -74,11 +74,18 @@ dev: manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
 
 # Floor vs pipeline vs incremental vs Postgres on the same generated events; README "Benchmark".
-# make bench SIZE=100M PEER_SIZE=10M BENCH_ARGS="--no-postgres"
+# make bench SIZE=100M PEER_SIZE=10M BENCH_ARGS="--no-postgres"; the Spark variant (spark/duckdb)
+# runs up to 10M unless BENCH_ARGS="--no-spark" (or --spark above 10M).
 PEER_SIZE ?=
 BENCH_ARGS ?=
 bench: manifest postgres-server
 	$(BIN)/python -m bench --size $(SIZE) $(if $(PEER_SIZE),--peer-size $(PEER_SIZE)) $(BENCH_ARGS)
+
+# The demo's events (EVENTS, default 1M) billed by the same Dagster jobs on DuckDB and on Spark
+# (BILLING_ENGINE=duckdb|spark, local mode, Java 17+): exits 0 only if invoices, lines, totals,
+# the ledger and outcome counts are identical (bench/parity.py, docs/spark.md).
+spark-parity: manifest
+	$(BIN)/python -m bench.parity --events $(EVENTS)
 
 # The ingestion API on http://127.0.0.1:8000 (keys: `billing api-keys create --tenant T --account A`).
 PORT ?= 8000
