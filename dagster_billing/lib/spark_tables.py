@@ -70,14 +70,17 @@ def publish_spark_tables(
         for (schema, table), directory in spark_table_dirs(warehouse_dir).items()
     }
     views |= {("raw", table): raw_view_sql(store, table) for table in RAW_TABLES}
-    existing = connection.execute(
+    # Views of Spark tables that are gone (a model removed); never the views Python owns
+    # (sync.ledger_current lives in the schema of the sync models).
+    published_before = connection.execute(
         "select schema_name, view_name from duckdb_views() "
-        "where database_name = current_database() and not internal"
+        "where database_name = current_database() and not internal and contains(sql, ?)",
+        [str(warehouse_dir)],
     ).fetchall()
-    schemas = {schema for schema, _ in views}
-    for schema, view in existing:
-        if schema in schemas and (schema, view) not in views:
+    for schema, view in published_before:
+        if (schema, view) not in views:
             connection.execute(f"drop view {_quoted(schema)}.{_quoted(view)}")
+    schemas = {schema for schema, _ in views}
     for schema in sorted(schemas):
         connection.execute(f"create schema if not exists {_quoted(schema)}")
     for (schema, table), sql in sorted(views.items()):
