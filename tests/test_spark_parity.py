@@ -35,6 +35,7 @@ SPARK_TEST_SELECTION = ["--exclude", "test_type:generic"]
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.spark,
     pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs a Java runtime (17+)"),
 ]
 
