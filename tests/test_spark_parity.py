@@ -36,6 +36,8 @@ SPARK_TEST_SELECTION = ["--exclude", "test_type:generic"]
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.spark,
+    # ~3 minutes on an idle 2-core machine (two JVM starts per engine run); far more when shared.
+    pytest.mark.timeout(2400),
     pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs a Java runtime (17+)"),
 ]
 
