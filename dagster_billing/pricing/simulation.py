@@ -270,11 +270,6 @@ def simulate(*, warehouse, dbt, draft_dir: Path, report_dir: Path, log=print) ->
     from dagster_billing.defs.resources import BillingWarehouse
     from dagster_billing.pricing.batch import staged_seed_dir
 
-    if warehouse.resolved_engine != "duckdb":
-        raise SimulationUnsupported(
-            "plan simulation copies the DuckDB warehouse; it is not available with "
-            f"BILLING_ENGINE={warehouse.resolved_engine} yet (docs/spark.md)"
-        )
     plans_dir = Path(warehouse.plans_dir)
     seeds_dir = Path(warehouse.seeds_dir)
     with tempfile.TemporaryDirectory(prefix="billing-simulate-") as temp:
@@ -282,6 +277,11 @@ def simulate(*, warehouse, dbt, draft_dir: Path, report_dir: Path, log=print) ->
         drafts = build_simulation_plans(plans_dir, draft_dir, root / "plans")
         if not drafts:
             return SimulationReport(drafts=[], invoices=[], accounts=[], totals=[], files=[])
+        if warehouse.resolved_engine != "duckdb":
+            raise SimulationUnsupported(
+                "plan simulation copies the DuckDB warehouse; it is not available with "
+                f"BILLING_ENGINE={warehouse.resolved_engine} yet (docs/spark.md)"
+            )
         sim_seeds = root / "seeds"
         sim_seeds.mkdir()
         copy_reference_seeds(seeds_dir, sim_seeds)
