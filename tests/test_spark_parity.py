@@ -28,10 +28,10 @@ from tests.conftest import FIXTURES, case_warehouse
 CASE = FIXTURES / "reconciliation"
 DRAFT_AS_OF = "2026-02-01T12:00:00"
 CLOSE_AS_OF = "2026-02-04T01:00:00"
-# On Spark, the data tests that state an invariant (tests/*.sql) and the rating unit tests with
-# the exactness edge cases; the generic tests (unique, not_null, ...) run on DuckDB in every
-# pipeline test and cost ~0.5 s each on Spark.
-SPARK_TEST_SELECTION = ["--exclude", "test_type:generic"]
+# On Spark, the data tests that state an invariant (tests/*.sql) and dbt's unit tests (the rating
+# edge cases: 10^12 x 0.0000001, JPY, ...); the generic tests (unique, not_null, ...) run on
+# DuckDB in every pipeline test and cost ~0.5 s each on Spark.
+SPARK_BUILD_ARGS = ["build", "--exclude", "test_type:generic"]
 
 pytestmark = [
     pytest.mark.slow,
@@ -81,10 +81,10 @@ def _python_side(warehouse) -> dg.ExecuteInProcessResult:
     )
 
 
-def _bill(warehouse, target_path, *build_args: str) -> tuple[dg.ExecuteInProcessResult, dict]:
+def _bill(warehouse, target_path, build_args: list[str]) -> tuple[dg.ExecuteInProcessResult, dict]:
     """Draft January, close it (the ledger books the drafts), run the Python side. Returns the
     Python side's run and the status of every node of the draft build."""
-    _dbt(warehouse, target_path, *dbt_build_args(), *build_args, as_of=DRAFT_AS_OF)
+    _dbt(warehouse, target_path, *build_args, as_of=DRAFT_AS_OF)
     draft_build = json.loads((target_path / "run_results.json").read_text())["results"]
     close = finalization_vars(at("2026-02-01T00:00:00"))
     _dbt(
@@ -103,10 +103,19 @@ def _bill(warehouse, target_path, *build_args: str) -> tuple[dg.ExecuteInProcess
 
 @pytest.fixture(scope="module")
 def billed(tmp_path_factory):
+    from dagster_billing.defs.resources import BillingWarehouse
+
     root = tmp_path_factory.mktemp("parity")
-    duckdb_warehouse = case_warehouse(root / "duckdb", CASE).model_copy(update={"engine": "duckdb"})
-    spark_warehouse = duckdb_warehouse.model_copy(
-        update={"data_dir": str(root / "spark" / "data"), "engine": "spark"}
+    case = case_warehouse(root / "duckdb", CASE)
+    # New resources, not model_copy: Dagster builds a resource from its constructor's config.
+    duckdb_warehouse, spark_warehouse = (
+        BillingWarehouse(
+            data_dir=data_dir, plans_dir=case.plans_dir, seeds_dir=case.seeds_dir, engine=engine
+        )
+        for data_dir, engine in (
+            (case.data_dir, "duckdb"),
+            (str(root / "spark" / "data"), "spark"),
+        )
     )
     from dagster_billing.defs.ingest.landing import land_files
 
@@ -120,8 +129,8 @@ def billed(tmp_path_factory):
     shutil.copytree(duckdb_warehouse.raw_store.root, spark_warehouse.raw_store.root)
 
     billed = {
-        "duckdb": _bill(duckdb_warehouse, root / "duckdb" / "target"),
-        "spark": _bill(spark_warehouse, root / "spark" / "target", *SPARK_TEST_SELECTION),
+        "duckdb": _bill(duckdb_warehouse, root / "duckdb" / "target", dbt_build_args()),
+        "spark": _bill(spark_warehouse, root / "spark" / "target", SPARK_BUILD_ARGS),
     }
     return {"duckdb": duckdb_warehouse, "spark": spark_warehouse}, billed
 
