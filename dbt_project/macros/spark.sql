@@ -128,3 +128,8 @@
 {% macro spark__cast(field, type) -%}
     cast({{ field }} as {{ spark_type(type) }})
 {%- endmacro %}
+
+{#- dbt.safe_cast, which dbt's unit-test fixtures use with the seeds' `varchar` column types. -#}
+{% macro spark__safe_cast(field, type) -%}
+    cast({{ field }} as {{ spark_type(type) }})
+{%- endmacro %}
