@@ -21,7 +21,7 @@ export PATH := $(BIN):$(PATH)
 # mkdocs-material prints an end-of-life banner on every build; nothing here to act on.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install manifest postgres-server browser demo test docs docs-check docs-generate dbt-docs dev lint format lock clean bench fakes sync-demo serve watch bench-ingest bench-ingest-latency
+.PHONY: install manifest postgres-server browser demo test docs docs-check docs-generate dbt-docs dev lint format lock clean bench fakes sync-demo serve watch bench-ingest bench-ingest-latency spark-parity
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -106,12 +106,19 @@ dbt-docs: manifest
 	@echo "dbt docs: $(CURDIR)/dbt_project/target/docs/static_index.html"
 
 # Floor vs pipeline vs incremental vs Postgres on the same generated events; docs/benchmarks.md.
-# make bench SIZE=100M PEER_SIZE=10M BENCH_ARGS="--no-postgres"
+# make bench SIZE=100M PEER_SIZE=10M BENCH_ARGS="--no-postgres"; the Spark variant (spark/duckdb)
+# runs up to 10M unless BENCH_ARGS="--no-spark" (or --spark above 10M).
 PEER_SIZE ?=
 BENCH_ARGS ?=
 bench: manifest postgres-server
 	$(BIN)/python -m bench --size $(SIZE) $(if $(PEER_SIZE),--peer-size $(PEER_SIZE)) $(BENCH_ARGS)
 	$(BIN)/python scripts/generate_docs.py
+
+# The demo's events (EVENTS, default 1M) billed by the same Dagster jobs on DuckDB and on Spark
+# (BILLING_ENGINE=duckdb|spark, local mode, Java 17+): exits 0 only if invoices, lines, totals,
+# the ledger and outcome counts are identical (bench/parity.py, docs/spark.md).
+spark-parity: manifest
+	$(BIN)/python -m bench.parity --events $(EVENTS)
 
 # The ingestion API on http://127.0.0.1:8000 (keys: `billing api-keys create --tenant T --account A`).
 PORT ?= 8000
@@ -143,7 +150,7 @@ format: install
 
 # Re-pin every dependency (needs the package index).
 lock: install
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra spark --python-version 3.11 -o requirements.lock
 
 clean:
 	rm -rf $(BILLING_DATA_DIR) $(DAGSTER_HOME) dbt_project/target build/site

@@ -15,6 +15,7 @@ ORDER = (
     "peer_duckdb",
     "postgres_copy",
     "postgres_dbt",
+    "spark_full",
 )
 GIB = 1024**3
 
@@ -89,6 +90,18 @@ def table_lines(report: dict) -> list[str]:
         f"postgres / duckdb (dbt build) {_fmt_ratio(ratios['postgres_over_duckdb'])}"
         + (peer or "   (skipped)")
     )
+    if "spark_full" in variants:
+        spark_dbt = (variants["spark_full"]["detail"].get("dbt") or {}).get("elapsed_s")
+        duck_dbt = (variants["pipeline_full"]["detail"].get("dbt") or {}).get("elapsed_s")
+        lines.append(
+            f"spark / duckdb (pipeline)     {_fmt_ratio(ratios.get('spark_over_duckdb'))}"
+            f"   (cpu {_fmt_ratio(cpu.get('spark_over_duckdb'))}"
+            + (
+                f"; dbt elapsed spark {spark_dbt:.1f} s, duckdb {duck_dbt:.1f} s)"
+                if spark_dbt and duck_dbt
+                else ")"
+            )
+        )
     checks = report["checks"]
     lines.append("")
     for comparison in checks["comparisons"]:
@@ -137,9 +150,11 @@ def write_chart(report: dict, path: Path) -> None:
     colors = [
         "#6b7280"
         if name.startswith("floor")
-        else "#2563eb"
-        if "postgres" not in name
         else "#16a34a"
+        if "postgres" in name
+        else "#ea580c"
+        if name.startswith("spark")
+        else "#2563eb"
         for name in names
     ]
 
@@ -163,7 +178,12 @@ def write_chart(report: dict, path: Path) -> None:
     figure.suptitle(
         f"bench {report['label']}: pipeline/floor {_fmt_ratio(ratios['pipeline_over_floor'])}, "
         f"incremental/batch {_fmt_ratio(ratios['incremental_over_batch_alone'])}, "
-        f"postgres/duckdb {_fmt_ratio(ratios['postgres_over_duckdb'])}",
+        f"postgres/duckdb {_fmt_ratio(ratios['postgres_over_duckdb'])}"
+        + (
+            f", spark/duckdb {_fmt_ratio(ratios['spark_over_duckdb'])}"
+            if ratios.get("spark_over_duckdb")
+            else ""
+        ),
         fontsize=10,
     )
     figure.tight_layout()

@@ -128,7 +128,12 @@ def test_lineage_runs_from_plans_and_landing_to_exports():
 
     assert "plans/price_tables" in parents("reference/price_tiers")
     # Roots of the dbt graph also wait for the plan compiler (dbt parses the price tables).
-    assert parents("staging/stg_raw__usage_events") == {"raw/usage_events", "plans/price_tables"}
+    # Staging reads the rows of committed landing batches: the events and the ledger.
+    assert parents("staging/stg_raw__usage_events") == {
+        "raw/usage_events",
+        "raw/landed_files",
+        "plans/price_tables",
+    }
     assert {"billing/fct_invoices", "billing/fct_invoice_lines"} <= parents("exports/invoice_csv")
 
 

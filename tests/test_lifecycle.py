@@ -91,12 +91,10 @@ def _land_days(warehouse, first: date, last: date) -> None:
 
 def _land(warehouse) -> None:
     """What the raw/usage_events asset does: land every new landing file (by content hash)."""
-    from dagster_billing.defs.ingest.landing import ensure_raw_tables, land_file, landing_files
+    from dagster_billing.defs.ingest.landing import land_files, landing_files
 
-    with warehouse.connect() as connection:
-        ensure_raw_tables(connection)
-        for path in landing_files(warehouse.landing_dir):
-            land_file(connection, path)
+    for path in landing_files(warehouse.landing_dir):
+        land_files(warehouse.raw_store, [path])
 
 
 def _dbt(command: str, warehouse, target: Path, **dbt_vars: str) -> None:
