@@ -253,6 +253,9 @@ def test_csv_lines_the_layout_does_not_cover_go_to_the_csv_module(csv_records_re
         b"uniqueId,account,meter,value,ts\nc1,a,m,1,t\nuniqueId,account,meter,value,ts\n"
         b" uniqueId ,account,meter,value,ts\nuniqueId,account,meter,value,t\n",
         b"uniqueId,account,meter,value,ts,properties\nuniqueId,account,meter,value,ts,properties\n",
+        b'uniqueId,account,meter,value,ts,properties\nc1,a,m,1,t,"{""k"":""'
+        + b"x" * 140_000
+        + b'""}"\nc2,a,m,1,t,\n',
         b"uniqueId,account,meter,value,ts,properties",
         b"",
     ],

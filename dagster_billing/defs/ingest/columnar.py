@@ -20,7 +20,8 @@ our API writes and most producers emit, where what msgspec would read is plain t
 Every other line (another key order, spaces, escapes, nulls, nesting, malformed JSON, blank...)
 goes to the reference reader: in NDJSON the lines that are not UTF-8 too (the rest of their file
 is still read here), in CSV a file with any such byte goes to it whole. A UTF-8 byte order mark is
-dropped first, and in CSV a line equal to the header is never canonical (it is `repeated_header`).
+dropped first; in CSV a line equal to the header is never canonical (it is `repeated_header`), nor
+one longer than the csv module's field limit (which it may refuse: `field_too_large`).
 Both readers give the same frame; tests/test_columnar_reader.py holds them to it, fuzzed lines
 included.
 """
@@ -246,6 +247,8 @@ def csv_frame(file_index: int, data: bytes) -> pl.DataFrame:
         canonical=pl.col("field_1").is_not_null()
         & ~pl.col("record").str.contains("^[ ,]*$")
         & ~_is_header(fields, names)
+        # The csv module refuses a field over its limit (field_too_large): it decides.
+        & (pl.col("record").str.len_bytes() <= csv.field_size_limit())
         & _sorted_distinct_keys(pl.col("properties")),
         hard=pl.col("record").str.contains('["\r\x00]'),
         **{
