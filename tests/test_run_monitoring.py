@@ -26,6 +26,7 @@ from dagster_billing.paths import REPO_ROOT
 from dagster_billing.run_launcher import fail_dead_runs, run_worker
 
 LOCATION = Path(__file__).parent / "fixtures" / "run_monitoring" / "definitions.py"
+DBT_PROJECT = LOCATION.parent / "dbt"
 JOB = "dbt_in_the_duckdb_pool"
 BIN = Path(sys.executable).parent
 
@@ -59,6 +60,11 @@ def launch(env: dict) -> None:
     )
 
 
+def holds_the_pool(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    claimed = instance.event_log_storage.get_concurrency_info("duckdb").claimed_slots
+    return any(slot.run_id == run.run_id for slot in claimed)
+
+
 def kill_tree(pid: int) -> None:
     process = psutil.Process(pid)
     for member in [*process.children(recursive=True), process]:
@@ -82,11 +88,13 @@ def test_a_run_killed_mid_dbt_build_frees_the_duckdb_pool_for_the_next_run(dagst
             [first] = wait_for("the first run", lambda: instance.get_runs(), 60)
 
             def dbt_running() -> int | None:
+                """The run worker's pid once its step holds the pool and dbt runs."""
                 worker = run_worker(instance, first.run_id)
                 if worker is None:
                     return None
                 children = psutil.Process(worker[0]).children(recursive=True)
-                return worker[0] if any("dbt" in " ".join(c.cmdline()) for c in children) else None
+                building = any(str(DBT_PROJECT) in child.cmdline() for child in children)
+                return worker[0] if building and holds_the_pool(instance, first) else None
 
             worker_pid = wait_for("dbt to start in the first run", dbt_running, 90)
             kill_tree(worker_pid)
@@ -121,11 +129,7 @@ def test_billing_watch_frees_the_pool_of_an_in_process_run_whose_process_died(da
     try:
         with dg.DagsterInstance.get() as instance:
             [run] = wait_for("the run", lambda: instance.get_runs(), 60)
-            wait_for(
-                "the run to hold the pool",
-                lambda: instance.event_log_storage.get_concurrency_info("duckdb").active_slot_count,
-                60,
-            )
+            wait_for("the run to hold the pool", lambda: holds_the_pool(instance, run), 60)
             os.killpg(killed.pid, signal.SIGKILL)
             killed.wait()
             assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED
