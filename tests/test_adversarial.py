@@ -527,7 +527,7 @@ def test_every_stripe_page_goes_through_the_retry_policy(tmp_path):
     assert injected == 4 and api.counter.stats()["retried_requests"] == 4
 
 
-# -- 10. leap seconds, the event time floor, huge values, one reason for a blank meter ----------
+# -- 10. leap seconds, the event time floor, huge values, one reason for an empty meter ----------
 
 
 def test_edge_values_get_their_own_reasons_and_a_leap_second_stays_in_its_period(tmp_path, server):
@@ -542,7 +542,7 @@ def test_edge_values_get_their_own_reasons_and_a_leap_second_stays_in_its_period
     )
     assert event_ts == datetime(2026, 1, 31, 23, 59, 59, 999999)
 
-    # The API gives the same reasons, and one reason for a blank meter in JSON and in CSV.
+    # The API gives the same reasons, and one reason for an empty meter in JSON and in CSV.
     process, key = server
     body = (ADVERSARIAL / "edge_values.ndjson").read_bytes().replace(b"adv-", b"api-adv-")
     response = post(process, key, body, content_type="application/x-ndjson")

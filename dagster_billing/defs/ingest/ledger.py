@@ -147,9 +147,11 @@ def _meta(db: sqlite3.Connection | None, key: str) -> int:
     return row[0] if row else 0
 
 
-def _recorded(db: sqlite3.Connection | None, names: Iterable[str] | None) -> dict[str, tuple]:
+def _recorded(
+    db: sqlite3.Connection | None, names: Iterable[str] | None, *, with_api: bool = False
+) -> dict[str, tuple]:
     """name -> (size, mtime_ns, landed_bytes, outcome, detail); names=None: every file outside
-    api/ (hand-dropped files are few; API files are looked up by name)."""
+    api/ (hand-dropped files are few; API files are looked up by name), with_api: every file."""
     if db is None:
         return {}
     columns = "file_name, size, mtime_ns, landed_bytes, outcome, detail"
@@ -157,7 +159,7 @@ def _recorded(db: sqlite3.Connection | None, names: Iterable[str] | None) -> dic
         if names is None:
             rows = db.execute(
                 f"select {columns} from files where file_name not like ?",
-                [f"{API_LANDING_SUBDIR}/%"],
+                ["" if with_api else f"{API_LANDING_SUBDIR}/%"],
             ).fetchall()
         else:
             rows = db.execute(
@@ -175,8 +177,9 @@ def _json_list(values: Iterable[str]) -> str:
     return orjson.dumps(list(values)).decode()
 
 
-def _dropped_files(landing_dir: Path) -> Iterator[Path]:
-    """Landing files outside api/, hidden files and directories skipped (writers' temp files)."""
+def _dropped_files(landing_dir: Path, *, with_api: bool = False) -> Iterator[Path]:
+    """Landing files outside api/ (with_api: all of them), hidden files and directories skipped
+    (writers' temporary files)."""
     if not landing_dir.exists():
         return
     for root, dirs, files in os.walk(landing_dir):
@@ -184,7 +187,8 @@ def _dropped_files(landing_dir: Path) -> Iterator[Path]:
         dirs[:] = sorted(
             d
             for d in dirs
-            if not d.startswith(".") and not (here == landing_dir and d == API_LANDING_SUBDIR)
+            if not d.startswith(".")
+            and (with_api or not (here == landing_dir and d == API_LANDING_SUBDIR))
         )
         for name in sorted(files):
             path = here / name
@@ -213,11 +217,14 @@ def landing_status(
     now: float | None = None,
     quiet: float | None = None,
     limit: int = MAX_FILES_PER_RUN,
+    everything: bool = False,
 ) -> LandingStatus:
     """Every landing file under `root`/landing that is not landed in its current state.
 
     Reads only the mirror and the API's ledger (SQLite, read-only) and the directory: it never
-    touches the warehouse, so it answers while a run writes."""
+    touches the warehouse, so it answers while a run writes. `everything`: also list api/ from
+    disk (files there that the API's ledger does not know, e.g. restored from a backup); what a
+    run without named files does."""
     root = Path(root)
     landing_dir = root / "landing"
     now = time.time() if now is None else now
@@ -227,19 +234,23 @@ def landing_status(
         api_done = _meta(db, "api_seq_done")
         acknowledged = read_acknowledged_files(api_state_path(root), api_done, limit)
         recorded = _recorded(db, [item.path for item in acknowledged])
-        dropped = _recorded(db, None)
+        dropped = _recorded(db, None, with_api=everything)
     status.api_seq = max([api_done] + [item.seq or 0 for item in acknowledged])
     # Hand-dropped files first, then the API's in commit order: the order they land in is
     # their arrival order (the first arrival of an id wins).
-    for path in _dropped_files(landing_dir):
+    seen: set[str] = set()
+    api_names = {item.path for item in acknowledged}
+    for path in _dropped_files(landing_dir, with_api=everything):
         name = path.relative_to(landing_dir).as_posix()
+        if name in api_names:
+            continue  # below, in the API's order
         try:
             stamp = Stamp.of(path)
         except FileNotFoundError:
             continue
-        settled = now - stamp.mtime_ns / 1e9 >= quiet
+        # API files are complete when they appear (renamed into place).
+        settled = name.startswith(f"{API_LANDING_SUBDIR}/") or now - stamp.mtime_ns / 1e9 >= quiet
         _classify(status, name, stamp, dropped.get(name), settled)
-    seen: set[str] = set()
     for item in acknowledged:
         if item.path in seen:  # confirmed while we read the pending ones
             continue

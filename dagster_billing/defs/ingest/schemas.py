@@ -3,7 +3,7 @@
 Each check maps to one quarantine reason. A row failing several checks gets the first reason
 in REASON_PRIORITY, so the reason is stable and the most fundamental problem is named.
 
-Before the checks (`parse_raw_rows`): a blank account, meter, value or ts counts as missing, in
+Before the checks (`parse_raw_rows`): an empty account, meter, value or ts counts as missing, in
 JSON as in CSV (where an empty field is no value); a leap second (`23:59:60`) stays in its minute
 as `23:59:59.999999`, so it never rolls into the next day or billing period.
 """
@@ -161,8 +161,19 @@ BLANK_IS_MISSING = ("account_id", "meter_code", "value_text", "ts_text")
 
 
 def _given(column: str) -> pl.Expr:
-    """The column, with blank text (empty or whitespace) as null: missing, not malformed."""
-    return pl.when(pl.col(column).str.strip_chars() != "").then(pl.col(column))
+    """The column, with empty text as null: missing, not malformed (a CSV field has no other
+    way to be empty, and "" in JSON means the same)."""
+    return pl.when(pl.col(column) != "").then(pl.col(column))
+
+
+def _leap_second_kept(ts_text: pl.Expr) -> pl.Expr:
+    """`...T23:59:60[.f]<offset>` as `...T23:59:59.999999<offset>` (only where the seconds are
+    60: the regex runs on those few texts)."""
+    return (
+        pl.when(ts_text.str.slice(17, 2) == "60")
+        .then(ts_text.str.replace(_LEAP_SECOND, "${1}59.999999${2}"))
+        .otherwise(ts_text)
+    )
 
 
 def parse_raw_rows(raw: pl.DataFrame) -> pl.DataFrame:
@@ -171,9 +182,9 @@ def parse_raw_rows(raw: pl.DataFrame) -> pl.DataFrame:
         *[_given(column).alias(column) for column in BLANK_IS_MISSING]
     ).with_columns(
         value=pl.col("value_text").str.strip_chars().cast(VALUE_DTYPE, strict=False),
-        event_ts=pl.col("ts_text")
-        .str.replace(_LEAP_SECOND, "${1}59.999999${2}")
-        .str.to_datetime(format=TS_FORMAT, time_zone="UTC", time_unit="us", strict=False),
+        event_ts=_leap_second_kept(pl.col("ts_text")).str.to_datetime(
+            format=TS_FORMAT, time_zone="UTC", time_unit="us", strict=False
+        ),
     )
 
 

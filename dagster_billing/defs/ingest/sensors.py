@@ -124,8 +124,8 @@ def _fast_batch(status: LandingStatus, cursor: dict, now: datetime) -> dict | No
     if not status.ready:
         return None
     asked = cursor.get("asked", {})
-    again = [name for name in status.ready if name in asked.get("paths", [])]
-    new = [name for name in status.ready if name not in again]
+    asked_before = set(asked.get("paths", []))
+    new = [name for name in status.ready if name not in asked_before]
     attempt = 1
     if not new:
         attempt = asked.get("attempt", 1) + 1
