@@ -176,6 +176,15 @@ def test_the_check_fails_loudly_naming_files_and_ids_acknowledged_but_not_landed
     assert code == 1 and "acme:lost-2" in output and item["file"] in output
 
 
+def test_a_new_warehouse_lands_every_file_again_whatever_the_ledger_remembers(tmp_path):
+    warehouse = make_warehouse(tmp_path)
+    copy_fixtures(warehouse, "bom.ndjson")
+    land(warehouse)
+    warehouse.duckdb_path.unlink()  # restored from nothing; the landing ledger still says landed
+    land(warehouse)
+    assert query(warehouse, "select count(*) from raw.usage_events") == [(2,)]
+
+
 # -- 2. one bad line or file never blocks landing, and errors name the file ---------------------
 
 

@@ -284,13 +284,15 @@ class LandingLedger:
             if not mirrored:
                 return False
             [(landed,)] = connection.execute("select count(*) from raw.landed_files").fetchall()
-            [sha] = db.execute(
-                "select file_sha256 from files where file_seq = ? limit 1", [newest]
-            ).fetchone()
-            held = connection.execute(
-                "select count(*) from raw.landed_files where file_sha256 = ? and file_seq = ?",
-                [sha, newest],
-            ).fetchone()[0]
+            held = True
+            if newest is not None:
+                [sha] = db.execute(
+                    "select file_sha256 from files where file_seq = ? limit 1", [newest]
+                ).fetchone()
+                held = connection.execute(
+                    "select count(*) from raw.landed_files where file_sha256 = ? and file_seq = ?",
+                    [sha, newest],
+                ).fetchone()[0]
             if mirrored <= landed and held:
                 return False
             db.execute("begin immediate")
