@@ -7,6 +7,11 @@ EVENTS ?= 1000000
 # The demo's clock: after the grace period of February, so January and February are final.
 DEMO_AS_OF ?= 2026-03-05T00:00:00
 DEMO_DAY := $(firstword $(subst T, ,$(DEMO_AS_OF)))
+# The demo data's first day (`billing generate --start`, the partitions' start) and last closed
+# period: the demo's runs cover these ranges, so the UI shows those partitions done.
+DEMO_FIRST_DAY ?= 2026-01-01
+DEMO_LAST_PERIOD ?= 2026-02-01
+DEMO_FIRST_PERIOD := $(shell echo $(DEMO_FIRST_DAY) | cut -c1-7)-01
 SIZE ?= 10M
 
 export BILLING_DATA_DIR ?= $(CURDIR)/data
@@ -16,7 +21,7 @@ export BILLING_SEEDS_DIR ?= ../seeds
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install manifest postgres-server demo test dev lint format lock clean bench fakes sync-demo serve watch bench-ingest bench-ingest-latency
+.PHONY: install manifest postgres-server demo test dev docs lint format lock clean bench fakes sync-demo serve watch bench-ingest bench-ingest-latency
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -37,11 +42,11 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 
 demo: manifest $(DAGSTER_HOME)/dagster.yaml
 	rm -rf $(BILLING_DATA_DIR)
-	$(BIN)/billing generate --events $(EVENTS) --out $(BILLING_DATA_DIR)/landing
+	$(BIN)/billing generate --events $(EVENTS) --start $(DEMO_FIRST_DAY) --out $(BILLING_DATA_DIR)/landing
 	$(BIN)/dagster job execute -m dagster_billing.definitions -j billing_pipeline \
-	    --tags '{"dagster/partition": "$(DEMO_DAY)", "billing/as_of": "$(DEMO_AS_OF)"}'
+	    --tags '{"dagster/asset_partition_range_start": "$(DEMO_FIRST_DAY)", "dagster/asset_partition_range_end": "$(DEMO_DAY)", "billing/as_of": "$(DEMO_AS_OF)"}'
 	$(BIN)/dagster job execute -m dagster_billing.definitions -j close_billing_period \
-	    --tags '{"dagster/partition": "2026-02-01", "billing/as_of": "$(DEMO_AS_OF)"}'
+	    --tags '{"dagster/asset_partition_range_start": "$(DEMO_FIRST_PERIOD)", "dagster/asset_partition_range_end": "$(DEMO_LAST_PERIOD)", "billing/as_of": "$(DEMO_AS_OF)"}'
 	$(BIN)/billing summary
 
 # Local NetSuite, Salesforce (HTTPS) and Stripe contract servers on 127.0.0.1:8701-8703, until
@@ -72,6 +77,13 @@ test: manifest postgres-server
 
 dev: manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
+
+# dbt's documentation of every model and column: dbt_project/target/docs/static_index.html, one
+# file to open in a browser. Written from the YAML and SQL alone (--empty-catalog: no column
+# types read from the database, no SQL compiled), so it never opens the warehouse a run writes.
+docs: manifest
+	cd dbt_project && $(BIN)/dbt docs generate --quiet --static --empty-catalog --no-compile --target-path target/docs
+	@echo "dbt docs: $(CURDIR)/dbt_project/target/docs/static_index.html"
 
 # Floor vs pipeline vs incremental vs Postgres on the same generated events; README "Benchmark".
 # make bench SIZE=100M PEER_SIZE=10M BENCH_ARGS="--no-postgres"

@@ -217,7 +217,7 @@ def _phase(step_key: str) -> str:
         return "landing"
     if step_key.startswith(("billing_dbt_models", "dbt", "usage_daily_dbt", "rate_landed_usage")):
         return "dbt"
-    if step_key.startswith("exports") or step_key == "publish_api_snapshot":
+    if step_key.startswith(("exports", "analytics")) or step_key == "publish_analytics_snapshot":
         return "exports"
     if step_key.startswith("plans"):
         return "plans"

@@ -335,17 +335,25 @@ def summary(data_dir: Path) -> None:
 )
 @click.option("--out", "out_file", type=click.Path(path_type=Path), help="Default: <id>.pdf")
 def invoice_pdf(invoice_id: str, data_dir: Path, out_file: Path | None) -> None:
-    """Render one invoice (a draft too) as PDF, as the close job renders final invoices."""
-    from dagster_billing.defs.invoicing.documents import load_invoice_contexts, render_invoice_pdf
+    """Render one invoice (a draft too) or credit note (its id, cn-...) as PDF, as the close
+    job renders final documents."""
+    from dagster_billing.defs.invoicing.documents import (
+        load_credit_note_contexts,
+        load_invoice_contexts,
+    )
     from dagster_billing.defs.resources import BillingWarehouse
+    from dagster_billing.lib.documents import render_pdf
 
     warehouse = BillingWarehouse(data_dir=str(data_dir))
     with warehouse.connect(read_only=True) as connection:
         contexts = load_invoice_contexts(connection, "invoice_id = ?", [invoice_id])
+        contexts = contexts or load_credit_note_contexts(
+            connection, "credit_note_id = ?", [invoice_id]
+        )
     if not contexts:
-        raise click.ClickException(f"no invoice {invoice_id}")
+        raise click.ClickException(f"no invoice or credit note {invoice_id}")
     out_file = out_file or Path(f"{invoice_id}.pdf")
-    out_file.write_bytes(render_invoice_pdf(contexts[0]))
+    out_file.write_bytes(render_pdf(contexts[0]))
     click.echo(str(out_file))
 
 
@@ -424,6 +432,82 @@ def doctor(data_dir: Path, fail_dead_runs: bool) -> None:
     click.echo(diagnosis.text())
     if diagnosis.problems:
         sys.exit(1)
+
+
+@main.group()
+def analytics() -> None:
+    """The published analytics snapshots (read-only copies of the marts, one per pipeline run)."""
+
+
+_seq_option = click.option(
+    "--seq", type=int, default=None, help="A kept snapshot's sequence number (default: current)."
+)
+
+
+def _snapshot_or_fail(data_dir: Path, seq: int | None) -> Path:
+    from dagster_billing.analytics import NoSnapshotYet, snapshot_path
+
+    try:
+        return snapshot_path(data_dir, seq)
+    except NoSnapshotYet as error:
+        raise click.ClickException(str(error)) from None
+
+
+@analytics.command("path")
+@_seq_option
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), envvar="BILLING_DATA_DIR", required=True
+)
+def analytics_path(seq: int | None, data_dir: Path) -> None:
+    """Print the current snapshot's file (open it read-only: duckdb -readonly PATH)."""
+    click.echo(str(_snapshot_or_fail(data_dir, seq)))
+
+
+@analytics.command("list")
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), envvar="BILLING_DATA_DIR", required=True
+)
+def analytics_list(data_dir: Path) -> None:
+    """The kept snapshots, oldest first: sequence, run, its clock, invoices and rated rows."""
+    from dagster_billing.analytics import current_snapshot_path, list_snapshots, open_snapshot
+    from dagster_billing.analytics import snapshot_meta as read_meta
+
+    snapshots = list_snapshots(data_dir)
+    if not snapshots:
+        raise click.ClickException(f"no analytics snapshots in {data_dir}/analytics yet")
+    current = current_snapshot_path(data_dir)
+    click.echo(f"{'seq':>6}  {'created (UTC)':<19}  {'as_of':<19}  {'run id':<36}  file")
+    for snapshot in snapshots:
+        with open_snapshot(data_dir, snapshot.seq) as connection:
+            meta = read_meta(connection)
+        marker = "  (current)" if snapshot.path == current else ""
+        as_of = f"{meta['as_of']:%Y-%m-%dT%H:%M:%S}" if meta["as_of"] else "-"
+        click.echo(
+            f"{snapshot.seq:>6}  {meta['created_at']:%Y-%m-%dT%H:%M:%S}  {as_of:<19}  "
+            f"{meta['run_id']:<36}  {snapshot.path.name}{marker}"
+        )
+
+
+@analytics.command("shell", context_settings={"ignore_unknown_options": True})
+@_seq_option
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), envvar="BILLING_DATA_DIR", required=True
+)
+@click.argument("duckdb_args", nargs=-1, type=click.UNPROCESSED)
+def analytics_shell(seq: int | None, data_dir: Path, duckdb_args: tuple[str, ...]) -> None:
+    """Open the current snapshot in the DuckDB shell, read-only (extra arguments go to duckdb,
+    e.g. `billing analytics shell -- -c "select * from meta.snapshot"`)."""
+    import shutil
+    import subprocess
+
+    path = _snapshot_or_fail(data_dir, seq)
+    beside = Path(sys.executable).with_name("duckdb")
+    executable = str(beside) if beside.exists() else shutil.which("duckdb")
+    if executable is None:
+        raise click.ClickException(
+            "no `duckdb` shell found: it comes with the duckdb-cli package (`make install`)"
+        )
+    sys.exit(subprocess.call([executable, "-readonly", str(path), *duckdb_args]))
 
 
 @main.group("api-keys")

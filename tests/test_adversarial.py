@@ -471,13 +471,13 @@ def test_every_finance_csv_writer_neutralizes_formulas(tmp_path):
         "amount": Decimal("-12.50"),
     }
     usage = {
-        **dict.fromkeys(exports.USAGE_CSV_COLUMNS),
+        **dict.fromkeys(exports.USAGE_BY_DIMENSION_CSV_COLUMNS),
         "period_start": period,
         "account_id": "acct_x",
         "dimension_value": "+evil",
     }
     written = exports.write_invoice_exports([invoice], [line], tmp_path / "exports")
-    written += exports.write_usage_exports([usage], tmp_path / "exports")
+    written += exports.write_usage_exports([], [usage], tmp_path / "exports")
     from dagster_billing.pricing.batch import write_outputs
 
     write_outputs(
@@ -601,6 +601,6 @@ def test_the_rest_lands_and_is_billed_and_nothing_is_lost(tmp_path):
         "acme:api-deep-ok-2": "accepted",
         "adv-excel-1": "accepted",
     }
-    usage_csv = warehouse.exports_dir / "usage" / "2026-01" / "acct_meridian.csv"
+    usage_csv = warehouse.exports_dir / "usage" / "2026-01" / "acct_meridian.by_dimension.csv"
     dimension_values = {row["dimension_value"] for row in csv.DictReader(usage_csv.open())}
     assert {'\'=HYPERLINK("http://evil.example","x")', "'@SUM(1+1)"} <= dimension_values

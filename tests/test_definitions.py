@@ -50,7 +50,7 @@ EXPECTED_ASSETS = {
     "stripe/customers",
     "stripe/invoice_items",
     "pricing/simulation",
-    "exports/api_snapshot",
+    "analytics/snapshot",
     # Billing lifecycle.
     "reference/credit_grants",
     "reference/coupons",
@@ -80,7 +80,11 @@ EXPECTED_ASSETS = {
     "billing/fct_credit_balances",
     "billing/fct_usage_alerts",
     "billing/fct_usage_daily",
+    "billing/fct_usage_daily_by_dimension",
     "billing/fct_usage_hourly",
+    "billing/fct_usage_hourly_by_dimension",
+    "billing/fct_usage_quarantine",
+    "billing/fct_usage_outcome_counts",
     "billing/fct_webhook_events",
     "revenue/fct_revenue_by_period",
     "revenue/fct_revenue_by_meter",
@@ -88,6 +92,18 @@ EXPECTED_ASSETS = {
     "exports/usage_csv",
     "exports/invoice_pdf",
     "webhooks/deliveries",
+    # Finance documents, tax, payments and receivables (docs/finance.md).
+    "reference/account_billing_profiles",
+    "reference/tax_rates",
+    "intermediate/int_invoice_parties",
+    "intermediate/int_invoice_taxes",
+    "billing/fct_invoice_payments",
+    "billing/fct_receivables_aging",
+    "sync/sync_stripe__invoices",
+    "sync/sync_salesforce__invoice_payments",
+    "stripe/invoices",
+    "salesforce/invoice_payments",
+    "payments/stripe_invoice_status",
 }
 
 
@@ -125,6 +141,9 @@ def test_invariants_are_asset_checks():
         "billing/fct_invoices:lines_sum_to_totals",
         "billing/fct_invoices:assert_invoice_totals_equal_lines",
         "billing/fct_invoice_lines:assert_lines_are_rounded",
+        "billing/fct_invoices:assert_invoice_totals_are_lines_plus_tax",
+        "billing/fct_receivables_aging:assert_receivables_aging_adds_up",
+        "payments/stripe_invoice_status:invoices_finalized",
     } <= checks
 
 

@@ -422,11 +422,11 @@ def test_final_invoice_pdf_is_itemized(period):
         "Tier 1: 0 to 2,000",
         "Tier 2: 2,000 to unbounded",
         "10% off (max 3.00)",
-        "-3.00",
+        "-$3.00",
         "Build credits",
-        "41.00 USD",
-        "11.00 USD",
-        "27.00 USD",
+        "Subtotal $41.00",
+        "Prepaid credits applied -$11.00",
+        "Total due $27.00",
     ):
         assert expected in text, expected
 

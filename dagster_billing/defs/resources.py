@@ -14,6 +14,7 @@ from pydantic import Field
 
 from dagster_billing.defs.dbt.project import DBT_EXECUTABLE, billing_project
 from dagster_billing.lib.environ import scoped_environ
+from dagster_billing.lib.warehouse_lock import retry_while_locked
 from dagster_billing.paths import DBT_PROJECT_DIR, PLANS_DIR, SEEDS_DIR
 
 
@@ -60,16 +61,31 @@ class BillingWarehouse(dg.ConfigurableResource):
         with scoped_environ(values):
             yield
 
+    @property
+    def analytics_dir(self) -> Path:
+        return self.root / "analytics"
+
     @contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection to the warehouse; a lock held by another process is waited for."""
         self.root.mkdir(parents=True, exist_ok=True)
-        connection = duckdb.connect(
-            str(self.duckdb_path), read_only=read_only, config=duckdb_config()
+        connection = retry_while_locked(
+            lambda: duckdb.connect(
+                str(self.duckdb_path), read_only=read_only, config=duckdb_config()
+            ),
+            self.duckdb_path,
+            logger=dg.get_dagster_logger(),
         )
         try:
             yield connection
         finally:
             connection.close()
+
+    def wait_until_writable(self) -> None:
+        """Return once no other process holds the warehouse (before a dbt invocation, which
+        would fail at once on a lock)."""
+        with self.connect():
+            pass
 
 
 DUCKDB_POOL = "duckdb"

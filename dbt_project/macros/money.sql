@@ -97,3 +97,16 @@
         end
     as bigint)
 {%- endmacro %}
+
+{#- Integer minor units (an API's cents) back to a decimal amount in major units, exactly. -#}
+{% macro from_minor_units(amount_minor, minor_units) -%}
+    cast(
+        case {{ minor_units }}
+            when 0 then cast({{ amount_minor }} as {{ money_type() }})
+            when 1 then cast({{ amount_minor }} as {{ money_type() }}) * cast(0.1 as decimal(2,1))
+            when 2 then cast({{ amount_minor }} as {{ money_type() }}) * cast(0.01 as decimal(3,2))
+            when 3 then cast({{ amount_minor }} as {{ money_type() }}) * cast(0.001 as decimal(4,3))
+            when 4 then cast({{ amount_minor }} as {{ money_type() }}) * cast(0.0001 as decimal(5,4))
+        end
+    as {{ money_type() }})
+{%- endmacro %}
