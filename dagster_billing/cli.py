@@ -487,6 +487,35 @@ def watch(data_dir: Path, interval: float, once: bool) -> None:
         watch_loop(data_dir, interval=interval, once=once, echo=click.echo)
 
 
+@main.command()
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), envvar="BILLING_DATA_DIR", required=True
+)
+@click.option(
+    "--fail-dead-runs",
+    is_flag=True,
+    help="Mark started runs whose process is gone as failed and free their pool slots.",
+)
+def doctor(data_dir: Path, fail_dead_runs: bool) -> None:
+    """Is anything accepted stranded? Exit 1 if so.
+
+    Landing files not landed, events the API acknowledged that are not in the warehouse, runs of
+    $DAGSTER_HOME whose process is gone (they would hold the duckdb pool)."""
+    import os
+
+    from dagster_billing.doctor import diagnose
+
+    instance = None
+    if os.environ.get("DAGSTER_HOME"):
+        import dagster as dg
+
+        instance = dg.DagsterInstance.get()
+    diagnosis = diagnose(data_dir, instance=instance, fail_dead_runs=fail_dead_runs)
+    click.echo(diagnosis.text())
+    if diagnosis.problems:
+        sys.exit(1)
+
+
 @main.group()
 def analytics() -> None:
     """The published analytics snapshots (read-only copies of the marts, one per pipeline run)."""

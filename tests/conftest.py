@@ -109,3 +109,10 @@ def close_period(
 def query(warehouse, sql: str, params: list | None = None) -> list[tuple]:
     with warehouse.connect(read_only=True) as connection:
         return connection.execute(sql, params or []).fetchall()
+
+
+def query_raw(warehouse, sql: str, params: list | None = None) -> list[tuple]:
+    """The committed raw layer (Parquet) as raw.<table>, without opening the warehouse: what a
+    landing wrote, with or without a dbt run after it."""
+    with warehouse.raw_store.connect() as connection:
+        return connection.execute(sql, params or []).fetchall()

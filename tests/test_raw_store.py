@@ -10,7 +10,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from dagster_billing.defs.ingest.landing import land_files
+from dagster_billing.defs.ingest.landing import LandingError, land_files
 from dagster_billing.defs.ingest.raw_store import RAW_TABLES, RawStore, raw_schema
 from dagster_billing.lib.spark_tables import publish_spark_tables
 
@@ -80,7 +80,7 @@ def test_a_crashed_landing_is_never_read_and_is_removed_by_the_next(tmp_path, mo
         raise OSError("disk full")
 
     monkeypatch.setattr(RawStore, "write_batch", crash_before_the_ledger)
-    with pytest.raises(OSError):
+    with pytest.raises(LandingError, match=r"writing b\.ndjson to the raw layer failed: disk full"):
         land_files(store, [_file(landing, "b.ndjson", "e2")], landing_dir=landing)
     monkeypatch.undo()
     # The crashed batch's data files are on disk, its ledger is empty: not committed.

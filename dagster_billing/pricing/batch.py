@@ -10,7 +10,6 @@ priced in Python: amounts are shipped as dbt computed them.
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
 import json
 import os
@@ -27,6 +26,7 @@ from typing import Any
 
 from dagster_billing.defs import groups
 from dagster_billing.defs.dbt.partitions import USAGE_DAY_PARTITIONS
+from dagster_billing.lib.csv_safe import write_csv
 from dagster_billing.lib.money import format_decimal, format_money
 from dagster_billing.paths import DBT_PROJECT_DIR, SEEDS_DIR
 from dagster_billing.pricing.inputs import (
@@ -299,14 +299,8 @@ def write_outputs(invoices: Table, lines: Table, out_dir: Path) -> list[str]:
         ("invoices.csv", invoices, invoice_rows),
         ("invoice_lines.csv", lines, line_rows),
     ):
-        with (out_dir / name).open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(
-                handle, fieldnames=[column for column, _ in columns], lineterminator="\n"
-            )
-            writer.writeheader()
-            writer.writerows(
-                {key: "" if value is None else value for key, value in row.items()} for row in rows
-            )
+        header = [column for column, _ in columns]
+        write_csv(out_dir / name, header, ([row[column] for column in header] for row in rows))
     return ["invoices.json", "invoices.csv", "invoice_lines.csv"]
 
 

@@ -10,7 +10,6 @@ compared in SQL. The warehouse and its invoices are never written.
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import tempfile
@@ -21,6 +20,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
+from dagster_billing.lib.csv_safe import write_csv
 from dagster_billing.lib.money import format_money
 from dagster_billing.pricing.plans import (
     DRAFTS_DIR,
@@ -235,13 +235,10 @@ def write_report(
         ("by_account.csv", accounts),
         ("totals.csv", totals),
     ):
-        path = report_dir / name
-        with path.open("w", newline="", encoding="utf-8") as handle:
-            fields = list(rows[0]) if rows else ["currency"]
-            writer = csv.DictWriter(handle, fieldnames=fields, lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
-        written.append(path)
+        fields = list(rows[0]) if rows else ["currency"]
+        written.append(
+            write_csv(report_dir / name, fields, ([row[field] for field in fields] for row in rows))
+        )
     summary = report_dir / "summary.json"
     summary.write_text(
         json.dumps(

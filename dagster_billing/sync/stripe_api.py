@@ -177,13 +177,25 @@ class StripeApi:
         ).value.to_dict()
 
     def list_all(self, resource: str, **params: Any) -> list[dict[str, Any]]:
+        """Every object, a page (100) at a time. Each page is one request through the retry
+        policy, so a 5xx or timeout on page 7 retries page 7 (stripe-python's
+        `auto_paging_iter` would raise it unclassified)."""
         service = self._service(resource)
-
-        def fetch() -> list[dict[str, Any]]:
-            page = self._classified(lambda: service.list(params={"limit": 100, **params}))
-            return [obj.to_dict() for obj in page.auto_paging_iter()]
-
-        return call_with_retries(self.retry, counter=self.counter, call=fetch).value
+        objects: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            page_params = {"limit": 100, **params, **({"starting_after": after} if after else {})}
+            page = call_with_retries(
+                self.retry,
+                counter=self.counter,
+                call=lambda page_params=page_params: self._classified(
+                    lambda: service.list(params=page_params)
+                ),
+            ).value
+            objects += [obj.to_dict() for obj in page.data]
+            if not page.has_more or not page.data:
+                return objects
+            after = page.data[-1].id
 
     def close(self) -> None:
         self.session.close()

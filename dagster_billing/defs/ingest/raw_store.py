@@ -27,6 +27,7 @@ from datetime import date
 from functools import cache
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pyarrow.parquet as pq
 import yaml
@@ -80,6 +81,11 @@ def batch_id(first_file_seq: int, file_hashes: list[str]) -> str:
     landing retried after a crash overwrites its own leftovers."""
     digest = hashlib.sha256("\n".join(file_hashes).encode()).hexdigest()[:12]
     return f"{first_file_seq:010d}-{digest}"
+
+
+def _sql_strings(values: list[str]) -> str:
+    """String literals, comma-separated ('' for none: no value here is empty)."""
+    return ", ".join("'" + value.replace("'", "''") + "'" for value in values) or "''"
 
 
 def _write_atomically(frame: pl.DataFrame, path: Path) -> None:
@@ -178,6 +184,33 @@ class RawStore:
                 / PART_FILE
             )
             _write_atomically(frame, path)
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """An in-memory DuckDB connection with the committed raw tables as views raw.<table>
+        (typed and empty before anything landed): what Python readers that must not wait for
+        the warehouse's write lock (the acknowledgement check, `billing doctor`) query."""
+        connection = duckdb.connect()
+        try:
+            connection.execute("create schema raw")
+            committed = _sql_strings(self.ledger()["batch_id"].to_list())
+            for table in RAW_TABLES:
+                files = [str(path) for path in self._files(table)]
+                types = raw_schema_sql_types(table)
+                if files:
+                    relation = (
+                        f"select {', '.join(types)} from read_parquet([{_sql_strings(files)}], "
+                        f"union_by_name = true) where batch_id in ({committed})"
+                    )
+                else:
+                    nulls = ", ".join(
+                        f"cast(null as {sql}) as {name}" for name, sql in types.items()
+                    )
+                    relation = f"select {nulls} where false"
+                connection.execute(f"create view raw.{table} as {relation}")
+            yield connection
+        finally:
+            connection.close()
 
     def row_counts(self) -> dict[str, int]:
         """Committed rows per raw table, from the Parquet footers."""

@@ -1,8 +1,8 @@
 """CSV exports for finance and customers: invoices, invoice lines and credit notes per billing
 period, usage per account and period (meter totals, and per dimension value for meters that have
-one). Exact decimal strings; byte-stable for the same data."""
+one). Exact decimal strings; byte-stable for the same data. Written through `lib.csv_safe`, so no
+cell is a spreadsheet formula."""
 
-import csv
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +21,7 @@ from dagster_billing.defs.invoicing.queries import (
     fetch_usage_daily_by_dimension,
 )
 from dagster_billing.defs.resources import DUCKDB_POOL, BillingWarehouse
+from dagster_billing.lib.csv_safe import write_csv
 from dagster_billing.lib.money import format_decimal, format_money
 
 INVOICES_KEY = dg.AssetKey(["billing", "fct_invoices"])
@@ -143,12 +144,9 @@ def _csv_value(column: str, row: dict) -> str:
 
 
 def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows([_csv_value(column, row) for column in columns] for row in rows)
-    return path
+    return write_csv(
+        path, columns, ([_csv_value(column, row) for column in columns] for row in rows)
+    )
 
 
 def _by_month(rows: list[dict], date_column: str) -> dict[str, list[dict]]:
