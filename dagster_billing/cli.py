@@ -506,11 +506,14 @@ def doctor(data_dir: Path, fail_dead_runs: bool) -> None:
     from dagster_billing.doctor import diagnose
 
     instance = None
-    if os.environ.get("DAGSTER_HOME"):
+    home = os.environ.get("DAGSTER_HOME")
+    if home and Path(home).is_dir():
         import dagster as dg
 
         instance = dg.DagsterInstance.get()
     diagnosis = diagnose(data_dir, instance=instance, fail_dead_runs=fail_dead_runs)
+    if home and instance is None:
+        diagnosis.notes.append(f"runs not checked: DAGSTER_HOME {home} does not exist yet")
     click.echo(diagnosis.text())
     if diagnosis.problems:
         sys.exit(1)

@@ -27,6 +27,8 @@ REFERENCE_FILES = (
 def dbt_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """dagster-dbt needs manifest.json at import; outside `dagster dev` nothing builds it."""
     os.environ.setdefault("BILLING_DATA_DIR", str(tmp_path_factory.mktemp("parse-data")))
+    # `make` exports the developer's DAGSTER_HOME; tests that need an instance make their own.
+    os.environ.pop("DAGSTER_HOME", None)
     # dagster-dbt's preparer looks for `dbt` on PATH: use the one beside this interpreter.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     from dagster_billing.defs.dbt.project import billing_project
