@@ -16,7 +16,7 @@ export BILLING_SEEDS_DIR ?= ../seeds
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install manifest postgres-server demo test dev lint format lock clean bench fakes sync-demo serve watch bench-ingest bench-ingest-latency
+.PHONY: install manifest postgres-server demo test test-fast dev lint format lock clean bench fakes sync-demo serve watch bench-ingest bench-ingest-latency
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -67,8 +67,16 @@ postgres-server:
 		echo "PostgreSQL server binaries not found and not root: the Postgres tests will be skipped"; \
 	fi
 
+# The whole suite (what CI runs), on two workers: xdist_group keeps each shared warehouse's users
+# on the worker that built it (docs/testing.md). Prints its duration and the 15 slowest tests.
+TEST_WORKERS ?= 2
+PYTEST_ARGS ?=
 test: manifest postgres-server
-	$(BIN)/pytest
+	time $(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=15 $(PYTEST_ARGS)
+
+# The inner loop: unit tests and dbt's unit tests, no end-to-end runs (`slow`), in under 2 minutes.
+test-fast: manifest
+	time $(BIN)/pytest -m "not slow" --durations=15 $(PYTEST_ARGS)
 
 dev: manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
