@@ -46,6 +46,7 @@ REFERENCE_FILES = (
     "meters.csv",
     "currencies.csv",
     "issuers.csv",
+    "tax_rates.csv",
 )
 GENERATED_EVENTS = 20_000
 GENERATED_AS_OF = "2026-03-10T00:00:00"

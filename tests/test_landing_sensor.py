@@ -199,7 +199,7 @@ def test_a_posted_event_is_rated_and_read_back(tmp_path, monkeypatch):
         assert {
             "raw/usage_events",
             "billing/fct_rated_usage",
-            "exports/api_snapshot",
+            "analytics/snapshot",
         } <= materialized
         assert "billing/fct_invoices" not in materialized
         assert rated_quantity() == Decimal("107.5")

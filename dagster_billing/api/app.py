@@ -147,7 +147,7 @@ def _error_response(error: ApiError) -> Response:
 def create_app(settings: ApiSettings) -> FastAPI:
     writer = LandingWriter(settings)
     authenticate = Authenticator(settings)
-    snapshots = SnapshotReader(settings.snapshot_dir)
+    snapshots = SnapshotReader(settings.data_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -43,6 +43,7 @@ from dagster_billing.defs.ingest.schemas import (
     parse_raw_rows,
     quarantine_reasons_screened,
 )
+from dagster_billing.lib.fsync import fsync_path
 
 # A written file is marked landed with the next group's claim, or after this long idle.
 CONFIRM_AFTER_SECONDS = 0.05
@@ -465,14 +466,6 @@ def _landing_line(row: tuple, received_at: str) -> bytes:
     return orjson.dumps(line) + b"\n"
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_durably(path: Path, data: bytes) -> None:
     """Write a whole file so that once this returns it survives a crash, and so that readers
     never see part of it: temporary hidden name, fsync, rename, fsync of the directory."""
@@ -480,7 +473,7 @@ def write_durably(path: Path, data: bytes) -> None:
     if not directory.exists():
         directory.mkdir(parents=True, exist_ok=True)
         for ancestor in (directory.parent, directory.parent.parent):
-            _fsync_dir(ancestor)
+            fsync_path(ancestor)
     temporary = directory / f".{path.name}.tmp"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
@@ -492,4 +485,4 @@ def write_durably(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(temporary, path)
-    _fsync_dir(directory)
+    fsync_path(directory)

@@ -1,5 +1,6 @@
 """CSV exports for finance and customers: invoices, invoice lines and credit notes per billing
-period, usage per account and period. Exact decimal strings; byte-stable for the same data."""
+period, usage per account and period (meter totals, and per dimension value for meters that have
+one). Exact decimal strings; byte-stable for the same data."""
 
 import csv
 from collections import defaultdict
@@ -8,12 +9,16 @@ from pathlib import Path
 
 import dagster as dg
 
+from dagster_billing.defs import groups
 from dagster_billing.defs.invoicing.queries import (
+    USAGE_DAILY_BY_DIMENSION_COLUMNS,
+    USAGE_DAILY_COLUMNS,
     fetch_credit_note_lines,
     fetch_credit_notes,
     fetch_invoice_lines,
     fetch_invoices,
     fetch_usage_daily,
+    fetch_usage_daily_by_dimension,
 )
 from dagster_billing.defs.resources import DUCKDB_POOL, BillingWarehouse
 from dagster_billing.lib.money import format_decimal, format_money
@@ -23,13 +28,18 @@ LINES_KEY = dg.AssetKey(["billing", "fct_invoice_lines"])
 CREDIT_NOTES_KEY = dg.AssetKey(["billing", "fct_credit_notes"])
 CREDIT_NOTE_LINES_KEY = dg.AssetKey(["billing", "fct_credit_note_lines"])
 USAGE_DAILY_KEY = dg.AssetKey(["billing", "fct_usage_daily"])
+USAGE_DAILY_BY_DIMENSION_KEY = dg.AssetKey(["billing", "fct_usage_daily_by_dimension"])
 
 INVOICE_CSV_COLUMNS = (
     "invoice_id",
     "invoice_number",
     "status",
+    "issuer_id",
     "account_id",
     "account_name",
+    "customer_legal_name",
+    "customer_country",
+    "customer_tax_id",
     "period_start",
     "period_end",
     "plan_code",
@@ -38,9 +48,14 @@ INVOICE_CSV_COLUMNS = (
     "line_count",
     "subtotal",
     "discount_total",
+    "tax_total",
     "credits_applied",
     "total",
     "issued_on",
+    "payment_terms_days",
+    "due_on",
+    "tax_code",
+    "tax_treatment",
     "recalculated_at",
 )
 LINE_CSV_COLUMNS = (
@@ -60,6 +75,9 @@ LINE_CSV_COLUMNS = (
     "description",
     "quantity",
     "unit_price",
+    "base_amount",
+    "rate_percent",
+    "tax_code",
     "amount",
     "corrects_invoice_id",
     "instrument_id",
@@ -69,37 +87,48 @@ CREDIT_NOTE_CSV_COLUMNS = (
     "credit_note_number",
     "invoice_id",
     "invoice_number",
+    "issuer_id",
     "account_id",
+    "customer_legal_name",
+    "customer_tax_id",
     "currency",
     "issued_on",
     "reason",
     "line_count",
+    "tax_code",
+    "tax_total",
     "total",
 )
 CREDIT_NOTE_LINE_CSV_COLUMNS = (
     "credit_note_id",
     "credit_note_number",
     "line_number",
+    "line_type",
     "invoice_id",
     "corrects_line_id",
     "charge_id",
     "meter_code",
     "description",
+    "base_amount",
+    "rate_percent",
+    "tax_code",
     "amount",
 )
-USAGE_CSV_COLUMNS = (
-    "usage_day",
-    "meter_code",
-    "dimension_value",
-    "aggregation",
-    "event_count",
+# A usage file is one account's billing period: those two columns are in its path.
+USAGE_CSV_COLUMNS = tuple(c for c in USAGE_DAILY_COLUMNS if c not in ("account_id", "period_start"))
+USAGE_BY_DIMENSION_CSV_COLUMNS = tuple(
+    c for c in USAGE_DAILY_BY_DIMENSION_COLUMNS if c not in ("account_id", "period_start")
+)
+MONEY_COLUMNS = {"subtotal", "discount_total", "tax_total", "credits_applied", "total", "amount"}
+DECIMAL_COLUMNS = {
+    "quantity",
+    "unit_price",
+    "base_amount",
+    "rate_percent",
     "sum_value",
     "max_value",
     "last_value",
-    "unique_count",
-)
-MONEY_COLUMNS = {"subtotal", "discount_total", "credits_applied", "total", "amount"}
-DECIMAL_COLUMNS = {"quantity", "unit_price", "sum_value", "max_value", "last_value"}
+}
 
 
 def _csv_value(column: str, row: dict) -> str:
@@ -176,15 +205,25 @@ def write_credit_note_exports(
     return written
 
 
-def write_usage_exports(usage: list[dict], exports_dir: Path) -> list[Path]:
-    """usage/<YYYY-MM>/<account_id>.csv: each account's usage per UTC day, meter and dimension."""
-    by_file: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for row in usage:
-        by_file[(row["period_start"].strftime("%Y-%m"), row["account_id"])].append(row)
-    return [
-        _write_csv(exports_dir / "usage" / period / f"{account}.csv", USAGE_CSV_COLUMNS, rows)
-        for (period, account), rows in sorted(by_file.items())
-    ]
+def write_usage_exports(
+    usage: list[dict], by_dimension: list[dict], exports_dir: Path
+) -> list[Path]:
+    """usage/<YYYY-MM>/<account_id>.csv: each account's usage per UTC day and meter (all
+    dimension values together, so columns sum to totals), and <account_id>.by_dimension.csv per
+    dimension value of the meters that have one (model, region)."""
+    written = []
+    for rows, suffix, columns in (
+        (usage, "", USAGE_CSV_COLUMNS),
+        (by_dimension, ".by_dimension", USAGE_BY_DIMENSION_CSV_COLUMNS),
+    ):
+        by_file: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        for row in rows:
+            by_file[(row["period_start"].strftime("%Y-%m"), row["account_id"])].append(row)
+        written += [
+            _write_csv(exports_dir / "usage" / period / f"{account}{suffix}.csv", columns, group)
+            for (period, account), group in sorted(by_file.items())
+        ]
+    return sorted(written)
 
 
 def _export_result(
@@ -209,7 +248,7 @@ def _read(warehouse: BillingWarehouse, *fetchers: Callable) -> list[list[dict]]:
 @dg.asset(
     key=["exports", "invoice_csv"],
     deps=[INVOICES_KEY, LINES_KEY, CREDIT_NOTES_KEY, CREDIT_NOTE_LINES_KEY],
-    group_name="exports",
+    group_name=groups.EXPORTS,
     kinds={"csv"},
     pool=DUCKDB_POOL,
 )
@@ -235,13 +274,15 @@ def invoice_csv_exports(
 
 @dg.asset(
     key=["exports", "usage_csv"],
-    deps=[USAGE_DAILY_KEY],
-    group_name="exports",
+    deps=[USAGE_DAILY_KEY, USAGE_DAILY_BY_DIMENSION_KEY],
+    group_name=groups.EXPORTS,
     kinds={"csv"},
     pool=DUCKDB_POOL,
 )
 def usage_csv_exports(warehouse: BillingWarehouse) -> dg.MaterializeResult:
-    """Per-account usage by UTC day, meter and dimension, one file per account and billing period."""
-    [usage] = _read(warehouse, fetch_usage_daily)
-    written = write_usage_exports(usage, warehouse.exports_dir)
-    return _export_result(warehouse, written, "usage", rows=len(usage))
+    """Per-account usage by UTC day and meter (and per dimension value), per billing period."""
+    usage, by_dimension = _read(warehouse, fetch_usage_daily, fetch_usage_daily_by_dimension)
+    written = write_usage_exports(usage, by_dimension, warehouse.exports_dir)
+    return _export_result(
+        warehouse, written, "usage", rows=len(usage), by_dimension_rows=len(by_dimension)
+    )
