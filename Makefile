@@ -21,7 +21,7 @@ export PATH := $(BIN):$(PATH)
 # mkdocs-material prints an end-of-life banner on every build; nothing here to act on.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install manifest postgres-server browser demo test docs docs-check docs-generate dbt-docs dev lint format lock clean bench fakes sync-demo serve watch bench-ingest bench-ingest-latency spark-parity
+.PHONY: install manifest postgres-server browser demo test test-fast docs docs-check docs-generate dbt-docs dev lint format lock clean bench fakes sync-demo serve watch bench-ingest bench-ingest-latency spark-parity
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -79,8 +79,16 @@ postgres-server:
 browser:
 	$(call apt-install,command -v chromium,chromium,the browser tests)
 
+# The whole suite (what CI runs), on two workers: xdist_group keeps each shared warehouse's users
+# on the worker that built it (docs/testing.md). Prints its duration and the 15 slowest tests.
+TEST_WORKERS ?= 2
+PYTEST_ARGS ?=
 test: manifest postgres-server browser docs-check
-	$(BIN)/pytest
+	time $(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=15 $(PYTEST_ARGS)
+
+# The inner loop: unit tests and dbt's unit tests, no end-to-end runs (`slow`), in under 2 minutes.
+test-fast: manifest
+	time $(BIN)/pytest -m "not slow" --durations=15 $(PYTEST_ARGS)
 
 # The docs site (mkdocs-material, mkdocs.yml): `make docs` serves it; docs-check builds it strictly
 # (a broken link, a page missing from the nav or a stale generated page fails), in `make test`.

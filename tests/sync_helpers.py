@@ -4,7 +4,6 @@ Dagster resources pointing at them."""
 from __future__ import annotations
 
 import json
-import shutil
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,10 +14,14 @@ from dagster_billing.paths import SEEDS_DIR
 from tests.conftest import (
     close_period,
     copy_reference_seeds,
+    copy_warehouse,
     make_warehouse,
     query,
     run_pipeline,
 )
+
+# copy_warehouse lives in conftest; tests of the reverse ETL import it from here too.
+__all__ = ["copy_warehouse"]
 
 # Two USD plans, one EUR plan, one JPY plan: 4 customers, 8 final invoices over January-February
 # 2026 (the clock of `make demo`: after February's grace period, both months closed).
@@ -59,12 +62,6 @@ def build_billed_warehouse(root: Path):
     run_pipeline(warehouse, as_of=BILLED_AS_OF)
     close_period(warehouse, "2026-02-01", as_of=BILLED_AS_OF)
     return warehouse
-
-
-def copy_warehouse(source, root: Path):
-    """A private copy of a billed warehouse (DuckDB file and landing files) for one test."""
-    shutil.copytree(source.root, root / "data")
-    return make_warehouse(root, seeds_dir=Path(source.seeds_dir))
 
 
 def resources(warehouse, fakes, **overrides) -> dict:

@@ -27,12 +27,12 @@ def test_every_dbt_unit_test_passes(tmp_path):
     warehouse = make_warehouse(tmp_path)
     warehouse.root.mkdir(parents=True)
     target = tmp_path / "target"
-    # Unit tests read their inputs' column types from the warehouse: build every model empty
-    # (the raw sources are typed empty views until something lands: macros/raw_sources.sql).
-    built = _dbt(warehouse, target, "build", "--empty", "--exclude-resource-type", "unit_test")
-    assert built.returncode == 0, built.stdout[-4000:]
 
-    tested = _dbt(warehouse, target, "test", "--select", "test_type:unit")
+    # One dbt invocation. Unit tests read their inputs' column types from the warehouse: `build`
+    # builds every model empty (unit tests ignore --empty; the raw sources are typed empty views
+    # until something lands: macros/raw_sources.sql) and runs each model's unit tests before it;
+    # data tests on empty tables would prove nothing and are left out.
+    tested = _dbt(warehouse, target, "build", "--empty", "--exclude-resource-type", "test")
 
     assert tested.returncode == 0, tested.stdout[-6000:]
     results = json.loads((target / "run_results.json").read_text())["results"]

@@ -23,7 +23,8 @@ import dagster as dg
 import pytest
 from pypdf import PdfReader
 
-from dagster_billing.lib.dbt_args import dbt_build_args
+from dagster_billing.lib.dbt_args import dbt_build_args, run_environment
+from dagster_billing.lib.environ import scoped_environ
 from dagster_billing.lib.webhooks import (
     EVENT_ID_HEADER,
     SIGNATURE_HEADER,
@@ -31,6 +32,8 @@ from dagster_billing.lib.webhooks import (
     verify_signature,
 )
 from tests.conftest import FIXTURES, case_warehouse, close_period, query
+
+pytestmark = pytest.mark.slow
 
 CASE = FIXTURES / "lifecycle"
 JANUARY = "2026-01-01"
@@ -98,12 +101,14 @@ def _land(warehouse) -> None:
 
 
 def _dbt(command: str, warehouse, target: Path, **dbt_vars: str) -> None:
-    """dbt as a Dagster run invokes it: a dbt process with the run's vars (`build` runs the data
-    tests too; a few intermediate steps only `run`, to keep the test quick)."""
+    """dbt as a Dagster run invokes it: a dbt process with the run's vars in its environment
+    (`build` runs the data tests too; a few intermediate steps only `run`, to keep the test
+    quick). One target folder for the module: every step after the first parses only what
+    changed."""
     from dagster_billing.defs.dbt.project import DBT_EXECUTABLE
     from dagster_billing.paths import DBT_PROJECT_DIR
 
-    with warehouse.dbt_environment():
+    with warehouse.dbt_environment(), scoped_environ(run_environment(dbt_vars)):
         completed = subprocess.run(
             [
                 DBT_EXECUTABLE,
@@ -111,8 +116,6 @@ def _dbt(command: str, warehouse, target: Path, **dbt_vars: str) -> None:
                 "--quiet",
                 "--target-path",
                 str(target),
-                "--vars",
-                json.dumps(dbt_vars),
             ],
             cwd=DBT_PROJECT_DIR,
             capture_output=True,

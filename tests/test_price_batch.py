@@ -182,6 +182,7 @@ def test_bad_quantities_are_refused_with_row_and_reason(tmp_path, row, message):
         write_usage(usage, tmp_path / "landing", read_meters(SEEDS_DIR / "meters.csv"))
 
 
+@pytest.mark.slow
 def test_one_run_prices_100_accounts_on_100_plans(tmp_path):
     inputs = write_batch(tmp_path / "in")
     out = tmp_path / "out"

@@ -166,6 +166,7 @@ def _invoice(invoices: list[dict], account: str, period: str = "2026-01-01") -> 
     return invoice
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("account", "expected_total", "source"),
     [(account, total, source) for account, _, _, total, source in EXAMPLES],
@@ -185,6 +186,7 @@ def _lines(invoices, account) -> list[tuple[str, str | None, str]]:
     ]
 
 
+@pytest.mark.slow
 def test_every_account_gets_one_january_invoice(priced):
     summary, invoices, _ = priced
     assert sorted(i["account_id"] for i in invoices if i["period_start"] == "2026-01-01") == sorted(
@@ -194,6 +196,7 @@ def test_every_account_gets_one_january_invoice(priced):
     assert summary["outcomes"] == {"accepted": sum(len(v or []) for _, _, v, _, _ in EXAMPLES)}
 
 
+@pytest.mark.slow
 def test_adjustment_lines_follow_their_charges(priced):
     _, invoices, _ = priced
     assert sorted(_lines(invoices, "openmeter_overage_1000")) == [
@@ -216,6 +219,7 @@ def test_adjustment_lines_follow_their_charges(priced):
     ]
 
 
+@pytest.mark.slow
 def test_version_change_splits_the_period_by_days(priced):
     _, invoices, _ = priced
     lines = _invoice(invoices, "mid_change")["lines"]
@@ -228,6 +232,7 @@ def test_version_change_splits_the_period_by_days(priced):
     assert _invoice(invoices, "mid_change")["plan_version"] == 2
 
 
+@pytest.mark.slow
 def test_in_advance_fees_bill_the_first_month_prorated_and_the_next(priced):
     _, invoices, _ = priced
     lines = _invoice(invoices, "trial_advance")["lines"]
@@ -237,6 +242,7 @@ def test_in_advance_fees_bill_the_first_month_prorated_and_the_next(priced):
     ]
 
 
+@pytest.mark.slow
 def test_outputs_are_json_and_csv_with_exact_decimal_strings(priced):
     _, invoices, out = priced
     with (out / "invoices.csv").open(newline="") as handle:

@@ -21,7 +21,7 @@ from dagster_dbt import DbtCliResource, dbt_assets
 from dagster_billing.defs.dbt.partitions import BILLING_PERIOD_PARTITIONS, USAGE_DAY_PARTITIONS
 from dagster_billing.defs.dbt.project import billing_project
 from dagster_billing.defs.dbt.translator import BillingTranslator
-from dagster_billing.defs.resources import DUCKDB_POOL, BillingWarehouse
+from dagster_billing.defs.resources import DUCKDB_POOL, BillingWarehouse, dbt_invocation_target
 from dagster_billing.lib.dbt_args import (
     dbt_build_args,
     finalization_vars,
@@ -65,8 +65,15 @@ def stream_dbt(
     # dagster-dbt reads DBT_INDIRECT_SELECTION when it builds the command line; the subprocess
     # inherits the run vars (read by the run_var macro) from the environment.
     environment = {"DBT_INDIRECT_SELECTION": "buildable"} | run_environment(dbt_vars)
-    with warehouse.dbt_environment(), scoped_environ(environment):
-        yield from _dbt_waiting_for_lock(context, dbt, warehouse, args, **cli_kwargs)
+    name = f"{context.op_execution_context.op.name}-{context.run.run_id[:7]}"
+    with (
+        dbt_invocation_target(warehouse, name) as target_path,
+        warehouse.dbt_environment(),
+        scoped_environ(environment),
+    ):
+        yield from _dbt_waiting_for_lock(
+            context, dbt, warehouse, args, target_path=target_path, **cli_kwargs
+        )
 
 
 def _dbt_waiting_for_lock(context, dbt, warehouse: BillingWarehouse, args: list[str], **cli_kwargs):
