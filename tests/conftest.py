@@ -214,6 +214,8 @@ def query_raw(warehouse, sql: str, params: list | None = None) -> list[tuple]:
     landing wrote, with or without a dbt run after it."""
     with warehouse.raw_store.connect() as connection:
         return connection.execute(sql, params or []).fetchall()
+
+
 class Built(NamedTuple):
     """A shared warehouse and the result of the run that built it."""
 
