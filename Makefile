@@ -72,6 +72,19 @@ postgres-server:
 		echo "PostgreSQL server binaries not found and not root: the Postgres tests will be skipped"; \
 	fi
 
+# Debian's Chromium for the browser tests (tests/browser.py drives it with Playwright; Playwright's
+# own browser download cannot be used here). Installed only when missing, and only as root with
+# apt-get; otherwise the browser tests are skipped, saying why.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then \
+		true; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Chromium (apt-get install chromium) ..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "chromium not found and not root: the browser tests will be skipped"; \
+	fi
+
 test: manifest postgres-server
 	$(BIN)/pytest
 
