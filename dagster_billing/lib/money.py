@@ -35,3 +35,23 @@ def format_decimal(value: Decimal | None) -> str:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text or "0"
+
+
+def format_currency_amount(amount: Decimal, currency: str, minor_units: int, locale: str) -> str:
+    """A rounded amount for people, in `locale` (babel): "$1,234.50", "1.234,50 €", "¥1,235".
+
+    The amount must already be rounded to `minor_units` (format_money checks it): babel rounds
+    half-even, so it is given the exact digits and told not to quantize them."""
+    from babel.numbers import format_currency
+
+    exact = Decimal(format_money(amount, minor_units))
+    return format_currency(exact, currency, locale=locale, decimal_quantization=False)
+
+
+def format_quantity(value: Decimal | None, locale: str) -> str:
+    """A quantity or unit price for people, every digit kept: "1,234.5", "0.00001"."""
+    from babel.numbers import format_decimal as babel_decimal
+
+    if value is None:
+        return ""
+    return babel_decimal(Decimal(format_decimal(value)), locale=locale, decimal_quantization=False)
