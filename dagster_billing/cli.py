@@ -326,6 +326,26 @@ def summary(data_dir: Path) -> None:
         )
     with warehouse.connect(read_only=True) as connection:
         click.echo(render_summary(connection, warehouse.exports_dir))
+        [(showcase,)] = connection.execute(
+            "select account_id from billing.fct_invoices"
+            " order by period_start desc, line_count desc, account_id limit 1"
+        ).fetchall() or [(None,)]
+    if showcase is not None:
+        click.echo(_demo_portal_link(data_dir, showcase))
+
+
+def _demo_portal_link(data_dir: Path, account_id: str) -> str:
+    """One portal link for the end of a run's summary. Without BILLING_PORTAL_SECRET, a local
+    secret file is created under the data directory (never in the repository) and said so."""
+    import os
+
+    from dagster_billing.portal.links import SECRET_ENV, init_secret_file, portal_link, secret_file
+
+    note = ""
+    if not os.environ.get(SECRET_ENV) and not secret_file(data_dir).is_file():
+        note = f" (signed with a new local secret, {init_secret_file(data_dir)}; set {SECRET_ENV} to use your own)"
+    link = portal_link(account_id, "7d", data_dir=data_dir)
+    return f"Customer portal of {account_id}, valid 7 days (`make serve` first){note}:\n  {link}"
 
 
 @main.command("invoice-pdf")
@@ -555,6 +575,58 @@ def api_keys_revoke(key_id: str, data_dir: Path) -> None:
     finally:
         state.close()
     click.echo(f"revoked {key_id}")
+
+
+@main.group()
+def portal() -> None:
+    """The customer portal: signed links to each account's pages (served by `billing serve`)."""
+
+
+@portal.command("link")
+@click.argument("account")
+@click.option(
+    "--expires",
+    default="7d",
+    show_default=True,
+    help="How long the link works: 30m, 12h, 7d, 2w (at most 90 days).",
+)
+@click.option(
+    "--base-url",
+    envvar="BILLING_PORTAL_URL",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="Where `billing serve` is reached (env BILLING_PORTAL_URL).",
+)
+@click.option(
+    "--seeds", "seeds_dir", type=click.Path(path_type=Path, exists=True), default=SEEDS_DIR
+)
+@_data_dir_option
+def portal_link_command(
+    account: str, expires: str, base_url: str, seeds_dir: Path, data_dir: Path
+) -> None:
+    """Print a signed URL that opens ACCOUNT's portal until it expires (like a Stripe customer
+    portal session). Signed with BILLING_PORTAL_SECRET (or the file `init-secret` writes)."""
+    from dagster_billing.api.settings import ApiSettings
+    from dagster_billing.portal.links import PortalNotConfigured, portal_link
+
+    if account not in ApiSettings(data_dir=data_dir, seeds_dir=seeds_dir).known_accounts():
+        raise click.ClickException(
+            f"unknown account {account!r} (not in {seeds_dir / 'accounts.csv'})"
+        )
+    try:
+        click.echo(portal_link(account, expires, data_dir=data_dir, base_url=base_url))
+    except (PortalNotConfigured, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+
+
+@portal.command("init-secret")
+@_data_dir_option
+def portal_init_secret(data_dir: Path) -> None:
+    """Create a local signing secret in $BILLING_DATA_DIR/portal/secret (mode 0600) if there is
+    none; BILLING_PORTAL_SECRET, when set, takes precedence over it."""
+    from dagster_billing.portal.links import init_secret_file
+
+    click.echo(str(init_secret_file(data_dir)))
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ COMMON = {
     "width": 960,
     "height": 260,
     "margin": 8,
+    "margin_right": 48,
     "spacing": 8,
     "show_y_guides": True,
     "no_data_text": "No usage",

@@ -42,44 +42,51 @@ def negotiate_locale(accept_language: str | None) -> str:
 
 
 class Formatter:
-    """The template's formatting functions for one request's locale."""
+    """The template's formatting functions for one request's locale. The babel Locale is parsed
+    once (babel parses a locale string again on every call) and dates are formatted once each."""
 
     def __init__(self, locale: str, minor_units: dict[str, int] | None = None) -> None:
         self.locale = locale
+        self._locale = Locale.parse(locale)
         self.minor_units = minor_units or {}
+        self._dates: dict[date, str] = {}
 
     def money(self, amount: Decimal | None, currency: str, minor_units: int | None = None) -> str:
         if amount is None:
             return ""
         if minor_units is None:
             minor_units = self.minor_units.get(currency, get_currency_precision(currency))
-        return format_currency_amount(amount, currency, minor_units, self.locale)
+        return format_currency_amount(amount, currency, minor_units, self._locale)
 
     def quantity(self, value: Decimal | int | None) -> str:
         if value is None:
             return ""
-        return format_quantity(Decimal(value), self.locale)
+        return format_quantity(Decimal(value), self._locale)
 
     def percent(self, percent: Decimal | None) -> str:
         """48.3 (per cent) -> "48.3%", every digit kept."""
         if percent is None:
             return ""
         return format_percent(
-            Decimal(percent) / 100, locale=self.locale, decimal_quantization=False
+            Decimal(percent) / 100, locale=self._locale, decimal_quantization=False
         )
 
     def date(self, value: date | None) -> str:
-        return "" if value is None else format_date(value, "medium", locale=self.locale)
+        if value is None:
+            return ""
+        if value not in self._dates:
+            self._dates[value] = format_date(value, "medium", locale=self._locale)
+        return self._dates[value]
 
     def datetime(self, value: datetime | None) -> str:
         """A UTC timestamp of the data (as_of, crossed_hour), labelled UTC."""
         if value is None:
             return ""
-        return format_datetime(value, "medium", tzinfo=None, locale=self.locale) + " UTC"
+        return format_datetime(value, "medium", tzinfo=None, locale=self._locale) + " UTC"
 
     def period(self, start: date, end: date) -> str:
         """A billing period [start, end) as people write it: "Feb 1 - 28, 2026"."""
-        return format_interval(start, end - timedelta(days=1), "yMMMd", locale=self.locale)
+        return format_interval(start, end - timedelta(days=1), "yMMMd", locale=self._locale)
 
     def month(self, value: date) -> str:
-        return format_date(value, "MMMM y", locale=self.locale)
+        return format_date(value, "MMMM y", locale=self._locale)

@@ -245,8 +245,9 @@ def _comparison(
         cursor,
         """
         select meter_code, any_value(unit) as unit,
-               sum(case when usage_day >= $current_start then quantity end) as current_quantity,
-               sum(case when usage_day < $previous_through then quantity end)
+               coalesce(sum(case when usage_day >= $current_start then quantity end), 0)
+                   as current_quantity,
+               coalesce(sum(case when usage_day < $previous_through then quantity end), 0)
                    as previous_quantity
         from (
             select meter_code, unit, usage_day,
