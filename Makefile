@@ -21,7 +21,7 @@ export BILLING_SEEDS_DIR ?= ../seeds
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install manifest postgres-server demo test dev docs lint format lock clean bench fakes sync-demo serve watch bench-ingest bench-ingest-latency
+.PHONY: install manifest postgres-server browser demo test dev docs lint format lock clean bench fakes sync-demo serve watch bench-ingest bench-ingest-latency bench-portal
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -85,7 +85,7 @@ browser:
 		echo "chromium not found and not root: the browser tests will be skipped"; \
 	fi
 
-test: manifest postgres-server
+test: manifest postgres-server browser
 	$(BIN)/pytest
 
 dev: manifest $(DAGSTER_HOME)/dagster.yaml
@@ -118,6 +118,11 @@ watch: manifest $(DAGSTER_HOME)/dagster.yaml
 # Load test of POST /v1/measurements (not part of `make test`); results in bench/results/.
 bench-ingest: install
 	$(BIN)/python bench/ingest_load.py --concurrency 1 2 4 8 --out bench/results/ingest_load.json
+
+# Customer portal: server time per page at 10M events over twelve billing periods (builds
+# bench/out/portal/data once); results in bench/results/portal.json.
+bench-portal: manifest
+	$(BIN)/python bench/portal_bench.py
 
 # POST -> visible in billing.fct_rated_usage, through `billing watch`.
 bench-ingest-latency: manifest
