@@ -331,7 +331,12 @@ def summary(data_dir: Path) -> None:
             " order by period_start desc, line_count desc, account_id limit 1"
         ).fetchall() or [(None,)]
     if showcase is not None:
-        click.echo(_demo_portal_link(data_dir, showcase))
+        from dagster_billing.portal.links import PortalNotConfigured
+
+        try:
+            click.echo(_demo_portal_link(data_dir, showcase))
+        except PortalNotConfigured as error:
+            click.echo(f"Customer portal: no link ({error})")
 
 
 def _demo_portal_link(data_dir: Path, account_id: str) -> str:

@@ -25,7 +25,7 @@ import duckdb
 from dagster_billing.analytics import current_snapshot_path, open_snapshot, snapshot_meta
 
 T = TypeVar("T")
-CACHE_ENTRIES = 4096  # per snapshot: pages x accounts x variants
+CACHE_ENTRIES = 1024  # per snapshot, least recently used out first (pages are up to ~100 KB)
 
 
 @dataclass
