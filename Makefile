@@ -6,12 +6,10 @@ BIN := $(CURDIR)/$(VENV)/bin
 EVENTS ?= 1000000
 # The demo's clock: after the grace period of February, so January and February are final.
 DEMO_AS_OF ?= 2026-03-05T00:00:00
-DEMO_DAY := $(firstword $(subst T, ,$(DEMO_AS_OF)))
 # The demo data's first day (`billing generate --start`, the partitions' start) and last closed
 # period: the demo's runs cover these ranges, so the UI shows those partitions done.
 DEMO_FIRST_DAY ?= 2026-01-01
 DEMO_LAST_PERIOD ?= 2026-02-01
-DEMO_FIRST_PERIOD := $(shell echo $(DEMO_FIRST_DAY) | cut -c1-7)-01
 SIZE ?= 10M
 
 export BILLING_DATA_DIR ?= $(CURDIR)/data
@@ -20,8 +18,10 @@ export BILLING_DATA_DIR ?= $(CURDIR)/data
 export BILLING_SEEDS_DIR ?= ../seeds
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export PATH := $(BIN):$(PATH)
+# mkdocs-material prints an end-of-life banner on every build; nothing here to act on.
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install manifest postgres-server browser demo test dev docs lint format lock clean bench fakes sync-demo serve watch bench-ingest bench-ingest-latency bench-portal
+.PHONY: install manifest postgres-server browser demo test docs docs-check docs-generate dbt-docs dev lint format lock clean bench fakes sync-demo serve watch bench-ingest bench-ingest-latency spark-parity bench-portal
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -40,14 +40,10 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $@
 
+# One line per stage on the terminal; the Dagster and dbt logs go to $(BILLING_DATA_DIR)/logs/demo.log.
 demo: manifest $(DAGSTER_HOME)/dagster.yaml
-	rm -rf $(BILLING_DATA_DIR)
-	$(BIN)/billing generate --events $(EVENTS) --start $(DEMO_FIRST_DAY) --out $(BILLING_DATA_DIR)/landing
-	$(BIN)/dagster job execute -m dagster_billing.definitions -j billing_pipeline \
-	    --tags '{"dagster/asset_partition_range_start": "$(DEMO_FIRST_DAY)", "dagster/asset_partition_range_end": "$(DEMO_DAY)", "billing/as_of": "$(DEMO_AS_OF)"}'
-	$(BIN)/dagster job execute -m dagster_billing.definitions -j close_billing_period \
-	    --tags '{"dagster/asset_partition_range_start": "$(DEMO_FIRST_PERIOD)", "dagster/asset_partition_range_end": "$(DEMO_LAST_PERIOD)", "billing/as_of": "$(DEMO_AS_OF)"}'
-	$(BIN)/billing summary
+	@$(BIN)/billing demo --fresh --events $(EVENTS) --first-day $(DEMO_FIRST_DAY) \
+	    --as-of $(DEMO_AS_OF) --close-period $(DEMO_LAST_PERIOD)
 
 # Local NetSuite, Salesforce (HTTPS) and Stripe contract servers on 127.0.0.1:8701-8703, until
 # Ctrl-C; `source $(BILLING_DATA_DIR)/fakes/env.sh` points the sync resources at them.
@@ -59,34 +55,45 @@ sync-demo: manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/billing fakes run --state-dir $(BILLING_DATA_DIR)/fakes -- \
 		$(BIN)/dagster job execute -m dagster_billing.definitions -j billing_sync
 
+# $(call apt-install,<check that succeeds when present>,<Debian package>,<what is skipped without it>)
+# Installs a Debian package only when missing, and only as root with apt-get (CI: a clean clone as
+# root); otherwise says which tests will be skipped (they skip themselves, saying why).
+define apt-install
+	@if { $(1); } >/dev/null 2>&1; then \
+		true; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing $(2) (apt-get install $(2)) ..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
+	else \
+		echo "$(2) not found and not root: $(3) will be skipped"; \
+	fi
+endef
+
 # PostgreSQL server binaries for tests/test_portable_sql.py and the bench's peer (the tests and
-# the bench start a throwaway server themselves). Installed only when missing, and only as root
-# with apt-get (CI: a clean clone as root); otherwise the Postgres tests skip, saying why.
+# the bench start a throwaway server themselves).
 postgres-server:
-	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-		true; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing the PostgreSQL server (apt-get install postgresql) ..."; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
-	else \
-		echo "PostgreSQL server binaries not found and not root: the Postgres tests will be skipped"; \
-	fi
+	$(call apt-install,command -v initdb || ls /usr/lib/postgresql/*/bin/initdb,postgresql,the Postgres tests)
 
-# Debian's Chromium for the browser tests (tests/browser.py drives it with Playwright; Playwright's
-# own browser download cannot be used here). Installed only when missing, and only as root with
-# apt-get; otherwise the browser tests are skipped, saying why.
+# Debian's Chromium for the browser tests (tests/browser.py drives it with Playwright, whose own
+# browser download cannot be used here).
 browser:
-	@if command -v chromium >/dev/null 2>&1; then \
-		true; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing Chromium (apt-get install chromium) ..."; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	else \
-		echo "chromium not found and not root: the browser tests will be skipped"; \
-	fi
+	$(call apt-install,command -v chromium,chromium,the browser tests)
 
-test: manifest postgres-server browser
+test: manifest postgres-server browser docs-check
 	$(BIN)/pytest
+
+# The docs site (mkdocs-material, mkdocs.yml): `make docs` serves it; docs-check builds it strictly
+# (a broken link, a page missing from the nav or a stale generated page fails), in `make test`.
+DOCS_PORT ?= 8001
+docs: install docs-generate
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+
+docs-check: install
+	$(BIN)/mkdocs build --strict
+
+# docs/benchmarks.md (from bench/results/*.json) and docs/openapi.json (from the API).
+docs-generate: install
+	$(BIN)/python scripts/generate_docs.py
 
 dev: manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
@@ -94,16 +101,24 @@ dev: manifest $(DAGSTER_HOME)/dagster.yaml
 # dbt's documentation of every model and column: dbt_project/target/docs/static_index.html, one
 # file to open in a browser. Written from the YAML and SQL alone (--empty-catalog: no column
 # types read from the database, no SQL compiled), so it never opens the warehouse a run writes.
-docs: manifest
+dbt-docs: manifest
 	cd dbt_project && $(BIN)/dbt docs generate --quiet --static --empty-catalog --no-compile --target-path target/docs
 	@echo "dbt docs: $(CURDIR)/dbt_project/target/docs/static_index.html"
 
-# Floor vs pipeline vs incremental vs Postgres on the same generated events; README "Benchmark".
-# make bench SIZE=100M PEER_SIZE=10M BENCH_ARGS="--no-postgres"
+# Floor vs pipeline vs incremental vs Postgres on the same generated events; docs/benchmarks.md.
+# make bench SIZE=100M PEER_SIZE=10M BENCH_ARGS="--no-postgres"; the Spark variant (spark/duckdb)
+# runs up to 10M unless BENCH_ARGS="--no-spark" (or --spark above 10M).
 PEER_SIZE ?=
 BENCH_ARGS ?=
 bench: manifest postgres-server
 	$(BIN)/python -m bench --size $(SIZE) $(if $(PEER_SIZE),--peer-size $(PEER_SIZE)) $(BENCH_ARGS)
+	$(BIN)/python scripts/generate_docs.py
+
+# The demo's events (EVENTS, default 1M) billed by the same Dagster jobs on DuckDB and on Spark
+# (BILLING_ENGINE=duckdb|spark, local mode, Java 17+): exits 0 only if invoices, lines, totals,
+# the ledger and outcome counts are identical (bench/parity.py, docs/spark.md).
+spark-parity: manifest
+	$(BIN)/python -m bench.parity --events $(EVENTS)
 
 # The ingestion API on http://127.0.0.1:8000 (keys: `billing api-keys create --tenant T --account A`).
 PORT ?= 8000
@@ -118,6 +133,7 @@ watch: manifest $(DAGSTER_HOME)/dagster.yaml
 # Load test of POST /v1/measurements (not part of `make test`); results in bench/results/.
 bench-ingest: install
 	$(BIN)/python bench/ingest_load.py --concurrency 1 2 4 8 --out bench/results/ingest_load.json
+	$(BIN)/python scripts/generate_docs.py
 
 # Customer portal: server time per page at 10M events over twelve billing periods (builds
 # bench/out/portal/data once); results in bench/results/portal.json.
@@ -127,6 +143,7 @@ bench-portal: manifest
 # POST -> visible in billing.fct_rated_usage, through `billing watch`.
 bench-ingest-latency: manifest
 	$(BIN)/python bench/ingest_latency.py --out bench/results/ingest_latency.json
+	$(BIN)/python scripts/generate_docs.py
 
 lint: install
 	$(BIN)/ruff check .
@@ -138,7 +155,7 @@ format: install
 
 # Re-pin every dependency (needs the package index).
 lock: install
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra spark --python-version 3.11 -o requirements.lock
 
 clean:
-	rm -rf $(BILLING_DATA_DIR) $(DAGSTER_HOME) dbt_project/target
+	rm -rf $(BILLING_DATA_DIR) $(DAGSTER_HOME) dbt_project/target build/site

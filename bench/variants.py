@@ -227,7 +227,7 @@ def run_pipeline_variant(args: argparse.Namespace) -> None:
 
     target_root = Path(args.dbt_target_path).resolve()
     os.environ["DBT_TARGET_PATH"] = str(target_root)
-    warehouse = BillingWarehouse(data_dir=str(Path(args.data_dir).resolve()))
+    warehouse = BillingWarehouse(data_dir=str(Path(args.data_dir).resolve()), engine=args.engine)
     instance = dg.DagsterInstance.ephemeral()
     # Before the clock starts, as a deployment would have them: the definitions loaded, and dbt's
     # partial-parse state for this data directory (dagster-dbt copies it into each invocation's
@@ -348,6 +348,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     pipeline.add_argument("--data-dir", required=True)
     pipeline.add_argument("--mode", choices=("full", "incremental"), required=True)
     pipeline.add_argument("--new-file", action="append", default=[])
+    pipeline.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb")
     pipeline.add_argument("--dbt-target-path", required=True)
     pipeline.add_argument("--out", required=True)
     pipeline.set_defaults(run=run_pipeline_variant)

@@ -326,31 +326,125 @@ def summary(data_dir: Path) -> None:
         )
     with warehouse.connect(read_only=True) as connection:
         click.echo(render_summary(connection, warehouse.exports_dir))
-        [(showcase,)] = connection.execute(
-            "select account_id from billing.fct_invoices"
-            " order by period_start desc, line_count desc, account_id limit 1"
-        ).fetchall() or [(None,)]
-    if showcase is not None:
-        from dagster_billing.portal.links import PortalNotConfigured
-
-        try:
-            click.echo(_demo_portal_link(data_dir, showcase))
-        except PortalNotConfigured as error:
-            click.echo(f"Customer portal: no link ({error})")
+        click.echo(_portal_link_lines(connection, data_dir))
 
 
-def _demo_portal_link(data_dir: Path, account_id: str) -> str:
-    """One portal link for the end of a run's summary. Without BILLING_PORTAL_SECRET, a local
-    secret file is created under the data directory (never in the repository) and said so."""
+def _portal_link_lines(connection, data_dir: Path) -> str:
+    """One customer-portal link for the end of a run's summary (the account with the most lines
+    in the latest period). Without BILLING_PORTAL_SECRET a local secret file is created under the
+    data directory (never in the repository), and the lines say so; a problem with the secret is
+    reported, never raised (the run itself succeeded)."""
     import os
 
-    from dagster_billing.portal.links import SECRET_ENV, init_secret_file, portal_link, secret_file
+    from dagster_billing.portal.links import (
+        SECRET_ENV,
+        PortalNotConfigured,
+        init_secret_file,
+        portal_link,
+        secret_file,
+    )
 
+    [(account_id,)] = connection.execute(
+        "select account_id from billing.fct_invoices"
+        " order by period_start desc, line_count desc, account_id limit 1"
+    ).fetchall() or [(None,)]
+    if account_id is None:
+        return "Customer portal: no invoices yet"
     note = ""
     if not os.environ.get(SECRET_ENV) and not secret_file(data_dir).is_file():
-        note = f" (signed with a new local secret, {init_secret_file(data_dir)}; set {SECRET_ENV} to use your own)"
-    link = portal_link(account_id, "7d", data_dir=data_dir)
+        note = (
+            f" (signed with a new local secret, {init_secret_file(data_dir)}; set {SECRET_ENV}"
+            " to use your own)"
+        )
+    try:
+        link = portal_link(account_id, "7d", data_dir=data_dir)
+    except PortalNotConfigured as error:
+        return f"Customer portal: no link ({error})"
     return f"Customer portal of {account_id}, valid 7 days (`make serve` first){note}:\n  {link}"
+
+
+@main.command()
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), envvar="BILLING_DATA_DIR", required=True
+)
+@click.option(
+    "--dagster-home",
+    type=click.Path(path_type=Path),
+    envvar="DAGSTER_HOME",
+    required=True,
+    help="The Dagster instance the runs are recorded in (created from dagster.yaml if missing).",
+)
+@click.option(
+    "--events", type=int, default=1_000_000, show_default=True, help="Approximate sample rows."
+)
+@click.option(
+    "--as-of",
+    default="2026-03-05T00:00:00",
+    show_default=True,
+    help="The runs' clock (UTC): after February's grace period, so January and February close.",
+)
+@click.option(
+    "--first-day",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default="2026-01-01",
+    show_default=True,
+    help="The sample data's first day, where the daily run's partition range starts.",
+)
+@click.option(
+    "--close-period",
+    default="2026-02-01",
+    show_default=True,
+    help="The last billing period the close run finalizes (from the first day's period on).",
+)
+@click.option("--fresh", is_flag=True, help="Delete the data directory first.")
+def demo(
+    data_dir: Path,
+    dagster_home: Path,
+    events: int,
+    as_of: str,
+    first_day,
+    close_period: str,
+    fresh: bool,
+) -> None:
+    """Sample events -> the daily pipeline -> the period close -> invoices on disk, one line per
+    stage; the full Dagster and dbt output goes to <data-dir>/logs/demo.log."""
+    import os
+    import shutil
+
+    from dagster_billing.demo import DemoFailed, run_demo
+
+    data_dir = data_dir.resolve()
+    if fresh:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    elif (data_dir / "landing").exists():
+        raise click.ClickException(
+            f"{data_dir} already holds data: use --fresh to start over (it deletes it)"
+        )
+    try:
+        run_demo(
+            data_dir,
+            dagster_home.resolve(),
+            events=events,
+            first_day=first_day.date(),
+            as_of=as_of,
+            close_period=close_period,
+            echo=click.echo,
+        )
+    except DemoFailed as failure:
+        raise click.ClickException(str(failure)) from None
+    from dagster_billing.defs.resources import BillingWarehouse
+    from dagster_billing.reporting import render_summary
+
+    warehouse = BillingWarehouse(data_dir=str(data_dir))
+    exports = Path(os.path.relpath(warehouse.exports_dir))
+    with warehouse.connect(read_only=True) as connection:
+        click.echo(render_summary(connection, exports))
+        portal = _portal_link_lines(connection, data_dir)
+    click.echo(
+        f"PDFs of the final invoices: {exports / 'pdf'}. Next: `make dev` shows these runs in the "
+        "Dagster UI; the README's 'Where to look next' has the rest."
+    )
+    click.echo(portal)
 
 
 @main.command("invoice-pdf")
@@ -360,17 +454,25 @@ def _demo_portal_link(data_dir: Path, account_id: str) -> str:
 )
 @click.option("--out", "out_file", type=click.Path(path_type=Path), help="Default: <id>.pdf")
 def invoice_pdf(invoice_id: str, data_dir: Path, out_file: Path | None) -> None:
-    """Render one invoice (a draft too) as PDF, as the close job renders final invoices."""
-    from dagster_billing.defs.invoicing.documents import load_invoice_contexts, render_invoice_pdf
+    """Render one invoice (a draft too) or credit note (its id, cn-...) as PDF, as the close
+    job renders final documents."""
+    from dagster_billing.defs.invoicing.documents import (
+        load_credit_note_contexts,
+        load_invoice_contexts,
+    )
     from dagster_billing.defs.resources import BillingWarehouse
+    from dagster_billing.lib.documents import render_pdf
 
     warehouse = BillingWarehouse(data_dir=str(data_dir))
     with warehouse.connect(read_only=True) as connection:
         contexts = load_invoice_contexts(connection, "invoice_id = ?", [invoice_id])
+        contexts = contexts or load_credit_note_contexts(
+            connection, "credit_note_id = ?", [invoice_id]
+        )
     if not contexts:
-        raise click.ClickException(f"no invoice {invoice_id}")
+        raise click.ClickException(f"no invoice or credit note {invoice_id}")
     out_file = out_file or Path(f"{invoice_id}.pdf")
-    out_file.write_bytes(render_invoice_pdf(contexts[0]))
+    out_file.write_bytes(render_pdf(contexts[0]))
     click.echo(str(out_file))
 
 

@@ -19,6 +19,7 @@ REFERENCE_FILES = (
     "meters.csv",
     "currencies.csv",
     "issuers.csv",
+    "tax_rates.csv",
 )
 
 

@@ -25,6 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from dagster_billing.defs import groups
 from dagster_billing.defs.dbt.partitions import USAGE_DAY_PARTITIONS
 from dagster_billing.lib.money import format_decimal, format_money
 from dagster_billing.paths import DBT_PROJECT_DIR, SEEDS_DIR
@@ -44,8 +45,15 @@ from dagster_billing.pricing.plans import (
 
 MONEY_TYPE = "DECIMAL(38,4)"
 # Asset groups from the plans and landing to the billing marts: everything invoices are made of,
-# and nothing that exports or pushes them anywhere.
-PRICING_GROUPS = ("reference", "ingest", "staging", "intermediate", "billing")
+# and nothing that exports or pushes them anywhere (nor the draft-plan simulation of `rating`).
+PRICING_GROUPS = (
+    groups.REFERENCE,
+    groups.LANDING,
+    groups.USAGE,
+    groups.RATING,
+    groups.DRAFTS,
+    groups.BILLING,
+)
 
 
 class PricingFailed(RuntimeError):
@@ -104,6 +112,7 @@ def materialize_invoices(warehouse) -> None:
 
     from dagster_billing.definitions import pipeline_assets_and_checks
     from dagster_billing.defs.jobs import LEDGER
+    from dagster_billing.defs.pricing.simulation import SIMULATION_KEY
     from dagster_billing.defs.resources import dbt_resource
 
     # The ledger is partitioned by billing period (invoices priced here stay drafts); webhook
@@ -111,6 +120,7 @@ def materialize_invoices(warehouse) -> None:
     selection = (
         dg.AssetSelection.groups(*PRICING_GROUPS).upstream().required_multi_asset_neighbors()
         - LEDGER
+        - dg.AssetSelection.assets(SIMULATION_KEY)
     ).materializable()
     # dbt's progress goes to stderr: stdout is for the command's result.
     with contextlib.redirect_stdout(sys.stderr):

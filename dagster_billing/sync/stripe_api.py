@@ -53,7 +53,7 @@ from dagster_billing.sync.retry import (
     retry_after_seconds,
 )
 
-RESOURCES = ("customers", "invoice_items")
+RESOURCES = ("customers", "invoices", "invoice_items")
 
 
 class StripeAuthError(FatalSyncError):
@@ -154,6 +154,27 @@ class StripeApi:
             ),
         )
         return attempted.value, attempted.attempts
+
+    def retrieve(self, resource: str, object_id: str) -> dict[str, Any]:
+        service = self._service(resource)
+        return call_with_retries(
+            self.retry,
+            counter=self.counter,
+            call=lambda: self._classified(lambda: service.retrieve(object_id)),
+        ).value.to_dict()
+
+    def finalize_invoice(self, invoice_id: str, key: str) -> dict[str, Any]:
+        """Draft -> open (POST /v1/invoices/{id}/finalize), with auto_advance off: we collect by
+        sending the invoice, Stripe does not chase it."""
+        return call_with_retries(
+            self.retry,
+            counter=self.counter,
+            call=lambda: self._classified(
+                lambda: self.client.v1.invoices.finalize_invoice(
+                    invoice_id, params={"auto_advance": False}, options={"idempotency_key": key}
+                )
+            ),
+        ).value.to_dict()
 
     def list_all(self, resource: str, **params: Any) -> list[dict[str, Any]]:
         service = self._service(resource)

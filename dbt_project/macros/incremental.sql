@@ -117,3 +117,23 @@
     {%- set watermark = result.columns[0].values()[0] -%}
     {{ return(none if watermark is none or watermark == 0 else watermark) }}
 {%- endmacro %}
+
+{#-
+  The incremental config of a model that recomputes whole partitions (usage days, billing
+  periods) and replaces them: delete+insert on the partition column where the engine deletes
+  (DuckDB, PostgreSQL), insert_overwrite of the table partitioned by it on Spark (Parquet
+  tables cannot delete rows; spark.sql.sources.partitionOverwriteMode=dynamic overwrites only
+  the partitions the new rows fall in). Either way, partitions without new rows are kept.
+      {{ config(on_schema_change='fail', **replace_partitions_config('usage_day')) }}
+-#}
+{% macro replace_partitions_config(partition_column) -%}
+    {{ return(adapter.dispatch('replace_partitions_config', 'billing')(partition_column)) }}
+{%- endmacro %}
+
+{% macro default__replace_partitions_config(partition_column) -%}
+    {{ return({'incremental_strategy': 'delete+insert', 'unique_key': partition_column}) }}
+{%- endmacro %}
+
+{% macro spark__replace_partitions_config(partition_column) -%}
+    {{ return({'incremental_strategy': 'insert_overwrite', 'partition_by': [partition_column]}) }}
+{%- endmacro %}

@@ -9,6 +9,7 @@ import dagster as dg
 
 from dagster_billing.analytics.publish import publish_snapshot
 from dagster_billing.analytics.tables import PUBLISHED_TABLES
+from dagster_billing.defs import groups
 from dagster_billing.defs.dbt.assets import run_as_of
 from dagster_billing.defs.resources import DUCKDB_POOL, BillingWarehouse, duckdb_config
 
@@ -45,7 +46,7 @@ def publish_for_run(
 @dg.asset(
     key=SNAPSHOT_KEY,
     deps=[dg.AssetKey([schema, table]) for schema, table in PUBLISHED_TABLES],
-    group_name="analytics",
+    group_name=groups.ANALYTICS,
     kinds={"duckdb"},
     pool=DUCKDB_POOL,
 )

@@ -1,10 +1,10 @@
 import dagster as dg
 from pydantic import Field
 
-from dagster_billing.defs.ingest.landing import ensure_raw_tables, land_files, landing_files
+from dagster_billing.defs import groups
+from dagster_billing.defs.ingest.landing import land_files, landing_files
+from dagster_billing.defs.ingest.raw_store import RAW_TABLES
 from dagster_billing.defs.resources import DUCKDB_POOL, BillingWarehouse
-
-RAW_TABLES = ("usage_events", "usage_quarantine", "landed_files")
 
 
 class LandingConfig(dg.Config):
@@ -22,8 +22,8 @@ class LandingConfig(dg.Config):
     specs=[
         dg.AssetSpec(
             ["raw", table],
-            group_name="ingest",
-            kinds={"duckdb", "polars"},
+            group_name=groups.LANDING,
+            kinds={"parquet", "polars"},
             description=description,
         )
         for table, description in zip(
@@ -42,7 +42,7 @@ def raw_usage(
     context: dg.AssetExecutionContext, warehouse: BillingWarehouse, config: LandingConfig
 ):
     """Land every new NDJSON/CSV file of the landing directory (and its subdirectories),
-    validated with pandera."""
+    validated with pandera, into the raw Parquet layer that both engines read."""
     for key, metadata in land(warehouse, config.paths, context.log).items():
         yield dg.MaterializeResult(asset_key=key, metadata=metadata)
 
@@ -60,28 +60,15 @@ def land(
             raise dg.Failure(f"landing files not found: {', '.join(missing[:10])}")
     else:
         files = landing_files(landing_dir)
-    with warehouse.connect() as connection:
-        ensure_raw_tables(connection)
-        landed = land_files(connection, files, landing_dir=landing_dir)
-        for result in landed:
-            if not result.skipped and len(landed) <= 100:
-                log.info(
-                    f"{result.file_name}: {result.rows} rows, {result.accepted} valid, "
-                    f"{result.quarantined} quarantined"
-                )
-        totals = dict(
-            zip(
-                RAW_TABLES,
-                connection.execute(
-                    """
-                    select (select count(*) from raw.usage_events),
-                           (select count(*) from raw.usage_quarantine),
-                           (select count(*) from raw.landed_files)
-                    """
-                ).fetchone(),
-                strict=True,
+    store = warehouse.raw_store
+    landed = land_files(store, files, landing_dir=landing_dir)
+    for result in landed:
+        if not result.skipped and len(landed) <= 100:
+            log.info(
+                f"{result.file_name}: {result.rows} rows, {result.accepted} valid, "
+                f"{result.quarantined} quarantined"
             )
-        )
+    totals = store.row_counts()
     new = [item for item in landed if not item.skipped]
     run_metadata = {
         "new_files": len(new),

@@ -1,12 +1,13 @@
-"""Land files into the warehouse's raw schema, idempotently by file content.
+"""Land files into the raw layer (Parquet under $BILLING_DATA_DIR/raw, raw_store.py),
+idempotently by file content.
 
 A file is known by its sha256: landing the same content twice (under any name) adds nothing.
-That is also what keeps raw_event_key (sha256 prefix + line) unique: the ledger's primary key
-refuses a file landed before, in the same transaction as its rows. The event tables have no
-index of their own (on 10M rows one cost more than reading the files); every build tests the key
-unique in fct_usage_event_outcomes, which holds every landed row (docs/decisions.md, 42).
-Files are landed in chunks, one transaction and one validation pass per chunk, so a backlog of
-many small files (one per API request) costs about what one big file of the same rows costs.
+That is also what keeps raw_event_key (sha256 prefix + line) unique: a file already in the
+ledger (raw.landed_files) is skipped, and landings are serialized by the raw store's lock. The
+event files have no index; every build tests the key unique in fct_usage_event_outcomes, which
+holds every landed row (docs/decisions.md, 42). Files are landed in chunks, one batch of Parquet
+files and one validation pass per chunk, so a backlog of many small files (one per API request)
+costs about what one big file of the same rows costs.
 """
 
 from __future__ import annotations
@@ -17,51 +18,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
 from dagster_billing.defs.ingest.columnar import csv_frame, ndjson_frame
 from dagster_billing.defs.ingest.files import checked_landing_format, landing_format
+from dagster_billing.defs.ingest.raw_store import RawStore, batch_id
 from dagster_billing.defs.ingest.schemas import FUTURE_TOLERANCE, parse_raw_rows, quarantine_reasons
-
-DDL = """
-create schema if not exists raw;
-create table if not exists raw.landed_files (
-    file_sha256 varchar primary key,
-    file_name varchar not null,
-    file_format varchar not null,
-    file_seq integer not null,
-    row_count bigint not null,
-    landed_at timestamp not null
-);
-create table if not exists raw.usage_events (
-    raw_event_key varchar not null,
-    unique_id varchar not null,
-    account_id varchar not null,
-    meter_code varchar not null,
-    value decimal(38,10) not null,
-    event_ts timestamp not null,
-    properties varchar,
-    received_at timestamp not null,
-    file_seq integer not null,
-    source_line bigint not null,
-    source_file varchar not null
-);
-create table if not exists raw.usage_quarantine (
-    raw_event_key varchar not null,
-    unique_id varchar,
-    account_id varchar,
-    meter_code varchar,
-    value_text varchar,
-    ts_text varchar,
-    raw_text varchar,
-    reason varchar not null,
-    received_at timestamp not null,
-    file_seq integer not null,
-    source_line bigint not null,
-    source_file varchar not null
-);
-"""
 
 # Files are read and validated together until their bytes add up to this much.
 CHUNK_BYTES = 64 * 1024 * 1024
@@ -74,10 +36,6 @@ class LandedFile:
     accepted: int
     quarantined: int
     skipped: bool
-
-
-def ensure_raw_tables(connection: duckdb.DuckDBPyConnection) -> None:
-    connection.execute(DDL)
 
 
 def landing_files(landing_dir: Path) -> list[Path]:
@@ -128,7 +86,7 @@ def _chunks(paths: Iterable[Path], landing_dir: Path | None) -> Iterator[list[_F
 
 
 def land_files(
-    connection: duckdb.DuckDBPyConnection,
+    store: RawStore,
     paths: Iterable[Path],
     *,
     landing_dir: Path | None = None,
@@ -137,20 +95,22 @@ def land_files(
     """Land files in the given order (which is arrival order: file_seq follows it). A file whose
     content was landed before, or appears twice in `paths`, is skipped."""
     results = []
-    for chunk in _chunks(paths, landing_dir):
-        results.extend(_land_chunk(connection, chunk, received_at or datetime.now(UTC)))
+    with store.landing_lock():
+        store.remove_uncommitted()
+        for chunk in _chunks(paths, landing_dir):
+            results.extend(_land_chunk(store, chunk, received_at or datetime.now(UTC)))
     return results
 
 
 def land_file(
-    connection: duckdb.DuckDBPyConnection,
+    store: RawStore,
     path: Path,
     *,
     landing_dir: Path | None = None,
     received_at: datetime | None = None,
 ) -> LandedFile:
-    """Land one file in one transaction; a file already landed (same sha256) adds nothing."""
-    [result] = land_files(connection, [path], landing_dir=landing_dir, received_at=received_at)
+    """Land one file in one batch; a file already landed (same sha256) adds nothing."""
+    [result] = land_files(store, [path], landing_dir=landing_dir, received_at=received_at)
     return result
 
 
@@ -173,16 +133,8 @@ def _read_files(files: list[_FileData]) -> pl.DataFrame:
     return pl.concat(frames)
 
 
-def _land_chunk(
-    connection: duckdb.DuckDBPyConnection, chunk: list[_FileData], received_at: datetime
-) -> list[LandedFile]:
-    landed_before = dict(
-        connection.execute(
-            "select file_sha256, row_count from raw.landed_files where file_sha256 in "
-            "(select unnest(?))",
-            [[item.sha256 for item in chunk]],
-        ).fetchall()
-    )
+def _land_chunk(store: RawStore, chunk: list[_FileData], received_at: datetime) -> list[LandedFile]:
+    landed_before = store.landed_before([item.sha256 for item in chunk])
     results: dict[int, LandedFile] = {}
     new: list[tuple[int, _FileData]] = []
     seen: set[str] = set()
@@ -196,9 +148,7 @@ def _land_chunk(
     if not new:
         return [results[position] for position in range(len(chunk))]
 
-    [(first_seq,)] = connection.execute(
-        "select coalesce(max(file_seq), 0) + 1 from raw.landed_files"
-    ).fetchall()
+    first_seq = store.next_file_seq()
     raw = _read_files([item for _, item in new]).with_columns(
         key_prefix=pl.col("file_index").replace_strict(
             {offset: item.sha256[:16] for offset, (_, item) in enumerate(new)},
@@ -253,41 +203,13 @@ def _land_chunk(
         orient="row",
     )
 
-    frames = {"valid": valid, "quarantined": quarantined, "ledger_frame": ledger_frame}
-    for name, frame in frames.items():
-        connection.register(name, frame)
-    connection.execute("begin transaction")
-    try:
-        connection.execute(
-            """
-            insert into raw.usage_events
-            select raw_event_key, unique_id, account_id, meter_code, value, event_ts, properties,
-                   received_at, file_seq, source_line, source_file
-            from valid
-            """
-        )
-        connection.execute(
-            """
-            insert into raw.usage_quarantine
-            select raw_event_key, unique_id, account_id, meter_code, value_text, ts_text, raw_text,
-                   reason, received_at, file_seq, source_line, source_file
-            from quarantined
-            """
-        )
-        connection.execute(
-            """
-            insert into raw.landed_files
-            select file_sha256, file_name, file_format, file_seq, row_count, landed_at
-            from ledger_frame
-            """
-        )
-        connection.execute("commit")
-    except Exception:
-        connection.execute("rollback")
-        raise
-    finally:
-        for name in frames:
-            connection.unregister(name)
+    store.write_batch(
+        batch_id(first_seq, [item.sha256 for _, item in new]),
+        received_at.date(),
+        events=valid,
+        quarantine=quarantined,
+        ledger=ledger_frame,
+    )
 
     for offset, (position, item) in enumerate(new):
         total, accepted = counts.get(offset, (0, 0))

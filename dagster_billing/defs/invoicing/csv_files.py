@@ -18,8 +18,12 @@ INVOICE_CSV_COLUMNS = (
     "invoice_id",
     "invoice_number",
     "status",
+    "issuer_id",
     "account_id",
     "account_name",
+    "customer_legal_name",
+    "customer_country",
+    "customer_tax_id",
     "period_start",
     "period_end",
     "plan_code",
@@ -28,9 +32,14 @@ INVOICE_CSV_COLUMNS = (
     "line_count",
     "subtotal",
     "discount_total",
+    "tax_total",
     "credits_applied",
     "total",
     "issued_on",
+    "payment_terms_days",
+    "due_on",
+    "tax_code",
+    "tax_treatment",
     "recalculated_at",
 )
 LINE_CSV_COLUMNS = (
@@ -50,6 +59,9 @@ LINE_CSV_COLUMNS = (
     "description",
     "quantity",
     "unit_price",
+    "base_amount",
+    "rate_percent",
+    "tax_code",
     "amount",
     "corrects_invoice_id",
     "instrument_id",
@@ -59,22 +71,31 @@ CREDIT_NOTE_CSV_COLUMNS = (
     "credit_note_number",
     "invoice_id",
     "invoice_number",
+    "issuer_id",
     "account_id",
+    "customer_legal_name",
+    "customer_tax_id",
     "currency",
     "issued_on",
     "reason",
     "line_count",
+    "tax_code",
+    "tax_total",
     "total",
 )
 CREDIT_NOTE_LINE_CSV_COLUMNS = (
     "credit_note_id",
     "credit_note_number",
     "line_number",
+    "line_type",
     "invoice_id",
     "corrects_line_id",
     "charge_id",
     "meter_code",
     "description",
+    "base_amount",
+    "rate_percent",
+    "tax_code",
     "amount",
 )
 # A usage file is one account's billing period: those two columns are in its path.
@@ -82,8 +103,16 @@ USAGE_CSV_COLUMNS = tuple(c for c in USAGE_DAILY_COLUMNS if c not in ("account_i
 USAGE_BY_DIMENSION_CSV_COLUMNS = tuple(
     c for c in USAGE_DAILY_BY_DIMENSION_COLUMNS if c not in ("account_id", "period_start")
 )
-MONEY_COLUMNS = {"subtotal", "discount_total", "credits_applied", "total", "amount"}
-DECIMAL_COLUMNS = {"quantity", "unit_price", "sum_value", "max_value", "last_value"}
+MONEY_COLUMNS = {"subtotal", "discount_total", "tax_total", "credits_applied", "total", "amount"}
+DECIMAL_COLUMNS = {
+    "quantity",
+    "unit_price",
+    "base_amount",
+    "rate_percent",
+    "sum_value",
+    "max_value",
+    "last_value",
+}
 
 
 def _csv_value(column: str, row: dict) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from dagster_billing.defs import groups
 from dagster_billing.defs.invoicing.csv_files import (
     write_credit_note_exports,
     write_invoice_exports,
@@ -53,7 +54,7 @@ def _read(warehouse: BillingWarehouse, *fetchers: Callable) -> list[list[dict]]:
 @dg.asset(
     key=["exports", "invoice_csv"],
     deps=[INVOICES_KEY, LINES_KEY, CREDIT_NOTES_KEY, CREDIT_NOTE_LINES_KEY],
-    group_name="exports",
+    group_name=groups.EXPORTS,
     kinds={"csv"},
     pool=DUCKDB_POOL,
 )
@@ -80,7 +81,7 @@ def invoice_csv_exports(
 @dg.asset(
     key=["exports", "usage_csv"],
     deps=[USAGE_DAILY_KEY, USAGE_DAILY_BY_DIMENSION_KEY],
-    group_name="exports",
+    group_name=groups.EXPORTS,
     kinds={"csv"},
     pool=DUCKDB_POOL,
 )

@@ -1,4 +1,4 @@
-{{ config(materialized='view') }}
+{{ config(materialized=view_or_table_for_readers()) }}
 {#-
   Usage per account, meter and UTC day, all dimension values together: one row per meter and
   day, so a sum over any rows is a total. The breakdown per dimension value (model, region) is

@@ -1,4 +1,4 @@
-{{ config(materialized='view') }}
+{{ config(materialized=view_or_table_for_readers()) }}
 {#-
   Usage per account, meter and UTC hour, all dimension values together (one row per meter and
   hour: sums over rows are totals). Per dimension value: fct_usage_hourly_by_dimension.

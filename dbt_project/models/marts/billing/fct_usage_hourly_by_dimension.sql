@@ -1,4 +1,4 @@
-{{ config(materialized='view') }}
+{{ config(materialized=view_or_table_for_readers()) }}
 {#-
   Usage per account, meter, dimension value and UTC hour, for meters with a dimension. Events
   without the dimension property count only in fct_usage_hourly.

@@ -4,12 +4,12 @@
   as recurring fees), less credit note lines in the period of the invoice they correct. Coupons
   and credits are invoice-level and not split by meter. Ties to fct_revenue_by_period:
   sum(gross_revenue) per period and currency = sum(fct_revenue_by_period.gross_revenue)
-  (tests/assert_revenue_marts_tie.sql).
+  (tests/assert_revenue_marts_tie.sql). Tax is not revenue.
 -#}
 with billed as (
     select period_start, currency, coalesce(meter_code, '(none)') as meter_code, status, amount
     from {{ ref('fct_invoice_lines') }}
-    where line_type not in ('coupon', 'credit')
+    where line_type not in {{ non_gross_line_types() }}
 ),
 
 credited as (
@@ -17,6 +17,7 @@ credited as (
            'final' as status, -lines.amount as amount
     from {{ ref('fct_credit_note_lines') }} as lines
     inner join {{ ref('fct_invoices') }} as invoices on lines.invoice_id = invoices.invoice_id
+    where lines.line_type != 'tax'
 ),
 
 amounts as (

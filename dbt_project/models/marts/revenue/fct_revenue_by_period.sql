@@ -3,14 +3,15 @@
   and late-usage adjustments) less credit notes issued against it; net_revenue is gross less
   coupons (discount_total is zero or negative). Prepaid credits drawn are a means of payment, not
   a discount: they do not reduce revenue (credits_applied shows them). Drafts are included with
-  their status, so the open period shows revenue to date.
+  their status, so the open period shows revenue to date. Tax (on
+  invoices and credit notes) is not revenue; amount_due includes it.
 -#}
 with invoices as (
     select * from {{ ref('fct_invoices') }}
 ),
 
 credit_notes as (
-    select invoice_id, sum(total) as credited
+    select invoice_id, sum(total - tax_total) as credited
     from {{ ref('fct_credit_notes') }}
     group by invoice_id
 )
