@@ -171,7 +171,8 @@ def _csv_file(write: Callable[[Path], list[Path]], pick: str) -> bytes:
 def create_portal(app: FastAPI, data_dir: Path) -> Portal:
     """Mount the portal on the API's app."""
     portal = Portal(data_dir)
-    router = APIRouter(prefix="/portal", route_class=TimedRoute)
+    # Web pages, not part of the API a client programs against: kept out of the OpenAPI schema.
+    router = APIRouter(prefix="/portal", route_class=TimedRoute, include_in_schema=False)
 
     @app.exception_handler(PortalError)
     async def portal_error(request: Request, error: PortalError) -> Response:
