@@ -21,7 +21,7 @@ export PATH := $(BIN):$(PATH)
 # mkdocs-material prints an end-of-life banner on every build; nothing here to act on.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install manifest postgres-server browser demo test test-fast docs docs-check docs-generate dbt-docs dev lint format lock clean bench fakes sync-demo serve watch bench-ingest bench-ingest-latency spark-parity
+.PHONY: install manifest postgres-server browser demo test test-fast docs docs-check docs-generate dbt-docs dev lint format lock clean bench fakes sync-demo serve watch bench-ingest bench-ingest-latency spark-parity bench-portal
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -142,6 +142,11 @@ watch: manifest $(DAGSTER_HOME)/dagster.yaml
 bench-ingest: install
 	$(BIN)/python bench/ingest_load.py --concurrency 1 2 4 8 --out bench/results/ingest_load.json
 	$(BIN)/python scripts/generate_docs.py
+
+# Customer portal: server time per page at 10M events over twelve billing periods (builds
+# bench/out/portal/data once); results in bench/results/portal.json.
+bench-portal: manifest
+	$(BIN)/python bench/portal_bench.py
 
 # POST -> visible in billing.fct_rated_usage, through `billing watch`.
 bench-ingest-latency: manifest

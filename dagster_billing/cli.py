@@ -326,6 +326,41 @@ def summary(data_dir: Path) -> None:
         )
     with warehouse.connect(read_only=True) as connection:
         click.echo(render_summary(connection, warehouse.exports_dir))
+        click.echo(_portal_link_lines(connection, data_dir))
+
+
+def _portal_link_lines(connection, data_dir: Path) -> str:
+    """One customer-portal link for the end of a run's summary (the account with the most lines
+    in the latest period). Without BILLING_PORTAL_SECRET a local secret file is created under the
+    data directory (never in the repository), and the lines say so; a problem with the secret is
+    reported, never raised (the run itself succeeded)."""
+    import os
+
+    from dagster_billing.portal.links import (
+        SECRET_ENV,
+        PortalNotConfigured,
+        init_secret_file,
+        portal_link,
+        secret_file,
+    )
+
+    [(account_id,)] = connection.execute(
+        "select account_id from billing.fct_invoices"
+        " order by period_start desc, line_count desc, account_id limit 1"
+    ).fetchall() or [(None,)]
+    if account_id is None:
+        return "Customer portal: no invoices yet"
+    note = ""
+    if not os.environ.get(SECRET_ENV) and not secret_file(data_dir).is_file():
+        note = (
+            f" (signed with a new local secret, {init_secret_file(data_dir)}; set {SECRET_ENV}"
+            " to use your own)"
+        )
+    try:
+        link = portal_link(account_id, "7d", data_dir=data_dir)
+    except PortalNotConfigured as error:
+        return f"Customer portal: no link ({error})"
+    return f"Customer portal of {account_id}, valid 7 days (`make serve` first){note}:\n  {link}"
 
 
 @main.command()
@@ -404,10 +439,12 @@ def demo(
     exports = Path(os.path.relpath(warehouse.exports_dir))
     with warehouse.connect(read_only=True) as connection:
         click.echo(render_summary(connection, exports))
+        portal = _portal_link_lines(connection, data_dir)
     click.echo(
         f"PDFs of the final invoices: {exports / 'pdf'}. Next: `make dev` shows these runs in the "
         "Dagster UI; the README's 'Where to look next' has the rest."
     )
+    click.echo(portal)
 
 
 @main.command("invoice-pdf")
@@ -677,6 +714,58 @@ def api_keys_revoke(key_id: str, data_dir: Path) -> None:
     finally:
         state.close()
     click.echo(f"revoked {key_id}")
+
+
+@main.group()
+def portal() -> None:
+    """The customer portal: signed links to each account's pages (served by `billing serve`)."""
+
+
+@portal.command("link")
+@click.argument("account")
+@click.option(
+    "--expires",
+    default="7d",
+    show_default=True,
+    help="How long the link works: 30m, 12h, 7d, 2w (at most 90 days).",
+)
+@click.option(
+    "--base-url",
+    envvar="BILLING_PORTAL_URL",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="Where `billing serve` is reached (env BILLING_PORTAL_URL).",
+)
+@click.option(
+    "--seeds", "seeds_dir", type=click.Path(path_type=Path, exists=True), default=SEEDS_DIR
+)
+@_data_dir_option
+def portal_link_command(
+    account: str, expires: str, base_url: str, seeds_dir: Path, data_dir: Path
+) -> None:
+    """Print a signed URL that opens ACCOUNT's portal until it expires (like a Stripe customer
+    portal session). Signed with BILLING_PORTAL_SECRET (or the file `init-secret` writes)."""
+    from dagster_billing.api.settings import ApiSettings
+    from dagster_billing.portal.links import PortalNotConfigured, portal_link
+
+    if account not in ApiSettings(data_dir=data_dir, seeds_dir=seeds_dir).known_accounts():
+        raise click.ClickException(
+            f"unknown account {account!r} (not in {seeds_dir / 'accounts.csv'})"
+        )
+    try:
+        click.echo(portal_link(account, expires, data_dir=data_dir, base_url=base_url))
+    except (PortalNotConfigured, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+
+
+@portal.command("init-secret")
+@_data_dir_option
+def portal_init_secret(data_dir: Path) -> None:
+    """Create a local signing secret in $BILLING_DATA_DIR/portal/secret (mode 0600) if there is
+    none; BILLING_PORTAL_SECRET, when set, takes precedence over it."""
+    from dagster_billing.portal.links import init_secret_file
+
+    click.echo(str(init_secret_file(data_dir)))
 
 
 if __name__ == "__main__":

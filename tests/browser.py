@@ -36,8 +36,9 @@ def chromium_path() -> str:
 
 
 @contextmanager
-def chromium_page(width: int = 1600, height: int = 1000) -> Iterator:
-    """A Playwright page in headless Chromium; the browser is closed afterwards."""
+def chromium_page(width: int = 1600, height: int = 1000, **context_options) -> Iterator:
+    """A Playwright page in headless Chromium; the browser is closed afterwards. Extra keyword
+    arguments go to the page's browser context (locale="de-DE", accept_downloads=True, ...)."""
     from playwright.sync_api import sync_playwright
 
     executable = chromium_path()
@@ -46,7 +47,7 @@ def chromium_page(width: int = 1600, height: int = 1000) -> Iterator:
             executable_path=executable, args=CHROMIUM_ARGS, headless=True
         )
         try:
-            yield browser.new_page(viewport={"width": width, "height": height})
+            yield browser.new_page(viewport={"width": width, "height": height}, **context_options)
         finally:
             browser.close()
 

@@ -5,6 +5,7 @@ POST /v1/measurements/csv      a CSV body with the landing columns -> 202
 GET  /v1/accounts/{a}/usage    rated usage of the account's (latest or ?period=YYYY-MM) period
 GET  /v1/accounts/{a}/estimate the account's invoice as rated so far
 GET  /healthz                  liveness, no key needed
+GET  /portal/...               the customer portal (web pages; signed links, dagster_billing/portal)
 
 202 means every accepted event is in a landing file on disk (fsync'd) and its uniqueId is
 recorded; 422 means no item was accepted. Both bodies have the same shape:
@@ -36,6 +37,7 @@ from dagster_billing.api.ingest import (
 from dagster_billing.api.reads import SnapshotReader, SnapshotUnavailable
 from dagster_billing.api.settings import ApiSettings
 from dagster_billing.api.state import ApiState, Tenant
+from dagster_billing.portal.web import create_portal
 
 log = logging.getLogger("dagster_billing.api")
 
@@ -280,6 +282,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         return await measurements(request, await tenant(request))
 
     app.fast_ingest = fast_ingest
+    create_portal(app, settings.data_dir)
 
     def _owned(caller: Tenant, account: str) -> None:
         if account not in caller.accounts:
