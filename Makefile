@@ -6,7 +6,10 @@ BIN := $(CURDIR)/$(VENV)/bin
 EVENTS ?= 1000000
 # The demo's clock: after the grace period of February, so January and February are final.
 DEMO_AS_OF ?= 2026-03-05T00:00:00
-DEMO_DAY := $(firstword $(subst T, ,$(DEMO_AS_OF)))
+# The demo data's first day (`billing generate --start`, the partitions' start) and last closed
+# period: the demo's runs cover these ranges, so the UI shows those partitions done.
+DEMO_FIRST_DAY ?= 2026-01-01
+DEMO_LAST_PERIOD ?= 2026-02-01
 SIZE ?= 10M
 
 export BILLING_DATA_DIR ?= $(CURDIR)/data
@@ -15,8 +18,10 @@ export BILLING_DATA_DIR ?= $(CURDIR)/data
 export BILLING_SEEDS_DIR ?= ../seeds
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export PATH := $(BIN):$(PATH)
+# mkdocs-material prints an end-of-life banner on every build; nothing here to act on.
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install manifest postgres-server demo test dev lint format lock clean bench fakes sync-demo serve watch bench-ingest bench-ingest-latency
+.PHONY: install manifest postgres-server browser demo test test-fast docs docs-check docs-generate dbt-docs dev lint format lock clean bench fakes sync-demo serve watch bench-ingest bench-ingest-latency spark-parity bench-portal
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -35,14 +40,10 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $@
 
+# One line per stage on the terminal; the Dagster and dbt logs go to $(BILLING_DATA_DIR)/logs/demo.log.
 demo: manifest $(DAGSTER_HOME)/dagster.yaml
-	rm -rf $(BILLING_DATA_DIR)
-	$(BIN)/billing generate --events $(EVENTS) --out $(BILLING_DATA_DIR)/landing
-	$(BIN)/dagster job execute -m dagster_billing.definitions -j billing_pipeline \
-	    --tags '{"dagster/partition": "$(DEMO_DAY)", "billing/as_of": "$(DEMO_AS_OF)"}'
-	$(BIN)/dagster job execute -m dagster_billing.definitions -j close_billing_period \
-	    --tags '{"dagster/partition": "2026-02-01", "billing/as_of": "$(DEMO_AS_OF)"}'
-	$(BIN)/billing summary
+	@$(BIN)/billing demo --fresh --events $(EVENTS) --first-day $(DEMO_FIRST_DAY) \
+	    --as-of $(DEMO_AS_OF) --close-period $(DEMO_LAST_PERIOD)
 
 # Local NetSuite, Salesforce (HTTPS) and Stripe contract servers on 127.0.0.1:8701-8703, until
 # Ctrl-C; `source $(BILLING_DATA_DIR)/fakes/env.sh` points the sync resources at them.
@@ -54,31 +55,78 @@ sync-demo: manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/billing fakes run --state-dir $(BILLING_DATA_DIR)/fakes -- \
 		$(BIN)/dagster job execute -m dagster_billing.definitions -j billing_sync
 
-# PostgreSQL server binaries for tests/test_portable_sql.py and the bench's peer (the tests and
-# the bench start a throwaway server themselves). Installed only when missing, and only as root
-# with apt-get (CI: a clean clone as root); otherwise the Postgres tests skip, saying why.
-postgres-server:
-	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+# $(call apt-install,<check that succeeds when present>,<Debian package>,<what is skipped without it>)
+# Installs a Debian package only when missing, and only as root with apt-get (CI: a clean clone as
+# root); otherwise says which tests will be skipped (they skip themselves, saying why).
+define apt-install
+	@if { $(1); } >/dev/null 2>&1; then \
 		true; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing the PostgreSQL server (apt-get install postgresql) ..."; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+		echo "installing $(2) (apt-get install $(2)) ..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
 	else \
-		echo "PostgreSQL server binaries not found and not root: the Postgres tests will be skipped"; \
+		echo "$(2) not found and not root: $(3) will be skipped"; \
 	fi
+endef
 
-test: manifest postgres-server
-	$(BIN)/pytest
+# PostgreSQL server binaries for tests/test_portable_sql.py and the bench's peer (the tests and
+# the bench start a throwaway server themselves).
+postgres-server:
+	$(call apt-install,command -v initdb || ls /usr/lib/postgresql/*/bin/initdb,postgresql,the Postgres tests)
+
+# Debian's Chromium for the browser tests (tests/browser.py drives it with Playwright, whose own
+# browser download cannot be used here).
+browser:
+	$(call apt-install,command -v chromium,chromium,the browser tests)
+
+# The whole suite (what CI runs), on two workers: xdist_group keeps each shared warehouse's users
+# on the worker that built it (docs/testing.md). Prints its duration and the 15 slowest tests.
+TEST_WORKERS ?= 2
+PYTEST_ARGS ?=
+test: manifest postgres-server browser docs-check
+	time $(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=15 $(PYTEST_ARGS)
+
+# The inner loop: unit tests and dbt's unit tests, no end-to-end runs (`slow`), in under 2 minutes.
+test-fast: manifest
+	time $(BIN)/pytest -m "not slow" --durations=15 $(PYTEST_ARGS)
+
+# The docs site (mkdocs-material, mkdocs.yml): `make docs` serves it; docs-check builds it strictly
+# (a broken link, a page missing from the nav or a stale generated page fails), in `make test`.
+DOCS_PORT ?= 8001
+docs: install docs-generate
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+
+docs-check: install
+	$(BIN)/mkdocs build --strict
+
+# docs/benchmarks.md (from bench/results/*.json) and docs/openapi.json (from the API).
+docs-generate: install
+	$(BIN)/python scripts/generate_docs.py
 
 dev: manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
 
-# Floor vs pipeline vs incremental vs Postgres on the same generated events; README "Benchmark".
-# make bench SIZE=100M PEER_SIZE=10M BENCH_ARGS="--no-postgres"
+# dbt's documentation of every model and column: dbt_project/target/docs/static_index.html, one
+# file to open in a browser. Written from the YAML and SQL alone (--empty-catalog: no column
+# types read from the database, no SQL compiled), so it never opens the warehouse a run writes.
+dbt-docs: manifest
+	cd dbt_project && $(BIN)/dbt docs generate --quiet --static --empty-catalog --no-compile --target-path target/docs
+	@echo "dbt docs: $(CURDIR)/dbt_project/target/docs/static_index.html"
+
+# Floor vs pipeline vs incremental vs Postgres on the same generated events; docs/benchmarks.md.
+# make bench SIZE=100M PEER_SIZE=10M BENCH_ARGS="--no-postgres"; the Spark variant (spark/duckdb)
+# runs up to 10M unless BENCH_ARGS="--no-spark" (or --spark above 10M).
 PEER_SIZE ?=
 BENCH_ARGS ?=
 bench: manifest postgres-server
 	$(BIN)/python -m bench --size $(SIZE) $(if $(PEER_SIZE),--peer-size $(PEER_SIZE)) $(BENCH_ARGS)
+	$(BIN)/python scripts/generate_docs.py
+
+# The demo's events (EVENTS, default 1M) billed by the same Dagster jobs on DuckDB and on Spark
+# (BILLING_ENGINE=duckdb|spark, local mode, Java 17+): exits 0 only if invoices, lines, totals,
+# the ledger and outcome counts are identical (bench/parity.py, docs/spark.md).
+spark-parity: manifest
+	$(BIN)/python -m bench.parity --events $(EVENTS)
 
 # The ingestion API on http://127.0.0.1:8000 (keys: `billing api-keys create --tenant T --account A`).
 PORT ?= 8000
@@ -93,10 +141,17 @@ watch: manifest $(DAGSTER_HOME)/dagster.yaml
 # Load test of POST /v1/measurements (not part of `make test`); results in bench/results/.
 bench-ingest: install
 	$(BIN)/python bench/ingest_load.py --concurrency 1 2 4 8 --out bench/results/ingest_load.json
+	$(BIN)/python scripts/generate_docs.py
+
+# Customer portal: server time per page at 10M events over twelve billing periods (builds
+# bench/out/portal/data once); results in bench/results/portal.json.
+bench-portal: manifest
+	$(BIN)/python bench/portal_bench.py
 
 # POST -> visible in billing.fct_rated_usage, through `billing watch`.
 bench-ingest-latency: manifest
 	$(BIN)/python bench/ingest_latency.py --out bench/results/ingest_latency.json
+	$(BIN)/python scripts/generate_docs.py
 
 lint: install
 	$(BIN)/ruff check .
@@ -108,7 +163,7 @@ format: install
 
 # Re-pin every dependency (needs the package index).
 lock: install
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra spark --python-version 3.11 -o requirements.lock
 
 clean:
-	rm -rf $(BILLING_DATA_DIR) $(DAGSTER_HOME) dbt_project/target
+	rm -rf $(BILLING_DATA_DIR) $(DAGSTER_HOME) dbt_project/target build/site

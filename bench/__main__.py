@@ -6,7 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.harness import BenchConfig, default_peer_size, main_run, parse_size
+from bench.harness import (
+    SPARK_SIZE_DEFAULT_CAP,
+    BenchConfig,
+    default_peer_size,
+    main_run,
+    parse_size,
+)
 
 BENCH_DIR = Path(__file__).resolve().parent
 
@@ -24,6 +30,12 @@ def main(argv: list[str] | None = None) -> int:
         "their own data and a DuckDB build to compare with)",
     )
     parser.add_argument("--no-postgres", action="store_true", help="skip the Postgres peer")
+    parser.add_argument(
+        "--spark",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the same pipeline with BILLING_ENGINE=spark (default: on up to 10M events)",
+    )
     parser.add_argument("--out-dir", type=Path, default=BENCH_DIR / "out", help="data and runs")
     parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
     parser.add_argument("--seed", type=int, default=7)
@@ -61,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         reuse_data=not args.regenerate,
         floor_runs=max(1, args.floor_runs),
+        spark=size <= SPARK_SIZE_DEFAULT_CAP if args.spark is None else args.spark,
     )
     return main_run(config)
 

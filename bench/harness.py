@@ -7,6 +7,8 @@ Variants (each in its own measured process, see measure.py):
                   bench.variants.incremental_build (the run landing_sensor would start)
   batch_alone     the same batch through the whole pipeline into an empty warehouse
   postgres_*      the landed raw tables copied to a local PostgreSQL, `dbt build --target postgres`
+  spark_full      the pipeline_full run with BILLING_ENGINE=spark: the same Dagster jobs, dbt on
+                  Spark in local mode on this machine (dbt-spark session method, docs/spark.md)
 The floor also runs on history + batch and on the batch alone: those are the references the
 incremental and batch-alone invoices must equal.
 """
@@ -38,6 +40,7 @@ BATCH_SHARE = 0.01
 MIN_BATCH = 100  # the generator's minimum
 BYTES_PER_EVENT = 140  # landing files on disk, measured on the generator's output
 PEER_SIZE_DEFAULT_CAP = 10_000_000
+SPARK_SIZE_DEFAULT_CAP = 10_000_000  # a 2-core Spark in local mode; sizes above are opt-in
 SLOWEST_DBT_NODES = 20  # per variant in the report; every node is in runs' own results
 
 TARGET_PIPELINE_OVER_FLOOR = 3.0
@@ -80,6 +83,7 @@ class BenchConfig:
     seed: int = 7
     reuse_data: bool = True
     floor_runs: int = 2
+    spark: bool = False  # the spark_full variant
 
 
 @dataclass
@@ -281,6 +285,7 @@ class Bench:
         *,
         mode: str = "full",
         new_files: list[Path] | None = None,
+        engine: str = "duckdb",
     ) -> VariantRun:
         out = self.root / "results" / f"{name}.json"
         argv = python_argv(
@@ -290,6 +295,8 @@ class Bench:
             str(data_dir),
             "--mode",
             mode,
+            "--engine",
+            engine,
             "--dbt-target-path",
             str(self.root / "dbt-target"),
             "--out",
@@ -359,6 +366,14 @@ class Bench:
 
         if config.peer_size == config.size:
             self._peer(full_dir, config.size, duckdb_variant="pipeline_full")
+
+        if config.spark:
+            spark_dir = self.root / "runs" / "spark_full"
+            _link_files(history_landing, spark_dir / "landing")
+            self.pipeline(
+                "spark_full", "Spark: pipeline full build", spark_dir, config.size, engine="spark"
+            )
+            self._compare("pipeline_full", "spark_full")
 
         new_files = _link_files(batch_landing, full_dir / "landing")
         self.floor(
@@ -500,12 +515,14 @@ class Bench:
             "pipeline_over_floor": _ratio(runs, "pipeline_full", "floor"),
             "incremental_over_batch_alone": _ratio(runs, "incremental", "batch_alone"),
             "postgres_over_duckdb": None,
+            "spark_over_duckdb": _ratio(runs, "spark_full", "pipeline_full"),
         }
         # CPU seconds (the variant's processes, all cores) move less than wall time when the
         # machine is shared; they are reported next to the wall-time ratios.
         ratios_cpu = {
             "pipeline_over_floor": _ratio(runs, "pipeline_full", "floor", cpu=True),
             "incremental_over_batch_alone": _ratio(runs, "incremental", "batch_alone", cpu=True),
+            "spark_over_duckdb": _ratio(runs, "spark_full", "pipeline_full", cpu=True),
         }
         if "postgres_dbt" in runs:
             pg_dbt = runs["postgres_dbt"].result["dbt"]["elapsed_s"]

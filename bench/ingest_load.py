@@ -167,23 +167,16 @@ def count_landed(data_dir: Path, land: bool) -> dict:
     db.close()
     counts = {"files": len(files), "lines": lines, "ledger_ids": ledger, "pending_files": pending}
     if land:
-        import duckdb
-
-        from dagster_billing.defs.ingest.landing import ensure_raw_tables, land_files
-        from dagster_billing.defs.resources import duckdb_config
+        from dagster_billing.defs.ingest.landing import land_files
+        from dagster_billing.defs.ingest.raw_store import raw_store
 
         started = time.monotonic()
-        connection = duckdb.connect(str(data_dir / "warehouse.duckdb"), config=duckdb_config())
-        ensure_raw_tables(connection)
-        land_files(connection, files, landing_dir=data_dir / "landing")
-        [(raw, quarantined)] = connection.execute(
-            "select (select count(*) from raw.usage_events), "
-            "(select count(*) from raw.usage_quarantine)"
-        ).fetchall()
-        connection.close()
+        store = raw_store(data_dir)
+        land_files(store, files, landing_dir=data_dir / "landing")
+        rows = store.row_counts()
         counts.update(
-            raw_usage_events=raw,
-            raw_quarantined=quarantined,
+            raw_usage_events=rows["usage_events"],
+            raw_quarantined=rows["usage_quarantine"],
             landing_seconds=round(time.monotonic() - started, 1),
         )
     return counts

@@ -165,27 +165,31 @@ def incremental_build(warehouse, instance, new_files):
     from bench import pipeline
     from dagster_billing.definitions import in_process_job_selection
     from dagster_billing.defs.ingest.fast_path import rate_new_usage
+    from dagster_billing.defs.ingest.ledger import quiet_seconds
     from dagster_billing.defs.ingest.sensors import (
         QUIET_SECONDS,
-        dropped_files,
         land_and_rate_job,
         landing_run_request,
     )
     from dagster_billing.defs.resources import dbt_resource
 
-    new = {path.relative_to(warehouse.landing_dir).as_posix() for path in new_files}
-    # The sensor's cursor after the full build: every landing file but the new ones was seen.
-    seen = {n: s for n, s in dropped_files(warehouse.landing_dir).items() if n not in new}
-    fast, cursor = landing_run_request(warehouse, {"api_seq": 0, "dropped": seen})
+    new = sorted(path.relative_to(warehouse.landing_dir).as_posix() for path in new_files)
+    # The sensor's view once the new files have been unchanged for the quiet time (the full
+    # build recorded every other file in the landing ledger).
+    settled = datetime.now(UTC) + timedelta(seconds=quiet_seconds())
+    fast, cursor = landing_run_request(warehouse, {}, now=settled)
     if fast is None or fast.job_name != rate_new_usage.name:
         raise RuntimeError("landing_sensor would not start a fast run for the new files")
+    [landing_op] = fast.run_config["ops"].values()
+    if sorted(landing_op["config"]["paths"]) != new:
+        raise RuntimeError("landing_sensor named other files than the new ones")
     fast_result = rate_new_usage.execute_in_process(
         run_config=fast.run_config,
         instance=instance,
         resources={"warehouse": warehouse, "dbt": dbt_resource()},
     )
     # The sensor's next request once landing has been quiet: land_and_rate for the same files.
-    quiet = datetime.now(UTC) + timedelta(seconds=QUIET_SECONDS)
+    quiet = settled + timedelta(seconds=QUIET_SECONDS)
     full, _cursor = landing_run_request(warehouse, cursor, now=quiet)
     if full is None or full.job_name != land_and_rate_job.name:
         raise RuntimeError("landing_sensor would not follow the fast run with land_and_rate")
@@ -213,7 +217,7 @@ def _phase(step_key: str) -> str:
         return "landing"
     if step_key.startswith(("billing_dbt_models", "dbt", "usage_daily_dbt", "rate_landed_usage")):
         return "dbt"
-    if step_key.startswith("exports") or step_key == "publish_api_snapshot":
+    if step_key.startswith(("exports", "analytics")) or step_key == "publish_analytics_snapshot":
         return "exports"
     if step_key.startswith("plans"):
         return "plans"
@@ -227,7 +231,7 @@ def run_pipeline_variant(args: argparse.Namespace) -> None:
 
     target_root = Path(args.dbt_target_path).resolve()
     os.environ["DBT_TARGET_PATH"] = str(target_root)
-    warehouse = BillingWarehouse(data_dir=str(Path(args.data_dir).resolve()))
+    warehouse = BillingWarehouse(data_dir=str(Path(args.data_dir).resolve()), engine=args.engine)
     instance = dg.DagsterInstance.ephemeral()
     # Before the clock starts, as a deployment would have them: the definitions loaded, and dbt's
     # partial-parse state for this data directory (dagster-dbt copies it into each invocation's
@@ -348,6 +352,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     pipeline.add_argument("--data-dir", required=True)
     pipeline.add_argument("--mode", choices=("full", "incremental"), required=True)
     pipeline.add_argument("--new-file", action="append", default=[])
+    pipeline.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb")
     pipeline.add_argument("--dbt-target-path", required=True)
     pipeline.add_argument("--out", required=True)
     pipeline.set_defaults(run=run_pipeline_variant)

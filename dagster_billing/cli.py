@@ -375,6 +375,125 @@ def summary(data_dir: Path) -> None:
         )
     with warehouse.connect(read_only=True) as connection:
         click.echo(render_summary(connection, warehouse.exports_dir))
+        click.echo(_portal_link_lines(connection, data_dir))
+
+
+def _portal_link_lines(connection, data_dir: Path) -> str:
+    """One customer-portal link for the end of a run's summary (the account with the most lines
+    in the latest period). Without BILLING_PORTAL_SECRET a local secret file is created under the
+    data directory (never in the repository), and the lines say so; a problem with the secret is
+    reported, never raised (the run itself succeeded)."""
+    import os
+
+    from dagster_billing.portal.links import (
+        SECRET_ENV,
+        PortalNotConfigured,
+        init_secret_file,
+        portal_link,
+        secret_file,
+    )
+
+    [(account_id,)] = connection.execute(
+        "select account_id from billing.fct_invoices"
+        " order by period_start desc, line_count desc, account_id limit 1"
+    ).fetchall() or [(None,)]
+    if account_id is None:
+        return "Customer portal: no invoices yet"
+    note = ""
+    if not os.environ.get(SECRET_ENV) and not secret_file(data_dir).is_file():
+        note = (
+            f" (signed with a new local secret, {init_secret_file(data_dir)}; set {SECRET_ENV}"
+            " to use your own)"
+        )
+    try:
+        link = portal_link(account_id, "7d", data_dir=data_dir)
+    except PortalNotConfigured as error:
+        return f"Customer portal: no link ({error})"
+    return f"Customer portal of {account_id}, valid 7 days (`make serve` first){note}:\n  {link}"
+
+
+@main.command()
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), envvar="BILLING_DATA_DIR", required=True
+)
+@click.option(
+    "--dagster-home",
+    type=click.Path(path_type=Path),
+    envvar="DAGSTER_HOME",
+    required=True,
+    help="The Dagster instance the runs are recorded in (created from dagster.yaml if missing).",
+)
+@click.option(
+    "--events", type=int, default=1_000_000, show_default=True, help="Approximate sample rows."
+)
+@click.option(
+    "--as-of",
+    default="2026-03-05T00:00:00",
+    show_default=True,
+    help="The runs' clock (UTC): after February's grace period, so January and February close.",
+)
+@click.option(
+    "--first-day",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default="2026-01-01",
+    show_default=True,
+    help="The sample data's first day, where the daily run's partition range starts.",
+)
+@click.option(
+    "--close-period",
+    default="2026-02-01",
+    show_default=True,
+    help="The last billing period the close run finalizes (from the first day's period on).",
+)
+@click.option("--fresh", is_flag=True, help="Delete the data directory first.")
+def demo(
+    data_dir: Path,
+    dagster_home: Path,
+    events: int,
+    as_of: str,
+    first_day,
+    close_period: str,
+    fresh: bool,
+) -> None:
+    """Sample events -> the daily pipeline -> the period close -> invoices on disk, one line per
+    stage; the full Dagster and dbt output goes to <data-dir>/logs/demo.log."""
+    import os
+    import shutil
+
+    from dagster_billing.demo import DemoFailed, run_demo
+
+    data_dir = data_dir.resolve()
+    if fresh:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    elif (data_dir / "landing").exists():
+        raise click.ClickException(
+            f"{data_dir} already holds data: use --fresh to start over (it deletes it)"
+        )
+    try:
+        run_demo(
+            data_dir,
+            dagster_home.resolve(),
+            events=events,
+            first_day=first_day.date(),
+            as_of=as_of,
+            close_period=close_period,
+            echo=click.echo,
+        )
+    except DemoFailed as failure:
+        raise click.ClickException(str(failure)) from None
+    from dagster_billing.defs.resources import BillingWarehouse
+    from dagster_billing.reporting import render_summary
+
+    warehouse = BillingWarehouse(data_dir=str(data_dir))
+    exports = Path(os.path.relpath(warehouse.exports_dir))
+    with warehouse.connect(read_only=True) as connection:
+        click.echo(render_summary(connection, exports))
+        portal = _portal_link_lines(connection, data_dir)
+    click.echo(
+        f"PDFs of the final invoices: {exports / 'pdf'}. Next: `make dev` shows these runs in the "
+        "Dagster UI; the README's 'Where to look next' has the rest."
+    )
+    click.echo(portal)
 
 
 @main.command("invoice-pdf")
@@ -384,17 +503,25 @@ def summary(data_dir: Path) -> None:
 )
 @click.option("--out", "out_file", type=click.Path(path_type=Path), help="Default: <id>.pdf")
 def invoice_pdf(invoice_id: str, data_dir: Path, out_file: Path | None) -> None:
-    """Render one invoice (a draft too) as PDF, as the close job renders final invoices."""
-    from dagster_billing.defs.invoicing.documents import load_invoice_contexts, render_invoice_pdf
+    """Render one invoice (a draft too) or credit note (its id, cn-...) as PDF, as the close
+    job renders final documents."""
+    from dagster_billing.defs.invoicing.documents import (
+        load_credit_note_contexts,
+        load_invoice_contexts,
+    )
     from dagster_billing.defs.resources import BillingWarehouse
+    from dagster_billing.lib.documents import render_pdf
 
     warehouse = BillingWarehouse(data_dir=str(data_dir))
     with warehouse.connect(read_only=True) as connection:
         contexts = load_invoice_contexts(connection, "invoice_id = ?", [invoice_id])
+        contexts = contexts or load_credit_note_contexts(
+            connection, "credit_note_id = ?", [invoice_id]
+        )
     if not contexts:
-        raise click.ClickException(f"no invoice {invoice_id}")
+        raise click.ClickException(f"no invoice or credit note {invoice_id}")
     out_file = out_file or Path(f"{invoice_id}.pdf")
-    out_file.write_bytes(render_invoice_pdf(contexts[0]))
+    out_file.write_bytes(render_pdf(contexts[0]))
     click.echo(str(out_file))
 
 
@@ -444,6 +571,114 @@ def watch(data_dir: Path, interval: float, once: bool) -> None:
 
     with contextlib.suppress(KeyboardInterrupt):
         watch_loop(data_dir, interval=interval, once=once, echo=click.echo)
+
+
+@main.command()
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), envvar="BILLING_DATA_DIR", required=True
+)
+@click.option(
+    "--fail-dead-runs",
+    is_flag=True,
+    help="Mark started runs whose process is gone as failed and free their pool slots.",
+)
+def doctor(data_dir: Path, fail_dead_runs: bool) -> None:
+    """Is anything accepted stranded? Exit 1 if so.
+
+    Landing files not landed, events the API acknowledged that are not in the warehouse, runs of
+    $DAGSTER_HOME whose process is gone (they would hold the duckdb pool)."""
+    import os
+
+    from dagster_billing.doctor import diagnose
+
+    instance = None
+    home = os.environ.get("DAGSTER_HOME")
+    if home and Path(home).is_dir():
+        import dagster as dg
+
+        instance = dg.DagsterInstance.get()
+    diagnosis = diagnose(data_dir, instance=instance, fail_dead_runs=fail_dead_runs)
+    if home and instance is None:
+        diagnosis.notes.append(f"runs not checked: DAGSTER_HOME {home} does not exist yet")
+    click.echo(diagnosis.text())
+    if diagnosis.problems:
+        sys.exit(1)
+
+
+@main.group()
+def analytics() -> None:
+    """The published analytics snapshots (read-only copies of the marts, one per pipeline run)."""
+
+
+_seq_option = click.option(
+    "--seq", type=int, default=None, help="A kept snapshot's sequence number (default: current)."
+)
+
+
+def _snapshot_or_fail(data_dir: Path, seq: int | None) -> Path:
+    from dagster_billing.analytics import NoSnapshotYet, snapshot_path
+
+    try:
+        return snapshot_path(data_dir, seq)
+    except NoSnapshotYet as error:
+        raise click.ClickException(str(error)) from None
+
+
+@analytics.command("path")
+@_seq_option
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), envvar="BILLING_DATA_DIR", required=True
+)
+def analytics_path(seq: int | None, data_dir: Path) -> None:
+    """Print the current snapshot's file (open it read-only: duckdb -readonly PATH)."""
+    click.echo(str(_snapshot_or_fail(data_dir, seq)))
+
+
+@analytics.command("list")
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), envvar="BILLING_DATA_DIR", required=True
+)
+def analytics_list(data_dir: Path) -> None:
+    """The kept snapshots, oldest first: sequence, run, its clock, invoices and rated rows."""
+    from dagster_billing.analytics import current_snapshot_path, list_snapshots, open_snapshot
+    from dagster_billing.analytics import snapshot_meta as read_meta
+
+    snapshots = list_snapshots(data_dir)
+    if not snapshots:
+        raise click.ClickException(f"no analytics snapshots in {data_dir}/analytics yet")
+    current = current_snapshot_path(data_dir)
+    click.echo(f"{'seq':>6}  {'created (UTC)':<19}  {'as_of':<19}  {'run id':<36}  file")
+    for snapshot in snapshots:
+        with open_snapshot(data_dir, snapshot.seq) as connection:
+            meta = read_meta(connection)
+        marker = "  (current)" if snapshot.path == current else ""
+        as_of = f"{meta['as_of']:%Y-%m-%dT%H:%M:%S}" if meta["as_of"] else "-"
+        click.echo(
+            f"{snapshot.seq:>6}  {meta['created_at']:%Y-%m-%dT%H:%M:%S}  {as_of:<19}  "
+            f"{meta['run_id']:<36}  {snapshot.path.name}{marker}"
+        )
+
+
+@analytics.command("shell", context_settings={"ignore_unknown_options": True})
+@_seq_option
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), envvar="BILLING_DATA_DIR", required=True
+)
+@click.argument("duckdb_args", nargs=-1, type=click.UNPROCESSED)
+def analytics_shell(seq: int | None, data_dir: Path, duckdb_args: tuple[str, ...]) -> None:
+    """Open the current snapshot in the DuckDB shell, read-only (extra arguments go to duckdb,
+    e.g. `billing analytics shell -- -c "select * from meta.snapshot"`)."""
+    import shutil
+    import subprocess
+
+    path = _snapshot_or_fail(data_dir, seq)
+    beside = Path(sys.executable).with_name("duckdb")
+    executable = str(beside) if beside.exists() else shutil.which("duckdb")
+    if executable is None:
+        raise click.ClickException(
+            "no `duckdb` shell found: it comes with the duckdb-cli package (`make install`)"
+        )
+    sys.exit(subprocess.call([executable, "-readonly", str(path), *duckdb_args]))
 
 
 @main.group("api-keys")
@@ -528,6 +763,58 @@ def api_keys_revoke(key_id: str, data_dir: Path) -> None:
     finally:
         state.close()
     click.echo(f"revoked {key_id}")
+
+
+@main.group()
+def portal() -> None:
+    """The customer portal: signed links to each account's pages (served by `billing serve`)."""
+
+
+@portal.command("link")
+@click.argument("account")
+@click.option(
+    "--expires",
+    default="7d",
+    show_default=True,
+    help="How long the link works: 30m, 12h, 7d, 2w (at most 90 days).",
+)
+@click.option(
+    "--base-url",
+    envvar="BILLING_PORTAL_URL",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="Where `billing serve` is reached (env BILLING_PORTAL_URL).",
+)
+@click.option(
+    "--seeds", "seeds_dir", type=click.Path(path_type=Path, exists=True), default=SEEDS_DIR
+)
+@_data_dir_option
+def portal_link_command(
+    account: str, expires: str, base_url: str, seeds_dir: Path, data_dir: Path
+) -> None:
+    """Print a signed URL that opens ACCOUNT's portal until it expires (like a Stripe customer
+    portal session). Signed with BILLING_PORTAL_SECRET (or the file `init-secret` writes)."""
+    from dagster_billing.api.settings import ApiSettings
+    from dagster_billing.portal.links import PortalNotConfigured, portal_link
+
+    if account not in ApiSettings(data_dir=data_dir, seeds_dir=seeds_dir).known_accounts():
+        raise click.ClickException(
+            f"unknown account {account!r} (not in {seeds_dir / 'accounts.csv'})"
+        )
+    try:
+        click.echo(portal_link(account, expires, data_dir=data_dir, base_url=base_url))
+    except (PortalNotConfigured, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+
+
+@portal.command("init-secret")
+@_data_dir_option
+def portal_init_secret(data_dir: Path) -> None:
+    """Create a local signing secret in $BILLING_DATA_DIR/portal/secret (mode 0600) if there is
+    none; BILLING_PORTAL_SECRET, when set, takes precedence over it."""
+    from dagster_billing.portal.links import init_secret_file
+
+    click.echo(str(init_secret_file(data_dir)))
 
 
 if __name__ == "__main__":

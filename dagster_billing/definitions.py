@@ -12,13 +12,12 @@ def pipeline_assets_and_checks() -> list:
     """Every asset and check except those that talk to the outside (reverse-ETL pushes and
     webhook delivery need destination credentials and endpoints): what in-process
     materializations (tests, `billing price`) run."""
-    from dagster_billing.defs.sync.factory import REVERSE_ETL_GROUP
+    from dagster_billing.defs.sync.factory import is_push_asset
 
     assets = [
         a
         for a in defs.assets
-        if REVERSE_ETL_GROUP not in set(a.group_names_by_key.values())
-        and "webhooks" not in a.required_resource_keys
+        if not is_push_asset(a) and "webhooks" not in a.required_resource_keys
     ]
     return [*assets, *defs.asset_checks]
 

@@ -10,6 +10,8 @@ Every event gets a uniqueId when it is recorded (unless given), so a retried bat
 server answers the events it already has as duplicates. Batches are retried with exponential
 backoff and jitter on connection errors, 429 and 5xx; other answers are final. Items the server
 rejects (bad timestamp, unknown meter, ...) are kept in `client.rejected` with their reason.
+An event that cannot be written as JSON at all (properties nested too deep, a value JSON has no
+form for) raises ValueError from `record`, so it never takes a batch of good events down with it.
 """
 
 from __future__ import annotations
@@ -138,6 +140,10 @@ class BillingClient:
         }
         if properties:
             event["properties"] = properties
+        try:
+            orjson.dumps(event)
+        except TypeError as error:
+            raise ValueError(f"the event cannot be sent as JSON: {error}") from None
         with self._cond:
             if self._closed:
                 raise RuntimeError("client is closed")

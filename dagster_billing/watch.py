@@ -4,6 +4,11 @@ land_and_rate) in process.
 For machines without the Dagster daemon (`dagster dev` runs the real `landing_sensor`). Runs go
 into the Dagster instance of $DAGSTER_HOME when it is set, so they show in the UI. Run either
 this loop or the daemon's sensor, not both: two processes would write the DuckDB file at once.
+
+Without the daemon there is no run monitoring either: before each run, runs whose process is
+gone (a `billing watch` killed with SIGKILL) are failed and their `duckdb` pool slot freed, so
+the next run never waits for a dead one (`run_launcher.fail_dead_runs`). A failed run is not
+the end of its files: they are not landed, so the next poll asks for them again.
 """
 
 from __future__ import annotations
@@ -50,6 +55,12 @@ def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
     )
 
 
+def _saved(path: Path, cursor: dict) -> dict:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(cursor))
+    return cursor
+
+
 def watch(
     data_dir: Path,
     *,
@@ -59,6 +70,7 @@ def watch(
 ) -> None:
     from dagster_billing.definitions import defs
     from dagster_billing.defs.ingest.sensors import landing_run_request
+    from dagster_billing.run_launcher import fail_dead_runs
 
     os.environ["BILLING_DATA_DIR"] = str(Path(data_dir).resolve())
     warehouse = BillingWarehouse(data_dir=str(data_dir))
@@ -67,8 +79,10 @@ def watch(
     instance = _instance()
     prepare_dbt(warehouse)
     while True:
-        request, new_cursor = landing_run_request(warehouse, cursor)
+        request, new_cursor = landing_run_request(warehouse, cursor, instance=instance)
         if request is not None:
+            for run_id in fail_dead_runs(instance):
+                echo(f"run {run_id}: its process is gone; marked failed, its pool slots freed")
             started = time.monotonic()
             result = defs.resolve_job_def(request.job_name).execute_in_process(
                 run_config=request.run_config,
@@ -81,16 +95,16 @@ def watch(
                 # Ctrl-C during a run: Dagster turns it into a failed run; stop here. The cursor
                 # is not advanced: the next watch repeats the run (landing skips landed files).
                 raise KeyboardInterrupt
-            # Like the sensor, move on either way: the next run rebuilds from raw, and the
-            # failed run is in the instance with its logs.
-            cursor = new_cursor
-            cursor_path.parent.mkdir(parents=True, exist_ok=True)
-            cursor_path.write_text(json.dumps(cursor))
+            # Files a failed run did not land are still not landed: the next poll asks for them
+            # again; a failed land_and_rate is retried (the cursor remembers it).
+            cursor = _saved(cursor_path, new_cursor)
             echo(
                 f"{request.run_key}: {request.tags['billing/landing_files']} files, "
                 f"{'ok' if result.success else 'FAILED'} in {time.monotonic() - started:.1f}s "
                 f"(run {result.run_id})"
             )
+        elif new_cursor != cursor:
+            cursor = _saved(cursor_path, new_cursor)
         if once:
             return
         time.sleep(interval)

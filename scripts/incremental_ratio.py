@@ -27,7 +27,7 @@ import duckdb
 
 from dagster_billing.datagen import generate_events
 from dagster_billing.defs.dbt.project import DBT_EXECUTABLE
-from dagster_billing.defs.ingest.landing import ensure_raw_tables, land_file, landing_files
+from dagster_billing.defs.ingest.landing import land_files, landing_files
 from dagster_billing.defs.resources import BillingWarehouse
 from dagster_billing.lib.dbt_args import dbt_build_args
 from dagster_billing.paths import DBT_PROJECT_DIR, SEEDS_DIR
@@ -44,10 +44,8 @@ USAGE_MODELS = (
 
 
 def land(warehouse: BillingWarehouse, files: list[Path]) -> None:
-    with warehouse.connect() as connection:
-        ensure_raw_tables(connection)
-        for path in files:
-            land_file(connection, path)
+    for path in files:
+        land_files(warehouse.raw_store, [path])
 
 
 def dbt_build(warehouse: BillingWarehouse, target: Path, *extra: str, **dbt_vars: str) -> dict:

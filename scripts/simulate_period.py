@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 
 from dagster_billing.defs.dbt.project import DBT_EXECUTABLE
-from dagster_billing.defs.ingest.landing import ensure_raw_tables, land_file, landing_files
+from dagster_billing.defs.ingest.landing import land_files, landing_files
 from dagster_billing.defs.resources import BillingWarehouse
 from dagster_billing.lib.dbt_args import dbt_build_args
 from dagster_billing.paths import DBT_PROJECT_DIR, REPO_ROOT, SEEDS_DIR
@@ -69,10 +69,8 @@ def write(landing: Path, name: str, events: list[dict]) -> None:
 
 
 def land(warehouse: BillingWarehouse) -> None:
-    with warehouse.connect() as connection:
-        ensure_raw_tables(connection)
-        for path in landing_files(warehouse.landing_dir):
-            land_file(connection, path)
+    for path in landing_files(warehouse.landing_dir):
+        land_files(warehouse.raw_store, [path])
 
 
 def dbt_build(warehouse: BillingWarehouse, target: Path, **dbt_vars: str) -> None:

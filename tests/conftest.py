@@ -1,3 +1,29 @@
+"""Helpers and shared warehouses of the test suite (docs/testing.md says how to write a fast test).
+
+Helpers: `make_warehouse` (an empty warehouse under a folder), `case_warehouse` (a fixture case's
+seeds and plans), `copy_reference_seeds`, `run_pipeline` / `close_period` (what the daily and
+close jobs run, in process), `query`, `FIXTURES`.
+
+Shared built warehouses (session fixtures, built once per pytest worker that uses them):
+- `generated_warehouse`: 20,000 generated events (`generated_events`) on the repository's seeds,
+  the daily pipeline run once at GENERATED_AS_OF.
+- `malformed_warehouse`: tests/fixtures/malformed (every quarantine reason, duplicates), the
+  daily pipeline run once at MALFORMED_AS_OF.
+- `worked_example_warehouse`: PRODUCT.md's worked example ($130.00), with a draft of its plan in
+  plans/drafts/ that the pipeline simulates; the daily pipeline run once (clock: now).
+Each is a `Built(warehouse, result)`. Read it as it is; never write to it. A test that runs the
+pipeline again, lands files or changes a table takes a private copy first (the DuckDB file and
+the data folder, a fraction of a second):
+
+    def test_relanding_changes_nothing(malformed_warehouse, tmp_path):
+        warehouse = copy_warehouse(malformed_warehouse.warehouse, tmp_path)
+
+A module using a shared warehouse carries its `xdist_group` mark (GENERATED_GROUP,
+MALFORMED_GROUP, WORKED_EXAMPLE_GROUP), so that under `make test` (two workers) every user of a warehouse runs on the
+worker that built it. Other modules are kept whole on one worker (their module fixtures are built
+once); `slow` modules are handed out first.
+"""
+
 from __future__ import annotations
 
 import os
@@ -5,11 +31,12 @@ import shutil
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import dagster as dg
 import pytest
 
-from dagster_billing.paths import SEEDS_DIR
+from dagster_billing.paths import DBT_PROJECT_DIR, SEEDS_DIR
 from dagster_billing.pricing.inputs import ACCOUNT_DATA_SEEDS
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -19,18 +46,83 @@ REFERENCE_FILES = (
     "meters.csv",
     "currencies.csv",
     "issuers.csv",
+    "tax_rates.csv",
 )
+GENERATED_EVENTS = 20_000
+GENERATED_AS_OF = "2026-03-10T00:00:00"
+GENERATED_GROUP = "generated_warehouse"
+MALFORMED_AS_OF = "2026-03-10T00:00:00"
+MALFORMED_GROUP = "malformed_warehouse"
+WORKED_EXAMPLE = FIXTURES / "worked_example"
+WORKED_EXAMPLE_GROUP = "worked_example_warehouse"
+# The worked example's plan as a draft of version 2 (tests/test_simulation.py changes its prices).
+WORKED_EXAMPLE_DRAFT = (
+    (WORKED_EXAMPLE / "plans" / "worked_example.yaml")
+    .read_text()
+    .replace("version: 1", "version: 2")
+)
+# What the manifest is parsed from: newer than manifest.json means it is stale.
+_MANIFEST_INPUTS = ("dbt_project.yml", "profiles.yml", "models", "macros", "tests", "seeds")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist's --dist loadgroup: a test without an xdist_group runs with the rest of its
+    module (as --dist loadfile would); and slow modules come first, so the two workers are not
+    left with one long module each at the end. Modules stay in one piece (module fixtures)."""
+    slow_modules = set()
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(module))
+        if item.get_closest_marker("slow") is not None:
+            slow_modules.add(module)
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow_modules)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """xdist tells a test's group to its scheduler by appending `@group` to the node id; with
+    pytest 9.2 that append is silently lost (pytest-dev/pytest-xdist#1386) and every shared
+    warehouse would be built on both workers. Fail instead."""
+    grouping = getattr(session.config.option, "loadgroup", False)
+    if grouping and session.items and "@" not in session.items[0].nodeid:
+        raise pytest.UsageError(
+            "--dist loadgroup is not grouping tests (pytest-dev/pytest-xdist#1386): "
+            "keep pytest < 9.2 (pyproject.toml) until pytest-xdist handles pytest's node ids"
+        )
+
+
+def _manifest_is_fresh(manifest: Path) -> bool:
+    if not manifest.exists():
+        return False
+    built = manifest.stat().st_mtime
+    paths = [DBT_PROJECT_DIR / name for name in _MANIFEST_INPUTS] + [SEEDS_DIR]
+    for path in paths:
+        files = path.rglob("*") if path.is_dir() else [path]
+        if any(file.stat().st_mtime > built for file in files if file.is_file()):
+            return False
+    return True
 
 
 @pytest.fixture(scope="session", autouse=True)
 def dbt_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """dagster-dbt needs manifest.json at import; outside `dagster dev` nothing builds it."""
+    """dagster-dbt needs manifest.json at import; outside `dagster dev` nothing builds it.
+    `make test` parses before pytest starts; run on its own, the first worker parses (under
+    dagster-dbt's file lock) and the other finds it fresh.
+
+    dbt's artifacts of the session (one target folder per invocation, partial-parse states) go
+    to a temporary folder, not dbt_project/target (DBT_TARGET_PATH)."""
     os.environ.setdefault("BILLING_DATA_DIR", str(tmp_path_factory.mktemp("parse-data")))
+    # `make` exports the developer's DAGSTER_HOME; tests that need an instance make their own.
+    os.environ.pop("DAGSTER_HOME", None)
     # dagster-dbt's preparer looks for `dbt` on PATH: use the one beside this interpreter.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     from dagster_billing.defs.dbt.project import billing_project
 
-    billing_project.preparer.prepare(billing_project)
+    if not _manifest_is_fresh(billing_project.manifest_path):
+        billing_project.preparer.prepare(billing_project)
+    os.environ["DBT_TARGET_PATH"] = str(tmp_path_factory.mktemp("dbt-target"))
     return billing_project.manifest_path
 
 
@@ -43,6 +135,13 @@ def make_warehouse(root: Path, *, plans_dir: Path | None = None, seeds_dir: Path
     if seeds_dir is not None:
         kwargs["seeds_dir"] = str(seeds_dir)
     return BillingWarehouse(**kwargs)
+
+
+def copy_warehouse(source, root: Path):
+    """A private copy of a built warehouse (its DuckDB file, landing files and exports) under
+    `root`, with the same plans and seeds: for a test that changes what it reads."""
+    shutil.copytree(source.root, root / "data")
+    return make_warehouse(root, plans_dir=Path(source.plans_dir), seeds_dir=Path(source.seeds_dir))
 
 
 def copy_reference_seeds(target: Path, **overrides: str) -> Path:
@@ -108,3 +207,79 @@ def close_period(
 def query(warehouse, sql: str, params: list | None = None) -> list[tuple]:
     with warehouse.connect(read_only=True) as connection:
         return connection.execute(sql, params or []).fetchall()
+
+
+def query_raw(warehouse, sql: str, params: list | None = None) -> list[tuple]:
+    """The committed raw layer (Parquet) as raw.<table>, without opening the warehouse: what a
+    landing wrote, with or without a dbt run after it."""
+    with warehouse.raw_store.connect() as connection:
+        return connection.execute(sql, params or []).fetchall()
+
+
+class Built(NamedTuple):
+    """A shared warehouse and the result of the run that built it."""
+
+    warehouse: object
+    result: dg.ExecuteInProcessResult
+
+
+class Generated(NamedTuple):
+    landing: Path
+    summary: object  # dagster_billing.datagen's summary of what it wrote
+
+
+@pytest.fixture(scope="session")
+def generated_events(tmp_path_factory) -> Generated:
+    """GENERATED_EVENTS events over the repository's accounts and meters (seed 11), with
+    duplicates, conflicting duplicates, late and malformed rows, as landing files."""
+    from dagster_billing.datagen import generate_events
+
+    landing = tmp_path_factory.mktemp("generated") / "landing"
+    summary = generate_events(
+        landing,
+        events=GENERATED_EVENTS,
+        seed=11,
+        accounts_csv=SEEDS_DIR / "accounts.csv",
+        meters_csv=SEEDS_DIR / "meters.csv",
+    )
+    return Generated(landing, summary)
+
+
+@pytest.fixture(scope="session")
+def generated_warehouse(generated_events, tmp_path_factory) -> Built:
+    """`generated_events` through the daily pipeline once, at GENERATED_AS_OF. Read only."""
+    warehouse = make_warehouse(tmp_path_factory.mktemp("generated-warehouse"))
+    shutil.copytree(generated_events.landing, warehouse.landing_dir)
+    return Built(warehouse, run_pipeline(warehouse, as_of=GENERATED_AS_OF))
+
+
+@pytest.fixture(scope="session")
+def malformed_warehouse(tmp_path_factory) -> Built:
+    """tests/fixtures/malformed through the daily pipeline once, at MALFORMED_AS_OF. Read only."""
+    warehouse = make_warehouse(tmp_path_factory.mktemp("malformed-warehouse"))
+    shutil.copytree(FIXTURES / "malformed", warehouse.landing_dir)
+    return Built(warehouse, run_pipeline(warehouse, as_of=MALFORMED_AS_OF))
+
+
+@pytest.fixture(scope="session")
+def worked_example_warehouse(tmp_path_factory) -> Built:
+    """The worked example through the daily pipeline, with a draft in plans/drafts/ pricing API
+    calls at 0.003 (drafts change no invoice: the pipeline only simulates them). Read only."""
+    root = tmp_path_factory.mktemp("worked-example")
+    plans = root / "plans"
+    shutil.copytree(WORKED_EXAMPLE / "plans", plans)
+    (plans / "drafts").mkdir()
+    (plans / "drafts" / "worked_example.yaml").write_text(
+        WORKED_EXAMPLE_DRAFT.replace("unit_price: 0.002", "unit_price: 0.003")
+    )
+    seeds = copy_reference_seeds(
+        root / "seeds",
+        **{
+            name: (WORKED_EXAMPLE / name).read_text()
+            for name in ("meters.csv", "accounts.csv", "subscriptions.csv")
+        },
+    )
+    warehouse = make_warehouse(root, plans_dir=plans, seeds_dir=seeds)
+    warehouse.landing_dir.mkdir(parents=True)
+    shutil.copy(WORKED_EXAMPLE / "usage.ndjson", warehouse.landing_dir)
+    return Built(warehouse, run_pipeline(warehouse))

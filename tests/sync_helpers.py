@@ -4,7 +4,6 @@ Dagster resources pointing at them."""
 from __future__ import annotations
 
 import json
-import shutil
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,10 +14,14 @@ from dagster_billing.paths import SEEDS_DIR
 from tests.conftest import (
     close_period,
     copy_reference_seeds,
+    copy_warehouse,
     make_warehouse,
     query,
     run_pipeline,
 )
+
+# copy_warehouse lives in conftest; tests of the reverse ETL import it from here too.
+__all__ = ["copy_warehouse"]
 
 # Two USD plans, one EUR plan, one JPY plan: 4 customers, 8 final invoices over January-February
 # 2026 (the clock of `make demo`: after February's grace period, both months closed).
@@ -59,12 +62,6 @@ def build_billed_warehouse(root: Path):
     run_pipeline(warehouse, as_of=BILLED_AS_OF)
     close_period(warehouse, "2026-02-01", as_of=BILLED_AS_OF)
     return warehouse
-
-
-def copy_warehouse(source, root: Path):
-    """A private copy of a billed warehouse (DuckDB file and landing files) for one test."""
-    shutil.copytree(source.root, root / "data")
-    return make_warehouse(root, seeds_dir=Path(source.seeds_dir))
 
 
 def resources(warehouse, fakes, **overrides) -> dict:
@@ -109,9 +106,9 @@ def resources(warehouse, fakes, **overrides) -> dict:
 
 def push_assets() -> list[dg.AssetsDefinition]:
     from dagster_billing.definitions import defs
-    from dagster_billing.defs.sync.factory import REVERSE_ETL_GROUP
+    from dagster_billing.defs.sync.factory import is_push_asset
 
-    return [a for a in defs.assets if REVERSE_ETL_GROUP in set(a.group_names_by_key.values())]
+    return [a for a in defs.assets if is_push_asset(a)]
 
 
 def sync(
@@ -127,12 +124,14 @@ def sync(
 
 
 def run_metadata(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
-    """Materialization metadata per push asset ("netsuite/invoices": {"created": 8, ...})."""
+    """Materialization metadata per push asset ("netsuite/invoices": {"created": 8, ...}); not
+    payments/stripe_invoice_status, which reads rather than pushes (its own keys)."""
     return {
         event.materialization.asset_key.to_user_string(): {
             name: value.value for name, value in event.materialization.metadata.items()
         }
         for event in result.get_asset_materialization_events()
+        if "model_rows" in event.materialization.metadata
     }
 
 
@@ -153,6 +152,7 @@ def model_counts(warehouse) -> dict[str, int]:
             "sync_salesforce__accounts",
             "sync_salesforce__invoices",
             "sync_stripe__customers",
+            "sync_stripe__invoices",
             "sync_stripe__invoice_items",
         )
     }
@@ -204,9 +204,10 @@ def write_events(warehouse, name: str, events: list[dict]) -> None:
     (warehouse.landing_dir / name).write_text("".join(json.dumps(e) + "\n" for e in events))
 
 
-def build_lifecycle_warehouse(root: Path):
+def build_lifecycle_warehouse(root: Path, **extra_seeds: str):
     """The lifecycle accounts, plan, prepaid credits and acct_sim's coupon (not acct_volume's,
-    so its January invoice is positive and a credit note can credit it)."""
+    so its January invoice is positive and a credit note can credit it); `extra_seeds` replace
+    more seed files (name -> CSV text)."""
     from dagster_billing.pricing.plans import compile_plans
 
     coupons = (LIFECYCLE / "coupons.csv").read_text().splitlines()
@@ -217,6 +218,7 @@ def build_lifecycle_warehouse(root: Path):
             for name in ("accounts.csv", "meters.csv", "credit_grants.csv", "subscriptions.csv")
         },
         **{"coupons.csv": "\n".join(line for line in coupons if "acct_volume" not in line) + "\n"},
+        **extra_seeds,
     )
     compile_plans(LIFECYCLE / "plans", seeds)
     return make_warehouse(root, plans_dir=LIFECYCLE / "plans", seeds_dir=seeds)

@@ -18,6 +18,7 @@ from tests.conftest import (
     run_pipeline,
 )
 
+pytestmark = pytest.mark.slow
 CASE = FIXTURES / "anniversary"
 D = Decimal
 

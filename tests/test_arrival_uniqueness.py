@@ -8,10 +8,17 @@ import shutil
 
 import pytest
 
-from tests.conftest import FIXTURES, make_warehouse, run_pipeline
+from tests.conftest import (
+    FIXTURES,
+    MALFORMED_AS_OF,
+    MALFORMED_GROUP,
+    copy_warehouse,
+    run_pipeline,
+)
 from tests.test_dbt_unit_tests import _dbt
 
-AS_OF = "2026-03-10T00:00:00"
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(MALFORMED_GROUP)]
+AS_OF = MALFORMED_AS_OF
 OUTCOMES_CHECK = "unique_by_arrival_fct_usage_event_outcomes_raw_event_key"
 DEDUPED_CHECK = "unique_by_arrival_int_usage_events_deduped_unique_id"
 
@@ -21,13 +28,11 @@ def _check_results(result) -> dict[str, bool]:
 
 
 @pytest.fixture
-def warehouse(tmp_path):
-    warehouse = make_warehouse(tmp_path)
-    shutil.copytree(FIXTURES / "malformed", warehouse.landing_dir)
-    result = run_pipeline(warehouse, as_of=AS_OF)
-    checks = _check_results(result)
+def warehouse(malformed_warehouse, tmp_path):
+    """A copy of the shared run of tests/fixtures/malformed, whose build passed both checks."""
+    checks = _check_results(malformed_warehouse.result)
     assert checks[OUTCOMES_CHECK] and checks[DEDUPED_CHECK]
-    return warehouse
+    return copy_warehouse(malformed_warehouse.warehouse, tmp_path)
 
 
 def _copy_accepted_event(warehouse, table: str, *, file_seq: int, copies: int) -> None:

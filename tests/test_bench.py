@@ -25,6 +25,7 @@ def test_smoke_run_of_every_variant_but_postgres(tmp_path):
             "--size",
             "10K",
             "--no-postgres",
+            "--no-spark",
             "--out-dir",
             str(tmp_path / "out"),
             "--results-dir",

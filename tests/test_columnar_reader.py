@@ -114,7 +114,7 @@ def test_every_other_line_goes_to_the_reference(reference_lines):
     assert frame.height == len(CANONICAL) + len(OTHERS) - 3  # blank lines are not rows
 
 
-def test_files_keep_their_own_line_numbers_and_a_non_utf8_file_is_read_whole_by_reference():
+def test_files_keep_their_own_line_numbers_and_only_non_utf8_lines_go_to_the_reference():
     contents = [
         b"\n".join(CANONICAL[:3]) + b"\n\n" + CANONICAL[3],
         b"",
@@ -123,10 +123,21 @@ def test_files_keep_their_own_line_numbers_and_a_non_utf8_file_is_read_whole_by_
     ]
     frame = assert_reads_alike(contents)
     assert frame.filter(pl.col("file_index") == 0)["source_line"].sort().to_list() == [1, 2, 3, 5]
-    assert frame.filter(pl.col("file_index") == 2)["parse_error"].to_list() == [
+    assert frame.filter(pl.col("file_index") == 2).sort("source_line")["parse_error"].to_list() == [
         "malformed_json",
         None,
     ]
+
+
+def test_a_bom_is_not_part_of_line_1_and_only_non_utf8_lines_go_to_the_reference(
+    reference_lines,
+):
+    bad = b'{"uniqueId":"e\xff","account":"a","meter":"m","value":1,"ts":"t"}'
+    data = b"\xef\xbb\xbf" + b"\n".join([CANONICAL[0], bad, CANONICAL[1]]) + b"\n"
+    frame = assert_reads_alike([data])
+    assert frame.sort("source_line")["parse_error"].to_list() == [None, "invalid_encoding", None]
+    assert frame.sort("source_line")["unique_id"].to_list() == ["e1", None, "e2"]
+    assert [line for line in reference_lines if line] == [bad]
 
 
 def test_fixture_files_read_alike():
@@ -209,9 +220,9 @@ def csv_records_read(monkeypatch) -> list[int]:
     handed: list[int] = []
     records = columnar.csv_records
 
-    def counting(rows, header, first_line):
+    def counting(rows, header, first_line, escaped=False):
         handed.append(first_line)
-        return records(rows, header, first_line)
+        return records(rows, header, first_line, escaped)
 
     monkeypatch.setattr(columnar, "csv_records", counting)
     return handed
@@ -239,6 +250,12 @@ def test_csv_lines_the_layout_does_not_cover_go_to_the_csv_module(csv_records_re
         b"\xef\xbb\xbfuniqueId,account,meter,value,ts,properties\nc1,a,m,1,t,\n",
         b"uniqueId,account,meter,value,ts,properties\nc1,caf\xe9,m,1,t,\n",
         b"uniqueId,account,meter,value,ts,properties\r\nc1,a,m,1,t,\r\n",
+        b"uniqueId,account,meter,value,ts\nc1,a,m,1,t\nuniqueId,account,meter,value,ts\n"
+        b" uniqueId ,account,meter,value,ts\nuniqueId,account,meter,value,t\n",
+        b"uniqueId,account,meter,value,ts,properties\nuniqueId,account,meter,value,ts,properties\n",
+        b'uniqueId,account,meter,value,ts,properties\nc1,a,m,1,t,"{""k"":""'
+        + b"x" * 140_000
+        + b'""}"\nc2,a,m,1,t,\n',
         b"uniqueId,account,meter,value,ts,properties",
         b"",
     ],

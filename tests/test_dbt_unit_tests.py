@@ -8,7 +8,6 @@ import json
 import subprocess
 
 from dagster_billing.defs.dbt.project import DBT_EXECUTABLE
-from dagster_billing.defs.ingest.landing import ensure_raw_tables
 from dagster_billing.paths import DBT_PROJECT_DIR
 from tests.conftest import make_warehouse
 
@@ -27,14 +26,13 @@ def _dbt(warehouse, target, *args: str) -> subprocess.CompletedProcess:
 def test_every_dbt_unit_test_passes(tmp_path):
     warehouse = make_warehouse(tmp_path)
     warehouse.root.mkdir(parents=True)
-    with warehouse.connect() as connection:
-        ensure_raw_tables(connection)
     target = tmp_path / "target"
-    # Unit tests read their inputs' column types from the warehouse: build every model empty.
-    built = _dbt(warehouse, target, "build", "--empty", "--exclude-resource-type", "unit_test")
-    assert built.returncode == 0, built.stdout[-4000:]
 
-    tested = _dbt(warehouse, target, "test", "--select", "test_type:unit")
+    # One dbt invocation. Unit tests read their inputs' column types from the warehouse: `build`
+    # builds every model empty (unit tests ignore --empty; the raw sources are typed empty views
+    # until something lands: macros/raw_sources.sql) and runs each model's unit tests before it;
+    # data tests on empty tables would prove nothing and are left out.
+    tested = _dbt(warehouse, target, "build", "--empty", "--exclude-resource-type", "test")
 
     assert tested.returncode == 0, tested.stdout[-6000:]
     results = json.loads((target / "run_results.json").read_text())["results"]

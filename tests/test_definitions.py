@@ -55,7 +55,7 @@ EXPECTED_ASSETS = {
     "stripe/customers",
     "stripe/invoice_items",
     "pricing/simulation",
-    "exports/api_snapshot",
+    "analytics/snapshot",
     # Billing lifecycle.
     "reference/credit_grants",
     "reference/coupons",
@@ -85,7 +85,11 @@ EXPECTED_ASSETS = {
     "billing/fct_credit_balances",
     "billing/fct_usage_alerts",
     "billing/fct_usage_daily",
+    "billing/fct_usage_daily_by_dimension",
     "billing/fct_usage_hourly",
+    "billing/fct_usage_hourly_by_dimension",
+    "billing/fct_usage_quarantine",
+    "billing/fct_usage_outcome_counts",
     "billing/fct_webhook_events",
     "revenue/fct_revenue_by_period",
     "revenue/fct_revenue_by_meter",
@@ -93,6 +97,18 @@ EXPECTED_ASSETS = {
     "exports/usage_csv",
     "exports/invoice_pdf",
     "webhooks/deliveries",
+    # Finance documents, tax, payments and receivables (docs/finance.md).
+    "reference/account_billing_profiles",
+    "reference/tax_rates",
+    "intermediate/int_invoice_parties",
+    "intermediate/int_invoice_taxes",
+    "billing/fct_invoice_payments",
+    "billing/fct_receivables_aging",
+    "sync/sync_stripe__invoices",
+    "sync/sync_salesforce__invoice_payments",
+    "stripe/invoices",
+    "salesforce/invoice_payments",
+    "payments/stripe_invoice_status",
 }
 
 
@@ -117,7 +133,12 @@ def test_lineage_runs_from_plans_and_landing_to_exports():
 
     assert "plans/price_tables" in parents("reference/price_tiers")
     # Roots of the dbt graph also wait for the plan compiler (dbt parses the price tables).
-    assert parents("staging/stg_raw__usage_events") == {"raw/usage_events", "plans/price_tables"}
+    # Staging reads the rows of committed landing batches: the events and the ledger.
+    assert parents("staging/stg_raw__usage_events") == {
+        "raw/usage_events",
+        "raw/landed_files",
+        "plans/price_tables",
+    }
     assert {"billing/fct_invoices", "billing/fct_invoice_lines"} <= parents("exports/invoice_csv")
 
 
@@ -130,6 +151,9 @@ def test_invariants_are_asset_checks():
         "billing/fct_invoices:lines_sum_to_totals",
         "billing/fct_invoices:assert_invoice_totals_equal_lines",
         "billing/fct_invoice_lines:assert_lines_are_rounded",
+        "billing/fct_invoices:assert_invoice_totals_are_lines_plus_tax",
+        "billing/fct_receivables_aging:assert_receivables_aging_adds_up",
+        "payments/stripe_invoice_status:invoices_finalized",
     } <= checks
 
 
@@ -247,3 +271,64 @@ def test_definitions_load_without_environment(monkeypatch):
     monkeypatch.delenv("BILLING_DATA_DIR", raising=False)
     defs, _ = _graph()
     assert defs.resolve_job_def("billing_pipeline") is not None
+
+
+def test_groups_are_the_stages_of_the_data_flow():
+    from dagster_billing.defs.groups import FLOW
+
+    _, graph = _graph()
+    groups = {}
+    for key in graph.get_all_asset_keys():
+        groups.setdefault(graph.get(key).group_name, set()).add(key.to_user_string())
+    assert set(groups) == set(FLOW), "a new group: add it to defs/groups.py and docs/concepts.md"
+    assert {"raw/usage_events", "staging/stg_raw__usage_events"} <= groups["landing"]
+    assert {"intermediate/int_usage_events_deduped", "billing/fct_usage_event_outcomes"} <= (
+        groups["usage"]
+    )
+    assert {"intermediate/int_usage_rated", "billing/fct_rated_usage", "pricing/simulation"} <= (
+        groups["rating"]
+    )
+    assert "intermediate/int_invoice_drafts" in groups["drafts"]
+    assert {"sync/sync_netsuite__invoices", "netsuite/invoices"} <= groups["reverse_etl"]
+    assert {"exports/invoice_pdf", "webhooks/deliveries"} <= groups["exports"]
+
+
+def test_sync_job_holds_the_pushes_and_the_pipeline_builds_their_payloads():
+    defs, _ = _graph()
+    sync_keys = {
+        k.to_user_string()
+        for k in defs.resolve_job_def("billing_sync").asset_layer.executable_asset_keys
+    }
+    daily_keys = {
+        k.to_user_string()
+        for k in defs.resolve_job_def("billing_pipeline").asset_layer.executable_asset_keys
+    }
+    assert sync_keys == {
+        key for key in EXPECTED_ASSETS if key.split("/")[0] in ("netsuite", "salesforce", "stripe")
+    } | {"payments/stripe_invoice_status"}
+    assert "sync/sync_netsuite__invoices" in daily_keys
+
+
+def test_every_dbt_test_is_a_described_asset_check():
+    import json
+
+    from dagster_billing.defs.dbt.project import billing_project
+
+    _, graph = _graph()
+    manifest = json.loads(billing_project.manifest_path.read_text())
+    tests = {n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "test"}
+    specs = {key.name: graph.get_check_spec(key) for key in graph.asset_check_keys}
+    # Singular tests reading several models (and tests on the raw sources) are checks too.
+    assert tests <= set(specs), sorted(tests - set(specs))
+    assert specs["assert_credit_grants_never_overdrawn"].asset_key == dg.AssetKey(
+        ["billing", "fct_invoice_lines"]
+    )
+    undescribed = sorted(name for name, spec in specs.items() if not spec.description)
+    assert not undescribed
+    described = {name: spec.description for name, spec in specs.items()}
+    assert described["assert_nothing_lost"].startswith("raw = accepted + duplicates + quarantined")
+    assert described["unique_fct_invoices_invoice_id"] == "`invoice_id` is unique."
+    assert (
+        described["relationships_fct_invoices_account_id__account_id__ref_accounts_"]
+        == "Every `account_id` refers to `accounts.account_id`."
+    )

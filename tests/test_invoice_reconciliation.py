@@ -17,6 +17,7 @@ from tests.conftest import (
     run_pipeline,
 )
 
+pytestmark = pytest.mark.slow
 CASE = FIXTURES / "reconciliation"
 INVOICE = "inv-acct_recon-2026-01-01"
 D = Decimal

@@ -4,6 +4,8 @@ ends up rated and readable back through the API."""
 
 from __future__ import annotations
 
+import logging
+import os
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -15,9 +17,12 @@ from click.testing import CliRunner
 
 from dagster_billing.api.process import ServerProcess
 from dagster_billing.cli import main
+from dagster_billing.defs.ingest.assets import land
 from dagster_billing.defs.ingest.sensors import (
     MAX_DRAFT_LAG_SECONDS,
+    MAX_RETRY_SECONDS,
     QUIET_SECONDS,
+    RETRY_SECONDS,
     landing_run_request,
     landing_sensor,
 )
@@ -25,9 +30,9 @@ from tests.api_helpers import TS, create_key, event
 from tests.conftest import make_warehouse, query, run_pipeline
 
 
-def evaluate(warehouse, cursor=None):
+def evaluate(warehouse, cursor=None, instance=None):
     context = dg.build_sensor_context(
-        instance=dg.DagsterInstance.ephemeral(),
+        instance=instance or dg.DagsterInstance.ephemeral(),
         cursor=cursor,
         resources={"warehouse": warehouse},
     )
@@ -50,11 +55,24 @@ def paths_of(request: dg.RunRequest) -> list[str]:
     return landing_op["config"]["paths"]
 
 
+def drop(warehouse, name: str, *events: dict, at: datetime | None = None) -> None:
+    """A hand-dropped landing file, last written at `at` (default: long enough ago to be read)."""
+    path = warehouse.landing_dir / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    written = (at or datetime.now(UTC) - timedelta(minutes=1)).timestamp()
+    os.utime(path, (written, written))
+
+
+def land_now(warehouse) -> None:
+    """What the requested run's landing step does."""
+    land(warehouse, [], logging.getLogger("test"))
+
+
 def test_each_new_file_is_named_in_exactly_one_run_request(tmp_path):
     warehouse = make_warehouse(tmp_path)
     key = create_key(warehouse.root, "acme", "acct_meridian")
-    warehouse.landing_dir.mkdir(parents=True, exist_ok=True)
-    (warehouse.landing_dir / "backfill.ndjson").write_bytes(orjson.dumps(event("dropped-1")))
+    drop(warehouse, "backfill.ndjson", event("dropped-1"))
     with ServerProcess(warehouse.root) as server:
         post(server, key, [event("api-1")])
         post(server, key, [event("api-2")])
@@ -66,6 +84,8 @@ def test_each_new_file_is_named_in_exactly_one_run_request(tmp_path):
         assert len(names) == 3
         assert all(name.startswith("api/received_date=") for name in names[1:])
         assert all((warehouse.landing_dir / name).is_file() for name in names)
+        assert first.tags["billing/api_events"] == "2"
+        land_now(warehouse)
 
         # Nothing new, but not quiet for long enough yet: land_and_rate waits.
         waiting, cursor = evaluate(warehouse, cursor)
@@ -83,10 +103,14 @@ def test_each_new_file_is_named_in_exactly_one_run_request(tmp_path):
         assert isinstance(nothing, dg.SkipReason)
 
         post(server, key, [event("api-3")])
-        (warehouse.landing_dir / "backfill.ndjson").write_bytes(
-            orjson.dumps(event("dropped-2")) + b"\n"
+        # Rewritten just now: not read until it has been unchanged for the quiet time.
+        drop(warehouse, "backfill.ndjson", event("dropped-2"), at=datetime.now(UTC))
+        early, _ = landing_run_request(warehouse, orjson.loads(same_cursor))
+        [api_file] = paths_of(early)
+        assert api_file.startswith("api/") and api_file not in names
+        second, _ = landing_run_request(
+            warehouse, orjson.loads(same_cursor), now=datetime.now(UTC) + timedelta(seconds=2)
         )
-        second, _ = evaluate(warehouse, same_cursor or cursor)
     assert isinstance(second, dg.RunRequest)
     assert second.job_name == "rate_new_usage"
     assert second.run_key != first.run_key
@@ -97,24 +121,25 @@ def test_each_new_file_is_named_in_exactly_one_run_request(tmp_path):
 
 def test_new_files_are_rated_first_and_drafts_follow_within_the_lag(tmp_path):
     warehouse = make_warehouse(tmp_path)
-    warehouse.landing_dir.mkdir(parents=True)
     start = datetime(2026, 1, 20, 12, tzinfo=UTC)
 
     def at(seconds: float) -> datetime:
         return start + timedelta(seconds=seconds)
 
-    (warehouse.landing_dir / "a.ndjson").write_bytes(orjson.dumps(event("lag-1")))
+    drop(warehouse, "a.ndjson", event("lag-1"), at=at(-5))
     first, cursor = landing_run_request(warehouse, {}, now=start)
     assert first.job_name == "rate_new_usage" and paths_of(first) == ["a.ndjson"]
+    land_now(warehouse)
     assert landing_run_request(warehouse, cursor, now=at(QUIET_SECONDS - 1))[0] is None
 
     # More files before it is quiet: another fast run; the full run waits for both.
-    (warehouse.landing_dir / "b.ndjson").write_bytes(orjson.dumps(event("lag-2")))
+    drop(warehouse, "b.ndjson", event("lag-2"), at=at(QUIET_SECONDS - 5))
     second, cursor = landing_run_request(warehouse, cursor, now=at(QUIET_SECONDS - 1))
     assert second.job_name == "rate_new_usage" and paths_of(second) == ["b.ndjson"]
+    land_now(warehouse)
 
     # Files keep coming, but the oldest pending one has waited long enough: the full run.
-    (warehouse.landing_dir / "c.ndjson").write_bytes(orjson.dumps(event("lag-3")))
+    drop(warehouse, "c.ndjson", event("lag-3"), at=at(MAX_DRAFT_LAG_SECONDS - 5))
     full, cursor = landing_run_request(warehouse, cursor, now=at(MAX_DRAFT_LAG_SECONDS))
     assert full.job_name == "land_and_rate"
     assert paths_of(full) == ["a.ndjson", "b.ndjson"]
@@ -125,17 +150,62 @@ def test_new_files_are_rated_first_and_drafts_follow_within_the_lag(tmp_path):
     # full run comes once landing has been quiet.
     third, cursor = landing_run_request(warehouse, cursor, now=at(MAX_DRAFT_LAG_SECONDS))
     assert third.job_name == "rate_new_usage" and paths_of(third) == ["c.ndjson"]
+    land_now(warehouse)
     quiet = at(MAX_DRAFT_LAG_SECONDS + QUIET_SECONDS)
     last, cursor = landing_run_request(warehouse, cursor, now=quiet)
     assert last.job_name == "land_and_rate" and paths_of(last) == ["c.ndjson"]
     assert landing_run_request(warehouse, cursor, now=quiet)[0] is None
 
 
+def _finished(instance, request: dg.RunRequest, status: dg.DagsterRunStatus) -> None:
+    """A run of the request that ended with `status` (what the daemon would have recorded)."""
+    instance.add_run(
+        dg.DagsterRun(
+            job_name=request.job_name,
+            run_id=f"run-{len(instance.get_run_records())}",
+            status=status,
+            tags={"dagster/run_key": request.run_key},
+        )
+    )
+
+
+def test_files_a_failed_run_left_are_asked_for_again_and_a_failed_draft_run_is_retried(tmp_path):
+    """Item 1 of issue 17: the cursor never marks a file done; only landing does."""
+    warehouse = make_warehouse(tmp_path)
+    instance = dg.DagsterInstance.ephemeral()
+    start = datetime.now(UTC)
+
+    def at(seconds: float) -> datetime:
+        return start + timedelta(seconds=seconds)
+
+    drop(warehouse, "a.ndjson", event("retry-1"))
+    first, cursor = landing_run_request(warehouse, {}, now=start, instance=instance)
+    _finished(instance, first, dg.DagsterRunStatus.FAILURE)  # landing failed: nothing landed
+    assert landing_run_request(warehouse, cursor, now=at(RETRY_SECONDS - 1))[0] is None
+    again, cursor = landing_run_request(warehouse, cursor, now=at(RETRY_SECONDS), instance=instance)
+    assert again.job_name == "rate_new_usage" and paths_of(again) == ["a.ndjson"]
+    assert again.run_key != first.run_key
+    land_now(warehouse)
+
+    quiet = at(RETRY_SECONDS + QUIET_SECONDS)
+    full, cursor = landing_run_request(warehouse, cursor, now=quiet, instance=instance)
+    assert full.job_name == "land_and_rate"
+    assert landing_run_request(warehouse, cursor, now=quiet, instance=instance)[0] is None
+    _finished(instance, full, dg.DagsterRunStatus.FAILURE)
+    retried, cursor = landing_run_request(
+        warehouse, cursor, now=quiet + timedelta(seconds=RETRY_SECONDS), instance=instance
+    )
+    assert retried.job_name == "land_and_rate" and paths_of(retried) == ["a.ndjson"]
+    assert retried.run_key != full.run_key
+    _finished(instance, retried, dg.DagsterRunStatus.SUCCESS)
+    done = quiet + timedelta(seconds=MAX_RETRY_SECONDS)
+    assert landing_run_request(warehouse, cursor, now=done, instance=instance)[0] is None
+
+
 @pytest.mark.parametrize("job_name", ["rate_new_usage", "land_and_rate"])
 def test_the_sensor_waits_while_a_run_is_active(tmp_path, job_name):
     warehouse = make_warehouse(tmp_path)
-    warehouse.landing_dir.mkdir(parents=True)
-    (warehouse.landing_dir / "a.ndjson").write_bytes(orjson.dumps(event("wait-1")))
+    drop(warehouse, "a.ndjson", event("wait-1"))
     instance = dg.DagsterInstance.ephemeral()
     instance.add_run(
         dg.DagsterRun(job_name=job_name, run_id="active", status=dg.DagsterRunStatus.STARTED)
@@ -199,7 +269,7 @@ def test_a_posted_event_is_rated_and_read_back(tmp_path, monkeypatch):
         assert {
             "raw/usage_events",
             "billing/fct_rated_usage",
-            "exports/api_snapshot",
+            "analytics/snapshot",
         } <= materialized
         assert "billing/fct_invoices" not in materialized
         assert rated_quantity() == Decimal("107.5")

@@ -5,39 +5,21 @@ from __future__ import annotations
 
 import shutil
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
-from dagster_billing.datagen import generate_events
-from dagster_billing.paths import SEEDS_DIR
-from tests.conftest import make_warehouse, query, run_pipeline
+from tests.conftest import (
+    GENERATED_AS_OF,
+    GENERATED_GROUP,
+    copy_warehouse,
+    make_warehouse,
+    query,
+    run_pipeline,
+)
 
-EVENTS = 20_000
-# Every run of these tests uses the same clock, so drafts and exports compare byte for byte.
-AS_OF = "2026-03-10T00:00:00"
-
-
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory) -> tuple[Path, object]:
-    landing = tmp_path_factory.mktemp("generated") / "landing"
-    summary = generate_events(
-        landing,
-        events=EVENTS,
-        seed=11,
-        accounts_csv=SEEDS_DIR / "accounts.csv",
-        meters_csv=SEEDS_DIR / "meters.csv",
-    )
-    return landing, summary
-
-
-@pytest.fixture(scope="module")
-def first_run(generated, tmp_path_factory):
-    landing, _ = generated
-    warehouse = make_warehouse(tmp_path_factory.mktemp("first"))
-    shutil.copytree(landing, warehouse.landing_dir)
-    result = run_pipeline(warehouse, as_of=AS_OF)
-    return warehouse, result
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(GENERATED_GROUP)]
+# Every run of these tests uses the clock of the shared run, so exports compare byte for byte.
+AS_OF = GENERATED_AS_OF
 
 
 def _exports(warehouse) -> dict[str, bytes]:
@@ -45,16 +27,16 @@ def _exports(warehouse) -> dict[str, bytes]:
     return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*.csv"))}
 
 
-def test_every_check_passes(first_run):
-    _, result = first_run
+def test_every_check_passes(generated_warehouse):
+    result = generated_warehouse.result
     evaluations = result.get_asset_check_evaluations()
     failed = [e.check_name for e in evaluations if not e.passed]
     assert evaluations and not failed
 
 
-def test_outcomes_match_what_the_generator_wrote(generated, first_run):
-    _, summary = generated
-    warehouse, _ = first_run
+def test_outcomes_match_what_the_generator_wrote(generated_events, generated_warehouse):
+    summary = generated_events.summary
+    warehouse = generated_warehouse.warehouse
     outcomes = dict(
         query(
             warehouse, "select outcome, count(*) from billing.fct_usage_event_outcomes group by 1"
@@ -70,8 +52,8 @@ def test_outcomes_match_what_the_generator_wrote(generated, first_run):
     assert conflicts == summary.conflicting_duplicates
 
 
-def test_invoice_totals_equal_their_lines_exactly(first_run):
-    warehouse, _ = first_run
+def test_invoice_totals_equal_their_lines_exactly(generated_warehouse):
+    warehouse = generated_warehouse.warehouse
     totals = dict(query(warehouse, "select invoice_id, total from billing.fct_invoices"))
     lines: dict[str, Decimal] = {}
     for invoice_id, amount in query(
@@ -82,8 +64,8 @@ def test_invoice_totals_equal_their_lines_exactly(first_run):
     assert all(isinstance(total, Decimal) for total in totals.values())
 
 
-def test_exports_are_written_per_period(first_run):
-    warehouse, _ = first_run
+def test_exports_are_written_per_period(generated_warehouse):
+    warehouse = generated_warehouse.warehouse
     assert sorted(name for name in _exports(warehouse) if name.startswith("invoices/")) == [
         "invoices/2026-01/invoice_lines.csv",
         "invoices/2026-01/invoices.csv",
@@ -92,11 +74,13 @@ def test_exports_are_written_per_period(first_run):
     ]
 
 
-def test_replay_in_several_runs_gives_byte_identical_exports(generated, first_run, tmp_path):
+def test_replay_in_several_runs_gives_byte_identical_exports(
+    generated_events, generated_warehouse, tmp_path
+):
     """The same files landed over two runs (the incremental path: arrival watermarks, days
     restated, periods reassembled) give exactly what one run over all of them gives."""
-    landing, _ = generated
-    first, _ = first_run
+    landing = generated_events.landing
+    first = generated_warehouse.warehouse
     second = make_warehouse(tmp_path)
     files = sorted(landing.iterdir())
     second.landing_dir.mkdir(parents=True)
@@ -127,8 +111,8 @@ def test_replay_in_several_runs_gives_byte_identical_exports(generated, first_ru
         assert query(second, sql) == query(first, sql), table
 
 
-def test_rerunning_on_the_same_warehouse_changes_nothing(first_run):
-    warehouse, _ = first_run
+def test_rerunning_on_the_same_warehouse_changes_nothing(generated_warehouse, tmp_path):
+    warehouse = copy_warehouse(generated_warehouse.warehouse, tmp_path)
     before_files = query(warehouse, "select * from raw.landed_files order by file_seq")
     before_exports = _exports(warehouse)
 

@@ -188,6 +188,7 @@ def test_bad_quantities_are_left_out_with_row_and_reason(tmp_path, row, message)
     assert problem.account_id == "a" and f"usage.csv: {message}" in problem.message
 
 
+@pytest.mark.slow
 def test_one_run_prices_100_accounts_on_100_plans(tmp_path):
     inputs = write_batch(tmp_path / "in")
     out = tmp_path / "out"

@@ -471,6 +471,7 @@ def _invoice(invoices: list[dict], account: str, period: str = "2026-01-01") -> 
     return invoice
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("account", "period", "expected_total", "source"),
     [
@@ -494,6 +495,7 @@ def _lines(invoices, account) -> list[tuple[str, str | None, str]]:
     ]
 
 
+@pytest.mark.slow
 def test_every_account_gets_one_january_invoice(priced):
     summary, invoices, *_ = priced
     # Other cycles have no period starting on January 1; a plan of pay-in-advance charges
@@ -509,6 +511,7 @@ def test_every_account_gets_one_january_invoice(priced):
     assert summary["outcomes"] == {"accepted": sum(len(e.events()) for e in EXAMPLES)}
 
 
+@pytest.mark.slow
 def test_adjustment_lines_follow_their_charges(priced):
     _, invoices, *_ = priced
     assert sorted(_lines(invoices, "openmeter_overage_1000")) == [
@@ -531,6 +534,7 @@ def test_adjustment_lines_follow_their_charges(priced):
     ]
 
 
+@pytest.mark.slow
 def test_version_change_splits_the_period_by_days(priced):
     _, invoices, *_ = priced
     lines = _invoice(invoices, "mid_change")["lines"]
@@ -543,6 +547,7 @@ def test_version_change_splits_the_period_by_days(priced):
     assert _invoice(invoices, "mid_change")["plan_version"] == 2
 
 
+@pytest.mark.slow
 def test_in_advance_fees_bill_the_first_month_prorated_and_the_next(priced):
     _, invoices, *_ = priced
     lines = _invoice(invoices, "trial_advance")["lines"]
@@ -552,6 +557,7 @@ def test_in_advance_fees_bill_the_first_month_prorated_and_the_next(priced):
     ]
 
 
+@pytest.mark.slow
 def test_outputs_are_json_and_csv_with_exact_decimal_strings(priced):
     _, invoices, out, _ = priced
     with (out / "invoices.csv").open(newline="") as handle:

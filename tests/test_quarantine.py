@@ -1,10 +1,13 @@
-"""Bad input ends in quarantine with a reason; raw = accepted + duplicates + quarantined."""
+"""Bad input ends in quarantine with a reason; raw = accepted + duplicates + quarantined.
+All on the shared run of tests/fixtures/malformed (conftest.malformed_warehouse)."""
 
 from __future__ import annotations
 
-import shutil
+import pytest
 
-from tests.conftest import FIXTURES, make_warehouse, query, run_pipeline
+from tests.conftest import MALFORMED_AS_OF, MALFORMED_GROUP, copy_warehouse, query, run_pipeline
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(MALFORMED_GROUP)]
 
 EXPECTED_OUTCOMES = {
     # (file, line) -> (outcome, reason)
@@ -51,11 +54,8 @@ def _outcomes(warehouse) -> dict:
     return {(name, line): (outcome, reason) for name, line, outcome, reason in rows}
 
 
-def test_every_bad_row_is_quarantined_with_its_reason(tmp_path):
-    warehouse = make_warehouse(tmp_path)
-    shutil.copytree(FIXTURES / "malformed", warehouse.landing_dir)
-
-    result = run_pipeline(warehouse)
+def test_every_bad_row_is_quarantined_with_its_reason(malformed_warehouse):
+    warehouse, result = malformed_warehouse
 
     assert _outcomes(warehouse) == EXPECTED_OUTCOMES
     [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == "nothing_lost"]
@@ -66,10 +66,8 @@ def test_every_bad_row_is_quarantined_with_its_reason(tmp_path):
     assert check.metadata["quarantined"].value == len(EXPECTED_OUTCOMES) - 6
 
 
-def test_conflicting_duplicate_is_flagged_and_first_arrival_wins(tmp_path):
-    warehouse = make_warehouse(tmp_path)
-    shutil.copytree(FIXTURES / "malformed", warehouse.landing_dir)
-    run_pipeline(warehouse)
+def test_conflicting_duplicate_is_flagged_and_first_arrival_wins(malformed_warehouse):
+    warehouse = malformed_warehouse.warehouse
 
     flags = query(
         warehouse,
@@ -86,16 +84,14 @@ def test_conflicting_duplicate_is_flagged_and_first_arrival_wins(tmp_path):
     assert value == 10
 
 
-def test_relanding_the_same_files_adds_nothing(tmp_path):
-    warehouse = make_warehouse(tmp_path)
-    shutil.copytree(FIXTURES / "malformed", warehouse.landing_dir)
-    run_pipeline(warehouse)
+def test_relanding_the_same_files_adds_nothing(malformed_warehouse, tmp_path):
+    warehouse = copy_warehouse(malformed_warehouse.warehouse, tmp_path)
     before = query(warehouse, "select count(*) from billing.fct_usage_event_outcomes")
 
     (warehouse.landing_dir / "events-copy.ndjson").write_bytes(
         (warehouse.landing_dir / "events.ndjson").read_bytes()
     )
-    run_pipeline(warehouse)
+    run_pipeline(warehouse, as_of=MALFORMED_AS_OF)
 
     assert query(warehouse, "select count(*) from raw.landed_files") == [(2,)]
     assert query(warehouse, "select count(*) from billing.fct_usage_event_outcomes") == before

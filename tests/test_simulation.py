@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from decimal import Decimal
 
 import pytest
@@ -13,35 +12,17 @@ from click.testing import CliRunner
 from dagster_billing.cli import main
 from dagster_billing.pricing.plans import PlanError, load_plan_file
 from dagster_billing.pricing.simulation import build_simulation_plans
-from tests.conftest import FIXTURES, copy_reference_seeds, make_warehouse, query, run_pipeline
+from tests.conftest import WORKED_EXAMPLE_DRAFT, WORKED_EXAMPLE_GROUP, query
 
-CASE = FIXTURES / "worked_example"
-DRAFT = (CASE / "plans" / "worked_example.yaml").read_text().replace("version: 1", "version: 2")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(WORKED_EXAMPLE_GROUP)]
+DRAFT = WORKED_EXAMPLE_DRAFT
 
 
-@pytest.fixture(scope="module")
-def pipeline_with_a_draft(tmp_path_factory):
+@pytest.fixture
+def pipeline_with_a_draft(worked_example_warehouse):
     """The worked example ($130.00) run by the pipeline, with a draft in plans/drafts/."""
-    root = tmp_path_factory.mktemp("simulation")
-    plans = root / "plans"
-    shutil.copytree(CASE / "plans", plans)
-    (plans / "drafts").mkdir()
-    (plans / "drafts" / "worked_example.yaml").write_text(
-        DRAFT.replace("unit_price: 0.002", "unit_price: 0.003")
-    )
-    seeds = copy_reference_seeds(
-        root / "seeds",
-        **{
-            name: (CASE / name).read_text()
-            for name in ("meters.csv", "accounts.csv", "subscriptions.csv")
-        },
-    )
-    warehouse = make_warehouse(root, plans_dir=plans, seeds_dir=seeds)
-    warehouse.landing_dir.mkdir(parents=True)
-    shutil.copy(CASE / "usage.ndjson", warehouse.landing_dir)
-    result = run_pipeline(warehouse)
-    assert result.success
-    return warehouse, result
+    assert worked_example_warehouse.result.success
+    return worked_example_warehouse
 
 
 def test_the_pipeline_simulates_the_drafts_it_finds(pipeline_with_a_draft):

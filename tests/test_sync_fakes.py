@@ -510,3 +510,57 @@ def test_billing_fakes_run_points_a_command_at_the_servers(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert '"stripe": {\n    "requests": 1' in result.output
+
+
+def test_stripe_invoices_move_draft_open_paid_and_refuse_other_transitions(fakes):
+    customer = _raw_stripe(fakes, "/v1/customers", {"name": "X"}).json()["id"]
+    missing_due = _raw_stripe(
+        fakes, "/v1/invoices", {"customer": customer, "collection_method": "send_invoice"}
+    ).json()["error"]
+    assert missing_due["code"] == "parameter_missing"
+    pending = _raw_stripe(
+        fakes, "/v1/invoiceitems", {"customer": customer, "amount": "99", "currency": "usd"}
+    ).json()
+    api = stripe_api(fakes)
+    draft, _ = api.create(
+        "invoices",
+        {"customer": customer, "collection_method": "send_invoice", "due_date": 1771545599,
+         "currency": "usd", "number": "2026-0001", "metadata": {"billing_invoice_id": "inv-1"}},
+        "inv-1-create",
+    )  # fmt: skip
+    item, _ = api.create(
+        "invoice_items",
+        {"customer": customer, "amount": 1250, "currency": "usd", "invoice": draft["id"]},
+        "inv-1-item-1",
+    )
+    invoice = api.retrieve("invoices", draft["id"])
+    # pending_invoice_items_behavior defaults to exclude: the pending item stays out.
+    assert (invoice["status"], invoice["amount_due"], invoice["lines"]["total_count"]) == (
+        "draft",
+        1250,
+        1,
+    )
+    assert fakes.stripe.objects["invoiceitem"][pending["id"]]["invoice"] is None
+    opened = api.finalize_invoice(draft["id"], "inv-1-finalize")
+    assert (opened["status"], opened["number"], opened["due_date"]) == (
+        "open",
+        "2026-0001",
+        1771545599,
+    )
+    late = _raw_stripe(
+        fakes,
+        "/v1/invoiceitems",
+        {"customer": customer, "amount": "1", "currency": "usd", "invoice": draft["id"]},
+    ).json()["error"]
+    assert "only add invoice items to draft invoices" in late["message"]
+    again = _raw_stripe(fakes, f"/v1/invoices/{draft['id']}/finalize", {}).json()["error"]
+    assert again["type"] == "invalid_request_error"
+    client = stripe.StripeClient(
+        fakes.stripe.account.api_key, base_addresses={"api": fakes.urls["stripe"]}
+    )
+    paid = client.v1.invoices.pay(draft["id"], params={"paid_out_of_band": True})
+    assert (paid.status, paid.amount_paid, paid.amount_remaining) == ("paid", 1250, 0)
+    assert paid.status_transitions.paid_at is not None
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.invoices.void_invoice(draft["id"])
+    assert item["invoice"] == draft["id"]

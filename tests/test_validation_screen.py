@@ -61,7 +61,8 @@ TIMESTAMPS = [
     "2026-01-05T12:00:00Z", "2026-01-05T12:00:00+00:00", "2026-01-05T13:00:00+01:00",
     "2026-01-05T12:00:00.123456Z", "2026-01-05T12:00:00", "2026-13-45T99:00:00Z", "yesterday",
     "", None, 1767614400, (NOW + timedelta(minutes=4)).isoformat(),
-    (NOW + timedelta(minutes=6)).isoformat(), "2099-01-01T00:00:00Z",
+    (NOW + timedelta(minutes=6)).isoformat(), "2099-01-01T00:00:00Z", "0001-01-01T00:00:00Z",
+    "2026-01-31T23:59:60Z", "  ",
 ]  # fmt: skip
 PROPERTIES = [None, {"model": "gpt-4o"}, {}, [1, 2], '{"a": 1}', "not json", ""]
 
@@ -87,7 +88,7 @@ def test_generated_rows_get_the_pandera_reasons():
         rows.append(record_row(line, record, ""))
     parsed = parse_raw_rows(raw_frame(rows))
     reasons = _same_outcome(parsed)
-    assert reasons.count(None) > 50
+    assert reasons.count(None) > 25
     assert len(set(reasons)) > 10
 
 
@@ -109,8 +110,8 @@ def test_all_valid_rows_skip_pandera(monkeypatch):
 def test_a_schema_feature_the_screen_does_not_evaluate_means_pandera_validates(monkeypatch):
     original = schemas.usage_row_schema
 
-    def with_frame_check(*, latest_allowed_ts):
-        schema = original(latest_allowed_ts=latest_allowed_ts)
+    def with_frame_check(**window):
+        schema = original(**window)
         schema.checks = [pa.Check(lambda data: data.lazyframe.select(pl.lit(True)))]
         return schema
 

@@ -1,29 +1,20 @@
-"""PRODUCT.md's worked example, reproduced exactly through the whole pipeline."""
+"""PRODUCT.md's worked example, reproduced exactly through the whole pipeline (the shared run
+conftest.worked_example_warehouse; the draft plan beside it is only simulated)."""
 
 from __future__ import annotations
 
 import csv
-import shutil
 from decimal import Decimal
 
-from tests.conftest import FIXTURES, copy_reference_seeds, make_warehouse, query, run_pipeline
+import pytest
 
-CASE = FIXTURES / "worked_example"
+from tests.conftest import WORKED_EXAMPLE_GROUP, query
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(WORKED_EXAMPLE_GROUP)]
 
 
-def test_worked_example_invoice_is_exactly_130_dollars(tmp_path):
-    seeds = copy_reference_seeds(
-        tmp_path / "seeds",
-        **{
-            name: (CASE / name).read_text()
-            for name in ("meters.csv", "accounts.csv", "subscriptions.csv")
-        },
-    )
-    warehouse = make_warehouse(tmp_path, plans_dir=CASE / "plans", seeds_dir=seeds)
-    warehouse.landing_dir.mkdir(parents=True)
-    shutil.copy(CASE / "usage.ndjson", warehouse.landing_dir)
-
-    result = run_pipeline(warehouse)
+def test_worked_example_invoice_is_exactly_130_dollars(worked_example_warehouse):
+    warehouse, result = worked_example_warehouse
 
     assert result.success
     lines = query(

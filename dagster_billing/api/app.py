@@ -5,6 +5,7 @@ POST /v1/measurements/csv      a CSV body with the landing columns -> 202
 GET  /v1/accounts/{a}/usage    rated usage of the account's (latest or ?period=YYYY-MM) period
 GET  /v1/accounts/{a}/estimate the account's invoice as rated so far
 GET  /healthz                  liveness, no key needed
+GET  /portal/...               the customer portal (web pages; signed links, dagster_billing/portal)
 
 202 means every accepted event is in a landing file on disk (fsync'd) and its uniqueId is
 recorded; 422 means no item was accepted. Both bodies have the same shape:
@@ -14,6 +15,7 @@ recorded; 422 means no item was accepted. Both bodies have the same shape:
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -35,6 +37,7 @@ from dagster_billing.api.ingest import (
 from dagster_billing.api.reads import SnapshotReader, SnapshotUnavailable
 from dagster_billing.api.settings import ApiSettings
 from dagster_billing.api.state import ApiState, Tenant
+from dagster_billing.portal.web import create_portal
 
 log = logging.getLogger("dagster_billing.api")
 
@@ -42,6 +45,13 @@ NDJSON_TYPES = {"application/x-ndjson", "application/ndjson", "application/jsonl
 JSON_TYPES = {"application/json", ""}
 CSV_TYPES = {"text/csv", "application/csv"}
 KEY_CACHE_SECONDS = 5.0
+# Keys are `bk_<12 hex>.<43 characters>`: anything much longer is not one, and is refused
+# before it is looked up or kept anywhere.
+MAX_TOKEN_LENGTH = 256
+# Valid keys remembered (for KEY_CACHE_SECONDS each); the least recently used go first.
+KEY_CACHE_SIZE = 1024
+# All request headers together; more is refused with 431 before any handler runs.
+MAX_HEADER_BYTES = 16 * 1024
 
 
 class ApiError(Exception):
@@ -62,25 +72,38 @@ def _json(body: object, status: int = 200, headers: dict[str, str] | None = None
 
 
 class Authenticator:
-    """API keys -> tenant, cached for a few seconds (a revoked key stops working within that)."""
+    """API keys -> tenant. Valid keys are cached for a few seconds (a revoked key stops working
+    within that), at most KEY_CACHE_SIZE of them; invalid ones are never kept, so a flood of made-up
+    keys costs lookups, not memory."""
 
     def __init__(self, settings: ApiSettings) -> None:
         self.settings = settings
         self._state: ApiState | None = None
-        self._cache: dict[str, tuple[float, Tenant | None]] = {}
+        self._cache: OrderedDict[str, tuple[float, Tenant]] = OrderedDict()
 
     def __call__(self, token: str) -> Tenant | None:
+        if len(token) > MAX_TOKEN_LENGTH:
+            return None
         now = time.monotonic()
         cached = self._cache.get(token)
         if cached is not None and cached[0] > now:
+            self._cache.move_to_end(token)
             return cached[1]
         if self._state is None:
             self._state = ApiState(self.settings.state_path, self.settings.landing_dir)
         tenant = self._state.authenticate(token)
-        if len(self._cache) > 10_000:
-            self._cache.clear()
+        if tenant is None:
+            self._cache.pop(token, None)
+            return None
         self._cache[token] = (now + KEY_CACHE_SECONDS, tenant)
+        self._cache.move_to_end(token)
+        while len(self._cache) > KEY_CACHE_SIZE:
+            self._cache.popitem(last=False)
         return tenant
+
+    @property
+    def cached_keys(self) -> int:
+        return len(self._cache)
 
 
 def _token(request: Request) -> str | None:
@@ -121,6 +144,16 @@ class IngestApi(FastAPI):
     fast_ingest = None  # async (Request) -> Response, set by create_app
 
     async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and _header_bytes(scope) > MAX_HEADER_BYTES:
+            response = _json(
+                {
+                    "error": "headers_too_large",
+                    "message": f"request headers are larger than {MAX_HEADER_BYTES} bytes",
+                },
+                431,
+            )
+            await response(scope, receive, send)
+            return
         if (
             self.fast_ingest is not None
             and scope["type"] == "http"
@@ -140,6 +173,10 @@ class IngestApi(FastAPI):
         await super().__call__(scope, receive, send)
 
 
+def _header_bytes(scope) -> int:
+    return sum(len(name) + len(value) for name, value in scope.get("headers", ()))
+
+
 def _error_response(error: ApiError) -> Response:
     return _json({"error": error.error, "message": error.message}, error.status, error.headers)
 
@@ -147,7 +184,7 @@ def _error_response(error: ApiError) -> Response:
 def create_app(settings: ApiSettings) -> FastAPI:
     writer = LandingWriter(settings)
     authenticate = Authenticator(settings)
-    snapshots = SnapshotReader(settings.snapshot_dir)
+    snapshots = SnapshotReader(settings.data_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -165,6 +202,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.writer = writer
+    app.state.authenticate = authenticate
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> Response:
@@ -244,6 +282,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         return await measurements(request, await tenant(request))
 
     app.fast_ingest = fast_ingest
+    create_portal(app, settings.data_dir)
 
     def _owned(caller: Tenant, account: str) -> None:
         if account not in caller.accounts:

@@ -32,17 +32,21 @@ from dagster_billing.api.settings import ApiSettings
 from dagster_billing.api.state import ApiState, Tenant
 from dagster_billing.defs.ingest.files import (
     RAW_SCHEMA,
+    FileProblem,
+    check_not_foreign_text,
     csv_rows,
     decode_json,
     ndjson_rows,
     raw_frame,
     record_row,
+    strip_bom,
 )
 from dagster_billing.defs.ingest.schemas import (
     FUTURE_TOLERANCE,
     parse_raw_rows,
     quarantine_reasons_screened,
 )
+from dagster_billing.lib.fsync import fsync_path
 
 # A written file is marked landed with the next group's claim, or after this long idle.
 CONFIRM_AFTER_SECONDS = 0.05
@@ -63,18 +67,24 @@ assert list(RAW_SCHEMA)[:7] == [
 REASON_MESSAGES = {
     "malformed_json": "not a JSON object",
     "malformed_csv_row": "wrong number of CSV fields",
-    "invalid_properties": "properties must be a JSON object",
+    "repeated_header": "a repeat of the CSV header row, not an event",
+    "field_too_large": "a CSV field is larger than 131072 characters",
+    "invalid_encoding": "not UTF-8 text",
+    "invalid_properties": "properties must be a JSON object (nested at most a few hundred levels)",
     "missing_id": "uniqueId is required",
     "id_too_long": "uniqueId is too long (at most 255 characters including the '<tenant>:' prefix)",
     "missing_account": "account is required",
     "missing_meter": "meter is required",
     "missing_value": "value is required",
+    "value_too_large": "value is too large (at most 28 digits before the decimal point)",
     "non_numeric_value": "value must be a decimal number (JSON number or numeric string)",
     "value_too_precise": "value has more than 10 decimal places",
     "negative_value": "value must be >= 0",
     "missing_timestamp": "ts is required",
     "bad_timestamp": "ts must be RFC 3339 with a UTC offset, e.g. 2026-01-05T12:34:56Z",
     "future_timestamp": "ts is more than 5 minutes in the future",
+    "timestamp_before_floor": "ts is before the earliest event time accepted "
+    "(BILLING_EVENT_TIME_FLOOR, default 2000-01-01T00:00:00Z)",
     "unknown_meter": "meter is not in the meter catalogue",
     "account_not_allowed": "this API key's tenant does not own the account",
     "conflict": "uniqueId was already accepted with a different body",
@@ -151,10 +161,19 @@ def _tenant_rows(tenant: Tenant, rows: list[tuple], with_lines: bool) -> Items:
     return Items(qualified, client_ids, lines)
 
 
+def _readable(body: bytes) -> bytes:
+    """The body without a UTF-8 byte order mark; 400 for UTF-16/32 text."""
+    try:
+        check_not_foreign_text(body)
+    except FileProblem as problem:
+        raise BadRequest(str(problem)) from None
+    return strip_bom(body)
+
+
 def items_from_json(tenant: Tenant, body: bytes, max_batch: int) -> Items:
     """One event object, a list of them, or {"measurements": [...]}."""
     try:
-        decoded = decode_json(body)
+        decoded = decode_json(_readable(body))
     except Exception as error:
         raise BadRequest(f"malformed JSON: {error}") from None
     if isinstance(decoded, dict) and "measurements" in decoded:
@@ -173,13 +192,16 @@ def items_from_json(tenant: Tenant, body: bytes, max_batch: int) -> Items:
 
 
 def items_from_ndjson(tenant: Tenant, body: bytes, max_batch: int) -> Items:
-    rows = ndjson_rows(body)
+    rows = ndjson_rows(_readable(body))
     _check_count(len(rows), max_batch)
     return _tenant_rows(tenant, rows, with_lines=True)
 
 
 def items_from_csv(tenant: Tenant, body: bytes, max_rows: int) -> Items:
-    rows = csv_rows(body)
+    try:
+        rows = csv_rows(_readable(body))
+    except FileProblem as problem:
+        raise BadRequest(f"the CSV cannot be read: {problem}") from None
     _check_count(len(rows), max_rows)
     return _tenant_rows(tenant, rows, with_lines=True)
 
@@ -465,14 +487,6 @@ def _landing_line(row: tuple, received_at: str) -> bytes:
     return orjson.dumps(line) + b"\n"
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_durably(path: Path, data: bytes) -> None:
     """Write a whole file so that once this returns it survives a crash, and so that readers
     never see part of it: temporary hidden name, fsync, rename, fsync of the directory."""
@@ -480,7 +494,7 @@ def write_durably(path: Path, data: bytes) -> None:
     if not directory.exists():
         directory.mkdir(parents=True, exist_ok=True)
         for ancestor in (directory.parent, directory.parent.parent):
-            _fsync_dir(ancestor)
+            fsync_path(ancestor)
     temporary = directory / f".{path.name}.tmp"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
@@ -492,4 +506,4 @@ def write_durably(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(temporary, path)
-    _fsync_dir(directory)
+    fsync_path(directory)

@@ -1,9 +1,10 @@
-"""Usage and estimates for the API, read from the snapshot the pipeline exports.
+"""Usage and estimates for the API, read from the published analytics snapshot.
 
 The API never opens the DuckDB warehouse: a read-only open fails while the pipeline writes, which
-with a sensor landing every few seconds would be most of the time. The `exports/api_snapshot`
-asset writes the rated tables as Parquet into snapshots/api/<version>/ after each run and then
-points snapshots/api/CURRENT at it, so a reader sees one consistent version or the previous one.
+with a sensor landing every few seconds would be most of the time, and blocks the pipeline while
+it is open. After each run the pipeline publishes an immutable snapshot (dagster_billing.analytics);
+the reader loads the tables it serves from the current one, once per snapshot, so every answer
+comes from one consistent snapshot.
 """
 
 from __future__ import annotations
@@ -14,15 +15,20 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
-import orjson
 import polars as pl
+
+from dagster_billing.analytics import (
+    NoSnapshotYet,
+    current_snapshot_path,
+    open_snapshot,
+    snapshot_meta,
+)
 
 SNAPSHOT_TABLES = {
     "rated_usage": "billing.fct_rated_usage",
     "invoice_lines": "billing.fct_invoice_lines",
     "invoices": "billing.fct_invoices",
 }
-CURRENT = "CURRENT"
 
 
 class SnapshotUnavailable(Exception):
@@ -53,29 +59,32 @@ def _records(frame: pl.DataFrame, columns: list[str]) -> list[dict]:
 
 
 class SnapshotReader:
-    """Loads the current snapshot once per version (a stat per request to notice a new one)."""
+    """Loads the current snapshot's tables once per snapshot (a readlink per request to notice a
+    new one)."""
 
-    def __init__(self, snapshot_dir: Path) -> None:
-        self.snapshot_dir = snapshot_dir
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
 
     def current(self) -> Snapshot:
-        pointer = self.snapshot_dir / CURRENT
         try:
-            version = pointer.read_text().strip()
-        except FileNotFoundError:
+            current = current_snapshot_path(self.data_dir).name
+        except NoSnapshotYet:
             raise SnapshotUnavailable(
                 "no usage snapshot yet: it appears after the pipeline's first run"
             ) from None
         with self._lock:
-            if self._snapshot is None or self._snapshot.version != version:
-                folder = self.snapshot_dir / version
-                meta = orjson.loads((folder / "meta.json").read_bytes())
-                tables = {
-                    name: pl.read_parquet(folder / f"{name}.parquet") for name in SNAPSHOT_TABLES
-                }
-                self._snapshot = Snapshot(version, meta["created_at"], tables)
+            if self._snapshot is None or self._snapshot.version != current:
+                with open_snapshot(self.data_dir) as connection:
+                    meta = snapshot_meta(connection)
+                    tables = {
+                        name: connection.sql(f"select * from {table}").pl()
+                        for name, table in SNAPSHOT_TABLES.items()
+                    }
+                self._snapshot = Snapshot(
+                    meta["path"].name, meta["created_at"].replace(tzinfo=UTC).isoformat(), tables
+                )
             return self._snapshot
 
     @staticmethod

@@ -58,10 +58,6 @@ class ApiSettings:
     def state_path(self) -> Path:
         return api_state_path(self.data_dir)
 
-    @property
-    def snapshot_dir(self) -> Path:
-        return api_snapshot_dir(self.data_dir)
-
     def known_meters(self) -> frozenset[str]:
         with (self.seeds_dir / "meters.csv").open(newline="") as handle:
             return frozenset(row["meter_code"] for row in csv.DictReader(handle))
@@ -73,7 +69,3 @@ class ApiSettings:
 
 def api_state_path(data_dir: Path) -> Path:
     return Path(data_dir) / "api" / "state.sqlite3"
-
-
-def api_snapshot_dir(data_dir: Path) -> Path:
-    return Path(data_dir) / "snapshots" / "api"

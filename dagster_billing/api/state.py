@@ -397,29 +397,86 @@ class ApiState:
                 pass
         return {"confirmed": confirmed, "released": released, "temporary_removed": removed}
 
-    # -- what the landing sensor reads -----------------------------------------------------
-
-    def landed_since(self, seq: int, limit: int) -> list[tuple[int, str, int]]:
-        return self._db.execute(
-            "select seq, path, events from landed_files where seq > ? order by seq limit ?",
-            [seq, limit],
-        ).fetchall()
+    # -- what landing reads ------------------------------------------------------------------
 
 
-def read_landed_since(path: Path, seq: int, limit: int) -> list[tuple[int, str, int]]:
-    """(seq, path relative to the landing directory, events) of landing files the API confirmed after `seq`, read-only:
-    for the landing sensor, which must never block the API's writers."""
+@dataclass(frozen=True)
+class AcknowledgedFile:
+    """A landing file the API wrote and may have answered 202 for: confirmed (`seq` set, in
+    commit order) or still pending (its ids claimed; acknowledged if the file exists)."""
+
+    seq: int | None
+    file_id: int
+    path: str
+    events: int
+
+
+@contextmanager
+def _read_only(path: Path) -> Iterator[sqlite3.Connection | None]:
+    """A read-only connection (None before the API ever ran): it never blocks the API's writers."""
     if not path.exists():
-        return []
+        yield None
+        return
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
     try:
-        return db.execute(
-            "select seq, path, events from landed_files where seq > ? order by seq limit ?",
-            [seq, limit],
-        ).fetchall()
+        yield db
+    finally:
+        db.close()
+
+
+def _rows(db: sqlite3.Connection | None, sql: str, params: list) -> list[tuple]:
+    if db is None:
+        return []
+    try:
+        return db.execute(sql, params).fetchall()
     except sqlite3.OperationalError as error:
         if "no such table" in str(error):
             return []
         raise
-    finally:
-        db.close()
+
+
+def read_acknowledged_files(path: Path, after_seq: int, limit: int) -> list[AcknowledgedFile]:
+    """Confirmed files after `after_seq` (at most `limit`, in seq order), then pending ones."""
+    with _read_only(path) as db:
+        confirmed = _rows(
+            db,
+            "select seq, file_id, path, events from landed_files where seq > ? "
+            "order by seq limit ?",
+            [after_seq, limit],
+        )
+        pending = _rows(
+            db,
+            "select null, file_id, path, events from files where state = 'pending' "
+            "order by file_id",
+            [],
+        )
+    return [AcknowledgedFile(*row) for row in confirmed + pending]
+
+
+def read_confirmed_files(path: Path, through_seq: int) -> list[AcknowledgedFile]:
+    """Every confirmed file up to `through_seq`."""
+    with _read_only(path) as db:
+        rows = _rows(
+            db,
+            "select seq, file_id, path, events from landed_files where seq <= ? order by seq",
+            [through_seq],
+        )
+    return [AcknowledgedFile(*row) for row in rows]
+
+
+def read_max_seq(path: Path) -> int:
+    with _read_only(path) as db:
+        [(seq,)] = _rows(db, "select coalesce(max(seq), 0) from landed_files", []) or [(0,)]
+    return seq
+
+
+def read_file_ids(path: Path, file_id: int, limit: int) -> list[str]:
+    """Landed ids (`<tenant>:<uniqueId>`) the API claimed for one of its files."""
+    with _read_only(path) as db:
+        rows = _rows(
+            db,
+            "select tenant_id || ':' || unique_id from events where file_id = ? "
+            "order by unique_id limit ?",
+            [file_id, limit],
+        )
+    return [unique_id for (unique_id,) in rows]

@@ -11,18 +11,18 @@ All run in process: one step at a time, so the single DuckDB writer is never con
 
 import dagster as dg
 
+from dagster_billing.defs import groups
 from dagster_billing.defs.dbt.partitions import BILLING_PERIOD_PARTITIONS, USAGE_DAY_PARTITIONS
 from dagster_billing.defs.invoicing.documents import PDF_KEY
 from dagster_billing.defs.invoicing.webhooks import DELIVERIES_KEY
-from dagster_billing.defs.sync.factory import REVERSE_ETL_GROUP
+from dagster_billing.defs.sync.factory import PUSHES
 
-LEDGER = dg.AssetSelection.groups("ledger")
+LEDGER = dg.AssetSelection.groups(groups.LEDGER)
 WEBHOOKS = dg.AssetSelection.assets(DELIVERIES_KEY)
 PDFS = dg.AssetSelection.assets(PDF_KEY)
-REVERSE_ETL = dg.AssetSelection.groups(REVERSE_ETL_GROUP)
 # The ledger is partitioned by billing period; PDFs of final invoices come from the close; webhook
 # delivery and the pushes need endpoints and credentials.
-NOT_IN_DAILY_RUNS = LEDGER | WEBHOOKS | PDFS | REVERSE_ETL
+NOT_IN_DAILY_RUNS = LEDGER | WEBHOOKS | PDFS | PUSHES
 
 billing_pipeline = dg.define_asset_job(
     "billing_pipeline",
@@ -37,7 +37,7 @@ billing_pipeline = dg.define_asset_job(
 
 close_billing_period = dg.define_asset_job(
     "close_billing_period",
-    selection=LEDGER.downstream() - WEBHOOKS - REVERSE_ETL,
+    selection=LEDGER.downstream() - WEBHOOKS - PUSHES,
     partitions_def=BILLING_PERIOD_PARTITIONS,
     executor_def=dg.in_process_executor,
     description=(

@@ -1,6 +1,7 @@
 import hashlib
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import version as installed_version
@@ -13,17 +14,28 @@ from packaging.version import Version
 from pydantic import Field
 
 from dagster_billing.defs.dbt.project import DBT_EXECUTABLE, billing_project
+from dagster_billing.defs.ingest.raw_store import RawStore, raw_store
 from dagster_billing.lib.environ import scoped_environ
+from dagster_billing.lib.spark_tables import publish_spark_tables
+from dagster_billing.lib.warehouse_lock import retry_while_locked
 from dagster_billing.paths import DBT_PROJECT_DIR, PLANS_DIR, SEEDS_DIR
+
+# The engines the dbt project runs on (dbt targets of dbt_project/profiles.yml).
+ENGINES = ("duckdb", "spark")
 
 
 class BillingWarehouse(dg.ConfigurableResource):
-    """Where the pipeline keeps its data (landing files, the DuckDB warehouse, exports) and the
-    reference data it prices with (plans/ and seeds/ of this repository unless configured).
+    """Where the pipeline keeps its data (landing files, the raw Parquet layer, the warehouse,
+    exports), the reference data it prices with (plans/ and seeds/ of this repository unless
+    configured), and the engine dbt builds the models on: the one place that knows the engine.
 
-    dbt learns the same locations from dbt_environment(), so Python writers and dbt always open
-    the same DuckDB file and seeds. DuckDB allows one writer: every asset that touches it runs in
-    the `duckdb` concurrency pool (limit 1 in dagster.yaml).
+    dbt learns the same locations (and the engine, as its target) from dbt_environment(), so
+    Python and dbt always agree. Python reads and writes through connect(), a DuckDB connection
+    to warehouse.duckdb whatever the engine: on DuckDB that file is the warehouse; on Spark it
+    holds the Python-owned state (sync ledger, webhook deliveries) and views over the Parquet
+    files of the Spark tables (refreshed after every dbt invocation), so the same SQL serves
+    exports, PDFs, checks, the API snapshot and the syncs. DuckDB allows one writer: every asset
+    that touches it runs in the `duckdb` concurrency pool (limit 1 in dagster.yaml).
     """
 
     data_dir: str = Field(description="Root of landing/, exports/ and warehouse.duckdb.")
@@ -31,6 +43,13 @@ class BillingWarehouse(dg.ConfigurableResource):
     seeds_dir: str = Field(
         default=str(SEEDS_DIR),
         description="Reference CSVs (accounts, meters, ...) and compiled price tables for dbt seed.",
+    )
+    engine: str | None = Field(
+        default=None,
+        description=(
+            "duckdb or spark: the dbt target the models are built on. Unset: the environment "
+            "variable BILLING_ENGINE, else duckdb."
+        ),
     )
 
     @property
@@ -46,33 +65,113 @@ class BillingWarehouse(dg.ConfigurableResource):
         return self.root / "landing"
 
     @property
+    def raw_store(self) -> RawStore:
+        """The raw layer both engines read: Parquet files under raw/."""
+        return raw_store(self.root)
+
+    @property
+    def spark_dir(self) -> Path:
+        """Spark's warehouse (spark/warehouse/<schema>.db/<table>) and metastore."""
+        return self.root / "spark"
+
+    @property
+    def resolved_engine(self) -> str:
+        engine = self.engine or os.environ.get("BILLING_ENGINE") or "duckdb"
+        if engine not in ENGINES:
+            raise ValueError(f"BILLING_ENGINE must be one of {', '.join(ENGINES)}, not {engine!r}")
+        return engine
+
+    @property
     def exports_dir(self) -> Path:
         return self.root / "exports"
 
     @contextmanager
     def dbt_environment(self) -> Iterator[None]:
-        """Point the dbt profile (BILLING_DATA_DIR) and seed path (BILLING_SEEDS_DIR) at this
-        resource's locations for the duration of a dbt invocation."""
+        """Point the dbt profile (BILLING_DATA_DIR, and BILLING_ENGINE, which picks the target)
+        and seed path (BILLING_SEEDS_DIR) at this resource's locations for the duration of a dbt
+        invocation. On Spark, the tables dbt built are then published to warehouse.duckdb."""
+        engine = self.resolved_engine
         values = {
             "BILLING_DATA_DIR": str(self.root),
             "BILLING_SEEDS_DIR": _dbt_seed_path(Path(self.seeds_dir)),
+            "BILLING_ENGINE": engine,
         }
         with scoped_environ(values):
             yield
+        if engine == "spark":
+            with self.connect() as connection:
+                publish_spark_tables(connection, self.spark_dir / "warehouse", self.raw_store)
+
+    @property
+    def analytics_dir(self) -> Path:
+        return self.root / "analytics"
+
+    @property
+    def dbt_parse_state(self) -> Path:
+        """dbt's partial-parse state (partial_parse.msgpack) for this warehouse: see
+        dbt_invocation_target()."""
+        key = f"{self.root}\0{Path(self.seeds_dir).resolve()}"
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+        return dbt_target_root() / "partial_parse" / f"{digest}.msgpack"
 
     @contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection to the warehouse; a lock held by another process is waited for."""
         self.root.mkdir(parents=True, exist_ok=True)
-        connection = duckdb.connect(
-            str(self.duckdb_path), read_only=read_only, config=duckdb_config()
+        connection = retry_while_locked(
+            lambda: duckdb.connect(
+                str(self.duckdb_path), read_only=read_only, config=duckdb_config()
+            ),
+            self.duckdb_path,
+            logger=dg.get_dagster_logger(),
         )
         try:
             yield connection
         finally:
             connection.close()
 
+    def wait_until_writable(self) -> None:
+        """Return once no other process holds the warehouse (before a dbt invocation, which
+        would fail at once on a lock)."""
+        with self.connect():
+            pass
+
 
 DUCKDB_POOL = "duckdb"
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
+
+
+def dbt_target_root() -> Path:
+    """dbt's target folder, where dagster-dbt puts each invocation's own folder
+    (DBT_TARGET_PATH, else dbt_project/target)."""
+    return DBT_PROJECT_DIR / os.environ.get("DBT_TARGET_PATH", "target")
+
+
+@contextmanager
+def dbt_invocation_target(warehouse: BillingWarehouse, name: str) -> Iterator[Path]:
+    """A fresh target folder for one dbt invocation against `warehouse` (named like dagster-dbt's
+    own: `<name>-<random>`), holding the warehouse's partial-parse state; the state dbt leaves
+    there is kept for the next invocation.
+
+    dbt re-parses the whole project (3-4 s of CPU) when the profile (the DuckDB path, from
+    BILLING_DATA_DIR) or an env var read by dbt_project.yml (BILLING_SEEDS_DIR) differs from
+    the parse that wrote the state. dagster-dbt always hands dbt target/partial_parse.msgpack,
+    written by `make manifest` for ./data: right for the default warehouse, a full parse on every
+    invocation for any other (`billing price`, `billing simulate`, the tests). dbt still checks
+    the state it is given (profile, env vars, vars, every file's checksum) and parses what changed.
+    """
+    target = dbt_target_root() / f"{name}-{uuid.uuid4().hex[:7]}"
+    state = warehouse.dbt_parse_state
+    if state.exists():
+        target.mkdir(parents=True)
+        shutil.copyfile(state, target / PARTIAL_PARSE_FILE)
+    yield target
+    written = target / PARTIAL_PARSE_FILE
+    if written.exists():
+        state.parent.mkdir(parents=True, exist_ok=True)
+        staged = state.with_name(f"{state.name}.{uuid.uuid4().hex[:7]}")
+        shutil.copyfile(written, staged)
+        staged.replace(state)
 
 
 def duckdb_config() -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""A Stripe API (v1 customers and invoice items) for tests and demos.
+"""A Stripe API (v1 customers, invoice items and invoices) for tests and demos.
 
 Sources (docs.stripe.com):
 - Authentication: the secret key as HTTP Basic user name or as a bearer token; a wrong key is 401
@@ -14,6 +14,19 @@ Sources (docs.stripe.com):
   key; the same key with other parameters is an `idempotency_error`; requests that fail
   validation store nothing; keys are at most 255 characters ("Idempotent requests",
   https://docs.stripe.com/api/idempotent_requests, https://docs.stripe.com/idempotency).
+- Invoices ("Create an invoice", "Finalize an invoice", "Pay an invoice", "Mark an invoice as
+  uncollectible", "Void an invoice", https://docs.stripe.com/api/invoices; "Status transitions and
+  finalization", https://docs.stripe.com/invoicing/integration/workflow-transitions; the
+  parameter docs in stripe-python's InvoiceCreateParams and InvoiceItemCreateParams):
+  created as `draft`; `pending_invoice_items_behavior` defaults to `exclude` (pending items of the
+  customer are pulled in only with `include`); `collection_method=send_invoice` needs
+  `days_until_due` or `due_date`, which are valid only with it; an invoice item's `invoice` must
+  be a draft of the same customer ("You can only add invoice items to draft invoices", at most
+  250 items); finalizing moves draft -> open (-> paid when amount_due is 0) and fixes the lines;
+  `pay` (here only `paid_out_of_band=true`: no payment methods) moves open or uncollectible ->
+  paid; `mark_uncollectible` open -> uncollectible; `void` open or uncollectible -> void; any
+  other transition is a 400 invalid_request_error. amount_due = the lines' sum;
+  `status_transitions` records when each happened.
 - Lists: `limit` (1-100), `starting_after`, newest first, `{"object": "list", "data", "has_more",
   "url"}` ("Pagination", https://docs.stripe.com/api/pagination).
 - Retry hints: `Stripe-Should-Retry` ("Advanced error handling", https://docs.stripe.com/error-low-level).
@@ -38,10 +51,17 @@ from stripe.params._customer_create_params import CustomerCreateParams
 from stripe.params._customer_list_params import CustomerListParams
 from stripe.params._customer_retrieve_params import CustomerRetrieveParams
 from stripe.params._customer_update_params import CustomerUpdateParams
+from stripe.params._invoice_create_params import InvoiceCreateParams
+from stripe.params._invoice_finalize_invoice_params import InvoiceFinalizeInvoiceParams
 from stripe.params._invoice_item_create_params import InvoiceItemCreateParams
 from stripe.params._invoice_item_list_params import InvoiceItemListParams
 from stripe.params._invoice_item_retrieve_params import InvoiceItemRetrieveParams
 from stripe.params._invoice_item_update_params import InvoiceItemUpdateParams
+from stripe.params._invoice_list_params import InvoiceListParams
+from stripe.params._invoice_mark_uncollectible_params import InvoiceMarkUncollectibleParams
+from stripe.params._invoice_pay_params import InvoicePayParams
+from stripe.params._invoice_retrieve_params import InvoiceRetrieveParams
+from stripe.params._invoice_void_invoice_params import InvoiceVoidInvoiceParams
 
 from dagster_billing.fakes.server import ContractServer, FaultInjector, json_response
 from dagster_billing.fakes.stripe_params import ParamError, decode_form, validate
@@ -67,6 +87,20 @@ ZERO_DECIMAL = {
 }
 SUPPORTED = ZERO_DECIMAL | {"usd", "eur", "gbp", "chf", "cad", "aud", "kwd", "sek", "nok", "dkk"}
 IDEMPOTENCY_KEY_MAX = 255
+MAX_ITEMS_PER_INVOICE = 250
+# Invoice status transitions: action -> (statuses it may start from, status it leads to).
+TRANSITIONS = {
+    "finalize": (("draft",), "open"),
+    "pay": (("open", "uncollectible"), "paid"),
+    "mark_uncollectible": (("open",), "uncollectible"),
+    "void": (("open", "uncollectible"), "void"),
+}
+TRANSITION_STAMPS = {
+    "open": "finalized_at",
+    "paid": "paid_at",
+    "uncollectible": "marked_uncollectible_at",
+    "void": "voided_at",
+}
 
 
 @dataclass
@@ -102,7 +136,11 @@ class StripeFake(ContractServer):
 
     # -- state ----------------------------------------------------------------------------------
     def reset(self) -> None:
-        self.objects: dict[str, dict[str, dict[str, Any]]] = {"customer": {}, "invoiceitem": {}}
+        self.objects: dict[str, dict[str, dict[str, Any]]] = {
+            "customer": {},
+            "invoiceitem": {},
+            "invoice": {},
+        }
         self.created: Counter = Counter()
         self.updated: Counter = Counter()
         self.replayed = 0
@@ -158,6 +196,9 @@ class StripeFake(ContractServer):
             Route("/v1/customers/{object_id}", self._customer, methods=["GET", "POST"]),
             Route("/v1/invoiceitems", self._invoice_items, methods=["GET", "POST"]),
             Route("/v1/invoiceitems/{object_id}", self._invoice_item, methods=["GET", "POST"]),
+            Route("/v1/invoices", self._invoices, methods=["GET", "POST"]),
+            Route("/v1/invoices/{object_id}", self._invoice, methods=["GET"]),
+            Route("/v1/invoices/{object_id}/{action}", self._invoice_action, methods=["POST"]),
         ]
 
     def _authenticate(self, request: Request) -> None:
@@ -276,6 +317,35 @@ class StripeFake(ContractServer):
             )
         return await self._handle(
             request, InvoiceItemUpdateParams, lambda p: self._update_invoice_item(object_id, p)
+        )
+
+    async def _invoices(self, request: Request) -> Response:
+        if request.method == "GET":
+            return await self._handle(
+                request, InvoiceListParams, lambda p: self._list("invoice", "/v1/invoices", p)
+            )
+        return await self._handle(request, InvoiceCreateParams, self._create_invoice)
+
+    async def _invoice(self, request: Request) -> Response:
+        object_id = request.path_params["object_id"]
+        return await self._handle(
+            request, InvoiceRetrieveParams, lambda _p: self._get("invoice", object_id)
+        )
+
+    async def _invoice_action(self, request: Request) -> Response:
+        object_id, action = request.path_params["object_id"], request.path_params["action"]
+        schemas = {
+            "finalize": InvoiceFinalizeInvoiceParams,
+            "pay": InvoicePayParams,
+            "mark_uncollectible": InvoiceMarkUncollectibleParams,
+            "void": InvoiceVoidInvoiceParams,
+        }
+        if action not in schemas:
+            return self._error_response(
+                StripeError(404, "invalid_request_error", f"Unrecognized request URL: {action}")
+            )
+        return await self._handle(
+            request, schemas[action], lambda p: self._transition(object_id, action, p)
         )
 
     # -- objects --------------------------------------------------------------------------------
@@ -430,9 +500,15 @@ class StripeFake(ContractServer):
             "proration": False,
             "quantity": 1,
         }
+        invoice_id = params.get("invoice")
+        if invoice_id:
+            invoice = self._attachable_invoice(invoice_id, customer_id, currency)
+            item["invoice"] = invoice_id
         customer["currency"] = currency
         self.objects["invoiceitem"][item["id"]] = item
         self.created["invoiceitem"] += 1
+        if invoice_id:
+            self._refresh_amounts(invoice)
         return item
 
     def _update_invoice_item(self, object_id: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -450,6 +526,184 @@ class StripeFake(ContractServer):
             item["metadata"] = _merged_metadata(item["metadata"], params["metadata"])
         self.updated["invoiceitem"] += 1
         return item
+
+    # -- invoices -------------------------------------------------------------------------------
+    def _attachable_invoice(self, invoice_id: str, customer_id: str, currency: str) -> dict:
+        invoice = self.objects["invoice"].get(invoice_id)
+        if invoice is None:
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                f"No such invoice: '{invoice_id}'",
+                "resource_missing",
+                "invoice",
+            )
+        if invoice["status"] != "draft":
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                "You can only add invoice items to draft invoices.",
+                param="invoice",
+            )
+        if invoice["customer"] != customer_id or invoice["currency"] != currency:
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                "The invoice item's customer and currency must match the invoice's.",
+                param="invoice",
+            )
+        if len(self._items_of(invoice_id)) >= MAX_ITEMS_PER_INVOICE:
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                f"An invoice can have at most {MAX_ITEMS_PER_INVOICE} invoice items.",
+                param="invoice",
+            )
+        return invoice
+
+    def _items_of(self, invoice_id: str) -> list[dict[str, Any]]:
+        return sorted(
+            (i for i in self.objects["invoiceitem"].values() if i["invoice"] == invoice_id),
+            key=lambda i: (i["created"], i["id"]),
+        )
+
+    def _refresh_amounts(self, invoice: dict[str, Any]) -> None:
+        items = self._items_of(invoice["id"])
+        total = sum(item["amount"] for item in items)
+        invoice["lines"] = {
+            "object": "list",
+            "url": f"/v1/invoices/{invoice['id']}/lines",
+            "has_more": False,
+            "total_count": len(items),
+            "data": [
+                {
+                    "id": f"il_{item['id']}",
+                    "object": "line_item",
+                    "amount": item["amount"],
+                    "currency": item["currency"],
+                    "description": item["description"],
+                    "metadata": item["metadata"],
+                    "period": item["period"],
+                }
+                for item in items
+            ],
+        }
+        invoice["subtotal"] = invoice["total"] = invoice["amount_due"] = total
+        invoice["amount_remaining"] = total - invoice["amount_paid"]
+
+    def _create_invoice(self, params: dict[str, Any]) -> dict[str, Any]:
+        customer_id = params.get("customer")
+        customer = self.objects["customer"].get(customer_id or "")
+        if customer is None:
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                f"No such customer: '{customer_id}'",
+                "resource_missing",
+                "customer",
+            )
+        method = params.get("collection_method", "charge_automatically")
+        due_fields = [name for name in ("days_until_due", "due_date") if name in params]
+        if method == "send_invoice" and not due_fields:
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                "Missing required param: days_until_due or due_date (collection_method "
+                "send_invoice).",
+                "parameter_missing",
+                "days_until_due",
+            )
+        if method != "send_invoice" and due_fields:
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                f"{due_fields[0]} is valid only for invoices with collection_method=send_invoice.",
+                "parameter_invalid_empty",
+                due_fields[0],
+            )
+        currency = params.get("currency") or customer["currency"] or "usd"
+        if currency not in SUPPORTED:
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                f"Invalid currency: {currency}.",
+                "parameter_invalid_string",
+                "currency",
+            )
+        now = int(time.time())
+        due_date = (
+            int(params["due_date"])
+            if "due_date" in params
+            else now + 86400 * int(params["days_until_due"])
+            if "days_until_due" in params
+            else None
+        )
+        invoice = {
+            "id": self._new_id("in"),
+            "object": "invoice",
+            "created": now,
+            "livemode": False,
+            "customer": customer_id,
+            "currency": currency,
+            "collection_method": method,
+            "auto_advance": params.get("auto_advance", "false") == "true",
+            "due_date": due_date,
+            "number": params.get("number"),
+            "description": params.get("description"),
+            "metadata": dict(params.get("metadata") or {}),
+            "status": "draft",
+            "amount_paid": 0,
+            "paid_out_of_band": False,
+            "status_transitions": {
+                "finalized_at": None,
+                "paid_at": None,
+                "marked_uncollectible_at": None,
+                "voided_at": None,
+            },
+        }
+        self.objects["invoice"][invoice["id"]] = invoice
+        if params.get("pending_invoice_items_behavior", "exclude") == "include":
+            for item in self.objects["invoiceitem"].values():
+                if item["customer"] == customer_id and item["invoice"] is None:
+                    item["invoice"] = invoice["id"]
+        self._refresh_amounts(invoice)
+        self.created["invoice"] += 1
+        return invoice
+
+    def _transition(self, object_id: str, action: str, params: dict[str, Any]) -> dict[str, Any]:
+        invoice = self._get("invoice", object_id)
+        allowed_from, target = TRANSITIONS[action]
+        if invoice["status"] not in allowed_from:
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                f"You can only {action.replace('_', ' ')} an invoice whose status is "
+                f"{' or '.join(allowed_from)}; this invoice is {invoice['status']}.",
+                "invoice_unexpected_status" if action != "finalize" else "invoice_not_editable",
+            )
+        if action == "pay" and params.get("paid_out_of_band") != "true":
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                "This invoice has no payment method; pay it with paid_out_of_band=true.",
+                "invoice_no_payment_method_types",
+            )
+        now = int(time.time())
+        if action == "finalize":
+            if "auto_advance" in params:
+                invoice["auto_advance"] = params["auto_advance"] == "true"
+            invoice["number"] = invoice["number"] or f"FAKE-{self._serial:04d}"
+            if invoice["amount_due"] == 0:
+                target = "paid"
+                invoice["status_transitions"]["finalized_at"] = now
+        if action == "pay":
+            invoice["paid_out_of_band"] = True
+            invoice["amount_paid"] = invoice["amount_due"]
+            invoice["amount_remaining"] = 0
+        invoice["status"] = target
+        invoice["status_transitions"][TRANSITION_STAMPS[target]] = now
+        self.updated["invoice"] += 1
+        return invoice
 
 
 def _merged_metadata(current: dict[str, str], update: Any) -> dict[str, str]:

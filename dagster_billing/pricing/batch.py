@@ -10,7 +10,6 @@ priced in Python: amounts are shipped as dbt computed them.
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
 import json
 import os
@@ -25,15 +24,24 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from dagster_billing.defs import groups
 from dagster_billing.defs.dbt.partitions import USAGE_DAY_PARTITIONS
+from dagster_billing.lib.csv_safe import write_csv
 from dagster_billing.lib.money import format_decimal, format_money
 from dagster_billing.paths import DBT_PROJECT_DIR
 from dagster_billing.pricing.staging import stage_inputs
 
 MONEY_TYPE = "DECIMAL(38,4)"
 # Asset groups from the plans and landing to the billing marts: everything invoices are made of,
-# and nothing that exports or pushes them anywhere.
-PRICING_GROUPS = ("reference", "ingest", "staging", "intermediate", "billing")
+# and nothing that exports or pushes them anywhere (nor the draft-plan simulation of `rating`).
+PRICING_GROUPS = (
+    groups.REFERENCE,
+    groups.LANDING,
+    groups.USAGE,
+    groups.RATING,
+    groups.DRAFTS,
+    groups.BILLING,
+)
 
 
 class PricingFailed(RuntimeError):
@@ -98,6 +106,7 @@ def materialize_invoices(warehouse) -> None:
 
     from dagster_billing.definitions import pipeline_assets_and_checks
     from dagster_billing.defs.jobs import LEDGER
+    from dagster_billing.defs.pricing.simulation import SIMULATION_KEY
     from dagster_billing.defs.resources import dbt_resource
 
     # The ledger is partitioned by billing period (invoices priced here stay drafts); webhook
@@ -105,6 +114,7 @@ def materialize_invoices(warehouse) -> None:
     selection = (
         dg.AssetSelection.groups(*PRICING_GROUPS).upstream().required_multi_asset_neighbors()
         - LEDGER
+        - dg.AssetSelection.assets(SIMULATION_KEY)
     ).materializable()
     # dbt's progress goes to stderr: stdout is for the command's result.
     with contextlib.redirect_stdout(sys.stderr):
@@ -311,21 +321,14 @@ def write_outputs(invoices: Table, lines: Table, tiers: Table, out_dir: Path) ->
         by_invoice[line["invoice_id"]].append({**line, "tiers": by_line[line["invoice_line_id"]]})
     document = [{**invoice, "lines": by_invoice[invoice["invoice_id"]]} for invoice in invoice_rows]
     (out_dir / "invoices.json").write_text(json.dumps(document, indent=2) + "\n")
-    files = {
-        "invoices.csv": (invoices, invoice_rows),
-        "invoice_lines.csv": (lines, line_rows),
-        "invoice_line_tiers.csv": (tiers, tier_rows),
-    }
-    for name, ((columns, _), rows) in files.items():
-        with (out_dir / name).open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(
-                handle, fieldnames=[column for column, _ in columns], lineterminator="\n"
-            )
-            writer.writeheader()
-            writer.writerows(
-                {key: "" if value is None else value for key, value in row.items()} for row in rows
-            )
-    return ["invoices.json", *files]
+    for name, (columns, _), rows in (
+        ("invoices.csv", invoices, invoice_rows),
+        ("invoice_lines.csv", lines, line_rows),
+        ("invoice_line_tiers.csv", tiers, tier_rows),
+    ):
+        header = [column for column, _ in columns]
+        write_csv(out_dir / name, header, ([row[column] for column in header] for row in rows))
+    return ["invoices.json", "invoices.csv", "invoice_lines.csv", "invoice_line_tiers.csv"]
 
 
 def outcome_warnings(result: PricingResult) -> list[str]:

@@ -1,7 +1,7 @@
 """Input files of `billing price` turned into the pipeline's own inputs: seed CSVs, plan overrides
 and landing files. Nothing is priced here; the same Dagster assets and dbt models do that.
 
-Formats (documented in README.md, "Pricing files from the command line"):
+Formats (documented in docs/pricing-cli.md):
   accounts       CSV, JSON or YAML list: account_id, currency, [account_name], [billing_email]
   subscriptions  CSV, JSON or YAML list: account_id, plan_code, starts_on, [ends_on],
                  [trial_ends_on], [subscription_id]; JSON/YAML items may carry `overrides`
@@ -44,16 +44,20 @@ ACCOUNT_DATA_SEEDS = (
     "account_issuers.csv",
     "usage_thresholds.csv",
     "billing_cycles.csv",
+    "account_billing_profiles.csv",
 )
+# Issuer-level reference data (no account names): copied as they are.
+ISSUER_SEEDS = ("issuers.csv", "tax_rates.csv")
 
 
 def write_empty_account_data(seeds_dir: Path) -> None:
-    """The account data seeds with their header only, and the issuers of seeds/ (dbt refs every
-    seed, so a seed directory needs them all)."""
+    """The account data seeds with their header only, and the issuers and tax rates of seeds/
+    (dbt refs every seed, so a seed directory needs them all)."""
     for name in ACCOUNT_DATA_SEEDS:
         header = (SEEDS_DIR / name).read_text().splitlines()[0]
         (seeds_dir / name).write_text(header + "\n")
-    (seeds_dir / "issuers.csv").write_text((SEEDS_DIR / "issuers.csv").read_text())
+    for name in ISSUER_SEEDS:
+        (seeds_dir / name).write_text((SEEDS_DIR / name).read_text())
 
 
 ACCOUNT_COLUMNS = ("account_id", "account_name", "currency", "billing_email")

@@ -12,7 +12,6 @@ are never written.
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import shutil
@@ -25,6 +24,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
+from dagster_billing.lib.csv_safe import write_csv
 from dagster_billing.lib.money import format_money
 from dagster_billing.pricing.plan_loader import windowed_versions
 from dagster_billing.pricing.plans import (
@@ -299,13 +299,10 @@ def write_report(
         ("by_account.csv", accounts),
         ("totals.csv", totals),
     ):
-        path = report_dir / name
-        with path.open("w", newline="", encoding="utf-8") as handle:
-            fields = list(rows[0]) if rows else ["currency"]
-            writer = csv.DictWriter(handle, fieldnames=fields, lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
-        written.append(path)
+        fields = list(rows[0]) if rows else ["currency"]
+        written.append(
+            write_csv(report_dir / name, fields, ([row[field] for field in fields] for row in rows))
+        )
     summary = report_dir / "summary.json"
     summary.write_text(
         json.dumps(
@@ -322,6 +319,10 @@ def write_report(
     return written
 
 
+class SimulationUnsupported(RuntimeError):
+    """Simulation needs a copy of the warehouse, which only the DuckDB engine makes today."""
+
+
 def simulate(*, warehouse, dbt, draft_dir: Path, report_dir: Path, log=print) -> SimulationReport:
     """Rate the warehouse's history with the drafts in a temporary copy and compare."""
     from dagster_billing.defs.dbt.project import billing_project
@@ -335,15 +336,26 @@ def simulate(*, warehouse, dbt, draft_dir: Path, report_dir: Path, log=print) ->
         drafts = build_simulation_plans(plans_dir, draft_dir, root / "plans")
         if not drafts:
             return SimulationReport(drafts=[], invoices=[], accounts=[], totals=[], files=[])
+        if warehouse.resolved_engine != "duckdb":
+            raise SimulationUnsupported(
+                "plan simulation copies the DuckDB warehouse; it is not available with "
+                f"BILLING_ENGINE={warehouse.resolved_engine} yet (docs/spark.md)"
+            )
         sim_seeds = root / "seeds"
         sim_seeds.mkdir()
         copy_reference_seeds(seeds_dir, sim_seeds)
         compile_plans(root / "plans", sim_seeds)
         sim = BillingWarehouse(
-            data_dir=str(root / "data"), plans_dir=str(root / "plans"), seeds_dir=str(sim_seeds)
+            data_dir=str(root / "data"),
+            plans_dir=str(root / "plans"),
+            seeds_dir=str(sim_seeds),
+            engine="duckdb",
         )
         sim.root.mkdir(parents=True)
         shutil.copy(warehouse.duckdb_path, sim.duckdb_path)
+        # The raw layer is read, never written, by a simulation: the copy points at the original.
+        if warehouse.raw_store.root.exists():
+            sim.raw_store.root.symlink_to(warehouse.raw_store.root, target_is_directory=True)
         log(f"simulating {', '.join(d.code for d in drafts)} on a copy of {warehouse.duckdb_path}")
         try:
             with sim.dbt_environment():
@@ -368,4 +380,11 @@ def simulate(*, warehouse, dbt, draft_dir: Path, report_dir: Path, log=print) ->
     )
 
 
-__all__ = ["DRAFTS_DIR", "SimulationReport", "build_simulation_plans", "compare", "simulate"]
+__all__ = [
+    "DRAFTS_DIR",
+    "SimulationReport",
+    "SimulationUnsupported",
+    "build_simulation_plans",
+    "compare",
+    "simulate",
+]

@@ -53,7 +53,7 @@ from dagster_billing.sync.retry import (
     retry_after_seconds,
 )
 
-RESOURCES = ("customers", "invoice_items")
+RESOURCES = ("customers", "invoices", "invoice_items")
 
 
 class StripeAuthError(FatalSyncError):
@@ -155,14 +155,47 @@ class StripeApi:
         )
         return attempted.value, attempted.attempts
 
-    def list_all(self, resource: str, **params: Any) -> list[dict[str, Any]]:
+    def retrieve(self, resource: str, object_id: str) -> dict[str, Any]:
         service = self._service(resource)
+        return call_with_retries(
+            self.retry,
+            counter=self.counter,
+            call=lambda: self._classified(lambda: service.retrieve(object_id)),
+        ).value.to_dict()
 
-        def fetch() -> list[dict[str, Any]]:
-            page = self._classified(lambda: service.list(params={"limit": 100, **params}))
-            return [obj.to_dict() for obj in page.auto_paging_iter()]
+    def finalize_invoice(self, invoice_id: str, key: str) -> dict[str, Any]:
+        """Draft -> open (POST /v1/invoices/{id}/finalize), with auto_advance off: we collect by
+        sending the invoice, Stripe does not chase it."""
+        return call_with_retries(
+            self.retry,
+            counter=self.counter,
+            call=lambda: self._classified(
+                lambda: self.client.v1.invoices.finalize_invoice(
+                    invoice_id, params={"auto_advance": False}, options={"idempotency_key": key}
+                )
+            ),
+        ).value.to_dict()
 
-        return call_with_retries(self.retry, counter=self.counter, call=fetch).value
+    def list_all(self, resource: str, **params: Any) -> list[dict[str, Any]]:
+        """Every object, a page (100) at a time. Each page is one request through the retry
+        policy, so a 5xx or timeout on page 7 retries page 7 (stripe-python's
+        `auto_paging_iter` would raise it unclassified)."""
+        service = self._service(resource)
+        objects: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            page_params = {"limit": 100, **params, **({"starting_after": after} if after else {})}
+            page = call_with_retries(
+                self.retry,
+                counter=self.counter,
+                call=lambda page_params=page_params: self._classified(
+                    lambda: service.list(params=page_params)
+                ),
+            ).value
+            objects += [obj.to_dict() for obj in page.data]
+            if not page.has_more or not page.data:
+                return objects
+            after = page.data[-1].id
 
     def close(self) -> None:
         self.session.close()

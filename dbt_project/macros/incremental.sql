@@ -58,20 +58,26 @@
   Use as the model's pre_hook, which runs before the model's SQL while {{ this }} still holds the
   previous run's rows:
       pre_hook=record_arrival_watermark_hooks()
-  The table <model schema>.dbt_arrival_watermarks (invocation_id, model_name, arrivals_after)
+  The table dbt_internal.dbt_arrival_watermarks (invocation_id, model_name, arrivals_after)
   gets one row per model per run: 0 for a first or full-refresh build (everything is new).
+  dbt_internal holds dbt's own bookkeeping, away from the schemas analysts query.
 -#}
 {% macro arrival_watermarks_relation(relation) -%}
     {{ return(api.Relation.create(
-        database=relation.database, schema=relation.schema, identifier='dbt_arrival_watermarks'
+        database=relation.database, schema='dbt_internal', identifier='dbt_arrival_watermarks'
     )) }}
 {%- endmacro %}
 
 {% macro record_arrival_watermark_hooks(arrival_column='file_seq') -%}
     {{ return([
+        "{{ create_arrival_watermarks_schema() }}",
         "{{ create_arrival_watermarks() }}",
         "{{ insert_arrival_watermark('" ~ arrival_column ~ "') }}",
     ]) }}
+{%- endmacro %}
+
+{% macro create_arrival_watermarks_schema() -%}
+    create schema if not exists {{ arrival_watermarks_relation(this).without_identifier().include(database=False) }}
 {%- endmacro %}
 
 {% macro create_arrival_watermarks() -%}
@@ -110,4 +116,24 @@
     ) -%}
     {%- set watermark = result.columns[0].values()[0] -%}
     {{ return(none if watermark is none or watermark == 0 else watermark) }}
+{%- endmacro %}
+
+{#-
+  The incremental config of a model that recomputes whole partitions (usage days, billing
+  periods) and replaces them: delete+insert on the partition column where the engine deletes
+  (DuckDB, PostgreSQL), insert_overwrite of the table partitioned by it on Spark (Parquet
+  tables cannot delete rows; spark.sql.sources.partitionOverwriteMode=dynamic overwrites only
+  the partitions the new rows fall in). Either way, partitions without new rows are kept.
+      {{ config(on_schema_change='fail', **replace_partitions_config('usage_day')) }}
+-#}
+{% macro replace_partitions_config(partition_column) -%}
+    {{ return(adapter.dispatch('replace_partitions_config', 'billing')(partition_column)) }}
+{%- endmacro %}
+
+{% macro default__replace_partitions_config(partition_column) -%}
+    {{ return({'incremental_strategy': 'delete+insert', 'unique_key': partition_column}) }}
+{%- endmacro %}
+
+{% macro spark__replace_partitions_config(partition_column) -%}
+    {{ return({'incremental_strategy': 'insert_overwrite', 'partition_by': [partition_column]}) }}
 {%- endmacro %}

@@ -1,16 +1,27 @@
 {#- Line types the billing lifecycle adds to rating's lines (everything else is a rated charge). -#}
 {% macro lifecycle_line_types() -%}
-    ('adjustment', 'coupon', 'credit')
+    ('adjustment', 'coupon', 'tax', 'credit')
 {%- endmacro %}
 
-{#- Print order of a line: rated charges, late-usage adjustments, coupons, prepaid credits. -#}
+{#- Print order of a line: rated charges, late-usage adjustments, coupons, tax, prepaid credits. -#}
 {% macro line_sort_key(line_type) -%}
     case {{ line_type }}
         when 'adjustment' then 2
         when 'coupon' then 3
-        when 'credit' then 4
+        when 'tax' then 4
+        when 'credit' then 5
         else 1
     end
+{%- endmacro %}
+
+{#- Rating's line types measured on money (commitment spend), not on a quantity. -#}
+{% macro money_based_line_types() -%}
+    ('commitment_discount', 'commitment_true_up')
+{%- endmacro %}
+
+{#- Lines that are not the gross: coupons, tax and prepaid credits (subtotal excludes them). -#}
+{% macro non_gross_line_types() -%}
+    ('coupon', 'tax', 'credit')
 {%- endmacro %}
 
 {#- When a billing period closes: its end plus the grace period for late events. -#}
@@ -67,6 +78,17 @@
         ('corrects_invoice_id', dbt.type_string()),
         ('corrects_line_id', dbt.type_string()),
         ('instrument_id', dbt.type_string()),
+        ('base_amount', decimal_type()),
+        ('rate_percent', decimal_type()),
+        ('tax_code', dbt.type_string()),
+        ('customer_legal_name', dbt.type_string()),
+        ('customer_address', dbt.type_string()),
+        ('customer_country', dbt.type_string()),
+        ('customer_tax_id', dbt.type_string()),
+        ('payment_terms_days', 'integer'),
+        ('due_on', 'date'),
+        ('tax_treatment', dbt.type_string()),
+        ('tax_note', dbt.type_string()),
         ('ledger_version', 'bigint'),
     ]) }}
 {%- endmacro %}
@@ -91,7 +113,8 @@
   The table another model built in an EARLIER run, read without ref(): the ledger books the drafts
   the previous run computed (the final invoice is the last draft), while the drafts are computed
   from the ledger (a ref). A ref in both directions would be a cycle. When the table does not exist
-  yet (a new warehouse), an empty relation with `columns` stands in.
+  yet (a new warehouse), an empty relation with `columns` stands in; a column the earlier run did
+  not have (a table built by an older version of the project) reads as null.
 -#}
 {% macro previous_run_relation(model_name, columns) -%}
     {%- set relation = none -%}
@@ -100,7 +123,7 @@
             {%- set relation = adapter.get_relation(
                 database=node.database, schema=node.schema, identifier=node.alias) -%}
             {%- if relation is not none -%}
-                (select {% for name, _ in columns %}{{ name }}{{ ", " if not loop.last }}{% endfor %} from {{ relation }})
+                {{ columns_of(relation, columns) }}
             {%- else -%}
                 {{ empty_relation(columns) }}
             {%- endif -%}
@@ -108,6 +131,13 @@
     {%- else -%}
         {{ empty_relation(columns) }}
     {%- endif -%}
+{%- endmacro %}
+
+{#- `columns` of a relation, in that order; a column the table does not have (it was built by an
+    older version of the project, e.g. a ledger before an upgrade) reads as null. -#}
+{% macro columns_of(relation, columns) -%}
+    {%- set existing = adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list -%}
+    (select {% for name, type in columns %}{% if name in existing %}{{ name }}{% else %}cast(null as {{ type }}) as {{ name }}{% endif %}{{ ", " if not loop.last }}{% endfor %} from {{ relation }})
 {%- endmacro %}
 
 {% macro empty_relation(columns) -%}
@@ -138,10 +168,51 @@
 {%- endmacro %}
 
 {% macro ref_or_empty(relation, columns) -%}
-    {%- if execute and adapter.get_relation(
+    {#- A dbt unit test's fixture (a CTE named __dbt__cte__...) is used as it is. -#}
+    {%- if relation is string or (relation.identifier or '').startswith('__dbt__cte__') -%}
+        {{ relation }}
+    {%- elif not execute -%}
+        {{ relation }}
+    {%- elif adapter.get_relation(
             database=relation.database, schema=relation.schema, identifier=relation.identifier) is none -%}
         {{ empty_relation(columns) }}
     {%- else -%}
-        {{ relation }}
+        {{ columns_of(relation, columns) }}
     {%- endif -%}
+{%- endmacro %}
+
+{#-
+  A table written by a Dagster asset outside dbt (e.g. payments.stripe_invoice_status), declared
+  as a source: the source when it exists, else an empty relation with `columns`, so the models
+  that read it build before the asset first ran.
+-#}
+{% macro source_or_empty(source_name, table_name, columns) -%}
+    {{ ref_or_empty(source(source_name, table_name), columns) }}
+{%- endmacro %}
+
+{#- The columns the stripe/invoice_status asset writes (dagster_billing/sync/payments.py). -#}
+{% macro stripe_invoice_status_columns() -%}
+    {{ return([
+        ('invoice_id', dbt.type_string()),
+        ('stripe_invoice_id', dbt.type_string()),
+        ('status', dbt.type_string()),
+        ('currency', dbt.type_string()),
+        ('amount_due', 'bigint'),
+        ('amount_paid', 'bigint'),
+        ('amount_remaining', 'bigint'),
+        ('due_date', 'date'),
+        ('paid_at', 'timestamp'),
+        ('observed_at', 'timestamp'),
+    ]) }}
+{%- endmacro %}
+
+{#- The receivables aging bucket of a number of days past due (0: current). -#}
+{% macro aging_bucket(days_past_due) -%}
+    case
+        when {{ days_past_due }} <= 0 then 'current'
+        when {{ days_past_due }} <= 30 then '1-30'
+        when {{ days_past_due }} <= 60 then '31-60'
+        when {{ days_past_due }} <= 90 then '61-90'
+        else '90+'
+    end
 {%- endmacro %}

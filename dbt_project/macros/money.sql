@@ -69,6 +69,25 @@
     (cast(floor({{ v }}) as hugeint) * 10000000000 + cast(({{ v }} - floor({{ v }})) * 10000000000 as hugeint))
 {%- endmacro %}
 
+{#-
+  Spark: a quotient of DECIMAL(38,10)s gets at most 20 integer and 18 decimal digits (rounded
+  twice: at Spark's internal scale, then to 18), so the division is done in integers instead:
+  long division in two limbs of `div` (exact, bigint) and `%` (exact, decimal), then the
+  remainder's first 10 decimal places, rounded half-up. Exact for any quotient below 10^27.
+-#}
+{% macro spark__divide_decimal(numerator, denominator) -%}
+    {%- set n = 'cast(' ~ numerator ~ ' as ' ~ decimal_type() ~ ')' -%}
+    {%- set d = 'cast(' ~ denominator ~ ' as ' ~ decimal_type() ~ ')' -%}
+    {%- set d_e9 = '(' ~ d ~ ' * 1000000000)' -%}
+    {%- set rest_e9 = '(' ~ n ~ ' % ' ~ d_e9 ~ ')' -%}
+    cast(
+        cast({{ n }} div {{ d_e9 }} as decimal(19,0)) * 1000000000
+        + ({{ rest_e9 }} div {{ d }})
+        + cast((({{ rest_e9 }} % {{ d }}) * 20000000000 + {{ d }}) div ({{ d }} * 2) as decimal(11,0))
+            * cast(0.0000000001 as decimal(11,10))
+    as {{ decimal_type() }})
+{%- endmacro %}
+
 {#- Smallest integer >= numerator / denominator, exactly (package pricing). -#}
 {% macro ceil_divide(numerator, denominator) -%}
     {{ return(adapter.dispatch('ceil_divide', 'billing')(numerator, denominator)) }}
@@ -86,6 +105,12 @@
             then 1 else 0
           end
     as bigint)
+{%- endmacro %}
+
+{% macro spark__ceil_divide(numerator, denominator) -%}
+    {%- set n = 'cast(' ~ numerator ~ ' as ' ~ decimal_type() ~ ')' -%}
+    {%- set d = 'cast(' ~ denominator ~ ' as ' ~ decimal_type() ~ ')' -%}
+    cast(({{ n }} div {{ d }}) + case when {{ n }} % {{ d }} > 0 then 1 else 0 end as bigint)
 {%- endmacro %}
 
 {% macro duckdb__ceil_divide(numerator, denominator) -%}
@@ -106,4 +131,17 @@
             when 4 then {{ amount }} * 10000
         end
     as bigint)
+{%- endmacro %}
+
+{#- Integer minor units (an API's cents) back to a decimal amount in major units, exactly. -#}
+{% macro from_minor_units(amount_minor, minor_units) -%}
+    cast(
+        case {{ minor_units }}
+            when 0 then cast({{ amount_minor }} as {{ money_type() }})
+            when 1 then cast({{ amount_minor }} as {{ money_type() }}) * cast(0.1 as decimal(2,1))
+            when 2 then cast({{ amount_minor }} as {{ money_type() }}) * cast(0.01 as decimal(3,2))
+            when 3 then cast({{ amount_minor }} as {{ money_type() }}) * cast(0.001 as decimal(4,3))
+            when 4 then cast({{ amount_minor }} as {{ money_type() }}) * cast(0.0001 as decimal(5,4))
+        end
+    as {{ money_type() }})
 {%- endmacro %}

@@ -42,3 +42,21 @@
 {% macro month_start(ts) -%}
     cast({{ dbt.date_trunc('month', ts) }} as date)
 {%- endmacro %}
+
+{#-
+  The materialization of a mart that is a view where the warehouse is DuckDB's own file, but that
+  the Python side reads (exports): a table on Spark, where Python reads the tables' Parquet
+  files through DuckDB and a Spark view has no files.
+      {{ config(materialized=view_or_table_for_readers()) }}
+-#}
+{% macro view_or_table_for_readers() -%}
+    {{ return(adapter.dispatch('view_or_table_for_readers', 'billing')()) }}
+{%- endmacro %}
+
+{% macro default__view_or_table_for_readers() -%}
+    {{ return('view') }}
+{%- endmacro %}
+
+{% macro spark__view_or_table_for_readers() -%}
+    {{ return('table') }}
+{%- endmacro %}

@@ -14,6 +14,11 @@
     cast({{ duckdb_scaled_integer(numerator) }} // {{ duckdb_scaled_integer(denominator) }} as bigint)
 {%- endmacro %}
 
+{#- div is Spark's exact integral division (bigint). -#}
+{% macro spark__floor_divide(numerator, denominator) -%}
+    (cast({{ numerator }} as {{ decimal_type() }}) div cast({{ denominator }} as {{ decimal_type() }}))
+{%- endmacro %}
+
 {#- amount x part_days / whole_days, to 10 places (half-up): day-based proration. -#}
 {% macro prorate_by_days(amount, part_days, whole_days) -%}
     {{ divide_decimal('cast(' ~ amount ~ ' as ' ~ decimal_type() ~ ') * ' ~ part_days, whole_days) }}

@@ -6,7 +6,9 @@
   or as integer minor units (Stripe); quantities as decimal strings without trailing zeros. No
   value passes through a binary float.
 
-  Implemented for DuckDB (default) and PostgreSQL; Spark raises until someone writes and tests it.
+  Implemented for DuckDB (default), PostgreSQL and Spark. On Spark a JSON object is a struct
+  and an array an array of structs until json_text serializes the whole payload with to_json,
+  which writes the same text as DuckDB's JSON functions (no spaces, keys in order, nulls kept).
 -#}
 
 {#- A JSON object from (key, SQL expression) pairs; keys are literal names, values SQL. -#}
@@ -23,7 +25,7 @@
 {%- endmacro %}
 
 {% macro spark__json_object(pairs) -%}
-    {{ exceptions.raise_compiler_error("sync payload macros are not implemented for Spark yet") }}
+    named_struct({% for key, value in pairs %}'{{ key }}', {{ value }}{% if not loop.last %}, {% endif %}{% endfor %})
 {%- endmacro %}
 
 {#- An aggregate: the JSON array of an expression over the group, in a given order. -#}
@@ -39,13 +41,25 @@
     json_agg({{ expression }} order by {{ order_by }})
 {%- endmacro %}
 
+{#- collect_list keeps no order: sort (order key, value) pairs, then keep the values. -#}
 {% macro spark__json_array_agg(expression, order_by) -%}
-    {{ exceptions.raise_compiler_error("sync payload macros are not implemented for Spark yet") }}
+    transform(
+        array_sort(collect_list(named_struct('order_key', {{ order_by }}, 'value', {{ expression }}))),
+        entry -> entry.value
+    )
 {%- endmacro %}
 
 {#- A JSON value as text (the payload column). -#}
 {% macro json_text(json_expression) -%}
+    {{ return(adapter.dispatch('json_text', 'billing')(json_expression)) }}
+{%- endmacro %}
+
+{% macro default__json_text(json_expression) -%}
     cast({{ json_expression }} as {{ dbt.type_string() }})
+{%- endmacro %}
+
+{% macro spark__json_text(json_expression) -%}
+    to_json({{ json_expression }}, map('ignoreNullFields', 'false'))
 {%- endmacro %}
 
 {#- A rounded amount as an exact decimal string with exactly the currency's minor units. -#}
@@ -66,6 +80,11 @@
 
 {% macro default__decimal_text(value) -%}
     rtrim(rtrim(cast(cast({{ value }} as {{ decimal_type() }}) as {{ dbt.type_string() }}), '0'), '.')
+{%- endmacro %}
+
+{#- Spark's two-argument rtrim is (trim characters, string); the standard form is unambiguous. -#}
+{% macro spark__decimal_text(value) -%}
+    trim(trailing '.' from trim(trailing '0' from cast(cast({{ value }} as {{ decimal_type() }}) as string)))
 {%- endmacro %}
 
 {#- A date as ISO 8601 text (YYYY-MM-DD). -#}

@@ -1,3 +1,4 @@
+{{ config(meta={"dagster": {"ref": {"name": "fct_invoice_lines"}}}) }}
 -- No prepaid credit grant or fixed coupon is drawn beyond its amount (final and draft draws).
 with draws as (
     select instrument_id, sum(-amount) as drawn

@@ -21,7 +21,7 @@ from dagster_dbt import DbtCliResource, dbt_assets
 from dagster_billing.defs.dbt.partitions import BILLING_PERIOD_PARTITIONS, USAGE_DAY_PARTITIONS
 from dagster_billing.defs.dbt.project import billing_project
 from dagster_billing.defs.dbt.translator import BillingTranslator
-from dagster_billing.defs.resources import DUCKDB_POOL, BillingWarehouse
+from dagster_billing.defs.resources import DUCKDB_POOL, BillingWarehouse, dbt_invocation_target
 from dagster_billing.lib.dbt_args import (
     dbt_build_args,
     finalization_vars,
@@ -31,6 +31,7 @@ from dagster_billing.lib.dbt_args import (
     usage_window_vars,
 )
 from dagster_billing.lib.environ import scoped_environ
+from dagster_billing.lib.warehouse_lock import is_lock_conflict, retry_while_locked
 
 AS_OF_TAG = "billing/as_of"
 USAGE_DAY_SELECT = "tag:partition_day"
@@ -64,8 +65,47 @@ def stream_dbt(
     # dagster-dbt reads DBT_INDIRECT_SELECTION when it builds the command line; the subprocess
     # inherits the run vars (read by the run_var macro) from the environment.
     environment = {"DBT_INDIRECT_SELECTION": "buildable"} | run_environment(dbt_vars)
-    with warehouse.dbt_environment(), scoped_environ(environment):
-        yield from dbt.cli(args, context=context, **cli_kwargs).stream()
+    name = f"{context.op_execution_context.op.name}-{context.run.run_id[:7]}"
+    with (
+        dbt_invocation_target(warehouse, name) as target_path,
+        warehouse.dbt_environment(),
+        scoped_environ(environment),
+    ):
+        yield from _dbt_waiting_for_lock(
+            context, dbt, warehouse, args, target_path=target_path, **cli_kwargs
+        )
+
+
+def _dbt_waiting_for_lock(context, dbt, warehouse: BillingWarehouse, args: list[str], **cli_kwargs):
+    """dbt's events; a lock held by another process is waited for, not a failed run.
+
+    The warehouse is checked first (BillingWarehouse.connect waits with backoff). A process that
+    takes the lock between that check and dbt's own connection makes dbt fail before it builds
+    anything: that invocation is run again, with the same wait, as long as it had produced no
+    event yet (so nothing is reported twice)."""
+
+    def invoke():
+        warehouse.wait_until_writable()
+        invocation = dbt.cli(args, context=context, raise_on_error=False, **cli_kwargs)
+        events = iter(invocation.stream())
+        first = next(events, None)
+        if first is None and not invocation.is_successful():
+            error = invocation.get_error()
+            if error is not None and is_lock_conflict(error):
+                raise error
+        return invocation, first, events
+
+    invocation, first, rest = retry_while_locked(
+        invoke,
+        warehouse.duckdb_path,
+        logger=context.log,
+    )
+    if first is not None:
+        yield first
+        yield from rest
+    error = invocation.get_error()
+    if error is not None:
+        raise error
 
 
 def _dbt_build(

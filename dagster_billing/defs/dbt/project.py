@@ -11,6 +11,8 @@ billing_project = DbtProject(project_dir=DBT_PROJECT_DIR)
 # Builds the manifest under `dagster dev` only; tests, CI and `make demo` run `dbt parse` first.
 billing_project.prepare_if_dev()
 
-# The dbt installed beside this interpreter, so a venv works without being on PATH.
-_venv_dbt = Path(sys.executable).with_name("dbt")
-DBT_EXECUTABLE = str(_venv_dbt) if _venv_dbt.exists() else "dbt"
+# The dbt installed beside this interpreter, so a venv works without being on PATH, through
+# `billing-dbt` (dagster_billing/lib/dbt_spark.py): dbt itself, keeping the Spark profile's ANSI
+# mode when the target is Spark.
+_venv_dbt = Path(sys.executable).with_name("billing-dbt")
+DBT_EXECUTABLE = str(_venv_dbt) if _venv_dbt.exists() else "billing-dbt"

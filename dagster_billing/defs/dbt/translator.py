@@ -1,12 +1,16 @@
-"""One translator for every dbt node: keys, groups and extra lineage from folders and meta."""
+"""One translator for every dbt node: keys, groups, check descriptions and extra lineage from
+folders and meta."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
+
+from dagster_billing.defs.groups import dbt_group
 
 PRICE_PLANS_KEY = dg.AssetKey(["plans", "price_tables"])
 
@@ -14,15 +18,23 @@ PRICE_PLANS_KEY = dg.AssetKey(["plans", "price_tables"])
 class BillingTranslator(DagsterDbtTranslator):
     """Models and seeds are keyed <schema>/<name> (reference/meters, billing/fct_invoices), so the
     asset graph reads like the warehouse; sources keep dagster-dbt's <source>/<table>
-    (raw/usage_events), which is the key of the landing asset that writes them.
+    (raw/usage_events), which is the key of the landing asset that writes them. Groups are the
+    stages of the data flow (defs/groups.py), from the model's folder.
 
     Every root of the dbt graph (seeds, and models that read only sources) depends on the plan
     compiler: it writes the price tables into the seed directory dbt parses, so no dbt invocation
     can run before it (seeds marked `meta: {compiled_from_plans: true}` are its output). This
-    also lets Dagster run the roots in one dbt invocation after landing and compiling."""
+    also lets Dagster run the roots in one dbt invocation after landing and compiling.
+
+    Every dbt data test is an asset check with a description (describe_test); tests on the raw
+    sources are checks of the landing asset's tables, not observations."""
 
     def __init__(self) -> None:
-        super().__init__(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+        super().__init__(
+            settings=DagsterDbtTranslatorSettings(
+                enable_asset_checks=True, enable_source_tests_as_checks=True
+            )
+        )
 
     def get_asset_spec(
         self, manifest: Mapping[str, Any], unique_id: str, project: Any
@@ -38,6 +50,81 @@ class BillingTranslator(DagsterDbtTranslator):
             extra_deps.append(dg.AssetDep(PRICE_PLANS_KEY))
         return spec.replace_attributes(
             key=dg.AssetKey([schema, props["name"]]),
-            group_name=schema,
+            group_name=dbt_group(
+                props["resource_type"],
+                tuple(props["fqn"][1:-1]),
+                schema,
+                props["config"].get("meta", {}).get("dagster", {}).get("group"),
+            ),
             deps=[*spec.deps, *extra_deps],
         )
+
+    def get_asset_check_spec(
+        self,
+        asset_spec: dg.AssetSpec,
+        manifest: Mapping[str, Any],
+        unique_id: str,
+        project: Any,
+    ) -> dg.AssetCheckSpec | None:
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is None:
+            return None
+        return dg.AssetCheckSpec(
+            name=spec.name,
+            asset=spec.asset_key,
+            description=describe_test(manifest["nodes"][unique_id]),
+            additional_deps=spec.additional_deps,
+            blocking=spec.blocking,
+            metadata=spec.metadata,
+        )
+
+
+def describe_test(test: Mapping[str, Any]) -> str:
+    """What a dbt data test asserts, in words: its YAML `description` (or dagster-dbt's
+    `meta.description`) when it has one; for a singular test, the comment its SQL opens with; for
+    a generic test, a sentence from the test and its arguments."""
+    given = test.get("description") or test.get("config", {}).get("meta", {}).get("description")
+    if given:
+        return given
+    metadata = test.get("test_metadata")
+    if not metadata:
+        return _leading_comment(test.get("raw_code", "")) or test["name"]
+    kwargs = metadata.get("kwargs", {})
+    column = f"`{kwargs['column_name']}`" if kwargs.get("column_name") else "the row"
+    name = metadata["name"]
+    if name == "unique":
+        return f"{column} is unique."
+    if name == "not_null":
+        return f"{column} is never null."
+    if name == "accepted_values":
+        values = ", ".join(f"`{value}`" for value in kwargs.get("values", []))
+        return f"{column} is one of {values}."
+    if name == "relationships":
+        target = re.sub(r"""^(?:ref|source)\((.*)\)$""", r"\1", kwargs.get("to", ""))
+        target = target.replace("'", "").replace('"', "").replace(", ", ".")
+        return f"Every {column} refers to `{target}.{kwargs.get('field')}`."
+    if name == "unique_combination":
+        columns = ", ".join(f"`{c}`" for c in kwargs.get("columns", []))
+        return f"One row per {columns}."
+    if name == "unique_by_arrival":
+        return (
+            f"{column} is unique (in a build, the keys that build added are looked up against "
+            "the whole table)."
+        )
+    arguments = ", ".join(f"{key}={value}" for key, value in kwargs.items() if key != "model")
+    return f"{name}({arguments})"
+
+
+def _leading_comment(sql: str) -> str:
+    """The `--` comment lines a singular test's SQL starts with (after its config block)."""
+    lines = []
+    for line in sql.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("{{") and not lines:
+            continue
+        if not stripped.startswith("--"):
+            if lines or stripped:
+                break
+            continue
+        lines.append(stripped.removeprefix("--").strip())
+    return " ".join(lines)

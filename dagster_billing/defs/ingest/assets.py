@@ -1,19 +1,31 @@
+import time
+
 import dagster as dg
 from pydantic import Field
 
-from dagster_billing.defs.ingest.landing import ensure_raw_tables, land_files, landing_files
+from dagster_billing.defs import groups
+from dagster_billing.defs.ingest.acknowledged import acknowledged_not_landed
+from dagster_billing.defs.ingest.landing import LandedFile, land_files
+from dagster_billing.defs.ingest.ledger import (
+    LandingLedger,
+    Stamp,
+    landing_status,
+    quiet_seconds,
+)
+from dagster_billing.defs.ingest.raw_store import RAW_TABLES
 from dagster_billing.defs.resources import DUCKDB_POOL, BillingWarehouse
 
-RAW_TABLES = ("usage_events", "usage_quarantine", "landed_files")
+# Everything not landed yet, in one run (the sensor names at most ledger.MAX_FILES_PER_RUN).
+MAX_FILES_LANDED = 100_000
 
 
 class LandingConfig(dg.Config):
     paths: list[str] = Field(
         default_factory=list,
         description=(
-            "Files to land, relative to the landing directory (the landing sensor names the new "
-            "ones). Empty: every file under the landing directory; already landed content is "
-            "skipped either way."
+            "The new files the landing sensor saw, relative to the landing directory (shown "
+            "here and in the run's tags). Landing lands every file not landed yet either way, "
+            "so a file a failed run left behind is landed by the next one."
         ),
     )
 
@@ -22,8 +34,8 @@ class LandingConfig(dg.Config):
     specs=[
         dg.AssetSpec(
             ["raw", table],
-            group_name="ingest",
-            kinds={"duckdb", "polars"},
+            group_name=groups.LANDING,
+            kinds={"parquet", "polars"},
             description=description,
         )
         for table, description in zip(
@@ -41,53 +53,77 @@ class LandingConfig(dg.Config):
 def raw_usage(
     context: dg.AssetExecutionContext, warehouse: BillingWarehouse, config: LandingConfig
 ):
-    """Land every new NDJSON/CSV file of the landing directory (and its subdirectories),
-    validated with pandera."""
+    """Land every NDJSON/CSV file of the landing directory (and its subdirectories) not landed
+    yet, validated with pandera, into the raw Parquet layer that both engines read."""
     for key, metadata in land(warehouse, config.paths, context.log).items():
         yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+
+
+def _settled(warehouse: BillingWarehouse, names: list[str], log: dg.DagsterLogManager) -> list[str]:
+    """The files once each has been unchanged for the quiet time: waits (at most that long)
+    for files changed just now; one still changing is left for the next run."""
+    quiet = quiet_seconds()
+    stamps = {}
+    for name in names:
+        try:
+            stamps[name] = Stamp.of(warehouse.landing_dir / name)
+        except FileNotFoundError:
+            log.warning(f"{name}: gone before it was landed")
+    newest = max((stamp.mtime_ns / 1e9 for stamp in stamps.values()), default=0.0)
+    wait = newest + quiet - time.time()
+    if wait <= 0:
+        return list(stamps)
+    time.sleep(min(wait, quiet))
+    settled = []
+    for name, stamp in stamps.items():
+        try:
+            unchanged = Stamp.of(warehouse.landing_dir / name) == stamp
+        except FileNotFoundError:
+            unchanged = False
+        if unchanged:
+            settled.append(name)
+        else:
+            log.warning(f"{name}: still being written; left for the next run")
+    return settled
 
 
 def land(
     warehouse: BillingWarehouse, paths: list[str], log: dg.DagsterLogManager
 ) -> dict[dg.AssetKey, dict]:
-    """Land `paths` (relative to the landing directory; empty: every file there) and return the
-    metadata of each raw table's materialization. Shared by raw_usage and the fast path's op."""
+    """Land every file not landed yet (`paths`, the files the sensor saw, among them) and
+    return the metadata of each raw table's materialization. Shared by raw_usage and the fast
+    path's op. What was landed is recorded in the landing ledger after each commit."""
     landing_dir = warehouse.landing_dir
-    if paths:
-        files = [landing_dir / name for name in paths]
-        missing = [str(path) for path in files if not path.is_file()]
-        if missing:
-            raise dg.Failure(f"landing files not found: {', '.join(missing[:10])}")
-    else:
-        files = landing_files(landing_dir)
-    with warehouse.connect() as connection:
-        ensure_raw_tables(connection)
-        landed = land_files(connection, files, landing_dir=landing_dir)
-        for result in landed:
-            if not result.skipped and len(landed) <= 100:
-                log.info(
-                    f"{result.file_name}: {result.rows} rows, {result.accepted} valid, "
-                    f"{result.quarantined} quarantined"
-                )
-        totals = dict(
-            zip(
-                RAW_TABLES,
-                connection.execute(
-                    """
-                    select (select count(*) from raw.usage_events),
-                           (select count(*) from raw.usage_quarantine),
-                           (select count(*) from raw.landed_files)
-                    """
-                ).fetchone(),
-                strict=True,
-            )
-        )
+    ledger = LandingLedger(warehouse.root)
+    store = warehouse.raw_store
+    if ledger.align_with(store):
+        log.warning("the landing ledger did not match the raw layer: every file is checked")
+    # A run that names no files (billing_pipeline, a manual materialization) also looks
+    # through api/ on disk, for files the API's ledger does not know.
+    status = landing_status(warehouse.root, limit=MAX_FILES_LANDED, everything=not paths)
+    for name in status.missing:
+        log.error(f"{name}: acknowledged by the API but not on disk: its events are lost")
+    for problem in status.unreadable.values():
+        log.warning(f"{problem} (touch the file to retry)")
+    waiting = set(status.waiting)
+    absent = [name for name in paths if name not in waiting]
+    names = status.ready + _settled(warehouse, status.settling, log)
+    landed = land_files(store, [landing_dir / name for name in names], landing_dir=landing_dir)
+    ledger.record(
+        [result.entry for result in landed if result.entry is not None],
+        api_seq_scanned=status.api_seq,
+    )
+    _log_results(landed, absent, log)
+    totals = store.row_counts()
     new = [item for item in landed if not item.skipped]
     run_metadata = {
         "new_files": len(new),
         "skipped_files": len(landed) - len(new),
         "new_rows": sum(item.rows for item in new),
         "new_quarantined": sum(item.quarantined for item in new),
+        "files_quarantined_whole": dg.MetadataValue.json(
+            {item.file_name: item.problem for item in new if item.problem}
+        ),
     }
     return {
         dg.AssetKey(["raw", table]): {
@@ -96,3 +132,40 @@ def land(
         }
         for table in RAW_TABLES
     }
+
+
+def _log_results(landed: list[LandedFile], absent: list[str], log: dg.DagsterLogManager) -> None:
+    for name in absent[:100]:
+        log.info(f"{name}: landed before, or no longer there")
+    for result in landed:
+        if result.problem:
+            log.warning(result.problem)
+        elif not result.skipped and len(landed) <= 100:
+            log.info(
+                f"{result.file_name}: {result.rows} rows, {result.accepted} valid, "
+                f"{result.quarantined} quarantined"
+            )
+        elif result.skipped and result.outcome == "no_complete_line":
+            log.info(f"{result.file_name}: no complete line yet (lines end in a newline)")
+
+
+@dg.asset_check(
+    asset=dg.AssetKey(["raw", "usage_events"]),
+    pool=DUCKDB_POOL,
+    description=(
+        "Every event the ingestion API acknowledged (202) is landed: each API landing file up to "
+        "the last landing is in raw.landed_files with all its events accepted. Lists the files "
+        "and ids that are not."
+    ),
+)
+def acknowledged_events_landed(warehouse: BillingWarehouse) -> dg.AssetCheckResult:
+    with warehouse.raw_store.connect() as connection:
+        report = acknowledged_not_landed(connection, warehouse.root)
+    return dg.AssetCheckResult(
+        passed=report.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            name: dg.MetadataValue.json(value) if isinstance(value, list) else value
+            for name, value in report.metadata().items()
+        },
+    )

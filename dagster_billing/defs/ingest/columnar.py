@@ -18,8 +18,12 @@ our API writes and most producers emit, where what msgspec would read is plain t
   {} is no properties.
 
 Every other line (another key order, spaces, escapes, nulls, nesting, malformed JSON, blank...)
-goes to the reference reader, and a file that is not UTF-8 goes to it whole. Both readers give
-the same frame; tests/test_columnar_reader.py holds them to it, fuzzed lines included.
+goes to the reference reader: in NDJSON the lines that are not UTF-8 too (the rest of their file
+is still read here), in CSV a file with any such byte goes to it whole. A UTF-8 byte order mark is
+dropped first; in CSV a line equal to the header is never canonical (it is `repeated_header`), nor
+one longer than the csv module's field limit (which it may refuse: `field_too_large`).
+Both readers give the same frame; tests/test_columnar_reader.py holds them to it, fuzzed lines
+included.
 """
 
 from __future__ import annotations
@@ -37,8 +41,8 @@ from dagster_billing.defs.ingest.files import (
     csv_records,
     csv_rows,
     ndjson_line_row,
-    ndjson_rows,
     raw_frame,
+    strip_bom,
 )
 
 FRAME_SCHEMA = {"file_index": pl.Int32, **RAW_SCHEMA}
@@ -141,11 +145,14 @@ def ndjson_frame(contents: Sequence[bytes]) -> pl.DataFrame:
 
     lines = []
     for file_index, data in enumerate(contents):
+        data = strip_bom(data)
         try:
             data.decode("utf-8")
         except UnicodeDecodeError:
-            read_by_reference(file_index, ndjson_rows(data))
-            continue
+            data, invalid = _blank_invalid_lines(data)
+            read_by_reference(
+                file_index, (ndjson_line_row(number, line) for number, line in invalid)
+            )
         lines.append(_lines(file_index, data))
     frames = []
     if lines:
@@ -175,6 +182,20 @@ def ndjson_frame(contents: Sequence[bytes]) -> pl.DataFrame:
     return pl.concat(frames)
 
 
+def _blank_invalid_lines(data: bytes) -> tuple[bytes, list[tuple[int, bytes]]]:
+    """The data with each line that is not UTF-8 emptied (so every other line keeps its number,
+    and an empty line is no row), and those lines with their numbers."""
+    lines = data.split(b"\n")
+    invalid = []
+    for index, line in enumerate(lines):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            invalid.append((index + 1, line))
+            lines[index] = b""
+    return b"\n".join(lines), invalid
+
+
 # CSV: files with one of these headers, and records of plain fields (printable ASCII but '"' and
 # ','; empty is null) with properties empty or quoted compact JSON of strings, sorted keys.
 _FIELD = r"([ !#-+\--~]*)"
@@ -195,6 +216,7 @@ def csv_frame(file_index: int, data: bytes) -> pl.DataFrame:
     '\\r' or NUL as one record whatever it holds, so other such lines go to it one by one;
     from the first line with any of those on, it reads the rest of the file (a quoted field may
     span lines)."""
+    data = strip_bom(data)
     header = data.split(b"\n", 1)[0].removesuffix(b"\r")
     try:
         data.decode("utf-8")
@@ -224,6 +246,9 @@ def csv_frame(file_index: int, data: bytes) -> pl.DataFrame:
     read = lines.with_columns(properties=properties).with_columns(
         canonical=pl.col("field_1").is_not_null()
         & ~pl.col("record").str.contains("^[ ,]*$")
+        & ~_is_header(fields, names)
+        # The csv module refuses a field over its limit (field_too_large): it decides.
+        & (pl.col("record").str.len_bytes() <= csv.field_size_limit())
         & _sorted_distinct_keys(pl.col("properties")),
         hard=pl.col("record").str.contains('["\r\x00]'),
         **{
@@ -252,6 +277,13 @@ def csv_frame(file_index: int, data: bytes) -> pl.DataFrame:
     if first_hard is not None:
         rows += csv_records(_csv_reader("\n".join(rest["raw_text"])), names, first_line=first_hard)
     return pl.concat([fast, _with_file_index(raw_frame(rows), file_index)])
+
+
+def _is_header(fields: list[str], names: list[str]) -> pl.Expr:
+    """The record repeats the header (the reference's repeated_header)."""
+    return pl.all_horizontal(
+        [pl.col(field).str.strip_chars() == name for field, name in zip(fields, names, strict=True)]
+    ).fill_null(False)
 
 
 def _csv_reader(text: str) -> Iterator[list[str]]:

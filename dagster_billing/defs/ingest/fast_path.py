@@ -4,7 +4,8 @@ A land_and_rate run takes about 30 s even on tiny data, nearly all of it fixed c
 invocations (the daily-partitioned usage models sit between two parts of the unpartitioned
 models, and Dagster runs each dbt asset set in its own step), about 5 s of dbt start-up each,
 and every dbt test. The `rate_new_usage` job is three ops: land the new files, ONE `dbt run` of
-the models fct_rated_usage is built from (no seeds, no tests), and the API snapshot. Outside an
+the models fct_rated_usage is built from (no seeds, no tests), and the analytics snapshot (which
+the API reads). Outside an
 asset op dagster-dbt records each model it builds as an AssetMaterialization of the same asset
 key as the @dbt_assets, so the asset catalog shows the fast path's materializations too.
 
@@ -17,10 +18,10 @@ one run later.
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
+from dagster_billing.defs.analytics.assets import SNAPSHOT_KEY, publish_for_run
 from dagster_billing.defs.dbt.assets import stream_dbt
 from dagster_billing.defs.dbt.project import billing_project
 from dagster_billing.defs.dbt.translator import BillingTranslator
-from dagster_billing.defs.ingest.api_snapshot import write_api_snapshot
 from dagster_billing.defs.ingest.assets import LandingConfig, land
 from dagster_billing.defs.resources import DUCKDB_POOL, BillingWarehouse
 
@@ -53,19 +54,20 @@ def rate_landed_usage(
 
 
 @dg.op(pool=DUCKDB_POOL, ins={"rated": dg.In(dg.Nothing)}, out=dg.Out(dg.Nothing))
-def publish_api_snapshot(context: dg.OpExecutionContext, warehouse: BillingWarehouse):
-    """The exports/api_snapshot asset's snapshot, so the API reads the new rated usage."""
-    metadata = write_api_snapshot(warehouse, context.run_id)
-    yield dg.AssetMaterialization(asset_key=["exports", "api_snapshot"], metadata=metadata)
+def publish_analytics_snapshot(context: dg.OpExecutionContext, warehouse: BillingWarehouse):
+    """The analytics/snapshot asset's publish, so the API and analysts see the new rated usage."""
+    yield dg.AssetMaterialization(
+        asset_key=SNAPSHOT_KEY, metadata=publish_for_run(context, warehouse)
+    )
 
 
 @dg.job(
     executor_def=dg.in_process_executor,
     description=(
         "Fast path of the landing sensor: land the named files, rate them (one dbt run up to "
-        "fct_rated_usage, no tests), publish the API snapshot. land_and_rate follows with the "
+        "fct_rated_usage, no tests), publish the analytics snapshot. land_and_rate follows with the "
         "tests, checks, drafts and exports."
     ),
 )
 def rate_new_usage():
-    publish_api_snapshot(rated=rate_landed_usage(landed=land_new_files()))
+    publish_analytics_snapshot(rated=rate_landed_usage(landed=land_new_files()))

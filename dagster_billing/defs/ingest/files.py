@@ -2,14 +2,23 @@
 
 Nothing is dropped here: a line that is not a JSON object, a CSV row with the wrong number of
 fields or properties that are not a JSON object becomes a row with `parse_error` set, and is
-quarantined by validation. Whitespace-only lines are not rows.
+quarantined by validation. Whitespace-only lines are not rows. No line can stop the others from
+being read: bytes that are not UTF-8 (`invalid_encoding`), nesting too deep for the JSON
+libraries (`malformed_json`, or `invalid_properties` when it is the properties), a CSV field over
+the csv module's limit (`field_too_large`) and a header row repeated inside the data
+(`repeated_header`) are each a reason on that one row. A UTF-8 byte order mark at the start of a
+file (Excel's "CSV UTF-8") is not part of the first line.
+
+What cannot be read line by line is a `FileProblem`: the whole file is quarantined as one row
+(landing.py) or the whole request refused (the API).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import msgspec
@@ -18,6 +27,15 @@ import polars as pl
 
 EVENT_FIELDS = ("uniqueId", "account", "meter", "value", "ts", "properties")
 LANDING_SUFFIXES = {".ndjson": "ndjson", ".jsonl": "ndjson", ".csv": "csv"}
+UTF8_BOM = b"\xef\xbb\xbf"
+# Byte order marks of encodings whose text is not ASCII-compatible: nothing in such a file can be
+# read as UTF-8, not even where its lines end.
+FOREIGN_BOMS = {
+    b"\xff\xfe\x00\x00": "UTF-32",
+    b"\x00\x00\xfe\xff": "UTF-32",
+    b"\xff\xfe": "UTF-16",
+    b"\xfe\xff": "UTF-16",
+}
 
 RAW_SCHEMA = {
     "source_line": pl.Int64,
@@ -30,12 +48,44 @@ RAW_SCHEMA = {
     "raw_text": pl.String,
     "parse_error": pl.String,
 }
+# The line number of a row that stands for a whole file (FileProblem).
+WHOLE_FILE_LINE = 0
 
 _decoder = msgspec.json.Decoder(float_hook=str)
+# Characters that Python's "surrogateescape" decoding puts where bytes were not UTF-8.
+_ESCAPED_BYTES = re.compile("[\udc80-\udcff]")
+
+
+class FileProblem(Exception):
+    """A file (or request body) that cannot be read line by line: `reason` is its quarantine
+    reason, the message says what is wrong."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def landing_format(path: Path) -> str | None:
     return LANDING_SUFFIXES.get(path.suffix.lower())
+
+
+def strip_bom(data: bytes) -> bytes:
+    """The data without a leading UTF-8 byte order mark."""
+    return data[len(UTF8_BOM) :] if data.startswith(UTF8_BOM) else data
+
+
+def check_not_foreign_text(data: bytes) -> None:
+    """FileProblem for UTF-16/32 text (by its byte order mark): none of its lines is UTF-8."""
+    for bom, encoding in FOREIGN_BOMS.items():
+        if data.startswith(bom):
+            raise FileProblem(
+                "invalid_encoding", f"the text is {encoding} (byte order mark): save it as UTF-8"
+            )
+
+
+def visible_text(data: bytes) -> str:
+    """Bytes as text for a quarantine row: invalid UTF-8 bytes shown as \\xNN, never merged."""
+    return data.decode("utf-8", errors="backslashreplace")
 
 
 def _text(value: object) -> str | None:
@@ -47,42 +97,41 @@ def _text(value: object) -> str | None:
         return "true" if value else "false"
     if isinstance(value, str | int):
         return str(value)
-    return orjson.dumps(value).decode()
+    return orjson.dumps(value).decode()  # TypeError when nested deeper than orjson writes
 
 
 def _properties(value: object) -> tuple[str | None, str | None]:
     """(properties as canonical JSON text, parse error)."""
     if value is None or value == "":
         return None, None
-    if isinstance(value, str):
-        try:
+    try:
+        if isinstance(value, str):
             value = orjson.loads(value)
-        except orjson.JSONDecodeError:
+        if not isinstance(value, dict):
             return None, "invalid_properties"
-    if not isinstance(value, dict):
+        if not value:
+            return None, None
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode(), None
+    except (orjson.JSONDecodeError, TypeError, RecursionError):
         return None, "invalid_properties"
-    if not value:
-        return None, None
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode(), None
+
+
+def error_row(line_number: int, raw_text: str | None, reason: str) -> tuple:
+    """A raw row that is nothing but its parse error (RAW_SCHEMA order)."""
+    return (line_number, None, None, None, None, None, None, raw_text, reason)
 
 
 def record_row(line_number: int, record: object, raw_text: str) -> tuple:
     """One raw row (RAW_SCHEMA order) from one decoded record; anything but a JSON object is
     malformed_json. The API builds its rows with this too, so both paths parse alike."""
     if not isinstance(record, dict):
-        return (line_number, None, None, None, None, None, None, raw_text, "malformed_json")
+        return error_row(line_number, raw_text, "malformed_json")
     properties, error = _properties(record.get("properties"))
-    return (
-        line_number,
-        _text(record.get("uniqueId")),
-        _text(record.get("account")),
-        _text(record.get("meter")),
-        _text(record.get("value")),
-        _text(record.get("ts")),
-        properties,
-        raw_text,
-        error,
-    )
+    try:
+        fields = [_text(record.get(name)) for name in EVENT_FIELDS[:5]]
+    except TypeError:
+        return error_row(line_number, raw_text, "malformed_json")
+    return (line_number, *fields, properties, raw_text, error)
 
 
 def decode_json(data: bytes | str) -> object:
@@ -96,38 +145,80 @@ def ndjson_line_row(line_number: int, line: bytes) -> tuple | None:
         return None
     try:
         record = _decoder.decode(line)
-    except msgspec.DecodeError:
+    except UnicodeDecodeError:
+        return error_row(line_number, visible_text(line), "invalid_encoding")
+    except (msgspec.DecodeError, RecursionError):
         record = None
-    return record_row(line_number, record, line.decode("utf-8", errors="replace"))
+    return record_row(line_number, record, visible_text(line))
 
 
 def ndjson_rows(data: bytes) -> list[tuple]:
     rows = (
         ndjson_line_row(line_number, line)
-        for line_number, line in enumerate(data.split(b"\n"), start=1)
+        for line_number, line in enumerate(strip_bom(data).split(b"\n"), start=1)
     )
     return [row for row in rows if row is not None]
 
 
 def csv_rows(data: bytes) -> list[tuple]:
-    reader = csv.reader(io.StringIO(data.decode("utf-8", errors="replace"), newline=""))
-    header = next(reader, None)
+    """The rows of a CSV file. Bytes that are not UTF-8 are kept apart ("surrogateescape"): the
+    csv module still finds the fields and records around them, and the records that hold any are
+    invalid_encoding, so two different ids can never read as one."""
+    data = strip_bom(data)
+    try:
+        text = data.decode("utf-8")
+        escaped = False
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", errors="surrogateescape")
+        escaped = True
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+    except csv.Error as error:
+        raise FileProblem("malformed_csv_row", f"the header line cannot be read: {error}") from None
     if header is None:
         return []
-    return csv_records(reader, [name.strip() for name in header], first_line=2)
+    if escaped and any(_ESCAPED_BYTES.search(name) for name in header):
+        raise FileProblem("invalid_encoding", "the header line is not UTF-8")
+    return csv_records(reader, [name.strip() for name in header], first_line=2, escaped=escaped)
 
 
-def csv_records(records: Iterable[list[str]], header: list[str], first_line: int) -> list[tuple]:
-    """The raw rows of CSV records (numbered from first_line) under the given header."""
+def _records(reader: Iterator[list[str]]) -> Iterator[list[str] | csv.Error]:
+    """The reader's records; a record the csv module refuses (a field over its size limit) is
+    the error itself, and reading goes on with the next line."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            yield error
+
+
+def csv_records(
+    records: Iterable[list[str]], header: list[str], first_line: int, escaped: bool = False
+) -> list[tuple]:
+    """The raw rows of CSV records (numbered from first_line) under the given header. `escaped`:
+    the text may hold surrogate-escaped bytes that were not UTF-8."""
     rows = []
-    for line_number, fields in enumerate(records, start=first_line):
+    reader = iter(records)
+    for line_number, fields in enumerate(_records(reader), start=first_line):
+        if isinstance(fields, csv.Error):
+            reason = "field_too_large" if "field limit" in str(fields) else "malformed_csv_row"
+            rows.append(error_row(line_number, None, reason))
+            continue
         if not any(field.strip() for field in fields):
             continue
         raw_text = ",".join(fields)
+        if escaped and _ESCAPED_BYTES.search(raw_text):
+            raw = raw_text.encode("utf-8", errors="surrogateescape")
+            rows.append(error_row(line_number, visible_text(raw), "invalid_encoding"))
+            continue
         if len(fields) != len(header):
-            rows.append(
-                (line_number, None, None, None, None, None, None, raw_text, "malformed_csv_row")
-            )
+            rows.append(error_row(line_number, raw_text, "malformed_csv_row"))
+            continue
+        if [field.strip() for field in fields] == header:
+            rows.append(error_row(line_number, raw_text, "repeated_header"))
             continue
         record = {
             name: (value if value != "" else None)

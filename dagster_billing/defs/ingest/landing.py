@@ -1,67 +1,59 @@
-"""Land files into the warehouse's raw schema, idempotently by file content.
+"""Land files into the raw layer (Parquet under $BILLING_DATA_DIR/raw, raw_store.py),
+idempotently by file content.
 
 A file is known by its sha256: landing the same content twice (under any name) adds nothing.
-That is also what keeps raw_event_key (sha256 prefix + line) unique: the ledger's primary key
-refuses a file landed before, in the same transaction as its rows. The event tables have no
-index of their own (on 10M rows one cost more than reading the files); every build tests the key
-unique in fct_usage_event_outcomes, which holds every landed row (docs/decisions.md, 42).
-Files are landed in chunks, one transaction and one validation pass per chunk, so a backlog of
-many small files (one per API request) costs about what one big file of the same rows costs.
+That is also what keeps raw_event_key (sha256 prefix + line) unique: a file already in the
+ledger (raw.landed_files) is skipped, and landings are serialized by the raw store's lock. The
+event files have no index; every build tests the key unique in fct_usage_event_outcomes, which
+holds every landed row (docs/decisions.md, 42). Files are landed in chunks, one batch of Parquet
+files and one validation pass per chunk, so a backlog of many small files (one per API request)
+costs about what one big file of the same rows costs.
+
+Only complete lines are landed: a file's bytes after its last newline are a line still being
+written, left for when the file has changed (the whole new content is then landed again; lines
+landed before are duplicates of themselves). No file can stop the others: reading and validating
+a chunk is pure, and a file that fails there on its own is landed as one quarantine row (line 0)
+with the reason and the error, so it is recorded, counted in raw = accepted + duplicates +
+quarantined, and not retried for ever. Only writing the batch can fail the run (disk): then its
+ledger file, the commit, is not written, the batch's data files are removed by the next landing,
+and its files are landed by the next run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
-from dagster_billing.defs.ingest.columnar import csv_frame, ndjson_frame
-from dagster_billing.defs.ingest.files import checked_landing_format, landing_format
+from dagster_billing.defs.ingest.columnar import FRAME_SCHEMA, csv_frame, ndjson_frame
+from dagster_billing.defs.ingest.files import (
+    WHOLE_FILE_LINE,
+    FileProblem,
+    check_not_foreign_text,
+    checked_landing_format,
+    error_row,
+    landing_format,
+    raw_frame,
+)
+from dagster_billing.defs.ingest.ledger import (
+    LANDED,
+    NO_COMPLETE_LINE,
+    SAME_CONTENT,
+    UNREADABLE,
+    LedgerEntry,
+    Stamp,
+)
+from dagster_billing.defs.ingest.raw_store import RawStore, batch_id
 from dagster_billing.defs.ingest.schemas import FUTURE_TOLERANCE, parse_raw_rows, quarantine_reasons
 
-DDL = """
-create schema if not exists raw;
-create table if not exists raw.landed_files (
-    file_sha256 varchar primary key,
-    file_name varchar not null,
-    file_format varchar not null,
-    file_seq integer not null,
-    row_count bigint not null,
-    landed_at timestamp not null
-);
-create table if not exists raw.usage_events (
-    raw_event_key varchar not null,
-    unique_id varchar not null,
-    account_id varchar not null,
-    meter_code varchar not null,
-    value decimal(38,10) not null,
-    event_ts timestamp not null,
-    properties varchar,
-    received_at timestamp not null,
-    file_seq integer not null,
-    source_line bigint not null,
-    source_file varchar not null
-);
-create table if not exists raw.usage_quarantine (
-    raw_event_key varchar not null,
-    unique_id varchar,
-    account_id varchar,
-    meter_code varchar,
-    value_text varchar,
-    ts_text varchar,
-    raw_text varchar,
-    reason varchar not null,
-    received_at timestamp not null,
-    file_seq integer not null,
-    source_line bigint not null,
-    source_file varchar not null
-);
-"""
+log = logging.getLogger(__name__)
+
 
 # Files are read and validated together until their bytes add up to this much.
 CHUNK_BYTES = 64 * 1024 * 1024
@@ -69,15 +61,22 @@ CHUNK_BYTES = 64 * 1024 * 1024
 
 @dataclass(frozen=True)
 class LandedFile:
+    """What landing did with one file. `skipped`: nothing written (content landed before, no
+    complete line yet, or unreadable: see `outcome`). `problem`: why the file as a whole was
+    quarantined or could not be read, naming it."""
+
     file_name: str
     rows: int
     accepted: int
     quarantined: int
     skipped: bool
+    outcome: str = LANDED
+    problem: str | None = None
+    entry: LedgerEntry | None = None
 
 
-def ensure_raw_tables(connection: duckdb.DuckDBPyConnection) -> None:
-    connection.execute(DDL)
+class LandingError(Exception):
+    """Writing a chunk of files to the raw layer failed; nothing of it was committed."""
 
 
 def landing_files(landing_dir: Path) -> list[Path]:
@@ -107,19 +106,39 @@ def landing_name(path: Path, landing_dir: Path | None) -> str:
 class _FileData:
     path: Path
     name: str
-    data: bytes
+    data: bytes  # the complete lines: up to and including the last newline
     sha256: str
+    stamp: Stamp
 
 
-def _chunks(paths: Iterable[Path], landing_dir: Path | None) -> Iterator[list[_FileData]]:
-    chunk: list[_FileData] = []
+def _read_complete_lines(path: Path, name: str) -> _FileData | LandedFile:
+    try:
+        stamp = Stamp.of(path)
+        data = path.read_bytes()
+    except OSError as error:
+        problem = f"{name}: cannot be read: {error.strerror or error}"
+        entry = None
+        with contextlib.suppress(OSError):  # a file that is gone leaves nothing to remember
+            entry = LedgerEntry(name, Stamp.of(path), 0, UNREADABLE, detail=problem)
+        return LandedFile(name, 0, 0, 0, True, UNREADABLE, problem, entry)
+    end = data.rfind(b"\n") + 1
+    if end == 0:
+        entry = LedgerEntry(name, stamp, 0, NO_COMPLETE_LINE)
+        return LandedFile(name, 0, 0, 0, True, NO_COMPLETE_LINE, None, entry)
+    complete = data if end == len(data) else data[:end]
+    return _FileData(path, name, complete, hashlib.sha256(complete).hexdigest(), stamp)
+
+
+def _chunks(
+    paths: Iterable[Path], landing_dir: Path | None
+) -> Iterator[list[_FileData | LandedFile]]:
+    chunk: list[_FileData | LandedFile] = []
     size = 0
     for path in paths:
-        data = path.read_bytes()
-        chunk.append(
-            _FileData(path, landing_name(path, landing_dir), data, hashlib.sha256(data).hexdigest())
-        )
-        size += len(data)
+        item = _read_complete_lines(path, landing_name(path, landing_dir))
+        chunk.append(item)
+        if isinstance(item, _FileData):
+            size += len(item.data)
         if size >= CHUNK_BYTES:
             yield chunk
             chunk, size = [], 0
@@ -128,7 +147,7 @@ def _chunks(paths: Iterable[Path], landing_dir: Path | None) -> Iterator[list[_F
 
 
 def land_files(
-    connection: duckdb.DuckDBPyConnection,
+    store: RawStore,
     paths: Iterable[Path],
     *,
     landing_dir: Path | None = None,
@@ -137,29 +156,42 @@ def land_files(
     """Land files in the given order (which is arrival order: file_seq follows it). A file whose
     content was landed before, or appears twice in `paths`, is skipped."""
     results = []
-    for chunk in _chunks(paths, landing_dir):
-        results.extend(_land_chunk(connection, chunk, received_at or datetime.now(UTC)))
+    with store.landing_lock():
+        store.remove_uncommitted()
+        for chunk in _chunks(paths, landing_dir):
+            results.extend(_land_chunk(store, chunk, received_at or datetime.now(UTC)))
     return results
 
 
 def land_file(
-    connection: duckdb.DuckDBPyConnection,
+    store: RawStore,
     path: Path,
     *,
     landing_dir: Path | None = None,
     received_at: datetime | None = None,
 ) -> LandedFile:
-    """Land one file in one transaction; a file already landed (same sha256) adds nothing."""
-    [result] = land_files(connection, [path], landing_dir=landing_dir, received_at=received_at)
+    """Land one file in one batch; a file already landed (same sha256) adds nothing."""
+    [result] = land_files(store, [path], landing_dir=landing_dir, received_at=received_at)
     return result
+
+
+def _file_row(problem: FileProblem | Exception, name: str) -> tuple:
+    """The one raw row that stands for a file that cannot be read line by line."""
+    if isinstance(problem, FileProblem):
+        return error_row(WHOLE_FILE_LINE, f"{name}: {problem}", problem.reason)
+    message = f"{name}: cannot be read: {type(problem).__name__}: {problem}"
+    return error_row(WHOLE_FILE_LINE, message[:2000], "unreadable_file")
 
 
 def _read_files(files: list[_FileData]) -> pl.DataFrame:
     """Raw rows of the files (RAW_SCHEMA plus file_index, the position in `files`), read
     column-at-a-time (columnar.py) as the per-row reader of files.py reads them."""
+    for item in files:
+        check_not_foreign_text(item.data)
     formats = [checked_landing_format(item.path) for item in files]
     ndjson = [index for index, file_format in enumerate(formats) if file_format == "ndjson"]
-    frames = [
+    frames = [pl.DataFrame(schema=FRAME_SCHEMA)]
+    frames += [
         csv_frame(index, files[index].data)
         for index, file_format in enumerate(formats)
         if file_format == "csv"
@@ -173,33 +205,61 @@ def _read_files(files: list[_FileData]) -> pl.DataFrame:
     return pl.concat(frames)
 
 
-def _land_chunk(
-    connection: duckdb.DuckDBPyConnection, chunk: list[_FileData], received_at: datetime
-) -> list[LandedFile]:
-    landed_before = dict(
-        connection.execute(
-            "select file_sha256, row_count from raw.landed_files where file_sha256 in "
-            "(select unnest(?))",
-            [[item.sha256 for item in chunk]],
-        ).fetchall()
+def _validated(raw: pl.DataFrame, received_at: datetime) -> pl.DataFrame:
+    parsed = parse_raw_rows(raw)
+    return parsed.with_columns(
+        reason=quarantine_reasons(parsed, latest_allowed_ts=received_at + FUTURE_TOLERANCE)
     )
+
+
+def _rows_of(files: list[_FileData], received_at: datetime) -> pl.DataFrame:
+    """Every row of the files, validated (a `reason` column: null = valid). Read and validated
+    together; if that fails, file by file, and a file that fails alone becomes one quarantine
+    row naming it and the error, so one file never keeps the others out. Running out of memory
+    is not the file's fault: it fails the run."""
+    try:
+        return _validated(_read_files(files), received_at)
+    except MemoryError:
+        raise
+    except Exception as error:
+        if len(files) == 1:
+            log.warning("%s: quarantined as a whole: %s", files[0].name, error)
+            row = raw_frame([_file_row(error, files[0].name)])
+            return _validated(
+                row.select(pl.lit(0, dtype=pl.Int32).alias("file_index"), pl.all()), received_at
+            )
+    return pl.concat(
+        _rows_of([item], received_at).with_columns(file_index=pl.lit(index, dtype=pl.Int32))
+        for index, item in enumerate(files)
+    )
+
+
+def _land_chunk(
+    store: RawStore, chunk: list[_FileData | LandedFile], received_at: datetime
+) -> list[LandedFile]:
+    readable = [item for item in chunk if isinstance(item, _FileData)]
+    landed_before = store.landed_before([item.sha256 for item in readable])
     results: dict[int, LandedFile] = {}
     new: list[tuple[int, _FileData]] = []
     seen: set[str] = set()
     for position, item in enumerate(chunk):
+        if isinstance(item, LandedFile):
+            results[position] = item
+            continue
         if item.sha256 in landed_before or item.sha256 in seen:
             rows = landed_before.get(item.sha256, 0)
-            results[position] = LandedFile(item.name, rows, 0, 0, skipped=True)
+            entry = LedgerEntry(
+                item.name, item.stamp, len(item.data), SAME_CONTENT, file_sha256=item.sha256
+            )
+            results[position] = LandedFile(item.name, rows, 0, 0, True, SAME_CONTENT, None, entry)
             continue
         seen.add(item.sha256)
         new.append((position, item))
     if not new:
         return [results[position] for position in range(len(chunk))]
 
-    [(first_seq,)] = connection.execute(
-        "select coalesce(max(file_seq), 0) + 1 from raw.landed_files"
-    ).fetchall()
-    raw = _read_files([item for _, item in new]).with_columns(
+    first_seq = store.next_file_seq()
+    validated = _rows_of([item for _, item in new], received_at).with_columns(
         key_prefix=pl.col("file_index").replace_strict(
             {offset: item.sha256[:16] for offset, (_, item) in enumerate(new)},
             return_dtype=pl.String,
@@ -209,11 +269,7 @@ def _land_chunk(
         ),
         file_seq=pl.col("file_index") + first_seq,
     )
-
-    parsed = parse_raw_rows(raw)
-    reasons = quarantine_reasons(parsed, latest_allowed_ts=received_at + FUTURE_TOLERANCE)
-    rows = parsed.with_columns(
-        reason=reasons,
+    rows = validated.with_columns(
         raw_event_key=pl.format("{}:{}", pl.col("key_prefix"), pl.col("source_line")),
         received_at=pl.lit(received_at.replace(tzinfo=None)),
         event_ts=pl.col("event_ts").dt.replace_time_zone(None),
@@ -229,6 +285,12 @@ def _land_chunk(
         )
         .rows_by_key("file_index", unique=True)
     )
+    # A file quarantined as a whole: its one row says why.
+    problems = dict(
+        quarantined.filter(pl.col("source_line") == WHOLE_FILE_LINE)
+        .select("file_index", "raw_text")
+        .iter_rows()
+    )
     ledger = [
         (
             item.sha256,
@@ -240,6 +302,43 @@ def _land_chunk(
         )
         for offset, (_, item) in enumerate(new)
     ]
+    _write_chunk(
+        store,
+        batch_id(first_seq, [item.sha256 for _, item in new]),
+        received_at,
+        valid,
+        quarantined,
+        ledger,
+        [item.name for _, item in new],
+    )
+
+    for offset, (position, item) in enumerate(new):
+        total, accepted = counts.get(offset, (0, 0))
+        entry = LedgerEntry(
+            item.name,
+            item.stamp,
+            len(item.data),
+            LANDED,
+            file_sha256=item.sha256,
+            file_seq=first_seq + offset,
+            detail=problems.get(offset),
+        )
+        results[position] = LandedFile(
+            item.name, total, accepted, total - accepted, False, LANDED, problems.get(offset), entry
+        )
+    return [results[position] for position in range(len(chunk))]
+
+
+def _write_chunk(
+    store: RawStore,
+    batch: str,
+    received_at: datetime,
+    valid: pl.DataFrame,
+    quarantined: pl.DataFrame,
+    ledger: list[tuple],
+    names: list[str],
+) -> None:
+    """One batch: the chunk's rows and its files' ledger rows (written last: the commit)."""
     ledger_frame = pl.DataFrame(
         ledger,
         schema={
@@ -252,44 +351,10 @@ def _land_chunk(
         },
         orient="row",
     )
-
-    frames = {"valid": valid, "quarantined": quarantined, "ledger_frame": ledger_frame}
-    for name, frame in frames.items():
-        connection.register(name, frame)
-    connection.execute("begin transaction")
     try:
-        connection.execute(
-            """
-            insert into raw.usage_events
-            select raw_event_key, unique_id, account_id, meter_code, value, event_ts, properties,
-                   received_at, file_seq, source_line, source_file
-            from valid
-            """
+        store.write_batch(
+            batch, received_at.date(), events=valid, quarantine=quarantined, ledger=ledger_frame
         )
-        connection.execute(
-            """
-            insert into raw.usage_quarantine
-            select raw_event_key, unique_id, account_id, meter_code, value_text, ts_text, raw_text,
-                   reason, received_at, file_seq, source_line, source_file
-            from quarantined
-            """
-        )
-        connection.execute(
-            """
-            insert into raw.landed_files
-            select file_sha256, file_name, file_format, file_seq, row_count, landed_at
-            from ledger_frame
-            """
-        )
-        connection.execute("commit")
-    except Exception:
-        connection.execute("rollback")
-        raise
-    finally:
-        for name in frames:
-            connection.unregister(name)
-
-    for offset, (position, item) in enumerate(new):
-        total, accepted = counts.get(offset, (0, 0))
-        results[position] = LandedFile(item.name, total, accepted, total - accepted, skipped=False)
-    return [results[position] for position in range(len(chunk))]
+    except Exception as error:
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        raise LandingError(f"writing {shown} to the raw layer failed: {error}") from error

@@ -2,11 +2,16 @@
 
 Each check maps to one quarantine reason. A row failing several checks gets the first reason
 in REASON_PRIORITY, so the reason is stable and the most fundamental problem is named.
+
+Before the checks (`parse_raw_rows`): an empty account, meter, value or ts counts as missing, in
+JSON as in CSV (where an empty field is no value); a leap second (`23:59:60`) stays in its minute
+as `23:59:59.999999`, so it never rolls into the next day or billing period.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import os
+from datetime import UTC, datetime, timedelta
 
 import pandera.backends.polars.builtin_checks  # noqa: F401  (registers Check.ge & co. for polars)
 import pandera.polars as pa
@@ -16,6 +21,16 @@ from pandera.config import get_config_context
 
 VALUE_DTYPE = pl.Decimal(38, 10)
 MAX_ID_LENGTH = 255
+FUTURE_TOLERANCE = timedelta(minutes=5)
+# Events before this instant are refused (timestamp_before_floor): a year-0001 timestamp is a
+# producer's bug, and no billing period that old is ever invoiced. BILLING_EVENT_TIME_FLOOR
+# (RFC 3339) moves it, e.g. for a backfill of older history.
+DEFAULT_EVENT_TIME_FLOOR = "2000-01-01T00:00:00Z"
+TS_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%#z"
+_LEAP_SECOND = r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:)60(?:\.\d+)?([Zz]|[+-]\d\d:?\d\d)$"
+# A number written out (sign, digits, fraction, exponent): if it does not fit DECIMAL(38,10)
+# (28 digits before the point) it is value_too_large, not non_numeric_value.
+_WELL_FORMED_NUMBER = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
 
 # (column, pandera check name) -> quarantine reason, in priority order.
 REASON_PRIORITY: list[tuple[tuple[str, str], str]] = [
@@ -26,13 +41,25 @@ REASON_PRIORITY: list[tuple[tuple[str, str], str]] = [
     (("account_id", "not_nullable"), "missing_account"),
     (("meter_code", "not_nullable"), "missing_meter"),
     (("value_text", "not_nullable"), "missing_value"),
+    (("value", "fits_decimal"), "value_too_large"),
     (("value", "numeric"), "non_numeric_value"),
     (("value", "exact_to_10_places"), "value_too_precise"),
     (("value", "greater_than_or_equal_to(0)"), "negative_value"),
     (("ts_text", "not_nullable"), "missing_timestamp"),
     (("event_ts", "rfc3339_utc"), "bad_timestamp"),
     (("event_ts", "not_in_future"), "future_timestamp"),
+    (("event_ts", "not_before_floor"), "timestamp_before_floor"),
 ]
+
+
+def event_time_floor() -> datetime:
+    """The earliest event time accepted (BILLING_EVENT_TIME_FLOOR, default 2000-01-01 UTC)."""
+    text = os.environ.get("BILLING_EVENT_TIME_FLOOR") or DEFAULT_EVENT_TIME_FLOOR
+    try:
+        floor = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"BILLING_EVENT_TIME_FLOOR={text!r} is not an RFC 3339 time") from None
+    return (floor if floor.tzinfo else floor.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _parsed_where_given(text_column: str):
@@ -52,8 +79,19 @@ def _exact_to_10_places(data: pa.PolarsData) -> pl.LazyFrame:
     )
 
 
-def usage_row_schema(*, latest_allowed_ts: datetime) -> pa.DataFrameSchema:
-    """Schema of a parsed landing frame; latest_allowed_ts = received_at + future tolerance."""
+def _fits_decimal(data: pa.PolarsData) -> pl.LazyFrame:
+    text = pl.col("value_text").str.strip_chars()
+    return data.lazyframe.select(
+        pl.col(data.key).is_not_null() | text.is_null() | ~text.str.contains(_WELL_FORMED_NUMBER)
+    )
+
+
+def usage_row_schema(
+    *, latest_allowed_ts: datetime, earliest_allowed_ts: datetime | None = None
+) -> pa.DataFrameSchema:
+    """Schema of a parsed landing frame; latest_allowed_ts = received_at + future tolerance,
+    earliest_allowed_ts = the event time floor (default: `event_time_floor()`)."""
+    earliest = earliest_allowed_ts or event_time_floor()
     return pa.DataFrameSchema(
         {
             "parse_error": pa.Column(
@@ -88,6 +126,7 @@ def usage_row_schema(*, latest_allowed_ts: datetime) -> pa.DataFrameSchema:
                 VALUE_DTYPE,
                 nullable=True,
                 checks=[
+                    pa.Check(_fits_decimal, name="fits_decimal"),
                     pa.Check(_parsed_where_given("value_text"), name="numeric"),
                     pa.Check(_exact_to_10_places, name="exact_to_10_places"),
                     pa.Check.ge(0),
@@ -105,6 +144,12 @@ def usage_row_schema(*, latest_allowed_ts: datetime) -> pa.DataFrameSchema:
                         ),
                         name="not_in_future",
                     ),
+                    pa.Check(
+                        lambda data: data.lazyframe.select(
+                            pl.col(data.key).is_null() | (pl.col(data.key) >= earliest)
+                        ),
+                        name="not_before_floor",
+                    ),
                 ],
             ),
         },
@@ -112,19 +157,47 @@ def usage_row_schema(*, latest_allowed_ts: datetime) -> pa.DataFrameSchema:
     )
 
 
+BLANK_IS_MISSING = ("account_id", "meter_code", "value_text", "ts_text")
+
+
+def _given(column: str) -> pl.Expr:
+    """The column, with empty text as null: missing, not malformed (a CSV field has no other
+    way to be empty, and "" in JSON means the same)."""
+    return pl.when(pl.col(column) != "").then(pl.col(column))
+
+
+def _leap_second_kept(ts_text: pl.Expr) -> pl.Expr:
+    """`...T23:59:60[.f]<offset>` as `...T23:59:59.999999<offset>` (only where the seconds are
+    60: the regex runs on those few texts)."""
+    return (
+        pl.when(ts_text.str.slice(17, 2) == "60")
+        .then(ts_text.str.replace(_LEAP_SECOND, "${1}59.999999${2}"))
+        .otherwise(ts_text)
+    )
+
+
 def parse_raw_rows(raw: pl.DataFrame) -> pl.DataFrame:
     """Typed columns next to the raw text: value as DECIMAL(38,10), event_ts as UTC datetime."""
     return raw.with_columns(
+        *[_given(column).alias(column) for column in BLANK_IS_MISSING]
+    ).with_columns(
         value=pl.col("value_text").str.strip_chars().cast(VALUE_DTYPE, strict=False),
-        event_ts=pl.col("ts_text").str.to_datetime(
-            format="%Y-%m-%dT%H:%M:%S%.f%#z", time_zone="UTC", time_unit="us", strict=False
+        event_ts=_leap_second_kept(pl.col("ts_text")).str.to_datetime(
+            format=TS_FORMAT, time_zone="UTC", time_unit="us", strict=False
         ),
     )
 
 
-def quarantine_reasons(parsed: pl.DataFrame, *, latest_allowed_ts: datetime) -> pl.Series:
+def quarantine_reasons(
+    parsed: pl.DataFrame,
+    *,
+    latest_allowed_ts: datetime,
+    earliest_allowed_ts: datetime | None = None,
+) -> pl.Series:
     """One reason per row (null = valid), from pandera's failure cases."""
-    schema = usage_row_schema(latest_allowed_ts=latest_allowed_ts)
+    schema = usage_row_schema(
+        latest_allowed_ts=latest_allowed_ts, earliest_allowed_ts=earliest_allowed_ts
+    )
     reasons: list[str | None] = [None] * parsed.height
     try:
         schema.validate(parsed, lazy=True)
@@ -183,7 +256,12 @@ def _check_passes(check: pa.Check, key: str) -> pl.Expr | bool:
     return out.expr.fill_null(False)
 
 
-def passing_rows(parsed: pl.DataFrame, *, latest_allowed_ts: datetime) -> pl.Series | None:
+def passing_rows(
+    parsed: pl.DataFrame,
+    *,
+    latest_allowed_ts: datetime,
+    earliest_allowed_ts: datetime | None = None,
+) -> pl.Series | None:
     """True for each row that passes every check of `usage_row_schema`, in one polars pass.
 
     Not a second copy of the rules: it runs the schema object's own check functions, plus the
@@ -196,7 +274,9 @@ def passing_rows(parsed: pl.DataFrame, *, latest_allowed_ts: datetime) -> pl.Ser
     parsers, regex columns, element-wise or grouped checks, float columns...)."""
     if get_config_context().use_narwhals_backend:
         return None  # pandera would run other implementations of the built-in checks
-    schema = usage_row_schema(latest_allowed_ts=latest_allowed_ts)
+    schema = usage_row_schema(
+        latest_allowed_ts=latest_allowed_ts, earliest_allowed_ts=earliest_allowed_ts
+    )
     try:
         return _passing_rows(schema, parsed)
     except _Unsupported:
@@ -251,23 +331,26 @@ def _passing_rows(schema: pa.DataFrameSchema, parsed: pl.DataFrame) -> pl.Series
     return parsed.select(pl.all_horizontal(passes).alias("passes")).get_column("passes")
 
 
-def quarantine_reasons_screened(parsed: pl.DataFrame, *, latest_allowed_ts: datetime) -> pl.Series:
+def quarantine_reasons_screened(
+    parsed: pl.DataFrame,
+    *,
+    latest_allowed_ts: datetime,
+    earliest_allowed_ts: datetime | None = None,
+) -> pl.Series:
     """The same reasons as `quarantine_reasons`, faster when most rows are valid: rows that
     `passing_rows` passes are valid; the others (usually none) go through pandera. Every check
     of the schema is row-wise (a row's outcome does not depend on other rows), which is what
     makes validating only those rows give them the same reasons."""
-    passes = passing_rows(parsed, latest_allowed_ts=latest_allowed_ts)
+    window = {"latest_allowed_ts": latest_allowed_ts, "earliest_allowed_ts": earliest_allowed_ts}
+    passes = passing_rows(parsed, **window)
     if passes is None:
-        return quarantine_reasons(parsed, latest_allowed_ts=latest_allowed_ts)
+        return quarantine_reasons(parsed, **window)
     if passes.all():
         return pl.Series("reason", [None] * parsed.height, dtype=pl.String)
     failed = (~passes).arg_true()
-    reasons = quarantine_reasons(parsed[failed], latest_allowed_ts=latest_allowed_ts)
+    reasons = quarantine_reasons(parsed[failed], **window)
     return (
         pl.Series("reason", [None] * parsed.height, dtype=pl.String)
         .scatter(failed, reasons)
         .rename("reason")
     )
-
-
-FUTURE_TOLERANCE = timedelta(minutes=5)

@@ -1,45 +1,51 @@
 """New landing files -> a fast run that rates them (rate_new_usage, see fast_path.py), then a run
 of landing and everything downstream of it (land_and_rate: dbt models and tests, drafts, exports).
 
-Where new files come from:
-  - the ingestion API confirms each file it lands in its SQLite ledger with a sequence number in
-    commit order, so "seq > cursor" never skips a file that a slower API worker finished later
-    (a directory listing ordered by name could);
-  - files dropped into the landing directory by hand (outside api/) are noticed by name, size and
-    modification time.
-The sensor waits while either run is queued or running, so a burst becomes one run, and names
-every new file in the run's config so landing reads only those (not the whole history).
+Which files are new is `ledger.landing_status`: every file not landed in its current state, read
+from the landing ledger (a SQLite mirror of raw.landed_files), the API's ledger and the directory,
+never from the warehouse, which a run may be writing. The cursor only remembers what was asked
+for; it never decides that a file is done. So a run that fails leaves its files not landed, and
+they are asked for again (with backoff) until a run lands them; a land_and_rate run that fails
+is retried up to MAX_DRAFT_ATTEMPTS times. The sensor waits while either run is queued or
+running, so a burst becomes one run, and names the files in the run's config and tags.
 """
 
 import hashlib
 import json
-import os
 from datetime import UTC, datetime
-from pathlib import Path
 
 import dagster as dg
 
-from dagster_billing.api.settings import API_LANDING_SUBDIR, api_state_path
-from dagster_billing.api.state import read_landed_since
 from dagster_billing.defs.dbt.partitions import USAGE_DAY_PARTITIONS
 from dagster_billing.defs.ingest.assets import RAW_TABLES, raw_usage
 from dagster_billing.defs.ingest.fast_path import land_new_files, rate_new_usage
-from dagster_billing.defs.ingest.files import landing_format
+from dagster_billing.defs.ingest.ledger import LandingStatus, landing_status
 from dagster_billing.defs.jobs import NOT_IN_DAILY_RUNS
 from dagster_billing.defs.resources import BillingWarehouse
 
-MAX_FILES_PER_RUN = 2000
 # land_and_rate (tests, checks, drafts: ~30 s) waits until no new files came for QUIET_SECONDS
 # after the last fast run was requested, so a steady stream keeps getting fast runs; but no
 # landed file waits for it longer than MAX_DRAFT_LAG_SECONDS.
 QUIET_SECONDS = 15
 MAX_DRAFT_LAG_SECONDS = 60
+# Files still not landed after the run that was to land them are asked for again after
+# RETRY_SECONDS, doubling per attempt up to MAX_RETRY_SECONDS (landing failing means the
+# warehouse could not be written: full disk, a foreign lock; nothing is given up).
+RETRY_SECONDS = 5
+MAX_RETRY_SECONDS = 300
+# A failed land_and_rate is run again this many times in all (a dbt test that fails keeps
+# failing; the next new file starts a fresh one anyway).
+MAX_DRAFT_ATTEMPTS = 3
 ACTIVE_STATUSES = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
     dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,
 ]
+FAILED_STATUSES = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+# What the cursor remembers: the last fast request, the files waiting for land_and_rate, the
+# last land_and_rate request.
+CURSOR_KEYS = ("asked", "pending", "drafts")
 
 LAND_AND_RATE = dg.AssetSelection.assets(*[dg.AssetKey(["raw", table]) for table in RAW_TABLES])
 
@@ -58,47 +64,8 @@ land_and_rate_job = dg.define_asset_job(
 )
 
 
-def dropped_files(landing_dir: Path) -> dict[str, str]:
-    """Landing files outside api/: relative path -> "size:mtime_ns"."""
-    found = {}
-    if not landing_dir.exists():
-        return found
-    for root, dirs, files in os.walk(landing_dir):
-        here = Path(root)
-        dirs[:] = [
-            d
-            for d in dirs
-            if not d.startswith(".") and not (here == landing_dir and d == API_LANDING_SUBDIR)
-        ]
-        for name in files:
-            path = here / name
-            if name.startswith(".") or not landing_format(path):
-                continue
-            stat = path.stat()
-            found[path.relative_to(landing_dir).as_posix()] = f"{stat.st_size}:{stat.st_mtime_ns}"
-    return found
-
-
-def _new_files(warehouse: BillingWarehouse, cursor: dict) -> tuple[dict | None, dict]:
-    """Files landed since `cursor` (a batch: a unique key, the paths, run tags), and the cursor
-    fields after them."""
-    api_seq = cursor.get("api_seq", 0)
-    seen = cursor.get("dropped", {})
-    from_api = read_landed_since(api_state_path(warehouse.root), api_seq, MAX_FILES_PER_RUN)
-    dropped = dropped_files(warehouse.landing_dir)
-    changed = sorted(name for name, stamp in dropped.items() if seen.get(name) != stamp)
-    if not from_api and not changed:
-        return None, {}
-    last_seq = from_api[-1][0] if from_api else api_seq
-    dropped_key = hashlib.sha256(
-        json.dumps([[name, dropped[name]] for name in changed]).encode()
-    ).hexdigest()[:12]
-    batch = {
-        "key": f"api-{api_seq + 1}-{last_seq}:dropped-{dropped_key if changed else 'none'}",
-        "paths": changed + [path for _, path, _ in from_api],
-        "api_events": sum(events for _, _, events in from_api),
-    }
-    return batch, {"api_seq": last_seq, "dropped": dropped}
+def _backoff(attempt: int) -> float:
+    return min(RETRY_SECONDS * 2 ** max(attempt - 1, 0), MAX_RETRY_SECONDS)
 
 
 def _tags(batch: dict) -> dict[str, str]:
@@ -108,34 +75,108 @@ def _tags(batch: dict) -> dict[str, str]:
     }
 
 
+def _run_failed(instance: dg.DagsterInstance | None, run_key: str) -> bool | None:
+    """True/False once the run with this run key finished; None while unknown or unfinished."""
+    if instance is None:
+        return None
+    records = instance.get_run_records(
+        dg.RunsFilter(tags={"dagster/run_key": run_key}), limit=1, order_by="create_timestamp"
+    )
+    if not records or not records[0].dagster_run.is_finished:
+        return None
+    return records[0].dagster_run.status in FAILED_STATUSES
+
+
+def _draft_request(batch: dict, now: datetime, run_key: str) -> dg.RunRequest:
+    return dg.RunRequest(
+        job_name=land_and_rate_job.name,
+        run_key=run_key,
+        partition_key=now.strftime(USAGE_DAY_PARTITIONS.fmt),
+        run_config={"ops": {raw_usage.op.name: {"config": {"paths": batch["paths"]}}}},
+        tags=_tags(batch),
+    )
+
+
+def _retried_drafts(
+    cursor: dict, now: datetime, instance: dg.DagsterInstance | None
+) -> tuple[dg.RunRequest | None, dict]:
+    """The last land_and_rate again if it failed (after a backoff, MAX_DRAFT_ATTEMPTS in all)."""
+    drafts = cursor.get("drafts")
+    if not drafts:
+        return None, cursor
+    failed = _run_failed(instance, drafts["run_key"])
+    if failed is False or (failed and drafts["attempt"] >= MAX_DRAFT_ATTEMPTS):
+        return None, {key: value for key, value in cursor.items() if key != "drafts"}
+    if not failed or now.timestamp() - drafts["at"] < _backoff(drafts["attempt"]):
+        return None, cursor
+    attempt = drafts["attempt"] + 1
+    run_key = f"landing:{drafts['key']}:attempt-{attempt}"
+    request = _draft_request(drafts, now, run_key)
+    return request, {
+        **cursor,
+        "drafts": {**drafts, "run_key": run_key, "attempt": attempt, "at": now.timestamp()},
+    }
+
+
+def _fast_batch(status: LandingStatus, cursor: dict, now: datetime) -> dict | None:
+    """The files to ask a fast run for now: new ones at once; files a finished run was asked
+    for and did not land, after a backoff."""
+    if not status.ready:
+        return None
+    asked = cursor.get("asked", {})
+    asked_before = set(asked.get("paths", []))
+    new = [name for name in status.ready if name not in asked_before]
+    attempt = 1
+    if not new:
+        attempt = asked.get("attempt", 1) + 1
+        if now.timestamp() - asked.get("at", 0) < _backoff(attempt - 1):
+            return None
+    paths = status.ready
+    # Unique per request (the time is in it): Dagster never starts two runs with one run key,
+    # and the same files may need asking for again.
+    key = hashlib.sha256(json.dumps([paths, now.timestamp()]).encode()).hexdigest()[:16]
+    return {
+        "key": key,
+        "paths": paths,
+        "api_events": sum(status.api_events.values()),
+        "attempt": attempt,
+    }
+
+
 def landing_run_request(
-    warehouse: BillingWarehouse, cursor: dict, now: datetime | None = None
+    warehouse: BillingWarehouse,
+    cursor: dict,
+    now: datetime | None = None,
+    instance: dg.DagsterInstance | None = None,
 ) -> tuple[dg.RunRequest | None, dict]:
     """The next run, and the cursor after it.
 
-    New files since `cursor` go to rate_new_usage (land, rate, API snapshot: the fast path) and
-    wait in the cursor's `pending` for land_and_rate (partition: the UTC day of `now`), which
-    finds them landed and runs the tests, checks, drafts and exports over them. land_and_rate
-    runs once no new files have come for QUIET_SECONDS since the last fast run was requested,
-    or once its oldest pending file has waited MAX_DRAFT_LAG_SECONDS: rated usage comes first,
-    and drafts still follow a steady stream of events within about a minute."""
+    Files not landed go to rate_new_usage (land, rate, API snapshot: the fast path) and wait
+    in the cursor's `pending` for land_and_rate (partition: the UTC day of `now`), which runs
+    the tests, checks, drafts and exports over them. land_and_rate runs once no new files have
+    come for QUIET_SECONDS since the last fast run was requested, or once its oldest pending
+    file has waited MAX_DRAFT_LAG_SECONDS: rated usage comes first, and drafts still follow a
+    steady stream of events within about a minute. With `instance`, a failed land_and_rate is
+    retried."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
+    cursor = {key: value for key, value in cursor.items() if key in CURSOR_KEYS}
+    retry, cursor = _retried_drafts(cursor, now, instance)
+    if retry is not None:
+        return retry, cursor
     pending = cursor.get("pending")
-    batch, after = _new_files(warehouse, cursor)
+    status = landing_status(warehouse.root, now=now.timestamp())
+    batch = _fast_batch(status, cursor, now)
     drafts_due = pending is not None and (
-        (batch is None and now.timestamp() - pending["last"] >= QUIET_SECONDS)
+        (not status.waiting and now.timestamp() - pending["last"] >= QUIET_SECONDS)
         or now.timestamp() - pending["since"] >= MAX_DRAFT_LAG_SECONDS
     )
     if drafts_due:
-        request = dg.RunRequest(
-            job_name=land_and_rate_job.name,
-            run_key=f"landing:{pending['key']}",
-            partition_key=now.strftime(USAGE_DAY_PARTITIONS.fmt),
-            run_config={"ops": {raw_usage.op.name: {"config": {"paths": pending["paths"]}}}},
-            tags=_tags(pending),
-        )
-        # New files of this tick, if any, are read again at the next one.
-        return request, {key: value for key, value in cursor.items() if key != "pending"}
+        run_key = f"landing:{pending['key']}"
+        request = _draft_request(pending, now, run_key)
+        # Files not landed yet are asked for again at the next tick.
+        drafts = {**pending, "run_key": run_key, "attempt": 1, "at": now.timestamp()}
+        after = {key: value for key, value in cursor.items() if key != "pending"}
+        return request, {**after, "drafts": drafts}
     if batch is None:
         return None, cursor  # nothing new, or land_and_rate waits for a quiet moment
     request = dg.RunRequest(
@@ -144,18 +185,19 @@ def landing_run_request(
         run_config={"ops": {land_new_files.name: {"config": {"paths": batch["paths"]}}}},
         tags=_tags(batch),
     )
+    asked = {"paths": batch["paths"], "attempt": batch["attempt"], "at": now.timestamp()}
     if pending:
         merged_key = hashlib.sha256(f"{pending['key']}+{batch['key']}".encode()).hexdigest()[:16]
-        batch = {
+        pending = {
             "key": f"merged-{merged_key}",
-            "paths": pending["paths"] + batch["paths"],
+            "paths": list(dict.fromkeys(pending["paths"] + batch["paths"])),
             "api_events": pending["api_events"] + batch["api_events"],
             "since": pending["since"],
         }
     else:
-        batch["since"] = now.timestamp()
-    batch["last"] = now.timestamp()
-    return request, {**after, "pending": batch}
+        pending = {**batch, "since": now.timestamp()}
+    pending["last"] = now.timestamp()
+    return request, {**cursor, "asked": asked, "pending": pending}
 
 
 @dg.sensor(
@@ -175,8 +217,13 @@ def landing_sensor(context: dg.SensorEvaluationContext, warehouse: BillingWareho
         if active:
             return dg.SkipReason(f"a {job_name} run is queued or running; new files wait for it")
     cursor = json.loads(context.cursor) if context.cursor else {}
-    request, new_cursor = landing_run_request(warehouse, cursor)
+    request, new_cursor = landing_run_request(warehouse, cursor, instance=context.instance)
     if request is None:
-        return dg.SkipReason("no new landing files, or land_and_rate waits for landing to go quiet")
+        if new_cursor != cursor:
+            context.update_cursor(json.dumps(new_cursor))
+        return dg.SkipReason(
+            "nothing to land, files still being written, a retry waiting for its backoff, or "
+            "land_and_rate waiting for landing to go quiet"
+        )
     context.update_cursor(json.dumps(new_cursor))
     return request

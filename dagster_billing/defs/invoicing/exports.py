@@ -1,190 +1,35 @@
 """CSV exports for finance and customers: invoices, invoice lines and credit notes per billing
-period, usage per account and period. Exact decimal strings; byte-stable for the same data."""
+period, usage per account and period (meter totals, and per dimension value for meters that have
+one). The files' columns and formatting are csv_files.py (no Dagster import: the customer portal
+writes the same files for one account)."""
 
-import csv
-from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
 
+from dagster_billing.defs import groups
+from dagster_billing.defs.invoicing.csv_files import (
+    write_credit_note_exports,
+    write_invoice_exports,
+    write_usage_exports,
+)
 from dagster_billing.defs.invoicing.queries import (
     fetch_credit_note_lines,
     fetch_credit_notes,
     fetch_invoice_lines,
     fetch_invoices,
     fetch_usage_daily,
+    fetch_usage_daily_by_dimension,
 )
 from dagster_billing.defs.resources import DUCKDB_POOL, BillingWarehouse
-from dagster_billing.lib.money import format_decimal, format_money
 
 INVOICES_KEY = dg.AssetKey(["billing", "fct_invoices"])
 LINES_KEY = dg.AssetKey(["billing", "fct_invoice_lines"])
 CREDIT_NOTES_KEY = dg.AssetKey(["billing", "fct_credit_notes"])
 CREDIT_NOTE_LINES_KEY = dg.AssetKey(["billing", "fct_credit_note_lines"])
 USAGE_DAILY_KEY = dg.AssetKey(["billing", "fct_usage_daily"])
-
-INVOICE_CSV_COLUMNS = (
-    "invoice_id",
-    "invoice_number",
-    "status",
-    "account_id",
-    "account_name",
-    "period_start",
-    "period_end",
-    "plan_code",
-    "plan_version",
-    "currency",
-    "line_count",
-    "subtotal",
-    "discount_total",
-    "credits_applied",
-    "total",
-    "issued_on",
-    "recalculated_at",
-)
-LINE_CSV_COLUMNS = (
-    "invoice_id",
-    "invoice_number",
-    "status",
-    "line_number",
-    "line_type",
-    "account_id",
-    "period_start",
-    "period_end",
-    "currency",
-    "charge_id",
-    "meter_code",
-    "dimension_value",
-    "pricing_model",
-    "description",
-    "quantity",
-    "unit_price",
-    "amount",
-    "corrects_invoice_id",
-    "instrument_id",
-)
-CREDIT_NOTE_CSV_COLUMNS = (
-    "credit_note_id",
-    "credit_note_number",
-    "invoice_id",
-    "invoice_number",
-    "account_id",
-    "currency",
-    "issued_on",
-    "reason",
-    "line_count",
-    "total",
-)
-CREDIT_NOTE_LINE_CSV_COLUMNS = (
-    "credit_note_id",
-    "credit_note_number",
-    "line_number",
-    "invoice_id",
-    "corrects_line_id",
-    "charge_id",
-    "meter_code",
-    "description",
-    "amount",
-)
-USAGE_CSV_COLUMNS = (
-    "usage_day",
-    "meter_code",
-    "dimension_value",
-    "aggregation",
-    "event_count",
-    "sum_value",
-    "max_value",
-    "last_value",
-    "unique_count",
-)
-MONEY_COLUMNS = {"subtotal", "discount_total", "credits_applied", "total", "amount"}
-DECIMAL_COLUMNS = {"quantity", "unit_price", "sum_value", "max_value", "last_value"}
-
-
-def _csv_value(column: str, row: dict) -> str:
-    value = row[column]
-    if value is None:
-        return ""
-    if column in MONEY_COLUMNS:
-        return format_money(value, row["minor_units"])
-    if column in DECIMAL_COLUMNS:
-        return format_decimal(value)
-    return str(value)
-
-
-def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows([_csv_value(column, row) for column in columns] for row in rows)
-    return path
-
-
-def _by_month(rows: list[dict], date_column: str) -> dict[str, list[dict]]:
-    grouped: dict[str, list[dict]] = defaultdict(list)
-    for row in rows:
-        grouped[row[date_column].strftime("%Y-%m")].append(row)
-    return grouped
-
-
-def write_invoice_exports(invoices: list[dict], lines: list[dict], exports_dir: Path) -> list[Path]:
-    """invoices/<YYYY-MM>/invoices.csv and invoice_lines.csv, one folder per billing period."""
-    invoices_by_period = _by_month(invoices, "period_start")
-    lines_by_period = _by_month(lines, "period_start")
-    written = []
-    for period in sorted(invoices_by_period.keys() | lines_by_period.keys()):
-        folder = exports_dir / "invoices" / period
-        written.append(
-            _write_csv(
-                folder / "invoices.csv", INVOICE_CSV_COLUMNS, invoices_by_period.get(period, [])
-            )
-        )
-        written.append(
-            _write_csv(
-                folder / "invoice_lines.csv", LINE_CSV_COLUMNS, lines_by_period.get(period, [])
-            )
-        )
-    return written
-
-
-def write_credit_note_exports(
-    credit_notes: list[dict], lines: list[dict], exports_dir: Path
-) -> list[Path]:
-    """credit_notes/<YYYY-MM issued>/credit_notes.csv and credit_note_lines.csv."""
-    month_of_note = {
-        note["credit_note_id"]: note["issued_on"].strftime("%Y-%m") for note in credit_notes
-    }
-    notes_by_month = _by_month(credit_notes, "issued_on")
-    lines_by_month: dict[str, list[dict]] = defaultdict(list)
-    for line in lines:
-        lines_by_month[month_of_note[line["credit_note_id"]]].append(line)
-    written = []
-    for month in sorted(notes_by_month):
-        folder = exports_dir / "credit_notes" / month
-        written.append(
-            _write_csv(folder / "credit_notes.csv", CREDIT_NOTE_CSV_COLUMNS, notes_by_month[month])
-        )
-        written.append(
-            _write_csv(
-                folder / "credit_note_lines.csv",
-                CREDIT_NOTE_LINE_CSV_COLUMNS,
-                lines_by_month[month],
-            )
-        )
-    return written
-
-
-def write_usage_exports(usage: list[dict], exports_dir: Path) -> list[Path]:
-    """usage/<YYYY-MM>/<account_id>.csv: each account's usage per UTC day, meter and dimension."""
-    by_file: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for row in usage:
-        by_file[(row["period_start"].strftime("%Y-%m"), row["account_id"])].append(row)
-    return [
-        _write_csv(exports_dir / "usage" / period / f"{account}.csv", USAGE_CSV_COLUMNS, rows)
-        for (period, account), rows in sorted(by_file.items())
-    ]
+USAGE_DAILY_BY_DIMENSION_KEY = dg.AssetKey(["billing", "fct_usage_daily_by_dimension"])
 
 
 def _export_result(
@@ -209,7 +54,7 @@ def _read(warehouse: BillingWarehouse, *fetchers: Callable) -> list[list[dict]]:
 @dg.asset(
     key=["exports", "invoice_csv"],
     deps=[INVOICES_KEY, LINES_KEY, CREDIT_NOTES_KEY, CREDIT_NOTE_LINES_KEY],
-    group_name="exports",
+    group_name=groups.EXPORTS,
     kinds={"csv"},
     pool=DUCKDB_POOL,
 )
@@ -235,13 +80,15 @@ def invoice_csv_exports(
 
 @dg.asset(
     key=["exports", "usage_csv"],
-    deps=[USAGE_DAILY_KEY],
-    group_name="exports",
+    deps=[USAGE_DAILY_KEY, USAGE_DAILY_BY_DIMENSION_KEY],
+    group_name=groups.EXPORTS,
     kinds={"csv"},
     pool=DUCKDB_POOL,
 )
 def usage_csv_exports(warehouse: BillingWarehouse) -> dg.MaterializeResult:
-    """Per-account usage by UTC day, meter and dimension, one file per account and billing period."""
-    [usage] = _read(warehouse, fetch_usage_daily)
-    written = write_usage_exports(usage, warehouse.exports_dir)
-    return _export_result(warehouse, written, "usage", rows=len(usage))
+    """Per-account usage by UTC day and meter (and per dimension value), per billing period."""
+    usage, by_dimension = _read(warehouse, fetch_usage_daily, fetch_usage_daily_by_dimension)
+    written = write_usage_exports(usage, by_dimension, warehouse.exports_dir)
+    return _export_result(
+        warehouse, written, "usage", rows=len(usage), by_dimension_rows=len(by_dimension)
+    )

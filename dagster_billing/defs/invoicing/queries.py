@@ -29,6 +29,16 @@ INVOICE_COLUMNS = (
     "recalculated_at",
     "cycle_elapsed_percent",
     "estimated_period_charges",
+    "tax_total",
+    "customer_legal_name",
+    "customer_address",
+    "customer_country",
+    "customer_tax_id",
+    "payment_terms_days",
+    "due_on",
+    "tax_code",
+    "tax_treatment",
+    "tax_note",
 )
 LINE_COLUMNS = (
     "invoice_line_id",
@@ -55,6 +65,9 @@ LINE_COLUMNS = (
     "corrects_invoice_id",
     "corrects_line_id",
     "instrument_id",
+    "base_amount",
+    "rate_percent",
+    "tax_code",
 )
 TIER_COLUMNS = (
     "invoice_line_id",
@@ -83,12 +96,21 @@ CREDIT_NOTE_COLUMNS = (
     "line_count",
     "total",
     "total_minor",
+    "tax_total",
+    "customer_legal_name",
+    "customer_address",
+    "customer_country",
+    "customer_tax_id",
+    "tax_code",
+    "tax_treatment",
+    "tax_note",
 )
 CREDIT_NOTE_LINE_COLUMNS = (
     "credit_note_line_id",
     "credit_note_id",
     "credit_note_number",
     "line_number",
+    "line_type",
     "invoice_id",
     "corrects_line_id",
     "account_id",
@@ -99,19 +121,37 @@ CREDIT_NOTE_LINE_COLUMNS = (
     "description",
     "amount",
     "amount_minor",
+    "base_amount",
+    "rate_percent",
+    "tax_code",
+)
+ISSUER_COLUMNS = (
+    "issuer_id",
+    "legal_name",
+    "address_line",
+    "tax_id",
+    "country_code",
+    "locale",
+    "payment_instructions",
 )
 USAGE_DAILY_COLUMNS = (
     "account_id",
     "period_start",
     "usage_day",
     "meter_code",
-    "dimension_value",
     "aggregation",
+    "unit",
     "event_count",
     "sum_value",
     "max_value",
     "last_value",
     "unique_count",
+)
+USAGE_DAILY_BY_DIMENSION_COLUMNS = (
+    *USAGE_DAILY_COLUMNS[:4],
+    "dimension_key",
+    "dimension_value",
+    *USAGE_DAILY_COLUMNS[4:],
 )
 
 
@@ -164,19 +204,37 @@ def fetch_invoice_line_tiers(
     )
 
 
-def fetch_credit_notes(connection: duckdb.DuckDBPyConnection) -> list[dict]:
+def fetch_credit_notes(
+    connection: duckdb.DuckDBPyConnection, where: str = "true", params=None
+) -> list[dict]:
     return fetch_rows(
-        connection, "billing.fct_credit_notes", CREDIT_NOTE_COLUMNS, "issued_on, credit_note_id"
+        connection,
+        "billing.fct_credit_notes",
+        CREDIT_NOTE_COLUMNS,
+        "issued_on, credit_note_id",
+        where,
+        params,
     )
 
 
-def fetch_credit_note_lines(connection: duckdb.DuckDBPyConnection) -> list[dict]:
+def fetch_credit_note_lines(
+    connection: duckdb.DuckDBPyConnection, where: str = "true", params=None
+) -> list[dict]:
     return fetch_rows(
         connection,
         "billing.fct_credit_note_lines",
         CREDIT_NOTE_LINE_COLUMNS,
         "credit_note_id, line_number",
+        where,
+        params,
     )
+
+
+def fetch_issuers(connection: duckdb.DuckDBPyConnection) -> dict[str, dict]:
+    return {
+        row["issuer_id"]: row
+        for row in fetch_rows(connection, "reference.issuers", ISSUER_COLUMNS, "issuer_id")
+    }
 
 
 def fetch_usage_daily(connection: duckdb.DuckDBPyConnection) -> list[dict]:
@@ -184,5 +242,14 @@ def fetch_usage_daily(connection: duckdb.DuckDBPyConnection) -> list[dict]:
         connection,
         "billing.fct_usage_daily",
         USAGE_DAILY_COLUMNS,
+        "account_id, usage_day, meter_code",
+    )
+
+
+def fetch_usage_daily_by_dimension(connection: duckdb.DuckDBPyConnection) -> list[dict]:
+    return fetch_rows(
+        connection,
+        "billing.fct_usage_daily_by_dimension",
+        USAGE_DAILY_BY_DIMENSION_COLUMNS,
         "account_id, usage_day, meter_code, dimension_value",
     )

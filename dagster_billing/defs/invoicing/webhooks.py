@@ -1,5 +1,5 @@
-"""Outbound webhooks: invoice.finalized, invoice.draft_updated and usage.threshold_crossed, from
-the outbox billing.fct_webhook_events to one configured URL. Each request is signed (HMAC-SHA256
+"""Outbound webhooks: invoice.finalized, invoice.draft_updated, invoice.overdue (dunning) and
+usage.threshold_crossed, from the outbox billing.fct_webhook_events to one configured URL. Each request is signed (HMAC-SHA256
 over timestamp and body, see lib/webhooks.py), carries its event id for the receiver's
 deduplication, and is retried with exponential backoff on connection errors, 429 and 5xx. Events
 delivered are recorded in webhooks.deliveries and never sent again."""
@@ -21,6 +21,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from dagster_billing.defs import groups
 from dagster_billing.defs.invoicing.queries import fetch_rows
 from dagster_billing.defs.resources import DUCKDB_POOL, BillingWarehouse
 from dagster_billing.lib.webhooks import (
@@ -49,6 +50,9 @@ EVENT_COLUMNS = (
     "meter_code",
     "limit_quantity",
     "usage_quantity",
+    "due_on",
+    "days_past_due",
+    "amount_outstanding",
 )
 DDL = """
 create schema if not exists webhooks;
@@ -203,7 +207,7 @@ def record_deliveries(connection: duckdb.DuckDBPyConnection, deliveries: list[De
 @dg.asset(
     key=DELIVERIES_KEY,
     deps=[EVENTS_KEY],
-    group_name="webhooks",
+    group_name=groups.EXPORTS,
     kinds={"http", "duckdb"},
     pool=DUCKDB_POOL,
 )

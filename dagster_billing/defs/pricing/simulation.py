@@ -3,11 +3,13 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
+from dagster_billing.defs import groups
 from dagster_billing.defs.resources import DUCKDB_POOL, BillingWarehouse
 from dagster_billing.pricing.plans import DRAFTS_DIR
 from dagster_billing.pricing.simulation import simulate
 
 CHARGE_LINES_KEY = dg.AssetKey(["intermediate", "int_invoice_charge_lines"])
+SIMULATION_KEY = dg.AssetKey(["pricing", "simulation"])
 
 
 class SimulationConfig(dg.Config):
@@ -16,9 +18,9 @@ class SimulationConfig(dg.Config):
 
 
 @dg.asset(
-    key=["pricing", "simulation"],
+    key=SIMULATION_KEY,
     deps=[CHARGE_LINES_KEY],
-    group_name="pricing",
+    group_name=groups.RATING,
     kinds={"dbt", "csv"},
     pool=DUCKDB_POOL,
 )

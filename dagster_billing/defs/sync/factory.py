@@ -25,6 +25,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from dagster_billing.defs import groups
 from dagster_billing.defs.dbt.project import billing_project
 from dagster_billing.defs.resources import DUCKDB_POOL, BillingWarehouse
 from dagster_billing.sync.ledger import LEDGER, load_plan, record_results
@@ -32,7 +33,10 @@ from dagster_billing.sync.push import FatalSyncError, PushOutcome, SyncPlan
 from dagster_billing.sync.reconcile import Report
 from dagster_billing.sync.spec import SyncObject, load_sync_objects
 
-REVERSE_ETL_GROUP = "reverse_etl"
+PUSH_TAG = ("billing/reverse_etl", "push")
+"""The tag of every push asset. They share the reverse_etl group with the sync_* models they
+read, but only they talk to the destinations (and need credentials): the billing_sync job."""
+PUSHES = dg.AssetSelection.tag(*PUSH_TAG)
 ROWS_SYNCED_CHECK = "all_rows_synced"
 RECONCILE_CHECK = "matches_warehouse"
 
@@ -57,6 +61,10 @@ def sync_objects(destination: str) -> list[SyncObject]:
     return [
         o for o in load_sync_objects(billing_project.manifest_path) if o.destination == destination
     ]
+
+
+def is_push_asset(asset: dg.AssetsDefinition) -> bool:
+    return any(spec.tags.get(PUSH_TAG[0]) == PUSH_TAG[1] for spec in asset.specs)
 
 
 def push_asset_key(sync_object: SyncObject) -> dg.AssetKey:
@@ -232,7 +240,8 @@ def build_push_asset(sync_object: SyncObject, destination: Destination) -> dg.As
     return dg.graph_asset(
         key=key,
         ins=ins,
-        group_name=REVERSE_ETL_GROUP,
+        group_name=groups.REVERSE_ETL,
+        tags=dict([PUSH_TAG]),
         kinds={sync_object.destination},
         description=(
             f"Pushes changed rows of {sync_object.table} to {destination.name} "

@@ -2,11 +2,11 @@
 
 import dagster as dg
 
-from dagster_billing.defs.sync.factory import REVERSE_ETL_GROUP
+from dagster_billing.defs.sync.factory import PUSHES
 
 billing_sync = dg.define_asset_job(
     "billing_sync",
-    selection=dg.AssetSelection.groups(REVERSE_ETL_GROUP),
+    selection=PUSHES,
     executor_def=dg.in_process_executor,
     description="Push changed sync_* rows to NetSuite, Salesforce and Stripe; reconcile.",
 )

@@ -10,4 +10,4 @@ select
     file_seq,
     source_line,
     source_file
-from {{ source('raw', 'usage_events') }}
+from {{ committed_raw('usage_events') }} as events

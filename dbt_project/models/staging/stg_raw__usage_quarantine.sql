@@ -11,4 +11,4 @@ select
     file_seq,
     source_line,
     source_file
-from {{ source('raw', 'usage_quarantine') }}
+from {{ committed_raw('usage_quarantine') }} as quarantined

@@ -65,6 +65,8 @@ select
     minor_units,
     description,
     percent_off,
+    cast(case when gross_amount > 0 then gross_amount else 0 end as {{ decimal_type() }}) as base_amount,
+    cast(percent_off as {{ decimal_type() }}) as rate_percent,
     cast(-discount_unrounded as {{ decimal_type() }}) as amount_unrounded,
     cast(-discount as {{ money_type() }}) as amount,
     {{ to_minor_units('-discount', 'minor_units') }} as amount_minor,

@@ -3,6 +3,10 @@
   charge, commitment, fee... of int_invoice_charge_lines) plus `adjustment` lines carrying late
   usage of earlier final invoices. An adjustment goes to the account's next open invoice in the
   same currency after the corrected period.
+  Money never travels as a quantity: rating's commitment lines carry the spend they are measured
+  on in `quantity`; here it moves to `base_amount` (with `rate_percent`), as does the charge a
+  `discount` line is a percentage of, so a document shows quantity x unit price = amount, or
+  rate x base = amount, never an amount as a quantity.
 -#}
 with open_periods as (
     select * from {{ ref('int_invoice_open_periods') }}
@@ -31,28 +35,39 @@ adjustments as (
 )
 
 select
-    invoice_line_id,
-    invoice_id,
-    line_sequence,
-    line_type,
-    account_id,
-    period_start,
-    period_end,
-    currency,
-    minor_units,
-    charge_id,
-    meter_code,
-    dimension_value,
-    pricing_model,
-    description,
-    quantity,
-    unit_price,
-    amount_unrounded,
-    amount,
-    amount_minor,
+    rated.invoice_line_id,
+    rated.invoice_id,
+    rated.line_sequence,
+    rated.line_type,
+    rated.account_id,
+    rated.period_start,
+    rated.period_end,
+    rated.currency,
+    rated.minor_units,
+    rated.charge_id,
+    rated.meter_code,
+    rated.dimension_value,
+    rated.pricing_model,
+    rated.description,
+    case when rated.line_type in {{ money_based_line_types() }} then null else rated.quantity end
+        as quantity,
+    rated.unit_price,
+    cast(
+        case
+            when rated.line_type in {{ money_based_line_types() }} then rated.quantity
+            when rated.line_type = 'discount' then discounted.amount_unrounded
+        end
+    as {{ decimal_type() }}) as base_amount,
+    rated.rate_percent,
+    rated.amount_unrounded,
+    rated.amount,
+    rated.amount_minor,
     cast(null as {{ dbt.type_string() }}) as corrects_invoice_id,
     cast(null as {{ dbt.type_string() }}) as corrects_line_id
 from rated
+left join rated as discounted
+    on rated.line_type = 'discount'
+    and rated.invoice_line_id = {{ dbt.concat(["discounted.invoice_line_id", "':discount'"]) }}
 
 union all
 
@@ -74,6 +89,8 @@ select
         as description,
     cast(null as {{ decimal_type() }}) as quantity,
     cast(null as {{ decimal_type() }}) as unit_price,
+    cast(null as {{ decimal_type() }}) as base_amount,
+    cast(null as {{ decimal_type() }}) as rate_percent,
     cast(correction_amount as {{ decimal_type() }}) as amount_unrounded,
     correction_amount as amount,
     {{ to_minor_units('correction_amount', 'minor_units') }} as amount_minor,

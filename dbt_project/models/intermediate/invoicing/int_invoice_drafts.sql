@@ -3,6 +3,9 @@
   its lines, when its period closes (period end + finalization_grace_days), and a run-rate
   estimate: the share of the period elapsed at as_of and the charges to date extrapolated
   linearly to the period end (before coupons and credits; tiers and fees scale like usage).
+  The document fields an issued invoice needs come with it: the customer as invoiced, payment
+  terms and the due date they give (issue day + terms), and the tax determination
+  (int_invoice_taxes). The ledger freezes them with the lines when the invoice is booked.
 -#}
 with lines as (
     select * from {{ ref('int_invoice_draft_lines') }}
@@ -12,8 +15,9 @@ totals as (
     select
         invoice_id,
         count(*) as line_count,
-        sum(case when line_type not in ('coupon', 'credit') then amount else 0 end) as subtotal,
+        sum(case when line_type not in {{ non_gross_line_types() }} then amount else 0 end) as subtotal,
         sum(case when line_type = 'coupon' then amount else 0 end) as discount_total,
+        sum(case when line_type = 'tax' then amount else 0 end) as tax_total,
         -sum(case when line_type = 'credit' then amount else 0 end) as credits_applied,
         sum(amount) as total,
         sum(amount_minor) as total_minor
@@ -42,21 +46,11 @@ elapsed as (
             else seconds_since_start
         end as elapsed_seconds
     from periods
-),
-
-issuers as (
-    select
-        accounts.account_id,
-        coalesce(account_issuers.issuer_id, default_issuer.issuer_id) as issuer_id
-    from {{ ref('accounts') }} as accounts
-    left join {{ ref('account_issuers') }} as account_issuers
-        on accounts.account_id = account_issuers.account_id
-    cross join (select issuer_id from {{ ref('issuers') }} where is_default) as default_issuer
 )
 
 select
     elapsed.invoice_id,
-    issuers.issuer_id,
+    parties.issuer_id,
     elapsed.account_id,
     accounts.account_name,
     elapsed.period_start,
@@ -68,6 +62,7 @@ select
     totals.line_count,
     cast(totals.subtotal as {{ money_type() }}) as subtotal,
     cast(totals.discount_total as {{ money_type() }}) as discount_total,
+    cast(totals.tax_total as {{ money_type() }}) as tax_total,
     cast(totals.credits_applied as {{ money_type() }}) as credits_applied,
     cast(totals.total as {{ money_type() }}) as total,
     cast(totals.total_minor as bigint) as total_minor,
@@ -80,9 +75,20 @@ select
         else {{ round_money(
             divide_decimal('totals.subtotal * elapsed.period_seconds', 'elapsed.elapsed_seconds'),
             'currencies.minor_units') }}
-    end as estimated_period_charges
+    end as estimated_period_charges,
+    parties.customer_legal_name,
+    parties.customer_address,
+    parties.customer_country,
+    parties.customer_tax_id,
+    parties.payment_terms_days,
+    cast({{ dbt.dateadd('day', 'parties.payment_terms_days', 'cast(' ~ period_closes_at('elapsed.period_end') ~ ' as date)') }}
+        as date) as due_on,
+    taxes.tax_code,
+    taxes.tax_treatment,
+    taxes.tax_note
 from elapsed
 inner join totals on elapsed.invoice_id = totals.invoice_id
 inner join {{ ref('accounts') }} as accounts on elapsed.account_id = accounts.account_id
 inner join {{ ref('currencies') }} as currencies on elapsed.currency = currencies.currency_code
-inner join issuers on elapsed.account_id = issuers.account_id
+inner join {{ ref('int_invoice_parties') }} as parties on elapsed.account_id = parties.account_id
+left join {{ ref('int_invoice_taxes') }} as taxes on elapsed.invoice_id = taxes.invoice_id

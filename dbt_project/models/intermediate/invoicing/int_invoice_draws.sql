@@ -3,18 +3,31 @@
   order and the balances left after final invoices). Each invoice is settled in period order and,
   within it, instruments in their order; an instrument draws the lesser of its balance and what
   the invoice still owes after the instruments before it (for a grant restricted to a meter or a
-  fee type: what that meter's charges, or fees of that type, still owe). Computing instrument by instrument across invoices gives the same
-  result, because every draw depends only on earlier instruments on the same invoice and on
-  earlier invoices of the same instrument; that order is what the recursion below walks:
-  step r applies instrument r to all open invoices of its account at once (a running sum of what
-  the invoices owe, compared with the balance).
+  fee type: what that meter's charges, or fees of that type, still owe). Computing instrument by
+  instrument across invoices gives the same result, because every draw depends only on earlier instruments on the same invoice and on
+  earlier invoices of the same instrument; that order is what the steps below walk:
+  step n applies every account's n-th instrument to all its open invoices at once (a running sum
+  of what the invoices owe, compared with the balance).
   State rows per invoice: scope '*' holds what the whole invoice owes, one row per meter
   ('meter:<code>') and per fee type ('fee:<type>') what those lines owe (only restricted grants
   read them; every draw lowers '*' and the drawing grant's own scope).
+  The steps are unrolled, one CTE each, as many as the most instruments an account has (read
+  from int_invoice_instruments when the model compiles; unit tests set var invoice_draw_steps):
+  a recursive CTE would say the same, but Spark refuses window functions over a recursive
+  reference, and the unrolled form runs on every engine (decision 60).
 -#}
-with recursive
-
-charges as (
+{%- set steps = var('invoice_draw_steps', none) -%}
+{%- if steps is none -%}
+    {%- set steps = 0 -%}
+    {%- set instrument_table = load_relation(ref('int_invoice_instruments')) if execute else none -%}
+    {%- if instrument_table is not none -%}
+        {%- set steps = run_query(
+            "select coalesce(max(instruments), 0) from (select count(*) as instruments from "
+            ~ instrument_table ~ " where available > 0 group by account_id) as per_account"
+        ).columns[0].values()[0] -%}
+    {%- endif -%}
+{%- endif %}
+with charges as (
     select * from {{ ref('int_invoice_draft_charges') }}
 ),
 
@@ -58,31 +71,36 @@ instruments as (
                 then {{ dbt.concat(["'meter:'", "instruments.meter_code"]) }}
             when instruments.fee_type is not null
                 then {{ dbt.concat(["'fee:'", "instruments.fee_type"]) }}
-        end as restricted_scope
+        end as restricted_scope,
+        row_number() over (partition by instruments.account_id order by instruments.instrument_rank) as draw_step
     from {{ ref('int_invoice_instruments') }} as instruments
     where instruments.available > 0
 ),
 
-settlement (account_id, instrument_rank, invoice_id, period_start, scope, owed, drawn) as (
-    select account_id, cast(0 as bigint), invoice_id, period_start, '*',
-           cast(case when owed > 0 then owed else 0 end as {{ money_type() }}),
-           cast(0 as {{ money_type() }})
+settlement_0 as (
+    select account_id, cast(0 as bigint) as draw_step, invoice_id, period_start,
+           '*' as scope,
+           cast(case when owed > 0 then owed else 0 end as {{ money_type() }}) as owed,
+           cast(0 as {{ money_type() }}) as drawn
     from invoices
     union all
     select account_id, cast(0 as bigint), invoice_id, period_start, scope,
            cast(case when owed > 0 then owed else 0 end as {{ money_type() }}),
            cast(0 as {{ money_type() }})
     from scoped_charges
-    union all
+)
+{%- for step in range(1, steps + 1) %},
+
+settlement_{{ step }} as (
     select
         account_id,
-        cast(instrument_rank as bigint),
+        cast(draw_step as bigint) as draw_step,
         invoice_id,
         period_start,
         scope,
         cast(owed - case when scope = '*' or scope = restricted_scope then invoice_draw else 0 end
-            as {{ money_type() }}),
-        cast(case when scope = '*' then invoice_draw else 0 end as {{ money_type() }})
+            as {{ money_type() }}) as owed,
+        cast(case when scope = '*' then invoice_draw else 0 end as {{ money_type() }}) as drawn
     from (
         select
             demand_so_far.*,
@@ -105,7 +123,7 @@ settlement (account_id, instrument_rank, invoice_id, period_start, scope, owed, 
             from (
                 select
                     state.account_id,
-                    instruments.instrument_rank,
+                    instruments.draw_step,
                     state.invoice_id,
                     state.period_start,
                     state.scope,
@@ -127,14 +145,24 @@ settlement (account_id, instrument_rank, invoice_id, period_start, scope, owed, 
                                 partition by state.account_id, state.invoice_id), 0)
                         )
                     end as demand
-                from settlement as state
+                from settlement_{{ step - 1 }} as state
                 inner join instruments
                     on state.account_id = instruments.account_id
-                    and instruments.instrument_rank = state.instrument_rank + 1
+                    and instruments.draw_step = {{ step }}
                 inner join invoices on state.invoice_id = invoices.invoice_id
             ) as demands
         ) as demand_so_far
     ) as drawn_now
+)
+{%- endfor %},
+
+settlement as (
+    {%- for step in range(0, steps + 1) %}
+    select * from settlement_{{ step }}
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- endfor %}
 )
 
 select
@@ -157,6 +185,6 @@ select
 from settlement
 inner join instruments
     on settlement.account_id = instruments.account_id
-    and settlement.instrument_rank = instruments.instrument_rank
+    and settlement.draw_step = instruments.draw_step
 inner join invoices on settlement.invoice_id = invoices.invoice_id
 where settlement.scope = '*' and settlement.drawn > 0

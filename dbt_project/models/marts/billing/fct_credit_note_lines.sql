@@ -15,6 +15,9 @@ select
     dimension_value,
     description,
     amount,
-    amount_minor
+    amount_minor,
+    base_amount,
+    rate_percent,
+    tax_code
 from {{ ledger_lines() }}
 where document_type = 'credit_note'

@@ -10,7 +10,9 @@
       booking order (issued_on, period, account): 2026-0001, 2026-0002, ...;
     - every proposed credit note (late usage that lowered a final invoice), numbered CN-2026-0001...
 -#}
-{{ config(on_schema_change='fail') }}
+{#- New columns (a project upgrade) are added to an existing ledger; rows booked before stay as
+    they were booked, with nulls in them (docs/finance.md, "Invoices booked before"). -#}
+{{ config(on_schema_change='append_new_columns') }}
 
 with proposals as (
     select * from {{ previous_run_relation('int_ledger_proposals', ledger_line_columns()) }} as proposals

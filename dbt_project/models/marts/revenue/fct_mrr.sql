@@ -1,8 +1,9 @@
 {#-
-  MRR-style rollup per currency and month from fct_revenue_by_period (net revenue; the open
-  month is to date): revenue, accounts billed, and the month-over-month movement per account
-  classified as new (nothing the month before), expansion, contraction, or churned (billed the
-  month before, nothing now).
+  MRR-style rollup per currency and month from fct_revenue_by_period (net revenue: after coupons
+  and credit notes; the open month is to date): net_revenue, accounts billed, and the
+  month-over-month movement of each account's net revenue classified as new (nothing the month
+  before), expansion, contraction, or churned (billed the month before, nothing now).
+  net_revenue = sum(fct_revenue_by_period.net_revenue) of the month and currency.
 -#}
 with revenue as (
     select account_id, currency, period_start as month_start, sum(net_revenue) as revenue
@@ -45,7 +46,7 @@ movements as (
 select
     currency,
     month_start,
-    cast(sum(revenue) as {{ money_type() }}) as revenue,
+    cast(sum(revenue) as {{ money_type() }}) as net_revenue,
     sum(case when revenue != 0 then 1 else 0 end) as accounts_billed,
     cast(sum(case when previous_revenue = 0 and revenue > 0 then revenue else 0 end) as {{ money_type() }}) as new_revenue,
     cast(sum(case when previous_revenue > 0 and revenue > previous_revenue then revenue - previous_revenue else 0 end)

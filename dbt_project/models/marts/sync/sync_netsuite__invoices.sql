@@ -37,6 +37,7 @@ payloads as (
             ('subsidiary', json_object([('id', sql_literal(var('netsuite_subsidiary_id')))])),
             ('currency', json_object([('id', netsuite_currency_id('invoices.currency'))])),
             ('tranDate', date_text('invoices.issued_on')),
+            ('dueDate', date_text('invoices.due_on')),
             ('memo', dbt.concat(["'Usage '", date_text('invoices.period_start'), "' to '",
                                   date_text(dbt.dateadd('day', -1, 'invoices.period_end')),
                                   "', plan '", 'invoices.plan_code', "' v'",

@@ -1,8 +1,10 @@
 {#-
   Stripe invoice items (POST /v1/invoiceitems), one per line of a FINAL invoice (drafts are not
   sent for payment), our invoice number and issue date in metadata; amounts in integer minor units
-  (cents; yen for JPY). `customer` holds our account id; the push resolves it to the Stripe customer
-  id recorded in the sync ledger. Stripe's period end is inclusive: the last second of the period.
+  (cents; yen for JPY). `customer` and `invoice` hold our account and invoice ids; the push
+  resolves them to the Stripe customer and the Stripe draft invoice (sync_stripe__invoices)
+  recorded in the sync ledger, so each item lands on its invoice. Stripe's period end is
+  inclusive: the last second of the period.
 -#}
 with lines as (
     select * from {{ ref('fct_invoice_lines') }}
@@ -19,6 +21,7 @@ payloads as (
         lines.invoice_line_id as external_id,
         {{ json_text(json_object([
             ('customer', 'lines.account_id'),
+            ('invoice', 'lines.invoice_id'),
             ('amount', 'lines.amount_minor'),
             ('currency', 'lower(lines.currency)'),
             ('description', 'lines.description'),

@@ -11,11 +11,7 @@
   Incremental: an affected period (a day of it was rebuilt) is recomputed whole from its days,
   which costs days x series, not events.
 -#}
-{{ config(
-    incremental_strategy='delete+insert',
-    unique_key='period_start',
-    on_schema_change='fail',
-) }}
+{{ config(on_schema_change='fail', **replace_partitions_config('period_start')) }}
 
 with days as (
     select * from {{ ref('int_usage_daily') }}

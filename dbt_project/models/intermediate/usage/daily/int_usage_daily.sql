@@ -6,11 +6,7 @@
   Meters with a dimension get a row per dimension value and one across all values ('*').
   Daily-partitioned: an incremental run overwrites whole days (macro usage_days_to_rebuild).
 -#}
-{{ config(
-    incremental_strategy='delete+insert',
-    unique_key='usage_day',
-    on_schema_change='fail',
-) }}
+{{ config(on_schema_change='fail', **replace_partitions_config('usage_day')) }}
 
 with events as (
     select * from {{ ref('int_usage_events_deduped') }}

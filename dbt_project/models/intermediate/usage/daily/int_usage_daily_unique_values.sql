@@ -3,11 +3,7 @@
   dimension x UTC day, for unique_count meters: a period's count is the distinct count over its
   days. Daily-partitioned like int_usage_daily.
 -#}
-{{ config(
-    incremental_strategy='delete+insert',
-    unique_key='usage_day',
-    on_schema_change='fail',
-) }}
+{{ config(on_schema_change='fail', **replace_partitions_config('usage_day')) }}
 
 with events as (
     select * from {{ ref('int_usage_events_deduped') }}

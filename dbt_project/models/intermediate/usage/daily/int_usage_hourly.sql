@@ -3,11 +3,7 @@
   count, sum and max of the values. Daily-partitioned like int_usage_daily (a day's 24 hours are
   rebuilt together).
 -#}
-{{ config(
-    incremental_strategy='delete+insert',
-    unique_key='usage_day',
-    on_schema_change='fail',
-) }}
+{{ config(on_schema_change='fail', **replace_partitions_config('usage_day')) }}
 
 with events as (
     select * from {{ ref('int_usage_events_deduped') }}

@@ -1,0 +1,52 @@
+{#-
+  Every quarantined landed row, with its reason, the file and line it came from, and what could
+  be read of it: for rows that failed structural validation at landing (malformed_json,
+  bad_timestamp, ...) the landed text; for rows that passed it and failed a reference check in SQL
+  (unknown_meter, unknown_account, future_timestamp) the typed value and timestamp.
+  fct_usage_event_outcomes is the per-row register of every outcome (too large to publish at
+  10^8 events); this and fct_usage_outcome_counts are its analyst-facing parts.
+  Incremental by arrival like fct_usage_event_outcomes: a landed row's outcome never changes.
+-#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    on_schema_change='fail',
+    pre_hook=record_arrival_watermark_hooks(),
+) }}
+
+{% set new_files -%}
+    {% if is_incremental() %}file_seq > (select coalesce(max(file_seq), 0) from {{ this }}){% else %}true{% endif %}
+{%- endset %}
+
+with quarantined as (
+    select * from {{ ref('fct_usage_event_outcomes') }}
+    where outcome = 'quarantined' and {{ new_files }}
+),
+
+structural as (
+    select raw_event_key, raw_text from {{ ref('stg_raw__usage_quarantine') }}
+    where {{ new_files }}
+),
+
+parsed as (
+    select raw_event_key, value, event_ts from {{ ref('stg_raw__usage_events') }}
+    where {{ new_files }}
+)
+
+select
+    quarantined.raw_event_key,
+    quarantined.reason,
+    files.file_name,
+    quarantined.file_seq,
+    quarantined.source_line,
+    quarantined.received_at,
+    quarantined.unique_id,
+    quarantined.account_id,
+    quarantined.meter_code,
+    parsed.value,
+    parsed.event_ts,
+    structural.raw_text
+from quarantined
+inner join {{ ref('stg_raw__landed_files') }} as files on quarantined.file_seq = files.file_seq
+left join structural on quarantined.raw_event_key = structural.raw_event_key
+left join parsed on quarantined.raw_event_key = parsed.raw_event_key

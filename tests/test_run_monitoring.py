@@ -1,0 +1,143 @@
+"""A run killed in the middle of `dbt build` does not keep the `duckdb` pool (issue 17, item 5).
+
+With the repository's dagster.yaml, a real Dagster instance and daemon: a run holding the pool's
+one slot is SIGKILLed (its worker and dbt, as the OOM killer or `docker kill` would), and the
+next run in the pool completes without anyone touching anything. And the same for runs executed
+in process (what `billing watch` does, without a daemon): `fail_dead_runs` frees their slots.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import dagster as dg
+import psutil
+import pytest
+
+from dagster_billing.paths import REPO_ROOT
+from dagster_billing.run_launcher import fail_dead_runs, run_worker
+
+LOCATION = Path(__file__).parent / "fixtures" / "run_monitoring" / "definitions.py"
+DBT_PROJECT = LOCATION.parent / "dbt"
+JOB = "dbt_in_the_duckdb_pool"
+BIN = Path(sys.executable).parent
+
+
+def wait_for(what: str, condition: Callable[[], object], seconds: float):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
+
+
+@pytest.fixture
+def dagster_home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("RUN_MONITORING_TEST_DIR", str(tmp_path))
+    return home
+
+
+def launch(env: dict) -> None:
+    subprocess.run(
+        [str(BIN / "dagster"), "job", "launch", "-f", str(LOCATION), "-j", JOB],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+
+
+def holds_the_pool(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    claimed = instance.event_log_storage.get_concurrency_info("duckdb").claimed_slots
+    return any(slot.run_id == run.run_id for slot in claimed)
+
+
+def kill_tree(pid: int) -> None:
+    process = psutil.Process(pid)
+    for member in [*process.children(recursive=True), process]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.send_signal(signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_a_run_killed_mid_dbt_build_frees_the_duckdb_pool_for_the_next_run(dagster_home):
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+    daemon = subprocess.Popen(
+        [str(BIN / "dagster-daemon"), "run", "-f", str(LOCATION)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        with dg.DagsterInstance.get() as instance:
+            launch(env)
+            [first] = wait_for("the first run", lambda: instance.get_runs(), 60)
+
+            def dbt_running() -> int | None:
+                """The run worker's pid once its step holds the pool and dbt runs."""
+                worker = run_worker(instance, first.run_id)
+                if worker is None:
+                    return None
+                children = psutil.Process(worker[0]).children(recursive=True)
+                building = any(str(DBT_PROJECT) in child.cmdline() for child in children)
+                return worker[0] if building and holds_the_pool(instance, first) else None
+
+            worker_pid = wait_for("dbt to start in the first run", dbt_running, 90)
+            kill_tree(worker_pid)
+
+            launch(env)
+            second = wait_for(
+                "the second run", lambda: [r for r in instance.get_runs() if r != first], 30
+            )[0]
+            finished = wait_for(
+                "the second run to finish",
+                lambda: (run := instance.get_run_by_id(second.run_id)).is_finished and run,
+                90,
+            )
+            assert finished.status == dg.DagsterRunStatus.SUCCESS
+            assert instance.get_run_by_id(first.run_id).status == dg.DagsterRunStatus.FAILURE
+            assert instance.event_log_storage.get_concurrency_info("duckdb").active_slot_count == 0
+    finally:
+        os.killpg(daemon.pid, signal.SIGKILL)
+        daemon.wait()
+
+
+def test_billing_watch_frees_the_pool_of_an_in_process_run_whose_process_died(dagster_home):
+    """A `billing watch` killed mid-run leaves its run STARTED with the pool slot; the next
+    watch fails that run and frees the slot before it runs anything."""
+    script = (
+        "import dagster as dg, sys\n"
+        f"sys.path.insert(0, {str(LOCATION.parent)!r})\n"
+        "from definitions import dbt_in_the_duckdb_pool as job\n"
+        "job.execute_in_process(instance=dg.DagsterInstance.get())\n"
+    )
+    killed = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    try:
+        with dg.DagsterInstance.get() as instance:
+            [run] = wait_for("the run", lambda: instance.get_runs(), 60)
+            wait_for("the run to hold the pool", lambda: holds_the_pool(instance, run), 60)
+            os.killpg(killed.pid, signal.SIGKILL)
+            killed.wait()
+            assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED
+
+            assert fail_dead_runs(instance) == [run.run_id]
+            assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+            assert instance.event_log_storage.get_concurrency_info("duckdb").active_slot_count == 0
+            assert fail_dead_runs(instance) == []
+    finally:
+        if killed.poll() is None:
+            os.killpg(killed.pid, signal.SIGKILL)
