@@ -147,7 +147,8 @@ def test_invoices_lines_ledger_and_outcomes_are_identical_on_spark(billed):
     assert reference["ledger"], "the close booked nothing: the comparison would prove little"
     assert answer_differences(reference, candidate) == []
     [invoice] = candidate["invoices"]
-    assert (invoice[2], invoice[15]) == ("final", "10.9700")  # status, total after the credit
+    # status, total after the credit (tests/test_invoice_reconciliation.py: 98.74 - 9.87 - 50.00)
+    assert (invoice[2], invoice[15]) == ("final", "38.8700")
 
 
 def test_exports_are_byte_identical_and_every_check_passes_on_spark(billed):
@@ -176,7 +177,7 @@ def test_rating_edge_cases_and_invariants_hold_on_spark(billed):
     }
     singular = {node: status for node, status in statuses.items() if node.startswith("test.")}
 
-    assert unit_tests["unit_test.billing.int_usage_rated.per_unit_edges"] == "pass"
+    assert unit_tests["unit_test.billing.int_usage_rated_tiers.per_unit_edges"] == "pass"
     assert (
         unit_tests[
             "unit_test.billing.int_invoice_charge_lines.lines_round_once_and_adjust_in_order"
