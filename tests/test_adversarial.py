@@ -451,7 +451,7 @@ def test_csv_cells_that_spreadsheets_would_run_are_written_as_text(value, writte
 
 
 def test_every_finance_csv_writer_neutralizes_formulas(tmp_path):
-    from dagster_billing.defs.invoicing import exports
+    from dagster_billing.defs.invoicing import csv_files as exports
 
     evil = "=cmd|' /C calc'!A0"
     period = datetime(2026, 1, 1).date()
