@@ -484,12 +484,19 @@ def test_every_finance_csv_writer_neutralizes_formulas(tmp_path):
     write_outputs(
         ([("invoice_id", "VARCHAR"), ("account_name", "VARCHAR")], [invoice]),
         (
-            [("invoice_id", "VARCHAR"), ("description", "VARCHAR")],
-            [{**line, "description": "-evil"}],
+            [("invoice_id", "VARCHAR"), ("invoice_line_id", "VARCHAR"), ("description", "VARCHAR")],
+            [{**line, "invoice_line_id": "inv-1:api", "description": "-evil"}],
+        ),
+        (
+            [("invoice_line_id", "VARCHAR"), ("tier_number", "INTEGER")],
+            [{"invoice_line_id": "inv-1:api", "tier_number": 1}],
         ),
         tmp_path / "price",
     )
-    written += [tmp_path / "price" / "invoices.csv", tmp_path / "price" / "invoice_lines.csv"]
+    written += [
+        tmp_path / "price" / name
+        for name in ("invoices.csv", "invoice_lines.csv", "invoice_line_tiers.csv")
+    ]
     cells = [
         cell
         for path in written
