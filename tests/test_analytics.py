@@ -105,6 +105,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory):
     }
 
 
+@pytest.mark.slow
 def test_runs_succeed_while_a_reader_holds_a_snapshot(scenario):
     assert [run.success for run in scenario["runs"]] == [True, True]
     assert scenario["opened"] == {"seq": 1, "whole": True}
@@ -117,6 +118,7 @@ def test_runs_succeed_while_a_reader_holds_a_snapshot(scenario):
     assert [look["seq"] for look in opens] == sorted(look["seq"] for look in opens)
 
 
+@pytest.mark.slow
 def test_each_run_publishes_a_snapshot_and_the_current_one_is_the_last(scenario):
     data_dir = scenario["warehouse"].root
     assert [snapshot.seq for snapshot in list_snapshots(data_dir)] == [1, 2, 3]
@@ -159,6 +161,7 @@ def _as_table(cursor) -> list[list[str]]:
     return [header, *body]
 
 
+@pytest.mark.slow
 def test_the_five_analyst_queries_give_the_documented_outputs(scenario):
     queries = _documented_queries()
     assert len(queries) == 5
@@ -180,6 +183,7 @@ def _manifest_descriptions() -> dict[tuple[str, str], dict[str, str]]:
     }
 
 
+@pytest.mark.slow
 def test_every_published_and_mart_column_is_described(scenario):
     descriptions = _manifest_descriptions()
     with open_snapshot(scenario["warehouse"].root) as connection:
@@ -200,6 +204,7 @@ def test_every_published_and_mart_column_is_described(scenario):
     assert undescribed == [], "describe these columns in the model's YAML"
 
 
+@pytest.mark.slow
 def test_dbt_bookkeeping_is_not_in_analyst_schemas(scenario):
     tables = query(
         scenario["warehouse"],
@@ -208,6 +213,7 @@ def test_dbt_bookkeeping_is_not_in_analyst_schemas(scenario):
     assert tables == [("dbt_internal",)]
 
 
+@pytest.mark.slow
 def test_billing_analytics_path_list_and_shell(scenario):
     data_dir = str(scenario["warehouse"].root)
     runner = CliRunner()

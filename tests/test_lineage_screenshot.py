@@ -63,6 +63,7 @@ def dagster_page():
         yield page
 
 
+@pytest.mark.slow
 def test_lineage_page_shows_the_data_flow_groups(dagster_ui):
     with dagster_page() as page:
         page.goto(f"{dagster_ui}/asset-groups", timeout=UI_TIMEOUT_MS)
@@ -77,6 +78,7 @@ def test_lineage_page_shows_the_data_flow_groups(dagster_ui):
     assert path.stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_asset_checks_are_described_in_the_ui(dagster_ui):
     checks = f"{dagster_ui}/assets/billing/fct_invoices?view=checks&checkDetail="
     with dagster_page() as page:

@@ -104,6 +104,7 @@ def _reads(text: str, *names: str) -> list[str]:
 # ---- access -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_link_opens_a_session_for_its_account_only(client):
     response = _open(client, link_token(SECRET, "acct_alpha", timedelta(days=7)))
     assert response.status_code == 303
@@ -137,6 +138,7 @@ def test_a_link_opens_a_session_for_its_account_only(client):
     assert "Beta LLC" not in client.get("/portal/?account_id=acct_beta").text
 
 
+@pytest.mark.slow
 def test_pages_answer_while_another_process_holds_the_warehouse(client, data_dir):
     """The portal reads the published snapshot only: a writer on warehouse.duckdb (a pipeline run)
     does not stop it."""
@@ -161,6 +163,7 @@ def test_pages_answer_while_another_process_holds_the_warehouse(client, data_dir
         holder.wait()
 
 
+@pytest.mark.slow
 def test_tampered_expired_and_cross_purpose_tokens_get_no_data(client):
     good = link_token(SECRET, "acct_alpha", timedelta(days=7))
     header, payload, signature = good.split(".")
@@ -211,6 +214,7 @@ def test_tampered_expired_and_cross_purpose_tokens_get_no_data(client):
             assert _reads(response.text, "Alpha", "30.00", "50.00") == [], (name, path)
 
 
+@pytest.mark.slow
 def test_without_a_secret_or_a_snapshot_the_portal_says_why(data_dir, tmp_path, monkeypatch):
     monkeypatch.delenv(SECRET_ENV, raising=False)
     with TestClient(create_app(ApiSettings(data_dir=data_dir))) as client:
@@ -228,6 +232,7 @@ def test_without_a_secret_or_a_snapshot_the_portal_says_why(data_dir, tmp_path, 
         assert response.status_code == 503 and "first run" in response.text
 
 
+@pytest.mark.slow
 def test_billing_portal_link_prints_a_link_that_opens_the_account(client, data_dir):
     runner = CliRunner()
     result = runner.invoke(
@@ -248,6 +253,7 @@ def test_billing_portal_link_prints_a_link_that_opens_the_account(client, data_d
         assert result.exit_code == 1, bad
 
 
+@pytest.mark.slow
 def test_the_run_summary_ends_with_a_portal_link(data_dir, tmp_path, monkeypatch):
     """`make demo` ends with `billing summary`: one link, signed with a local secret file it
     creates (and says so) when BILLING_PORTAL_SECRET is not set."""
@@ -485,6 +491,7 @@ def server(data_dir: Path, secret_env) -> Iterator[ServerProcess]:
     process.stop()
 
 
+@pytest.mark.slow
 def test_every_page_in_a_browser_shows_the_snapshot_exactly(server, data_dir, tmp_path):
     from pypdf import PdfReader
 
