@@ -315,55 +315,23 @@ select
 from read_csv('@seeds@/price_charges.csv', header = true, all_varchar = true);
 
 create table tiers as
-select * from read_csv(
-    '@seeds@/price_tiers.csv', header = true,
-    columns = {'plan_code': 'varchar', 'plan_version': 'integer', 'charge_id': 'varchar',
-               'dimension_value': 'varchar', 'tier_number': 'integer',
-               'lower_bound': 'decimal(38,10)', 'upper_bound': 'decimal(38,10)',
-               'unit_price': 'decimal(38,10)', 'flat_fee': 'decimal(38,10)'}
-);
+select
+    plan_code,
+    cast(plan_version as integer) as plan_version,
+    charge_id,
+    dimension_value,
+    cast(tier_number as integer) as tier_number,
+    cast(lower_bound as decimal(38, 10)) as lower_bound,
+    cast(upper_bound as decimal(38, 10)) as upper_bound,
+    cast(unit_price as decimal(38, 10)) as unit_price,
+    cast(flat_fee as decimal(38, 10)) as flat_fee
+from read_csv('@seeds@/price_tiers.csv', header = true, all_varchar = true);
 
 create table currencies as
 select * from read_csv(
     '@seeds@/currencies.csv', header = true,
     columns = {'currency_code': 'varchar', 'minor_units': 'integer'}
 );
-
--- Seat-days of unique-count meters: a seat is held from the day of its first event above zero to
--- the month's end, or through the day of its last event when that one is 0 (a release).
-create table seat_days as
-with seats as (
-    select
-        account_id,
-        meter_code,
-        dimension_value,
-        period_start,
-        min(case when value > 0 then cast(event_ts as date) end) as first_held_day,
-        arg_max_null(
-            case when value = 0 then cast(event_ts as date) end, (event_ts, file_seq, line_no)
-        ) as released_day
-    from by_grain
-    where aggregation = 'unique_count' and unique_property_value is not null
-    group by account_id, meter_code, dimension_value, period_start, unique_property_value
-)
-
-select
-    account_id,
-    meter_code,
-    dimension_value,
-    period_start,
-    sum(date_diff(
-        'day',
-        first_held_day,
-        case
-            when released_day is not null and released_day >= first_held_day
-                then released_day + 1
-            else cast(period_start + interval 1 month as date)
-        end
-    )) as seat_days
-from seats
-where first_held_day is not null
-group by all;
 
 -- Every subscribed month from the first to the last month with usage (billed), and the month
 -- after (not billed: its in-advance fees go on the last billed invoice). One subscription per
@@ -405,6 +373,8 @@ select
     covered.account_id,
     covered.period_start,
     covered.period_end,
+    covered.covered_start,
+    covered.covered_end,
     covered.period_start <= covered.last_period as is_billed_period,
     date_diff('day', covered.period_start, covered.period_end) as period_days,
     date_diff('day', covered.covered_start, covered.covered_end) - case
@@ -428,6 +398,71 @@ inner join plans
 inner join currencies on plans.currency = currencies.currency_code
 where covered.covered_start < covered.covered_end;
 
+-- Seats (decision 50): a seat is added by an event above 0 and removed by one of 0; an add while
+-- held or a removal while not held changes nothing. It stays held across months until removed.
+-- Each UTC day held at any moment counts once; only subscribed days of billed months count.
+create table seat_days as
+with states as (
+    select
+        *,
+        value > 0 as is_held,
+        lag(value > 0) over (
+            partition by account_id, meter_code, dimension_value, unique_property_value
+            order by event_ts, file_seq, line_no
+        ) as was_held
+    from by_grain
+    where aggregation = 'unique_count' and unique_property_value is not null
+),
+
+changes as (
+    select
+        *,
+        lead(cast(event_ts as date)) over (
+            partition by account_id, meter_code, dimension_value, unique_property_value
+            order by event_ts, file_seq, line_no
+        ) as removed_on
+    from states
+    where is_held != coalesce(was_held, false)
+),
+
+horizon as (
+    select max(period_end) as last_day from segments where is_billed_period
+),
+
+held as (
+    select distinct
+        changes.account_id,
+        changes.meter_code,
+        changes.dimension_value,
+        changes.unique_property_value,
+        cast(day.held_on as date) as held_on
+    from changes
+    cross join horizon
+    cross join lateral (
+        select unnest(generate_series(
+            cast(cast(changes.event_ts as date) as timestamp),
+            cast(coalesce(changes.removed_on, horizon.last_day) as timestamp),
+            interval 1 day
+        )) as held_on
+    ) as day
+    where changes.is_held
+)
+
+select
+    held.account_id,
+    held.meter_code,
+    held.dimension_value,
+    segments.period_start,
+    count(distinct held.unique_property_value) as seat_count,
+    count(*) as seat_days
+from held
+inner join segments
+    on held.account_id = segments.account_id
+    and segments.is_billed_period
+    and held.held_on >= segments.covered_start
+    and held.held_on < segments.covered_end
+group by all;
+
 create table floor_lines as
 with billed as (
     select * from segments where is_billed_period
@@ -446,10 +481,13 @@ quantities as (
         charges.free_units,
         charges.seat_proration,
         coalesce(seat_days.seat_days, 0) as seat_days,
-        cast(
-            case when coalesce(usage.quantity, 0) > coalesce(charges.free_units, 0)
-                then coalesce(usage.quantity, 0) - coalesce(charges.free_units, 0) else 0 end
-        as decimal(38, 10)) as billable_quantity
+        -- Seats: those held in the month (carried over), not those with an event in it.
+        cast(greatest(
+            case when charges.pricing_model = 'seat'
+                then coalesce(seat_days.seat_count, 0) else coalesce(usage.quantity, 0) end
+                - coalesce(charges.free_units, 0),
+            0
+        ) as decimal(38, 10)) as billable_quantity
     from billed
     inner join charges
         on billed.plan_code = charges.plan_code
@@ -496,13 +534,15 @@ rated as (
         charge_id,
         dimension_value,
         case
-            when pricing_model = 'seat' and seat_proration = 'daily' then divide_decimal(
-                cast(
-                    case when seat_days > free_units * period_days
-                        then seat_days - free_units * period_days else 0 end
-                as decimal(38, 10)) * unit_price,
-                period_days
-            )
+            -- seat-days / period days rounded up at 5 places, less the included seats.
+            when pricing_model = 'seat' and seat_proration = 'daily' then cast(
+                greatest(
+                    cast((seat_days * 100000 + period_days - 1) // period_days as decimal(38, 10))
+                        * 0.00001
+                    - coalesce(free_units, 0),
+                    0
+                ) * unit_price
+            as decimal(38, 10))
             when pricing_model = 'seat' then cast(billable_quantity * unit_price as decimal(38, 10))
             else cast(
                 cast(
