@@ -88,7 +88,7 @@ test: manifest postgres-server browser docs-check
 
 # The inner loop: unit tests and dbt's unit tests, no end-to-end runs (`slow`), in under 2 minutes.
 test-fast: manifest
-	time $(BIN)/pytest -m "not slow" --durations=15 $(PYTEST_ARGS)
+	time $(BIN)/pytest -m "not slow" -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=15 $(PYTEST_ARGS)
 
 # The docs site (mkdocs-material, mkdocs.yml): `make docs` serves it; docs-check builds it strictly
 # (a broken link, a page missing from the nav or a stale generated page fails), in `make test`.
