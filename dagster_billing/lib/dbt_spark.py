@@ -54,12 +54,28 @@ def target_of(args: Sequence[str]) -> str:
     return os.environ.get("BILLING_ENGINE") or "duckdb"
 
 
-def main() -> None:
-    if target_of(sys.argv[1:]) not in NOT_SPARK_TARGETS:
+def run_dbt(argv: Sequence[str]) -> int:
+    """dbt's own CLI on `argv` (argv[0] is the program name), keeping the Spark profile's ANSI
+    mode; its exit code."""
+    if target_of(argv[1:]) not in NOT_SPARK_TARGETS:
         keep_profile_ansi_mode()
     from dbt.cli.main import cli
 
-    cli()
+    try:
+        cli(args=list(argv[1:]), prog_name="dbt")
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    return 0
+
+
+def main() -> None:
+    """`billing-dbt`: through the dbt fork server when BILLING_DBT_SERVER names a running one
+    (lib/dbt_server.py), else dbt in this process."""
+    from dagster_billing.lib.dbt_server import SERVER_ENV, run_through_server
+
+    socket_path = os.environ.get(SERVER_ENV)
+    code = run_through_server(socket_path, sys.argv) if socket_path else None
+    sys.exit(run_dbt(sys.argv) if code is None else code)
 
 
 if __name__ == "__main__":
