@@ -33,7 +33,6 @@ import signal
 import socket
 import struct
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -247,26 +246,6 @@ def _signal(pid: int, number: int) -> None:
         os.kill(pid, number)
 
 
-def parse_project(run: Callable[[Sequence[str]], int], project_dir: Path) -> int:
-    """Run `dbt parse` of `project_dir` in this process, in a scratch folder (its own warehouse
-    path, target and logs): dbt builds, once, the schemas and serializers it otherwise builds in
-    every invocation (about 0.6 s of CPU each). dbt supports invocations one after another in a
-    process; each child starts from this state, as a second invocation would."""
-    from dagster_billing.lib.environ import scoped_environ
-
-    with (
-        tempfile.TemporaryDirectory(prefix="dbt-server-") as scratch,
-        scoped_environ({"BILLING_DATA_DIR": scratch}),
-    ):
-        places = {
-            "--project-dir": str(project_dir),
-            "--profiles-dir": str(project_dir),
-            "--target-path": f"{scratch}/target",
-            "--log-path": f"{scratch}/logs",
-        }
-        return run(["dbt", "parse", "--quiet", *(part for item in places.items() for part in item)])
-
-
 def serve(
     socket_path: Path,
     run: Callable[[Sequence[str]], int],
@@ -274,17 +253,14 @@ def serve(
     idle_timeout: float | None = None,
     exit_with_parent: bool = False,
     preload: Sequence[str] = PRELOAD,
-    warm_up: Callable[[], object] | None = None,
 ) -> None:
-    """Import `preload` (dbt), call `warm_up`, listen at `socket_path` and run `run(argv)` in a
-    fork per request, until SIGTERM/SIGINT, `idle_timeout` seconds without an invocation, or (with `exit_with_parent`)
+    """Import `preload` (dbt), listen at `socket_path` and run `run(argv)` in a fork per
+    request, until SIGTERM/SIGINT, `idle_timeout` seconds without an invocation, or (with `exit_with_parent`)
     the death of the process that started the server."""
     import importlib
 
     for module in preload:
         importlib.import_module(module)
-    if warm_up is not None:
-        warm_up()
     parent = os.getppid() if exit_with_parent else None
     socket_path.unlink(missing_ok=True)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
