@@ -92,6 +92,11 @@ def check_floor_scope(seeds_dir: Path) -> None:
         f"billing_cycles {cycle['account_id']}: anniversary periods"
         for cycle in rows("billing_cycles.csv")
     ]
+    problems += [
+        f"meters {meter['meter_code']}: several dimension keys (decision 81)"
+        for meter in rows("meters.csv")
+        if "|" in (meter.get("dimension_key") or "")
+    ]
     if problems:
         raise OutOfFloorScope(
             f"{seeds_dir}: floor.sql does not rate: " + "; ".join(sorted(set(problems)))

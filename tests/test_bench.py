@@ -142,7 +142,10 @@ def test_the_floor_rates_the_sample_plans_and_refuses_what_it_does_not_rate(tmp_
     (seeds / "price_charges.csv").write_text("\n".join(charges) + "\n")
     with (seeds / "billing_cycles.csv").open("a") as cycles:
         cycles.write("acct_meridian,15\n")
+    with (seeds / "meters.csv").open("a") as meters:
+        meters.write("llm.calls,sum,call,model|region,,LLM calls by model and region\n")
     with pytest.raises(OutOfFloorScope, match="bundles: pricing model package") as refused:
         check_floor_scope(seeds)
     assert "bundles: discount_percent" in str(refused.value)
     assert "billing_cycles acct_meridian: anniversary periods" in str(refused.value)
+    assert "meters llm.calls: several dimension keys" in str(refused.value)

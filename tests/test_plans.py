@@ -625,3 +625,120 @@ def test_zero_free_allowances_mean_none(tmp_path):
         if c.id == "pct"
     ]
     assert (charge.free_amount, charge.free_transactions) == (None, None)
+
+
+# Multi-dimensional meters (decision 81): llm.calls is keyed by model and region.
+MULTI_KEY_METERS = (
+    "llm.calls,sum,call,model|region,,LLM calls by model and region\n"
+    "llm.users,unique_count,user,model|region,user_id,Distinct users by model and region\n"
+)
+MULTI_KEY_PLAN = """
+code: multi
+version: 1
+name: Multi
+effective_from: 2026-01-01
+currency: USD
+charges:
+  - id: calls
+    meter: llm.calls
+    model: matrix
+    prices:
+      - {filter: {model: gpt-4o, region: eu}, unit_price: 3}
+      - {filter: {region: eu}, unit_price: 2}
+      - {filter: {model: gpt-4o}, unit_price: 1.5}
+    default_unit_price: 1
+  - {id: eu_calls, meter: llm.calls, model: per_unit, unit_price: 0.5, filter: {region: eu}}
+  - {id: one_pair, meter: llm.calls, model: per_unit, unit_price: 0.5, filter: {region: us, model: o1}}
+  - {id: each_pair, meter: llm.calls, model: per_unit, unit_price: 0.1, group_by: [region, model]}
+  - {id: by_model, meter: tokens.generated, model: matrix, dimension: model, prices: {gpt-4o: 0.00001}}
+"""
+
+
+def _multi_key_seeds(tmp_path: Path) -> Path:
+    seeds = _seeds(tmp_path)
+    with (seeds / "meters.csv").open("a") as handle:
+        handle.write(MULTI_KEY_METERS)
+    return seeds
+
+
+def test_multi_key_filters_compile_to_combinations_and_patterns(tmp_path):
+    """A filter on every key is one combination (`value`), on some keys a pattern (`filter`,
+    '*' for the free keys), keys in the meter's order whatever the plan's; a single-key matrix
+    compiles as before."""
+    seeds = _multi_key_seeds(tmp_path)
+    compile_plans(_plans(tmp_path, multi=MULTI_KEY_PLAN), seeds)
+    rows = [
+        (row["charge_id"], row["dimension_value"], row["dimension_match"])
+        for row in _rows(seeds, "price_charges")
+    ]
+    assert rows == [
+        ("calls", "model=*|region=eu", "filter"),
+        ("calls", "model=gpt-4o|region=*", "filter"),
+        ("calls", "model=gpt-4o|region=eu", "value"),
+        ("calls", "*", "each"),
+        ("eu_calls", "model=*|region=eu", "filter"),
+        ("one_pair", "model=o1|region=us", "value"),
+        ("each_pair", "*", "each"),
+        ("by_model", "gpt-4o", "value"),
+    ]
+    prices = {
+        row["dimension_value"]: Decimal(row["unit_price"])
+        for row in _rows(seeds, "price_tiers")
+        if row["charge_id"] == "calls"
+    }
+    assert prices == {
+        "model=*|region=eu": Decimal(2),
+        "model=gpt-4o|region=*": Decimal("1.5"),
+        "model=gpt-4o|region=eu": Decimal(3),
+        "*": Decimal(1),
+    }
+
+
+AMBIGUOUS = [
+    (
+        "      - {filter: {model: gpt-4o, region: eu}, unit_price: 3}\n",
+        "",
+        "charges[0]: Value error, prices[0] {region: eu} and prices[1] {model: gpt-4o} are "
+        "ambiguous: both match {model: gpt-4o, region: eu} with 1 key(s) each",
+    ),
+    (
+        "      - {filter: {model: gpt-4o}, unit_price: 1.5}\n",
+        "      - {filter: {model: gpt-4o}, unit_price: 1.5}\n"
+        "      - {filter: {model: gpt-4o}, unit_price: 1.25}\n",
+        "charges[0]: Value error, prices[2] and prices[3] have the same filter {model: gpt-4o}",
+    ),
+    (
+        "unit_price: 0.5, filter: {region: eu}",
+        "unit_price: 0.5, filter: {region: eu, colour: red}",
+        "charges[1]: meter 'llm.calls' has model|region; cannot price by 'colour'",
+    ),
+    (
+        "group_by: [region, model]",
+        "group_by: region",
+        "charges[3].group_by: meter 'llm.calls' has several keys (model|region); group_by "
+        "lists all of them",
+    ),
+    (
+        "filter: {region: us, model: o1}",
+        "filter: {region: us, model: '*'}",
+        "charges[2]: '*' is not a dimension value to filter on",
+    ),
+    (
+        "{id: eu_calls, meter: llm.calls, model: per_unit",
+        "{id: eu_calls, meter: llm.users, model: seat",
+        "charges[1]: a filter on some of the keys of 'llm.users' sums the quantities of its "
+        "combinations, which needs a sum, count or max meter, not 'unique_count'",
+    ),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "message"), AMBIGUOUS)
+def test_ambiguous_or_unknown_dimension_filters_are_refused(tmp_path, old, new, message):
+    """Decision 81: the most specific filter wins; two filters with as many keys that both
+    match a combination are refused unless that combination is listed too."""
+    assert old in MULTI_KEY_PLAN
+    plans = _plans(tmp_path, multi=MULTI_KEY_PLAN.replace(old, new, 1))
+    with pytest.raises(PlanError) as error:
+        compile_plans(plans, _multi_key_seeds(tmp_path))
+    assert str(plans / "multi.yaml") in str(error.value)
+    assert message in str(error.value)

@@ -4,6 +4,7 @@ timestamps, JSON fields. PostgreSQL runs as a throwaway local server; skipped wh
 
 from __future__ import annotations
 
+import json
 import tempfile
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, localcontext
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.postgres import LocalPostgres, postgres_available
+from dagster_billing.pricing.plan_types import dimension_combination, dimension_keys
 
 DIVISIONS = [
     ("1", "3"),
@@ -46,6 +48,25 @@ JSON_ROWS = [
     ('{"model":"gpt-4o","region":"eu"}', "region"),
     ('{"user_id":"u_1"}', "model"),
     (None, "model"),
+]
+# Decision 81: an event's combination on a meter's keys, and a filter pattern against one.
+COMBINATIONS = [
+    ('{"region":"eu","model":"gpt-4o"}', "model|region"),
+    ('{"region":"eu"}', "model|region"),
+    ('{"user_id":"u_1"}', "model|region"),
+    ('{"model":"a|b*%","region":"us","tier":"x"}', "region|model|tier"),
+    ('{"model":"gpt-4o"}', "model"),
+    ('{"region":"eu"}', "model"),
+    ('{"model":"gpt-4o"}', None),
+]
+PATTERNS = [
+    ("model=*|region=eu", "model=llama|region=eu", "yes"),
+    ("model=*|region=eu", "model=*|region=eu", "yes"),
+    ("model=*|region=eu", "model=llama|region=us", "no"),
+    ("model=gpt-4o|region=eu", "model=gpt-4o|region=eu", "yes"),
+    ("model=gpt-4o|region=eu", "model=gpt-4o|region=*", "no"),
+    ("a=*|b=x|c=*", "a=1|b=x|c=2", "yes"),
+    ("a=*|b=x|c=*", "a=1|b=y|c=2", "no"),
 ]
 
 
@@ -98,6 +119,12 @@ QUERY = (
     " union all "
     "select 'json', i, {{ json_field('p', 'k') }}"
     f" from (values {_values(JSON_ROWS, ('varchar', 'varchar'))}) as t(i, p, k)"
+    " union all "
+    "select 'combination', i, {{ event_dimension_value('p', 'k') }}"
+    f" from (values {_values(COMBINATIONS, ('varchar', 'varchar'))}) as t(i, p, k)"
+    " union all "
+    "select 'pattern', i, case when {{ dimension_matches('f', 'c') }} then 'yes' else 'no' end"
+    f" from (values {_values(PATTERNS, ('varchar', 'varchar', 'varchar'))}) as t(i, f, c, e)"
 )
 
 
@@ -148,6 +175,11 @@ def _expected() -> dict[tuple[str, int], object]:
     expected[("json", 1)] = "eu"
     expected[("json", 2)] = None
     expected[("json", 3)] = None
+    for index, (properties, keys) in enumerate(COMBINATIONS):
+        values = json.loads(properties)
+        expected[("combination", index)] = dimension_combination(dimension_keys(keys), values)
+    for index, (_, _, answer) in enumerate(PATTERNS):
+        expected[("pattern", index)] = answer
     return expected
 
 

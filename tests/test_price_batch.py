@@ -210,3 +210,37 @@ def test_one_run_prices_100_accounts_on_100_plans(tmp_path):
     totals = {invoice["account_id"]: Decimal(invoice["total"]) for invoice in invoices}
     expected = {case.account: case.expected_total() for case in _cases()}
     assert totals == expected
+
+
+def test_a_quantity_of_a_multi_key_meter_names_its_combination(tmp_path):
+    """Decision 81: `dimension` of a meter keyed by model|region is a combination; a key left
+    out (or `*`) is a property the events lack."""
+    meters = tmp_path / "meters.csv"
+    meters.write_text(
+        "meter_code,aggregation,unit,dimension_key,unique_property,description\n"
+        "llm.calls,sum,call,model|region,,LLM calls\n"
+    )
+    usage = tmp_path / "usage.csv"
+    usage.write_text(
+        "account,meter,period,quantity,dimension\n"
+        "a,llm.calls,2026-01,7,region=eu|model=gpt-4o\n"
+        "a,llm.calls,2026-01,2,region=eu\n"
+        "a,llm.calls,2026-01,3,model=*|region=us\n"
+        "a,llm.calls,2026-01,1,colour=red\n"
+    )
+    _, rows, problems = write_usage(usage, tmp_path / "landing", read_meters(meters))
+    events = [json.loads(line) for line in (tmp_path / "landing" / "usage.ndjson").open()]
+    assert rows == 3
+    assert [(e["uniqueId"], e["value"], e.get("properties")) for e in events] == [
+        (
+            "q:a:llm.calls:2026-01:model=gpt-4o|region=eu:1",
+            "7",
+            {"region": "eu", "model": "gpt-4o"},
+        ),
+        ("q:a:llm.calls:2026-01:model=*|region=eu:1", "2", {"region": "eu"}),
+        ("q:a:llm.calls:2026-01:model=*|region=us:1", "3", {"region": "us"}),
+    ]
+    [problem] = problems
+    assert "row 4: dimension 'colour=red' is not a combination of the keys of 'llm.calls'" in (
+        problem.message
+    )

@@ -50,6 +50,15 @@ CHARGEBEE = (
 )
 
 LAGO_SPEC = "https://github.com/getlago/lago-api/blob/main/spec"
+LAGO_FILTERS = "https://getlago.com/docs/guide/plans/charges/charges-with-filters"
+LAGO_FILTER_PRECEDENCE = (
+    "https://github.com/getlago/lago-api/blob/main/app/services/charge_filters/"
+    "matching_and_ignored_service.rb"
+)
+
+
+def _cloud(day: int, value: int, **properties: str) -> tuple:
+    return (f"2026-01-{day:02d}T12:00:00Z", value, properties or None)
 
 
 @dataclass(frozen=True)
@@ -248,6 +257,34 @@ EXAMPLES = [
         meter="llm.tokens",
     ),
     _ex("openmeter_dynamic", "openmeter_dynamic", [4, 6], "13.33", OPENMETER_DYNAMIC),
+    # Decision 81: a meter keyed by region and provider; whole combinations, partial filters
+    # (the most specific wins) and the default.
+    _ex(
+        "lago_filters",
+        "lago_filters",
+        [
+            _cloud(2, 10, region="africa", provider="aws"),
+            _cloud(3, 4, region="europe", provider="gcp"),
+        ],
+        "12.00",
+        LAGO_FILTERS,
+        meter="cloud.requests",
+    ),
+    _ex(
+        "lago_filter_precedence",
+        "lago_filter_precedence",
+        [
+            _cloud(2, 10, region="africa", provider="aws"),
+            _cloud(3, 5, provider="gcp", region="africa"),
+            _cloud(4, 1, region="africa"),
+            _cloud(5, 4, region="europe", provider="gcp"),
+            _cloud(6, 6, region="europe", provider="aws"),
+            _cloud(7, 7),
+        ],
+        "21.40",
+        LAGO_FILTER_PRECEDENCE,
+        meter="cloud.requests",
+    ),
     # Decision 57: coupons, credits (by fee type) and billing cycles as input files.
     _ex("lago_wallets", "lago_wallets", [15], "0.00", LAGO_WALLETS),
     _ex(
@@ -744,4 +781,23 @@ def test_pay_in_advance_events_are_instant_lines(priced):
         ("instant", "3", "0.07"),
         ("instant", "1", "0.02"),
         ("instant", "2", "0.04"),
+    ]
+
+
+def test_the_most_specific_dimension_filter_prices_each_combination(priced):
+    """Decision 81: Africa & AWS keeps its units from the partial filter region Africa, which
+    takes Africa on GCP and Africa without a provider; the default prices each other
+    combination; the AWS mark-up (a filter on the second key) reads the events of both regions."""
+    _, invoices, *_ = priced
+    lines = _invoice(invoices, "lago_filter_precedence")["lines"]
+    prefix = "inv-lago_filter_precedence-2026-01-01:"
+    assert sorted(
+        (line["invoice_line_id"].removeprefix(prefix), line["quantity"], line["amount"])
+        for line in lines
+    ) == [
+        ("aws_markup:region=*|provider=aws", "16", "1.60"),
+        ("requests:region=africa|provider=*", "6", "4.80"),
+        ("requests:region=africa|provider=aws", "10", "10.00"),
+        ("requests:region=europe|provider=aws", "6", "3.00"),
+        ("requests:region=europe|provider=gcp", "4", "2.00"),
     ]

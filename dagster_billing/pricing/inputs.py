@@ -8,7 +8,8 @@ Formats (documented in docs/pricing-cli.md):
                  (the body of a plans/overrides file: name, commitment, charges, ...)
   usage          events (NDJSON or CSV, the landing format: uniqueId, account, meter, value, ts,
                  properties) or pre-aggregated quantities (NDJSON or CSV: account, meter,
-                 period YYYY-MM, quantity, [dimension]), which become landing events
+                 period YYYY-MM, quantity, [dimension]: a value, or model=gpt-4o|region=eu
+                 for a meter with several keys), which become landing events
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ import yaml
 from pydantic import ValidationError
 
 from dagster_billing.paths import SEEDS_DIR
+from dagster_billing.pricing.plan_types import (
+    ALL_DIMENSIONS,
+    DIMENSION_SEPARATOR,
+    dimension_combination,
+    dimension_keys,
+)
 from dagster_billing.pricing.plans import (
     OVERRIDES_DIR,
     CompiledVersion,
@@ -384,6 +391,29 @@ def usage_kind(path: Path) -> str:
     return "quantities" if set(QUANTITY_FIELDS) <= fields else "events"
 
 
+def _dimension_properties(meter: Meter, dimension: str, where: str) -> dict[str, str]:
+    """The event properties of a quantity row's dimension: the value of a one-key meter, or for
+    a meter with several keys a combination `model=gpt-4o|region=eu` (some keys may be left out
+    or `*`: no property; decision 81)."""
+    keys = dimension_keys(meter.dimension_key)
+    if not dimension:
+        return {}
+    if len(keys) < 2:
+        return {keys[0]: dimension}
+    properties = {}
+    for part in dimension.split(DIMENSION_SEPARATOR):
+        key, equals, value = part.partition("=")
+        if not equals or key not in keys or key in properties:
+            raise InputError(
+                f"{where}: dimension {dimension!r} is not a combination of the keys of "
+                f"{meter.code!r} ({meter.dimension_key}), e.g. "
+                + DIMENSION_SEPARATOR.join(f"{key}=..." for key in keys)
+            )
+        if value != ALL_DIMENSIONS:
+            properties[key] = value
+    return properties
+
+
 def _quantity_events(
     path: Path, number: int, record: dict, meters: dict[str, Meter]
 ) -> Iterator[dict]:
@@ -406,8 +436,9 @@ def _quantity_events(
         raise InputError(f"{path}: row {number}: quantity must be a number >= 0")
     if dimension and not meter.dimension_key:
         raise InputError(f"{path}: row {number}: meter {meter_code!r} has no dimension")
-    properties = {meter.dimension_key: dimension} if dimension else {}
-    key = f"q:{account}:{meter_code}:{period}:{dimension or '*'}"
+    properties = _dimension_properties(meter, dimension, f"{path}: row {number}")
+    combination = dimension_combination(dimension_keys(meter.dimension_key), properties)
+    key = f"q:{account}:{meter_code}:{period}:{combination}"
     ts = month.strftime("%Y-%m-01T00:00:00Z")
 
     def event(suffix: str, value: Decimal, at: str, extra: dict | None = None) -> dict:

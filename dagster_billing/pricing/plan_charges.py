@@ -87,12 +87,14 @@ class _MeteredCharge(_ChargeBase):
     )
     filter: dict[str, DimensionValue] | None = Field(
         default=None,
-        description="Price only usage with this dimension value, e.g. {model: gpt-4o}.",
+        description="Price only usage with these dimension values, e.g. {model: gpt-4o}; on a "
+        "meter with several keys any of them ({region: eu}: every model in eu).",
     )
-    group_by: str | None = Field(
+    group_by: str | list[str] | None = Field(
         default=None,
         description="Dimension key (e.g. model): one line per value found in usage, each priced "
-        "on its own.",
+        "on its own; on a meter with several keys, all of them ([model, region]): one line per "
+        "combination.",
     )
     minimum_spend: Money | None = Field(
         default=None,
@@ -106,9 +108,9 @@ class _MeteredCharge(_ChargeBase):
 
     @field_validator("filter")
     @classmethod
-    def _one_dimension(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        if value is not None and len(value) != 1:
-            raise ValueError("filter takes exactly one dimension key and value")
+    def _some_dimension(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is not None and not value:
+            raise ValueError("filter takes at least one dimension key and value")
         return value
 
     @model_validator(mode="after")
@@ -124,10 +126,15 @@ class _MeteredCharge(_ChargeBase):
         return self
 
     @property
-    def dimension_key(self) -> str | None:
-        if self.filter:
-            return next(iter(self.filter))
-        return self.group_by
+    def dimension_filters(self) -> list[dict[str, str]]:
+        """The filters of the charge's priced components (a matrix has one per price)."""
+        return [self.filter] if self.filter else []
+
+    @property
+    def group_keys(self) -> list[str]:
+        if self.group_by is None:
+            return []
+        return [self.group_by] if isinstance(self.group_by, str) else list(self.group_by)
 
 
 PAY_IN_ADVANCE = Field(
@@ -229,13 +236,30 @@ class PercentageCharge(_MeteredCharge):
         return self
 
 
+class MatrixPrice(_Strict):
+    filter: dict[str, DimensionValue] = Field(
+        min_length=1,
+        description="Dimension values this price applies to: every key of the meter (one "
+        "combination) or some of them ({region: eu}: any model in eu).",
+    )
+    unit_price: Price
+
+
 class MatrixCharge(_MeteredCharge):
-    """A unit price per value of one dimension (e.g. per model); each value is its own line."""
+    """A unit price per value of one dimension (e.g. per model), or per combination or partial
+    filter of several (model x region); each value, combination or filter is its own line."""
 
     model: Literal["matrix"]
-    dimension: str = Field(description="The meter's dimension key, e.g. model or region.")
-    prices: dict[DimensionValue, Price] = Field(
-        min_length=1, description="Unit price per dimension value."
+    dimension: str | None = Field(
+        default=None,
+        description="The meter's dimension key, e.g. model or region (with `prices` by value).",
+    )
+    prices: dict[DimensionValue, Price] | list[MatrixPrice] = Field(
+        min_length=1,
+        description="Unit price per dimension value ({gpt-4o: 0.00001}, with `dimension`), or a "
+        "list of {filter, unit_price}: usage matching several filters is priced by the most "
+        "specific (most keys); two filters with as many keys that both match a combination "
+        "must have that combination listed too.",
     )
     default_unit_price: Price | None = Field(
         default=None,
@@ -247,11 +271,49 @@ class MatrixCharge(_MeteredCharge):
     def _no_filter(self) -> MatrixCharge:
         if self.filter is not None or self.group_by is not None:
             raise ValueError("a matrix charge takes `dimension`, not filter or group_by")
+        if isinstance(self.prices, dict) and self.dimension is None:
+            raise ValueError("prices by value need `dimension` (or list {filter, unit_price})")
+        if isinstance(self.prices, list):
+            if self.dimension is not None:
+                raise ValueError("prices as a list of filters take no `dimension`")
+            check_filter_precedence([price.filter for price in self.prices])
         return self
 
     @property
-    def dimension_key(self) -> str | None:
-        return self.dimension
+    def priced_filters(self) -> list[tuple[dict[str, str], Decimal]]:
+        """(filter, unit price) of every listed price."""
+        if isinstance(self.prices, dict):
+            return [({self.dimension: value}, price) for value, price in self.prices.items()]
+        return [(price.filter, price.unit_price) for price in self.prices]
+
+    @property
+    def dimension_filters(self) -> list[dict[str, str]]:
+        return [filter_ for filter_, _ in self.priced_filters]
+
+
+def _describe(filter_: dict[str, str]) -> str:
+    return "{" + ", ".join(f"{key}: {value}" for key, value in filter_.items()) + "}"
+
+
+def check_filter_precedence(filters: list[dict[str, str]]) -> None:
+    """The most specific filter (most keys) prices a combination; refuse a tie: two filters with
+    as many keys that can match one combination, unless that combination (both merged) is
+    listed too and so wins for it (decision 81)."""
+    listed = [dict(sorted(filter_.items())) for filter_ in filters]
+    for (i, first), (j, second) in itertools.combinations(enumerate(listed), 2):
+        if first == second:
+            raise ValueError(f"prices[{i}] and prices[{j}] have the same filter {_describe(first)}")
+        if len(first) != len(second):
+            continue
+        if any(first[key] != second[key] for key in first.keys() & second.keys()):
+            continue  # they cannot match the same usage
+        merged = dict(sorted({**first, **second}.items()))
+        if merged not in listed:
+            raise ValueError(
+                f"prices[{i}] {_describe(first)} and prices[{j}] {_describe(second)} are "
+                f"ambiguous: both match {_describe(merged)} with {len(first)} key(s) each; "
+                "list that filter too (the most specific filter wins) or remove one"
+            )
 
 
 class SeatCharge(_MeteredCharge):

@@ -23,12 +23,15 @@ from dagster_billing.pricing.plan_charges import (
 )
 from dagster_billing.pricing.plan_schema import PlanOverride, PlanVersion
 from dagster_billing.pricing.plan_types import (
+    ALL_DIMENSIONS,
     DRAFTS_DIR,
     MAX_AMOUNT,
+    MAX_DIMENSION_KEYS,
     MAX_QUANTITY,
     OVERRIDE_SEPARATOR,
     OVERRIDES_DIR,
     PlanError,
+    dimension_keys,
 )
 
 
@@ -205,10 +208,7 @@ def reference_problems(plan: PlanVersion, reference: Reference) -> list[str]:
                 f"{at}.aggregation: meter {charge.meter!r} aggregates by "
                 f"{meter['aggregation']!r}, not {charge.aggregation!r}"
             )
-        key = charge.dimension_key
-        if key is not None and key != (meter.get("dimension_key") or None):
-            known = meter.get("dimension_key") or "no dimension"
-            problems.append(f"{at}: meter {charge.meter!r} has {known}; cannot price by {key!r}")
+        problems += _dimension_problems(charge, meter, at)
         if charge.model in SUM_METER_MODELS and meter["aggregation"] != "sum":
             problems.append(
                 f"{at}.meter: a {charge.model} charge needs a sum meter (transaction "
@@ -234,6 +234,41 @@ def reference_problems(plan: PlanVersion, reference: Reference) -> list[str]:
             problems.append(
                 f"{at}.meter: a seat charge needs a unique_count meter; "
                 f"{charge.meter!r} aggregates by {meter['aggregation']!r}"
+            )
+    return problems
+
+
+# Aggregations whose quantity over several combinations is their combinations' quantities
+# summed (max: the largest): the ones a partial filter may price (decision 81).
+PARTIAL_FILTER_AGGREGATIONS = ("sum", "count", "max")
+
+
+def _dimension_problems(charge: Any, meter: dict[str, str], at: str) -> list[str]:
+    """The charge's filters and group_by against the meter's dimension keys."""
+    keys = dimension_keys(meter.get("dimension_key"))
+    known = meter.get("dimension_key") or "no dimension"
+    if len(keys) > MAX_DIMENSION_KEYS:
+        return [f"{at}: meter {charge.meter!r} has more than {MAX_DIMENSION_KEYS} dimension keys"]
+    problems = []
+    used = [key for filter_ in charge.dimension_filters for key in filter_] + charge.group_keys
+    for key in dict.fromkeys(used):
+        if key not in keys:
+            problems.append(f"{at}: meter {charge.meter!r} has {known}; cannot price by {key!r}")
+    if problems or len(keys) < 2:
+        return problems
+    if charge.group_keys and sorted(charge.group_keys) != sorted(keys):
+        problems.append(
+            f"{at}.group_by: meter {charge.meter!r} has several keys ({known}); group_by lists "
+            f"all of them (one line per combination), not {charge.group_keys}"
+        )
+    for filter_ in charge.dimension_filters:
+        if ALL_DIMENSIONS in filter_.values():
+            problems.append(f"{at}: {ALL_DIMENSIONS!r} is not a dimension value to filter on")
+        if len(filter_) < len(keys) and meter["aggregation"] not in PARTIAL_FILTER_AGGREGATIONS:
+            problems.append(
+                f"{at}: a filter on some of the keys of {charge.meter!r} sums the quantities of "
+                f"its combinations, which needs a sum, count or max meter, not "
+                f"{meter['aggregation']!r}; filter on every key ({known})"
             )
     return problems
 

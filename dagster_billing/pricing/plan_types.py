@@ -47,6 +47,36 @@ Rate = Annotated[
 Code = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=64)]
 DimensionValue = Annotated[str, Field(min_length=1, max_length=255)]
 
+# Multi-dimensional meters (decision 81): meters.csv's dimension_key lists a meter's keys separated
+# by `|` (model|region). An event's dimension value is then the canonical combination
+# `model=gpt-4o|region=eu`, keys in declared order, `*` for a missing key, each value with `%`,
+# `|` and `*` percent-encoded (the same in SQL: macro event_dimension_value); "*" when every key is
+# missing. A meter with one key keeps the bare value (gpt-4o), so nothing single-key changes.
+DIMENSION_SEPARATOR = "|"
+MAX_DIMENSION_KEYS = 4
+
+
+def dimension_keys(dimension_key: str | None) -> list[str]:
+    """The keys a meter declares (meters.csv's dimension_key), in order; [] for none."""
+    return [key for key in (dimension_key or "").split(DIMENSION_SEPARATOR) if key]
+
+
+def encode_dimension_value(value: str) -> str:
+    return value.replace("%", "%25").replace(DIMENSION_SEPARATOR, "%7C").replace("*", "%2A")
+
+
+def dimension_combination(keys: list[str], values: dict[str, str]) -> str:
+    """The dimension value of usage (or of a filter) with these values on a meter with these
+    keys: the bare value for one key, else `k1=v1|k2=v2` with `*` for a key without a value."""
+    if len(keys) == 1:
+        return values.get(keys[0], ALL_DIMENSIONS)
+    if not any(key in values for key in keys):
+        return ALL_DIMENSIONS
+    return DIMENSION_SEPARATOR.join(
+        f"{key}={encode_dimension_value(values[key]) if key in values else ALL_DIMENSIONS}"
+        for key in keys
+    )
+
 
 class PlanError(ValueError):
     """A plan file that cannot be used, with the file, the path inside it and the reason."""

@@ -22,7 +22,12 @@ from dagster_billing.pricing.plan_charges import (
     VolumeCharge,
 )
 from dagster_billing.pricing.plan_loader import CompiledVersion, Reference, load_plans
-from dagster_billing.pricing.plan_types import ALL_DIMENSIONS, PRICE_TABLES
+from dagster_billing.pricing.plan_types import (
+    ALL_DIMENSIONS,
+    PRICE_TABLES,
+    dimension_combination,
+    dimension_keys,
+)
 
 
 def _text(value: object) -> str:
@@ -102,17 +107,28 @@ def _tier_rows(charge: Any) -> list[TierRow]:
     return []
 
 
-def _components(charge: Any) -> list[tuple[str, str, list[TierRow]]]:
+def _filter_component(filter_: dict[str, str], keys: list[str]) -> tuple[str, str]:
+    """(dimension_value, dimension_match) of a filter: `value` for one value or a whole
+    combination, `filter` for some keys of a multi-key meter (`model=*|region=eu`)."""
+    if len(keys) < 2:
+        return next(iter(filter_.values())), "value"
+    match = "value" if len(filter_) == len(keys) else "filter"
+    return dimension_combination(keys, filter_), match
+
+
+def _components(charge: Any, keys: list[str]) -> list[tuple[str, str, list[TierRow]]]:
     """(dimension_value, dimension_match, tiers) for each priced component of a charge.
 
-    dimension_match: all = the meter's total ('*'); value = one dimension value; each = every
-    value found in usage that no `value` component of the charge claims (one line each).
+    dimension_match: all = the meter's total ('*'); value = one dimension value (or one whole
+    combination of a multi-key meter); filter = the combinations matching some keys, that no
+    more specific component of the charge claims; each = every value found in usage that no
+    `value` or `filter` component of the charge claims (one line each).
     """
     if isinstance(charge, MatrixCharge):
-        components = [
-            (value, "value", [TierRow(None, price)])
-            for value, price in sorted(charge.prices.items())
-        ]
+        components = sorted(
+            (*_filter_component(filter_, keys), [TierRow(None, price)])
+            for filter_, price in charge.priced_filters
+        )
         if charge.default_unit_price is not None:
             components.append((ALL_DIMENSIONS, "each", [TierRow(None, charge.default_unit_price)]))
         return components
@@ -120,7 +136,7 @@ def _components(charge: Any) -> list[tuple[str, str, list[TierRow]]]:
     if isinstance(charge, FlatCharge):
         return [(ALL_DIMENSIONS, "all", tiers)]
     if charge.filter:
-        return [(next(iter(charge.filter.values())), "value", tiers)]
+        return [(*_filter_component(charge.filter, keys), tiers)]
     if charge.group_by:
         return [(ALL_DIMENSIONS, "each", tiers)]
     return [(ALL_DIMENSIONS, "all", tiers)]
@@ -174,7 +190,11 @@ def _charge_row(version: CompiledVersion, charge: Any, order: int, value: str, m
     return row
 
 
-def price_table_rows(versions: list[CompiledVersion]) -> dict[str, list[dict]]:
+def price_table_rows(
+    versions: list[CompiledVersion], meters: dict[str, dict[str, str]] | None = None
+) -> dict[str, list[dict]]:
+    """The price tables of the versions; `meters` (meters.csv rows by code) gives the dimension
+    keys of multi-key meters (without it every meter has at most one)."""
     tables: dict[str, list[dict]] = {name: [] for name in PRICE_TABLES}
     for version in versions:
         plan = version.plan
@@ -195,7 +215,9 @@ def price_table_rows(versions: list[CompiledVersion]) -> dict[str, list[dict]]:
             }
         )
         for order, charge in enumerate(plan.charges, start=1):
-            for value, match, tiers in _components(charge):
+            meter = (meters or {}).get(getattr(charge, "meter", None)) or {}
+            keys = dimension_keys(meter.get("dimension_key"))
+            for value, match, tiers in _components(charge, keys):
                 tables["price_charges"].append(_charge_row(version, charge, order, value, match))
                 lower = Decimal(0)
                 for number, tier in enumerate(tiers, start=1):
@@ -256,9 +278,10 @@ def compile_plans(plans_dir: Path, seeds_dir: Path) -> dict[str, int]:
     currencies.csv and accounts.csv. Returns the number of rows written per table. Output is
     byte-stable for the same input.
     """
-    versions = load_plans(plans_dir, Reference.from_seeds(seeds_dir))
+    reference = Reference.from_seeds(seeds_dir)
+    versions = load_plans(plans_dir, reference)
     counts: dict[str, int] = {}
-    for table, rows in price_table_rows(versions).items():
+    for table, rows in price_table_rows(versions, reference.meters).items():
         path = seeds_dir / f"{table}.csv"
         with path.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=TABLE_COLUMNS[table], lineterminator="\n")

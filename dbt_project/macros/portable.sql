@@ -60,3 +60,63 @@
 {% macro spark__view_or_table_for_readers() -%}
     {{ return('table') }}
 {%- endmacro %}
+
+{#- Multi-dimensional meters (decision 81). meters.dimension_key lists a meter's keys separated
+    by '|' (model|region); an event's dimension value is then the combination
+    `model=gpt-4o|region=eu` (keys in declared order, '*' for a missing key, '%', '|' and '*' in
+    values percent-encoded), or '*' when every key is missing. One key keeps the bare value. The
+    Python twin is pricing.plan_types.dimension_combination. -#}
+{% macro max_dimension_keys() -%}4{%- endmacro %}
+
+{#- The i-th (1-based) '|'-separated part of a text, '' beyond the last. -#}
+{% macro dimension_part(text, position) -%}
+    {{ return(adapter.dispatch('dimension_part', 'billing')(text, position)) }}
+{%- endmacro %}
+
+{% macro default__dimension_part(text, position) -%}
+    coalesce(split_part({{ text }}, '|', {{ position }}), '')
+{%- endmacro %}
+
+{#- try_element_at: NULL beyond the last part, where element_at fails under ANSI mode. -#}
+{% macro spark__dimension_part(text, position) -%}
+    coalesce(try_element_at(split({{ text }}, '[|]'), {{ position }}), '')
+{%- endmacro %}
+
+{#- The dimension value of an event: its properties (JSON text) on the meter's keys. -#}
+{% macro event_dimension_value(properties, keys) -%}
+    {%- set parts = [] -%}
+    {%- set values = [] -%}
+    {%- for position in range(1, max_dimension_keys() | int + 1) -%}
+        {%- set key = dimension_part(keys, position) -%}
+        {%- set value = "case when " ~ key ~ " != '' then " ~ json_field(properties, key) ~ " end" -%}
+        {%- do values.append(value) -%}
+        {%- set encoded = "coalesce(replace(replace(replace(" ~ value ~ ", '%', '%25'), '|', '%7C'), '*', '%2A'), '*')" -%}
+        {%- set part = dbt.concat(([] if loop.first else ["'|'"]) + [key, "'='", encoded]) -%}
+        {%- do parts.append(part if loop.first else "case when " ~ key ~ " != '' then " ~ part ~ " else '' end") -%}
+    {%- endfor -%}
+    case
+        when {{ keys }} is null or {{ keys }} not like '%|%'
+            then coalesce({{ json_field(properties, keys) }}, '*')
+        when coalesce({{ values | join(', ') }}) is null then '*'
+        else {{ dbt.concat(parts) }}
+    end
+{%- endmacro %}
+
+{#- True when a combination matches a component's filter pattern: every part equal, or the
+    pattern's part is `<key>=*` (any value). Both come from the same meter's keys. -#}
+{% macro dimension_matches(pattern, combination) -%}
+    ({% for position in range(1, max_dimension_keys() | int + 1) -%}
+        {%- set wanted = dimension_part(pattern, position) -%}
+        ({{ wanted }} = {{ dimension_part(combination, position) }} or {{ wanted }} like '%=*')
+        {%- if not loop.last %} and {% endif %}
+    {%- endfor %})
+{%- endmacro %}
+
+{#- How many keys a filter pattern fixes (its parts that are not `<key>=*`). -#}
+{% macro dimension_specificity(pattern) -%}
+    ({% for position in range(1, max_dimension_keys() | int + 1) -%}
+        {%- set part = dimension_part(pattern, position) -%}
+        case when {{ part }} = '' or {{ part }} like '%=*' then 0 else 1 end
+        {%- if not loop.last %} + {% endif %}
+    {%- endfor %})
+{%- endmacro %}

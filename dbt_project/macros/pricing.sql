@@ -103,8 +103,10 @@
 {%- endmacro %}
 
 {#- Every accepted event of the charges of one price model, matched to the billed segment and
-    charge component it bills in: the meter's total ('all'), one dimension value ('value'), or
-    every value no 'value' component of the charge lists ('each', the event's own value).
+    charge component it bills in: the meter's total ('all'), one dimension value ('value'), the
+    most specific partial filter of a multi-key meter that matches it ('filter',
+    int_charge_dimension_matches), or every value no 'value' or 'filter' component of the charge
+    claims ('each', the event's own value).
     Columns: the segment and component, the component's terms (component_columns), and the
     event (raw_event_key, value, event_ts, file_seq, source_line). -#}
 {% macro events_of_charges(pricing_models, component_columns) -%}
@@ -154,14 +156,23 @@
         and components.charge_id = listed_values.charge_id
         and listed_values.dimension_match = 'value'
         and events.dimension_value = listed_values.dimension_value
+    left join {{ ref('int_charge_dimension_matches') }} as claimed
+        on components.plan_code = claimed.plan_code
+        and components.plan_version = claimed.plan_version
+        and components.charge_id = claimed.charge_id
+        and events.dimension_value = claimed.dimension_value
     where segments.is_billed_period
         and components.pricing_model in ('{{ models | join("', '") }}')
         and (
             components.dimension_match = 'all'
             or (components.dimension_match = 'value'
                 and events.dimension_value = components.dimension_value)
+            or (components.dimension_match = 'filter'
+                and claimed.dimension_match = 'filter'
+                and claimed.component_value = components.dimension_value)
             or (components.dimension_match = 'each'
-                and events.dimension_value != '*' and listed_values.charge_id is null)
+                and events.dimension_value != '*' and listed_values.charge_id is null
+                and claimed.charge_id is null)
         )
 {%- endmacro %}
 

@@ -2,9 +2,13 @@
   What every usage-based charge prices in every billed segment: the period's quantity of its
   meter, per priced dimension value. One row per segment x charge component x dimension value:
     all    the meter's total over every dimension value ('*')
-    value  one dimension value (a filter, or a price of a matrix)
-    each   every dimension value in the period's usage that no `value` row of the charge lists
-           (group_by, or a matrix default price): one line each
+    value  one dimension value (a filter, or a price of a matrix), or one whole combination of
+           a multi-key meter (model=gpt-4o|region=eu)
+    filter the combinations of a multi-key meter that match some keys (model=*|region=eu) and
+           that no more specific component of the charge claims (int_charge_dimension_matches):
+           their quantities summed (max meters: the largest); decision 81
+    each   every dimension value in the period's usage that no `value` or `filter` row of the
+           charge claims (group_by, or a matrix default price): one line each
   The quantity is zero when the account had no usage; usage without the dimension property
   counts only in the '*' total. Seat charges price the seats held in the period
   (int_seat_days, which carries seats over from earlier periods) and get their seat-days; their
@@ -32,6 +36,30 @@ listed_values as (
     select plan_code, plan_version, charge_id, dimension_value
     from components
     where dimension_match = 'value'
+),
+
+claimed as (
+    select * from {{ ref('int_charge_dimension_matches') }}
+),
+
+filtered_usage as (
+    select
+        claimed.plan_code,
+        claimed.plan_version,
+        claimed.charge_id,
+        claimed.component_value,
+        usage.account_id,
+        usage.period_start,
+        case when max(usage.aggregation) = 'max' then max(usage.quantity)
+            else sum(usage.quantity) end as quantity,
+        sum(usage.event_count) as event_count
+    from usage
+    inner join claimed
+        on usage.meter_code = claimed.meter_code
+        and usage.dimension_value = claimed.dimension_value
+    where claimed.dimension_match = 'filter'
+    group by claimed.plan_code, claimed.plan_version, claimed.charge_id, claimed.component_value,
+        usage.account_id, usage.period_start
 ),
 
 segment_components as (
@@ -73,7 +101,7 @@ priced_dimensions as (
         segment_components.*,
         segment_components.component_value as dimension_value
     from segment_components
-    where dimension_match in ('all', 'value')
+    where dimension_match in ('all', 'value', 'filter')
 
     union all
 
@@ -96,8 +124,14 @@ priced_dimensions as (
         and segment_components.plan_version = listed_values.plan_version
         and segment_components.charge_id = listed_values.charge_id
         and found.dimension_value = listed_values.dimension_value
+    left join claimed
+        on segment_components.plan_code = claimed.plan_code
+        and segment_components.plan_version = claimed.plan_version
+        and segment_components.charge_id = claimed.charge_id
+        and found.dimension_value = claimed.dimension_value
     where segment_components.dimension_match = 'each'
         and listed_values.charge_id is null
+        and claimed.charge_id is null
 )
 
 select
@@ -106,10 +140,16 @@ select
     cast(
         case
             when priced_dimensions.counts_seats then coalesce(seat_days.seat_count, 0)
+            when priced_dimensions.dimension_match = 'filter'
+                then coalesce(filtered_usage.quantity, 0)
             else coalesce(usage.quantity, 0)
         end
     as {{ decimal_type() }}) as quantity,
-    coalesce(usage.event_count, 0) as event_count,
+    case
+        when priced_dimensions.dimension_match = 'filter'
+            then coalesce(filtered_usage.event_count, 0)
+        else coalesce(usage.event_count, 0)
+    end as event_count,
     coalesce(seat_days.seat_days, 0) as seat_days
 from priced_dimensions
 left join usage
@@ -117,6 +157,15 @@ left join usage
     and priced_dimensions.period_start = usage.period_start
     and priced_dimensions.meter_code = usage.meter_code
     and priced_dimensions.dimension_value = usage.dimension_value
+    and priced_dimensions.dimension_match != 'filter'
+left join filtered_usage
+    on priced_dimensions.plan_code = filtered_usage.plan_code
+    and priced_dimensions.plan_version = filtered_usage.plan_version
+    and priced_dimensions.charge_id = filtered_usage.charge_id
+    and priced_dimensions.component_value = filtered_usage.component_value
+    and priced_dimensions.account_id = filtered_usage.account_id
+    and priced_dimensions.period_start = filtered_usage.period_start
+    and priced_dimensions.dimension_match = 'filter'
 left join seat_days
     on priced_dimensions.account_id = seat_days.account_id
     and priced_dimensions.period_start = seat_days.period_start

@@ -1,5 +1,6 @@
 {#-
-  Accepted events only, with the meter's billing dimension, the UTC day and hour they happened in
+  Accepted events only, with the meter's billing dimension (its one key's value, or for a meter
+  with several keys the combination model=gpt-4o|region=eu; decision 81), the UTC day and hour they happened in
   and the billing period they bill in (the account's billing cycle: a UTC calendar month unless
   seeds/billing_cycles.csv says otherwise). Incremental by arrival: accepted events never change, so a run
   appends the accepted events of the files landed since the last run, whatever their event day.
@@ -31,7 +32,7 @@ select
     accepted.account_id,
     accepted.meter_code,
     meters.aggregation,
-    coalesce({{ json_field('accepted.properties', 'meters.dimension_key') }}, '*') as dimension_value,
+    {{ event_dimension_value('accepted.properties', 'meters.dimension_key') }} as dimension_value,
     {{ json_field('accepted.properties', 'meters.unique_property') }} as unique_property_value,
     accepted.value,
     accepted.event_ts,
