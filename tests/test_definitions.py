@@ -109,6 +109,8 @@ EXPECTED_ASSETS = {
     "stripe/invoices",
     "salesforce/invoice_payments",
     "payments/stripe_invoice_status",
+    "sync/sync_netsuite__customer_payments",
+    "netsuite/customer_payments",
 }
 
 
@@ -247,6 +249,16 @@ def test_reverse_etl_runs_in_its_own_job_with_warehouse_and_api_pools():
     }
     assert credit_memo_parents == {
         "sync/sync_netsuite__credit_memos",
+        "netsuite/customers",
+        "netsuite/invoices",
+    }
+    # A customer payment (a paid invoice's status in NetSuite) waits for its customer and invoice.
+    payment_parents = {
+        k.to_user_string()
+        for k in graph.get(dg.AssetKey.from_user_string("netsuite/customer_payments")).parent_keys
+    }
+    assert payment_parents == {
+        "sync/sync_netsuite__customer_payments",
         "netsuite/customers",
         "netsuite/invoices",
     }
