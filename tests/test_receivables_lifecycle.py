@@ -15,7 +15,6 @@ import pytest
 import stripe
 
 from dagster_billing.fakes import start_fakes
-from dagster_billing.sync.netsuite import NetSuiteClient
 from tests.conftest import close_period, query, run_pipeline
 from tests.sync_helpers import (
     build_lifecycle_warehouse,
@@ -186,15 +185,7 @@ def test_an_invoice_is_issued_falls_due_is_chased_and_is_paid(tmp_path):
     try:
         books = _push_run(warehouse, fakes, destinations=("netsuite",))
         assert books.success and all(checks(books).values()), checks(books)
-        env = fakes.environment()
-        client = NetSuiteClient(
-            account_id=env["NETSUITE_ACCOUNT_ID"],
-            consumer_key=env["NETSUITE_CONSUMER_KEY"],
-            consumer_secret=env["NETSUITE_CONSUMER_SECRET"],
-            token_id=env["NETSUITE_TOKEN_ID"],
-            token_secret=env["NETSUITE_TOKEN_SECRET"],
-            base_url=env["NETSUITE_BASE_URL"],
-        )
+        client = resources(warehouse, fakes)["netsuite"].client()  # billing_sync's client
         read = {
             invoice_id: client.get("invoice", f"eid:{invoice_id}")
             for invoice_id in (SIM_JAN, VOLUME_JAN)

@@ -67,6 +67,16 @@ def _invoice(customer_id: str, *amounts: str) -> str:
     )
 
 
+def _two_customers_and_an_invoice(client: NetSuiteClient) -> tuple[str, str, str]:
+    """Internal ids of customers acct_x and acct_y and of acct_x's invoice inv-1 (10.00)."""
+    customer_id = client.upsert("customer", "acct_x", json.dumps(CUSTOMER)).internal_id
+    other_id = client.upsert("customer", "acct_y", json.dumps(CUSTOMER)).internal_id
+    invoice_id = client.upsert(
+        "invoice", "inv-1", _invoice(customer_id, "10.00"), replace=("item",)
+    ).internal_id
+    return customer_id, other_id, invoice_id
+
+
 @pytest.mark.parametrize(
     "override",
     [
@@ -186,11 +196,7 @@ def test_netsuite_credit_memo_must_come_from_an_existing_invoice(fakes):
 
 def test_netsuite_credit_memo_credits_its_own_customers_invoice_and_is_not_negative(fakes):
     client = netsuite(fakes)
-    customer_id = client.upsert("customer", "acct_x", json.dumps(CUSTOMER)).internal_id
-    other_id = client.upsert("customer", "acct_y", json.dumps(CUSTOMER)).internal_id
-    invoice_id = client.upsert(
-        "invoice", "inv-1", _invoice(customer_id, "10.00"), replace=("item",)
-    ).internal_id
+    customer_id, other_id, invoice_id = _two_customers_and_an_invoice(client)
     memo = {**json.loads(_invoice(other_id, "5.00")), "createdFrom": {"id": invoice_id}}
     with pytest.raises(PermanentError, match="customer differs"):
         client.upsert("creditmemo", "cn-1", json.dumps(memo), replace=("item",))
@@ -222,11 +228,7 @@ def test_netsuite_invoice_is_paid_in_full_by_customer_payments_applied_to_it(fak
     """No writable status: an invoice is Open until payments applied to it (less credit memos
     created from it) cover its total, then Paid In Full. The apply sublist is keyed by doc."""
     client = netsuite(fakes)
-    customer_id = client.upsert("customer", "acct_x", json.dumps(CUSTOMER)).internal_id
-    other_id = client.upsert("customer", "acct_y", json.dumps(CUSTOMER)).internal_id
-    invoice_id = client.upsert(
-        "invoice", "inv-1", _invoice(customer_id, "10.00"), replace=("item",)
-    ).internal_id
+    customer_id, other_id, invoice_id = _two_customers_and_an_invoice(client)
     memo = {**json.loads(_invoice(customer_id, "2.50")), "createdFrom": {"id": invoice_id}}
     client.upsert("creditmemo", "cn-1", json.dumps(memo), replace=("item",))
 
