@@ -149,3 +149,29 @@ def test_the_floor_rates_the_sample_plans_and_refuses_what_it_does_not_rate(tmp_
     assert "bundles: discount_percent" in str(refused.value)
     assert "billing_cycles acct_meridian: anniversary periods" in str(refused.value)
     assert "meters llm.calls: several dimension keys" in str(refused.value)
+
+
+def test_the_pdf_bench_reports_wall_cpu_and_pdfs_per_second(tmp_path):
+    out = tmp_path / "pdf_render.json"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "bench/pdf_render.py",
+            "--invoices",
+            "3",
+            "--processes",
+            "1",
+            "--out",
+            out,
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    result = json.loads(out.read_text())
+    assert result["invoices"] == 3 and result["byte_stable"] is True
+    assert {"wall_s", "cpu_s", "pdfs_per_s", "cpu_ms_per_invoice", "target_met"} <= set(result)
+    for label in ("3 invoice PDFs", "wall time", "CPU time", "PDFs/s", f"written to {out}"):
+        assert label in completed.stdout, completed.stdout

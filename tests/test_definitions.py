@@ -109,7 +109,13 @@ EXPECTED_ASSETS = {
     "stripe/invoices",
     "salesforce/invoice_payments",
     "payments/stripe_invoice_status",
+    "sync/sync_netsuite__customer_payments",
+    "netsuite/customer_payments",
 }
+
+
+def _parents(graph, key: str) -> set[str]:
+    return {k.to_user_string() for k in graph.get(dg.AssetKey.from_user_string(key)).parent_keys}
 
 
 def _graph():
@@ -127,9 +133,7 @@ def test_lineage_runs_from_plans_and_landing_to_exports():
     _, graph = _graph()
 
     def parents(key: str) -> set[str]:
-        return {
-            k.to_user_string() for k in graph.get(dg.AssetKey.from_user_string(key)).parent_keys
-        }
+        return _parents(graph, key)
 
     assert "plans/price_tables" in parents("reference/price_tiers")
     # Roots of the dbt graph also wait for the plan compiler (dbt parses the price tables).
@@ -235,27 +239,24 @@ def test_reverse_etl_runs_in_its_own_job_with_warehouse_and_api_pools():
     )
     assert pools["salesforce__accounts__push"] == "salesforce_api"
     assert pools["stripe__invoice_items__push"] == "stripe_api"
-    parents = {
-        k.to_user_string()
-        for k in graph.get(dg.AssetKey.from_user_string("netsuite/invoices")).parent_keys
-    }
-    assert parents == {"sync/sync_netsuite__invoices", "netsuite/customers"}
-    # A credit memo waits for its customer and for the invoice it credits.
-    credit_memo_parents = {
-        k.to_user_string()
-        for k in graph.get(dg.AssetKey.from_user_string("netsuite/credit_memos")).parent_keys
-    }
-    assert credit_memo_parents == {
-        "sync/sync_netsuite__credit_memos",
+    assert _parents(graph, "netsuite/invoices") == {
+        "sync/sync_netsuite__invoices",
         "netsuite/customers",
-        "netsuite/invoices",
     }
-    assert {"billing/fct_credit_notes", "billing/fct_credit_note_lines"} <= {
-        k.to_user_string()
-        for k in graph.get(
-            dg.AssetKey.from_user_string("sync/sync_netsuite__credit_memos")
-        ).parent_keys
-    }
+    # A credit memo waits for its customer and for the invoice it credits; so does a customer
+    # payment (a paid invoice's status in NetSuite) for the invoice it is applied to.
+    for kind in ("credit_memos", "customer_payments"):
+        assert _parents(graph, f"netsuite/{kind}") == {
+            f"sync/sync_netsuite__{kind}",
+            "netsuite/customers",
+            "netsuite/invoices",
+        }
+    assert {"billing/fct_credit_notes", "billing/fct_credit_note_lines"} <= _parents(
+        graph, "sync/sync_netsuite__credit_memos"
+    )
+    assert "billing/fct_invoice_payments" in _parents(
+        graph, "sync/sync_netsuite__customer_payments"
+    )
     checks = {f"{k.asset_key.to_user_string()}:{k.name}" for k in graph.asset_check_keys}
     assert {
         "netsuite/invoices:matches_warehouse",

@@ -165,15 +165,53 @@ def test_an_invoice_pdf_carries_every_field_an_accountant_reads():
         "Tier 1: 0 to 1,000,000 1,000,000 0.001 1,000",
         "Tier 2: 1,000,000 to unbounded 200,000 0.0014 280",
         "2 Builds (builds.completed) 1,000 0.5 ¥500",
-        "3 Welcome 10% off 10 % of 1,780 -¥178",
-        "4 Consumption tax 10 % of 1,602 ¥160",
+        "3 Welcome 10% off 10 % of ¥1,780 -¥178",
+        "4 Consumption tax 10 % of ¥1,602 ¥160",
         "5 Prepaid credits -¥500",
         # Totals = lines + tax.
-        "Subtotal ¥1,780 Discounts -¥178 Consumption tax 10 % of 1,602 ¥160",
+        "Subtotal ¥1,780 Discounts -¥178 Consumption tax 10 % of ¥1,602 ¥160",
         "Prepaid credits applied -¥500 Total due ¥1,262",
         # How to pay.
         "How to pay: Pay by bank transfer to Example Bank, account 0000000.",
         "Please pay ¥1,262 by 2026-02-19.",
+    ):
+        assert expected in text, (expected, text)
+
+
+def _line(number: int, line_type: str, description: str, amount: str, **money: str) -> dict:
+    fields = {"quantity": None, "unit_price": None, "base_amount": None, "rate_percent": None}
+    fields.update({name: D(value) for name, value in money.items()})
+    return {"invoice_line_id": f"u{number}", "line_number": number, "line_type": line_type,
+            "description": description, "meter_code": None, "dimension_value": None,
+            "amount": D(amount), **fields}  # fmt: skip
+
+
+def test_money_is_never_in_the_quantity_column_but_in_the_basis():
+    """Discounts, minimums, percentage charges and commitments print their base as money in the
+    Basis column (rate % of base, or what the base is), with an empty Quantity."""
+    lines = [
+        _line(1, "charge", "Builds", "10.13", quantity="81", unit_price="0.125"),
+        _line(2, "discount", "Builds: discount", "-1.01", base_amount="10.125", rate_percent="10"),
+        _line(3, "minimum", "Builds: minimum spend", "40.88", base_amount="50"),
+        _line(4, "charge", "Card payments", "358.32", base_amount="12345.67"),
+        _line(5, "maximum", "Card payments: maximum spend", "-58.32", base_amount="300"),
+        _line(6, "commitment_discount", "Committed-spend discount", "-71.20",
+              base_amount="395.57", rate_percent="18"),
+        _line(7, "commitment_true_up", "Minimum commitment true-up", "1675.63",
+              base_amount="2000"),
+    ]  # fmt: skip
+    invoice = {**INVOICE, "currency": "USD", "minor_units": 2, "subtotal": D("2000.00"),
+               "discount_total": D("0.00"), "tax_total": D("0.00"), "credits_applied": D("0.00"),
+               "total": D("2000.00")}  # fmt: skip
+    text = _text(render_pdf(invoice_context(invoice, lines, (), CO_ISSUER)))
+    for expected in (
+        "1 Builds 81 0.125 $10.13",
+        "2 Builds: discount 10 % of $10.125 -$1.01",
+        "3 Builds: minimum spend minimum spend $50.00 $40.88",
+        "4 Card payments on $12,345.67 of transactions $358.32",
+        "5 Card payments: maximum spend maximum spend $300.00 -$58.32",
+        "6 Committed-spend discount 18 % of $395.57 -$71.20",
+        "7 Minimum commitment true-up commitment $2,000.00 $1,675.63",
     ):
         assert expected in text, (expected, text)
 
@@ -192,8 +230,8 @@ def test_a_credit_note_pdf_references_the_invoice_it_corrects():
         "Currency EUR",
         "Reason Late usage lowered the amount billed",
         "1 Late usage correction: Builds (builds.completed) €20.75",
-        "2 VAT 19 % of 20.75 €3.94",
-        "Credited €20.75 VAT 19 % of 20.75 €3.94 Total credited €24.69",
+        "2 VAT 19 % of €20.75 €3.94",
+        "Credited €20.75 VAT 19 % of €20.75 €3.94 Total credited €24.69",
         "This credit note reduces invoice 2026-0003 by €24.69.",
     ):
         assert expected in text, (expected, text)

@@ -463,13 +463,13 @@ def _check_alerts(page, data_dir: Path, fmt: Formatter) -> None:
     ]
     [true_up] = _sql(
         data_dir,
-        "select quantity, amount from billing.fct_invoice_lines"
+        "select base_amount, amount from billing.fct_invoice_lines"
         " where invoice_id = ? and line_type = 'commitment_true_up'",
         [ALPHA_FEB],
     )
     box = page.get_by_test_id("true-up")
     assert box.locator("[data-field=commitment]").inner_text() == fmt.money(
-        true_up["quantity"], "USD"
+        true_up["base_amount"], "USD"
     )
     assert box.locator("[data-field=true_up]").inner_text() == fmt.money(true_up["amount"], "USD")
     assert page.locator("nav .badge").inner_text() == "2"  # February's crossing and the true-up

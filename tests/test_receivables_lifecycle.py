@@ -1,7 +1,7 @@
 """An invoice lived through after it is final: issued with a due date from payment terms and
 tax, pushed to Stripe as an invoice and finalized there, not yet due, overdue (an invoice.overdue
 webhook, signed, delivered once), paid in Stripe, and read back as paid: nothing outstanding, no
-more reminders. Everything goes through Dagster (the pipeline, the close, the Stripe pushes and
+more reminders; in NetSuite, a customer payment applied to the invoice makes it Paid In Full. Everything goes through Dagster (the pipeline, the close, the Stripe pushes and
 stripe/invoice_status, webhook delivery) against the Stripe contract server, with the real
 stripe library; money is compared as exact Decimals."""
 
@@ -37,13 +37,11 @@ PROFILES = (
 )
 
 
-def _stripe_run(warehouse, fakes) -> dg.ExecuteInProcessResult:
+def _push_run(warehouse, fakes, destinations=("stripe", "payments")) -> dg.ExecuteInProcessResult:
     """What billing_sync does for Stripe: customers, invoices, invoice items, then finalize and
-    read the status back (stripe/invoice_status)."""
+    read the status back (stripe/invoice_status); or for the `destinations` given."""
     selected = [
-        asset
-        for asset in push_assets()
-        if any(key.path[0] in ("stripe", "payments") for key in asset.keys)
+        asset for asset in push_assets() if any(key.path[0] in destinations for key in asset.keys)
     ]
     return dg.materialize(
         selected,
@@ -111,7 +109,7 @@ def test_an_invoice_is_issued_falls_due_is_chased_and_is_paid(tmp_path):
 
     fakes = start_fakes(tmp_path / "fakes")
     try:
-        first = _stripe_run(warehouse, fakes)
+        first = _push_run(warehouse, fakes)
         assert first.success and all(checks(first).values()), checks(first)
         stripe_invoices = {
             inv["metadata"]["billing_invoice_id"]: inv
@@ -158,7 +156,7 @@ def test_an_invoice_is_issued_falls_due_is_chased_and_is_paid(tmp_path):
             fakes.stripe.account.api_key, base_addresses={"api": fakes.urls["stripe"]}
         )
         client.v1.invoices.pay(sim["id"], params={"paid_out_of_band": True})
-        second = _stripe_run(warehouse, fakes)
+        second = _push_run(warehouse, fakes)
         assert second.success and all(checks(second).values())
         statuses = dict(
             query(
@@ -180,3 +178,36 @@ def test_an_invoice_is_issued_falls_due_is_chased_and_is_paid(tmp_path):
         warehouse, "select account_id from billing.fct_receivables_aging order by account_id"
     ) == [("acct_volume",)]
     assert _overdue_events(warehouse) == {f"invoice.overdue:{VOLUME_JAN}:1"}
+
+    # The books: NetSuite derives an invoice's status from customer payments applied to it, so
+    # the paid invoice goes there as a customer payment (read back through the real client).
+    fakes = start_fakes(tmp_path / "books")
+    try:
+        books = _push_run(warehouse, fakes, destinations=("netsuite",))
+        assert books.success and all(checks(books).values()), checks(books)
+        client = resources(warehouse, fakes)["netsuite"].client()  # billing_sync's client
+        read = {
+            invoice_id: client.get("invoice", f"eid:{invoice_id}")
+            for invoice_id in (SIM_JAN, VOLUME_JAN)
+        }
+        assert {
+            invoice_id: (r["status"]["refName"], r["amountPaid"], r["amountRemaining"])
+            for invoice_id, r in read.items()
+        } == {
+            SIM_JAN: ("Paid In Full", D("34.22"), D("0")),
+            VOLUME_JAN: ("Open", D("0"), payments[VOLUME_JAN][1]),
+        }
+        payment = client.get("customerpayment", f"eid:pay-{SIM_JAN}", expand=True)
+        assert (payment["customer"], D(payment["payment"])) == (read[SIM_JAN]["entity"], D("34.22"))
+        assert [(line["doc"], line["amount"]) for line in payment["apply"]["items"]] == [
+            ({"id": read[SIM_JAN]["id"]}, D("34.22"))
+        ]
+        assert client.get("customerpayment", f"eid:pay-{VOLUME_JAN}") is None
+        client.close()
+        written = (dict(fakes.netsuite.created), dict(fakes.netsuite.updated))
+        assert written[0]["customerpayment"] == 1
+        again = _push_run(warehouse, fakes, destinations=("netsuite",))
+        assert again.success
+        assert (dict(fakes.netsuite.created), dict(fakes.netsuite.updated)) == written
+    finally:
+        fakes.stop()

@@ -5,6 +5,7 @@ would."""
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import pytest
 import requests
@@ -64,6 +65,16 @@ def _invoice(customer_id: str, *amounts: str) -> str:
             },
         }
     )
+
+
+def _two_customers_and_an_invoice(client: NetSuiteClient) -> tuple[str, str, str]:
+    """Internal ids of customers acct_x and acct_y and of acct_x's invoice inv-1 (10.00)."""
+    customer_id = client.upsert("customer", "acct_x", json.dumps(CUSTOMER)).internal_id
+    other_id = client.upsert("customer", "acct_y", json.dumps(CUSTOMER)).internal_id
+    invoice_id = client.upsert(
+        "invoice", "inv-1", _invoice(customer_id, "10.00"), replace=("item",)
+    ).internal_id
+    return customer_id, other_id, invoice_id
 
 
 @pytest.mark.parametrize(
@@ -185,11 +196,7 @@ def test_netsuite_credit_memo_must_come_from_an_existing_invoice(fakes):
 
 def test_netsuite_credit_memo_credits_its_own_customers_invoice_and_is_not_negative(fakes):
     client = netsuite(fakes)
-    customer_id = client.upsert("customer", "acct_x", json.dumps(CUSTOMER)).internal_id
-    other_id = client.upsert("customer", "acct_y", json.dumps(CUSTOMER)).internal_id
-    invoice_id = client.upsert(
-        "invoice", "inv-1", _invoice(customer_id, "10.00"), replace=("item",)
-    ).internal_id
+    customer_id, other_id, invoice_id = _two_customers_and_an_invoice(client)
     memo = {**json.loads(_invoice(other_id, "5.00")), "createdFrom": {"id": invoice_id}}
     with pytest.raises(PermanentError, match="customer differs"):
         client.upsert("creditmemo", "cn-1", json.dumps(memo), replace=("item",))
@@ -208,6 +215,51 @@ def test_netsuite_credit_memo_credits_its_own_customers_invoice_and_is_not_negat
     client.upsert("creditmemo", "cn-1", json.dumps({**ok, "tranId": "CN-2026-0001"}))
     assert fakes.netsuite.record("creditmemo", "cn-1")["tranId"] == "CN-2026-0001"
     assert fakes.netsuite.created == {"customer": 2, "invoice": 2, "creditmemo": 1}
+
+
+def _payment(customer_id: str, payment: str, *applied: tuple[str, str]) -> str:
+    items = [{"doc": {"id": doc}, "apply": True, "amount": amount} for doc, amount in applied]
+    return json.dumps(
+        {"customer": {"id": customer_id}, "payment": payment, "apply": {"items": items}}
+    )
+
+
+def test_netsuite_invoice_is_paid_in_full_by_customer_payments_applied_to_it(fakes):
+    """No writable status: an invoice is Open until payments applied to it (less credit memos
+    created from it) cover its total, then Paid In Full. The apply sublist is keyed by doc."""
+    client = netsuite(fakes)
+    customer_id, other_id, invoice_id = _two_customers_and_an_invoice(client)
+    memo = {**json.loads(_invoice(customer_id, "2.50")), "createdFrom": {"id": invoice_id}}
+    client.upsert("creditmemo", "cn-1", json.dumps(memo), replace=("item",))
+
+    def balance() -> tuple:
+        invoice = client.get("invoice", "eid:inv-1")
+        return invoice["status"]["refName"], invoice["amountPaid"], invoice["amountRemaining"]
+
+    assert balance() == ("Open", Decimal("0"), Decimal("7.50"))
+    for refused, match in [
+        (_payment(other_id, "7.50", (invoice_id, "7.50")), "not an open invoice"),
+        (_payment(customer_id, "9.00", (invoice_id, "7.51")), "at most the amount due"),
+        (_payment(customer_id, "5.00", (invoice_id, "7.50")), "exceeds the payment"),
+        (_payment(customer_id, "7.50", ("404", "7.50")), "Invalid Field Value 404"),
+    ]:
+        with pytest.raises(PermanentError, match=match):
+            client.upsert("customerpayment", "pay-inv-1", refused)
+    client.upsert(
+        "customerpayment", "pay-inv-1", _payment(customer_id, "5.00", (invoice_id, "5.00"))
+    )
+    assert balance() == ("Open", Decimal("5.00"), Decimal("2.50"))
+    # Upserting it again with the full amount replaces its line for that invoice (keyed by doc).
+    client.upsert(
+        "customerpayment", "pay-inv-1", _payment(customer_id, "7.50", (invoice_id, "7.50"))
+    )
+    assert balance() == ("Paid In Full", Decimal("7.50"), Decimal("0"))
+    assert len(fakes.netsuite.record("customerpayment", "pay-inv-1")["apply"]) == 1
+    with pytest.raises(PermanentError, match="at most the amount due"):  # nothing left to apply
+        client.upsert(
+            "customerpayment", "pay-2", _payment(customer_id, "1.00", (invoice_id, "1.00"))
+        )
+    assert fakes.netsuite.created["customerpayment"] == 1
 
 
 def test_netsuite_concurrency_limit_and_retries(fakes):

@@ -15,6 +15,11 @@ Sources (Oracle NetSuite Help Center, docs.oracle.com/en/cloud/saas/netsuite/ns-
 - Field contracts: contracts/netsuite/*.json (hand-written, see their $comment).
 - Credit memos ("Credit Memo" REST record page, article_164460021767; record id creditmemo):
   `createdFrom` must be an existing invoice of the same customer (`entity`).
+- Customer payments ("Customer Payment" REST record page, article_0224093711; record id
+  customerpayment): applied (`apply` sublist, keyed by `doc`) to invoices of their customer, they
+  decrease the invoice's amount due; an invoice reads back `amountPaid`, `amountRemaining` and
+  `status` Open or Paid In Full (read-only, derived; SuiteQL's CustInvc:A / CustInvc:B), less any
+  credit memo created from it.
 - "Troubleshooting Negative Total Error" (section_164206526447): NetSuite refuses a transaction
   whose total is negative ("The total cannot be negative"); lines may be negative.
 - Concurrency governance ("Concurrency Governance and Session Management"): requests above the
@@ -335,7 +340,45 @@ class NetSuiteFake(ContractServer):
                 body[name] = sublist
             else:
                 body[name] = value
+        if record_type == "invoice":
+            body.update(self._invoice_balance(record))
         return json_response(body)
+
+    def _invoice_balance(self, invoice: dict[str, Any]) -> dict[str, Any]:
+        """What NetSuite derives on an invoice from the payments applied to it."""
+        paid = self._applied_to(invoice["id"])
+        remaining = self._amount_due(invoice) - paid
+        status = ("B", "Paid In Full") if remaining <= 0 else ("A", "Open")
+        return {
+            "amountPaid": paid,
+            "amountRemaining": max(remaining, Decimal(0)),
+            "status": {"id": status[0], "refName": status[1]},
+        }
+
+    def _amount_due(self, invoice: dict[str, Any]) -> Decimal:
+        """An invoice's total less the credit memos created from it."""
+        credited = sum(
+            (
+                memo.get("total", Decimal(0))
+                for memo in self.records["creditmemo"].values()
+                if str((memo.get("createdFrom") or {}).get("id")) == invoice["id"]
+            ),
+            Decimal(0),
+        )
+        return invoice.get("total", Decimal(0)) - credited
+
+    def _applied_to(self, invoice_id: str, excluding: str | None = None) -> Decimal:
+        """What customer payments (but `excluding`) apply to an invoice."""
+        return sum(
+            (
+                line["amount"]
+                for payment_id, payment in self.records["customerpayment"].items()
+                if payment_id != excluding
+                for line in payment.get("apply", [])
+                if line.get("apply") and str(line["doc"]["id"]) == invoice_id
+            ),
+            Decimal(0),
+        )
 
     async def _upsert(self, request: Request, record_type: str, external_id: str) -> Response:
         contract = self.contracts[record_type]
@@ -471,6 +514,47 @@ class NetSuiteFake(ContractServer):
                 )
         if after.get("total", Decimal(0)) < 0:
             return self._reject(record_type, 400, "USER_ERROR", "The total cannot be negative.")
+        if record_type == "customerpayment":
+            return self._check_payment(after, existing["id"] if existing else None)
+        return None
+
+    def _check_payment(self, payment: dict[str, Any], payment_id: str | None) -> Response | None:
+        """Applied documents are invoices of the payment's customer, each applied at most what it
+        still owes, and the payment covers what it applies."""
+        applied = [line for line in payment.get("apply", []) if line.get("apply")]
+        for index, line in enumerate(applied):
+            where = f"apply.items[{index}]"
+            invoice = self.records["invoice"].get(str(line["doc"].get("id")))
+            if invoice is None or invoice.get("entity") != payment.get("customer"):
+                return self._reject(
+                    "customerpayment",
+                    400,
+                    "INVALID_CONTENT",
+                    "The applied document is not an open invoice of the payment's customer.",
+                    f"{where}.doc",
+                )
+            owed = self._amount_due(invoice) - self._applied_to(invoice["id"], payment_id)
+            if line["amount"] <= 0 or line["amount"] > owed:
+                return self._reject(
+                    "customerpayment",
+                    400,
+                    "USER_ERROR",
+                    f"The amount applied ({line['amount']}) must be above zero and at most the "
+                    f"amount due on the invoice ({owed}).",
+                    f"{where}.amount",
+                )
+        received = _decimal(payment.get("payment"))
+        if (
+            received is not None
+            and sum((line["amount"] for line in applied), Decimal(0)) > received
+        ):
+            return self._reject(
+                "customerpayment",
+                400,
+                "USER_ERROR",
+                "The total applied exceeds the payment amount.",
+                "payment",
+            )
         return None
 
     def _exists(self, target: str, internal_id: str) -> bool:
@@ -487,10 +571,15 @@ class NetSuiteFake(ContractServer):
         self, record_type: str, record: dict[str, Any], body: dict[str, Any], *, replace: set[str]
     ) -> None:
         sublists = self.contracts[record_type]["x-sublists"]
+        keys = self.contracts[record_type].get("x-sublist-keys", {})
         for name, value in body.items():
             if name in sublists:
                 lines = [_numbers(line) for line in (value or {}).get("items", [])]
                 kept = [] if name in replace else list(record.get(name, []))
+                if name in keys:
+                    # A keyed sublist: a sent line replaces the kept line with the same key.
+                    sent = {str((line.get(keys[name]) or {}).get("id")) for line in lines}
+                    kept = [k for k in kept if str((k.get(keys[name]) or {}).get("id")) not in sent]
                 record[name] = [{**line, "line": n} for n, line in enumerate(kept + lines, start=1)]
             else:
                 record[name] = value

@@ -60,6 +60,13 @@ class Formatter:
     def percent(self, value: Decimal) -> str:
         return f"{self.number(value)} %"
 
+    def base(self, value: Decimal) -> str:
+        """Money a line is measured on, every digit kept ("$1,060.13", a charge's unrounded
+        "$10.125"): a basis is not a billed amount, so it is neither checked nor rounded."""
+        plain = Decimal(format_decimal(value))
+        text = format_currency(plain, self.currency, locale=self.locale, decimal_quantization=False)
+        return text.translate(_GLYPH_FALLBACKS)
+
 
 def _address_lines(text: str | None) -> list[str]:
     return [part.strip() for part in (text or "").split(";") if part.strip()]
@@ -94,14 +101,24 @@ def _customer(document: dict) -> dict:
     }
 
 
+# How a line measured on money without a rate names its base_amount in the Basis column.
+BASIS_LABELS = {
+    "charge": "on {} of transactions",  # a percentage charge: fees per transaction
+    "minimum": "minimum spend {}",
+    "maximum": "maximum spend {}",
+    "commitment_true_up": "commitment {}",
+}
+
+
 def _basis(line: dict, fmt: Formatter) -> str:
-    """What a percentage or commitment line is measured on: its own column, never the quantity."""
+    """What a line is measured on when it is money (discounts, commitments, minimums, percentage
+    charges, coupons, tax): its own column, never the quantity (decision 78)."""
     base, rate = line.get("base_amount"), line.get("rate_percent")
     if base is None:
         return ""
-    if rate is None:
-        return f"commitment {fmt.number(base)}"
-    return f"{fmt.percent(rate)} of {fmt.number(base)}"
+    if rate is not None:
+        return f"{fmt.percent(rate)} of {fmt.base(base)}"
+    return BASIS_LABELS.get(line["line_type"], "on {}").format(fmt.base(base))
 
 
 def _description(line: dict) -> str:
@@ -160,7 +177,7 @@ def _tax_rows(document: dict, lines: Sequence[dict], fmt: Formatter) -> list[lis
     if taxed:
         return [
             [f"{line['description']} {fmt.percent(line['rate_percent'])} of "
-             f"{fmt.number(line['base_amount'])}", fmt.money(line["amount"])]
+             f"{fmt.base(line['base_amount'])}", fmt.money(line["amount"])]
             for line in taxed
         ]  # fmt: skip
     label = TREATMENT_LABELS.get(document.get("tax_treatment") or "")

@@ -430,7 +430,7 @@ def alerts(snapshot: PortalSnapshot, account_id: str) -> dict:
                 found = rows(
                     cursor,
                     """
-                    select quantity as commitment, amount as true_up, currency, minor_units
+                    select base_amount as commitment, amount as true_up, currency, minor_units
                     from billing.fct_invoice_lines
                     where account_id = ? and invoice_id = ? and line_type = 'commitment_true_up'
                     """,

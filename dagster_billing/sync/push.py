@@ -9,6 +9,7 @@ without ever becoming floats.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections import Counter
 from collections.abc import Mapping
@@ -143,21 +144,40 @@ def resolve_references(
 ) -> dict[str, Any]:
     """Replace our ids in the reference fields of a payload with destination ids.
 
+    A reference is a field name or a dotted path where `name[]` walks a list
+    (`apply.items[].doc`: every applied document of a NetSuite customer payment).
     `replace(field_value, destination_id)` builds the new value; the current value is read with
     `our_id(field_value)` conventions of the destination (a string, or {"externalId": ...})."""
-    resolved = dict(payload)
-    for field_name, target_object in references.items():
-        if field_name not in resolved or resolved[field_name] is None:
-            continue
-        value = resolved[field_name]
-        our_id = value.get("externalId") if isinstance(value, dict) else value
-        destination_id = reference_ids.get(target_object, {}).get(our_id)
-        if destination_id is None:
-            raise MissingReference(
-                f"{field_name} refers to {target_object} {our_id!r}, which is not synced yet"
-            )
-        resolved[field_name] = replace(value, destination_id)
+    resolved = copy.deepcopy(payload)
+    for path, target_object in references.items():
+        for container, key in _reference_slots(resolved, path):
+            value = container[key]
+            if value is None:
+                continue
+            our_id = value.get("externalId") if isinstance(value, dict) else value
+            destination_id = reference_ids.get(target_object, {}).get(our_id)
+            if destination_id is None:
+                raise MissingReference(
+                    f"{path} refers to {target_object} {our_id!r}, which is not synced yet"
+                )
+            container[key] = replace(value, destination_id)
     return resolved
+
+
+def _reference_slots(node: Any, path: str) -> list[tuple[Any, Any]]:
+    """(container, key) of every value at a reference path, absent fields skipped."""
+    head, _, rest = path.partition(".")
+    name = head.removesuffix("[]")
+    if not isinstance(node, dict) or node.get(name) is None:
+        return []
+    if head.endswith("[]"):
+        children = node[name] if isinstance(node[name], list) else []
+        if not rest:
+            return [(children, index) for index in range(len(children))]
+        return [slot for child in children for slot in _reference_slots(child, rest)]
+    if not rest:
+        return [(node, name)]
+    return _reference_slots(node[name], rest)
 
 
 def not_attempted(row: PendingRow, reason: str, operation: str = "upsert") -> RowResult:

@@ -14,11 +14,6 @@
     end
 {%- endmacro %}
 
-{#- Rating's line types measured on money (commitment spend), not on a quantity. -#}
-{% macro money_based_line_types() -%}
-    ('commitment_discount', 'commitment_true_up')
-{%- endmacro %}
-
 {#- Lines that are not the gross: coupons, tax and prepaid credits (subtotal excludes them). -#}
 {% macro non_gross_line_types() -%}
     ('coupon', 'tax', 'credit')

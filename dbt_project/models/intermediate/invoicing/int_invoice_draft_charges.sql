@@ -3,9 +3,8 @@
   charge, commitment, fee... of int_invoice_charge_lines) plus `adjustment` lines carrying late
   usage of earlier final invoices. An adjustment goes to the account's next open invoice in the
   same currency after the corrected period.
-  Money never travels as a quantity: rating's commitment lines carry the spend they are measured
-  on in `quantity`; here it moves to `base_amount` (with `rate_percent`), as does the charge a
-  `discount` line is a percentage of, so a document shows quantity x unit price = amount, or
+  Money never travels as a quantity: rating already carries what a line is measured on in
+  `base_amount` (decision 78), so a document shows quantity x unit price = amount, or
   rate x base = amount, never an amount as a quantity.
 -#}
 with open_periods as (
@@ -49,15 +48,9 @@ select
     rated.dimension_value,
     rated.pricing_model,
     rated.description,
-    case when rated.line_type in {{ money_based_line_types() }} then null else rated.quantity end
-        as quantity,
+    rated.quantity,
     rated.unit_price,
-    cast(
-        case
-            when rated.line_type in {{ money_based_line_types() }} then rated.quantity
-            when rated.line_type = 'discount' then discounted.amount_unrounded
-        end
-    as {{ decimal_type() }}) as base_amount,
+    rated.base_amount,
     rated.rate_percent,
     rated.amount_unrounded,
     rated.amount,
@@ -65,9 +58,6 @@ select
     cast(null as {{ dbt.type_string() }}) as corrects_invoice_id,
     cast(null as {{ dbt.type_string() }}) as corrects_line_id
 from rated
-left join rated as discounted
-    on rated.line_type = 'discount'
-    and rated.invoice_line_id = {{ dbt.concat(["discounted.invoice_line_id", "':discount'"]) }}
 
 union all
 

@@ -12,6 +12,10 @@
                          discount, minimum, maximum)
     commitment_true_up   commitment minimum - what the commitment period was billed (its lines
                          by service period, wherever they are invoiced), never negative
+  Money is never a quantity: base_amount carries the money a line is measured on (a percentage
+  charge's transaction value, the charge a discount is a percentage of, a minimum or maximum
+  spend, the usage spend a commitment discount takes its rate of, the commitment of a true-up);
+  those lines have no quantity and no unit price (decision 78).
   Minimums, maximums and commitments are per billing period, prorated by billable days (trial
   excluded): limit x billable_days / days of the month, rounded; the minimum, maximum and
   true-up lines are computed from the rounded lines they adjust, so the adjusted total equals
@@ -83,9 +87,11 @@ base_lines as (
                 "' from '", dbt.cast("segment_start", dbt.type_string()), "')'"
             ]) }}
         end as description,
-        quantity,
+        {#- a percentage charge's quantity is the transactions' value: money, so it is the base -#}
+        case when pricing_model = 'percentage' then null else quantity end as quantity,
         unit_price,
         cast(null as {{ decimal_type() }}) as rate_percent,
+        case when pricing_model = 'percentage' then quantity end as base_amount,
         amount_unrounded
     from rated_usage
 
@@ -117,6 +123,7 @@ base_lines as (
         units as quantity,
         cast(null as {{ decimal_type() }}) as unit_price,
         cast(null as {{ decimal_type() }}) as rate_percent,
+        cast(null as {{ decimal_type() }}) as base_amount,
         amount_unrounded
     from {{ ref('int_usage_instant_rated') }}
 
@@ -152,6 +159,7 @@ base_lines as (
         cast(null as {{ decimal_type() }}) as quantity,
         cast(null as {{ decimal_type() }}) as unit_price,
         cast(null as {{ decimal_type() }}) as rate_percent,
+        cast(null as {{ decimal_type() }}) as base_amount,
         fees.amount_unrounded
     from {{ ref('int_recurring_fees') }} as fees
 ),
@@ -180,6 +188,7 @@ discount_lines as (
         cast(null as {{ decimal_type() }}) as quantity,
         cast(null as {{ decimal_type() }}) as unit_price,
         charge_terms.discount_percent as rate_percent,
+        base_lines.amount_unrounded as base_amount,
         cast(-{{ percent_of('base_lines.amount_unrounded', 'charge_terms.discount_percent') }}
             as {{ decimal_type() }}) as amount_unrounded
     from base_lines
@@ -287,6 +296,9 @@ limit_lines as (
             cast(null as {{ decimal_type() }}) as unit_price,
             cast(null as {{ decimal_type() }}) as rate_percent,
             cast(
+                case when net_amount < minimum_amount then minimum_amount else maximum_amount end
+            as {{ decimal_type() }}) as base_amount,
+            cast(
                 case when net_amount < minimum_amount then minimum_amount - net_amount
                     else maximum_amount - net_amount end
             as {{ decimal_type() }}) as amount_unrounded,
@@ -301,7 +313,8 @@ usage_and_fee_lines as (
         invoice_line_id, invoice_id, billing_segment_id, segment_number, segment_count,
         line_group, line_type, kind_rank, service_period_start, service_period_end, plan_code,
         price_plan_code, plan_version, charge_id, charge_order, meter_code, dimension_value,
-        pricing_model, description, quantity, unit_price, rate_percent, amount_unrounded,
+        pricing_model, description, quantity, unit_price, rate_percent, base_amount,
+        amount_unrounded,
         minor_units, amount
     from priced_lines
 
@@ -311,7 +324,8 @@ usage_and_fee_lines as (
         invoice_line_id, invoice_id, billing_segment_id, segment_number, segment_count,
         line_group, line_type, kind_rank, service_period_start, service_period_end, plan_code,
         price_plan_code, plan_version, charge_id, charge_order, meter_code, dimension_value,
-        pricing_model, description, quantity, unit_price, rate_percent, amount_unrounded,
+        pricing_model, description, quantity, unit_price, rate_percent, base_amount,
+        amount_unrounded,
         minor_units,
         {{ round_money('amount_unrounded', 'minor_units') }} as amount
     from limit_lines
@@ -357,9 +371,10 @@ commitment_discount_lines as (
         '*' as dimension_value,
         cast(null as {{ dbt.type_string() }}) as pricing_model,
         'Committed-spend discount' as description,
-        cast(usage_totals.usage_amount as {{ decimal_type() }}) as quantity,
+        cast(null as {{ decimal_type() }}) as quantity,
         cast(null as {{ decimal_type() }}) as unit_price,
         commitment_segments.commitment_discount_percent as rate_percent,
+        cast(usage_totals.usage_amount as {{ decimal_type() }}) as base_amount,
         cast(-{{ percent_of('usage_totals.usage_amount', 'commitment_segments.commitment_discount_percent') }}
             as {{ decimal_type() }}) as amount_unrounded,
         commitment_segments.minor_units
@@ -423,9 +438,10 @@ true_up_lines as (
         '*' as dimension_value,
         cast(null as {{ dbt.type_string() }}) as pricing_model,
         'Minimum commitment true-up' as description,
-        cast(commitments.commitment_amount as {{ decimal_type() }}) as quantity,
+        cast(null as {{ decimal_type() }}) as quantity,
         cast(null as {{ decimal_type() }}) as unit_price,
         cast(null as {{ decimal_type() }}) as rate_percent,
+        cast(commitments.commitment_amount as {{ decimal_type() }}) as base_amount,
         cast(commitments.commitment_amount - coalesce(spent.amount, 0) as {{ decimal_type() }})
             as amount_unrounded,
         commitments.minor_units,
@@ -483,6 +499,7 @@ select
     cast(all_lines.quantity as {{ decimal_type() }}) as quantity,
     cast(all_lines.unit_price as {{ decimal_type() }}) as unit_price,
     cast(all_lines.rate_percent as {{ decimal_type() }}) as rate_percent,
+    cast(all_lines.base_amount as {{ decimal_type() }}) as base_amount,
     cast(all_lines.amount_unrounded as {{ decimal_type() }}) as amount_unrounded,
     cast(all_lines.amount as {{ money_type() }}) as amount,
     {{ to_minor_units('all_lines.amount', 'all_lines.minor_units') }} as amount_minor
