@@ -42,8 +42,11 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 
 # One line per stage on the terminal; the Dagster and dbt logs go to $(BILLING_DATA_DIR)/logs/demo.log.
 demo: manifest $(DAGSTER_HOME)/dagster.yaml
-	@$(BIN)/billing demo --fresh --events $(EVENTS) --first-day $(DEMO_FIRST_DAY) \
-	    --as-of $(DEMO_AS_OF) --close-period $(DEMO_LAST_PERIOD)
+	@$(BIN)/billing dbt-server --socket $(CURDIR)/.dbt-demo.sock --exit-with-parent \
+	    2>/dev/null & \
+	BILLING_DBT_SERVER=$(CURDIR)/.dbt-demo.sock $(BIN)/billing demo --fresh \
+	    --events $(EVENTS) --first-day $(DEMO_FIRST_DAY) --as-of $(DEMO_AS_OF) \
+	    --close-period $(DEMO_LAST_PERIOD)
 
 # Local NetSuite, Salesforce (HTTPS) and Stripe contract servers on 127.0.0.1:8701-8703, until
 # Ctrl-C; `source $(BILLING_DATA_DIR)/fakes/env.sh` points the sync resources at them.
@@ -103,8 +106,11 @@ docs-check: install
 docs-generate: install
 	$(BIN)/python scripts/generate_docs.py
 
+# With a dbt fork server for the session (docs/operations.md#the-dbt-fork-server): every dbt
+# invocation of a run forks from it instead of importing dbt again.
 dev: manifest $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml
+	$(BIN)/billing dbt-server --socket $(CURDIR)/.dbt-dev.sock --exit-with-parent & \
+	BILLING_DBT_SERVER=$(CURDIR)/.dbt-dev.sock $(BIN)/dagster dev -w workspace.yaml
 
 # dbt's documentation of every model and column: dbt_project/target/docs/static_index.html, one
 # file to open in a browser. Written from the YAML and SQL alone (--empty-catalog: no column

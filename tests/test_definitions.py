@@ -26,6 +26,7 @@ EXPECTED_ASSETS = {
     "intermediate/int_billing_periods",
     "intermediate/int_seat_holdings",
     "intermediate/int_seat_days",
+    "intermediate/int_charge_dimension_matches",
     "intermediate/int_charge_quantities",
     "intermediate/int_usage_transactions_rated",
     "intermediate/int_usage_rated_tiers",
