@@ -6,9 +6,10 @@ Both engines read the one raw Parquet layer (landed once, then copied). Per engi
 process (tests/dbt_invocations.py: Spark's JVM and session start once): a dbt build of every
 model, seed and invariant test on the fixture's January (drafts), then a close that books the
 ledger; then the Python side of the pipeline as Dagster runs it (CSV exports, finance checks),
-which on Spark reads the Spark tables' Parquet files. On Spark the build also runs the dbt unit
-tests of SPARK_UNIT_TESTS (the money edge cases: 10^12 x 0.0000001, JPY, ...). `make
-spark-parity` does the same with the demo's 1M events through the Dagster jobs (bench/parity.py).
+which on Spark reads the Spark tables' Parquet files. On Spark, between draft and close, the
+same process runs the dbt unit tests of SPARK_UNIT_TESTS (the money edge cases: 10^12 x
+0.0000001, JPY, ...). `make spark-parity` does the same with the demo's 1M events through the
+Dagster jobs (bench/parity.py).
 Skipped, saying so, when no Java runtime is installed.
 """
 
@@ -61,11 +62,20 @@ UNIT_TESTS_ON_SPARK = ["test", "--select", *(f"unit_test:{name}" for name in SPA
 # The close: the ledger books the drafts, the marts downstream read it.
 CLOSE_SELECTION = ["--select", "tag:partition_billing_period+", *EXCLUDE_GENERIC, *NO_UNIT_TESTS]
 
+# Spark settings for a few rows (profiles.yml): one shuffle partition per stage, and no adaptive
+# execution or whole-stage code generation, whose planning and compiling are most of a fixture
+# build's time (about a third less CPU; docs/spark.md).
+FIXTURE_SPARK_SETTINGS = {
+    "BILLING_SPARK_SHUFFLE_PARTITIONS": "1",
+    "BILLING_SPARK_ADAPTIVE": "false",
+    "BILLING_SPARK_WHOLE_STAGE_CODEGEN": "false",
+}
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.spark,
-    # ~2 minutes on an idle 2-core machine (one JVM start for the Spark side); far more when
-    # shared.
+    # Minutes, most of them Spark's fixed cost per model (measured times: docs/spark.md); far
+    # more when the machine is shared.
     pytest.mark.timeout(2400),
     pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs a Java runtime (17+)"),
 ]
@@ -78,8 +88,7 @@ def _dbt(warehouse, root, invocations: list[tuple[str, list[str], dict[str, str]
     plan = [
         {
             "args": [*args, "--target-path", str(target_path)],
-            # Fixture data: one shuffle partition per stage is plenty.
-            "env": run_environment(run_vars) | {"BILLING_SPARK_SHUFFLE_PARTITIONS": "1"},
+            "env": run_environment(run_vars) | FIXTURE_SPARK_SETTINGS,
             "run_results": str(root / f"{name}.json"),
         }
         for name, args, run_vars in invocations
