@@ -62,15 +62,6 @@ UNIT_TESTS_ON_SPARK = ["test", "--select", *(f"unit_test:{name}" for name in SPA
 # The close: the ledger books the drafts, the marts downstream read it.
 CLOSE_SELECTION = ["--select", "tag:partition_billing_period+", *EXCLUDE_GENERIC, *NO_UNIT_TESTS]
 
-# Spark settings for a few rows (profiles.yml): one shuffle partition per stage, and no adaptive
-# execution or whole-stage code generation, whose planning and compiling are most of a fixture
-# build's time (about a third less CPU; docs/spark.md).
-FIXTURE_SPARK_SETTINGS = {
-    "BILLING_SPARK_SHUFFLE_PARTITIONS": "1",
-    "BILLING_SPARK_ADAPTIVE": "false",
-    "BILLING_SPARK_WHOLE_STAGE_CODEGEN": "false",
-}
-
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.spark,
@@ -88,7 +79,8 @@ def _dbt(warehouse, root, invocations: list[tuple[str, list[str], dict[str, str]
     plan = [
         {
             "args": [*args, "--target-path", str(target_path)],
-            "env": run_environment(run_vars) | FIXTURE_SPARK_SETTINGS,
+            # Fixture data: one shuffle partition per stage is plenty.
+            "env": run_environment(run_vars) | {"BILLING_SPARK_SHUFFLE_PARTITIONS": "1"},
             "run_results": str(root / f"{name}.json"),
         }
         for name, args, run_vars in invocations
