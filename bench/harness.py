@@ -102,9 +102,11 @@ class VariantRun:
 
     @property
     def cpu_s(self) -> float:
-        """CPU of the timed section (child-reported), plus the Postgres server's when measured."""
+        """CPU of the timed section (child-reported), plus the Postgres server's when measured,
+        plus what the child's own count misses: descendants nobody waited for (Spark's JVM)."""
         server = self.measurement.cpu_s - self.measurement.process_cpu_s
-        return float(self.result.get("cpu_s", self.measurement.process_cpu_s)) + server
+        unwaited = max(0.0, self.measurement.tree_cpu_s - self.measurement.process_cpu_s)
+        return float(self.result.get("cpu_s", self.measurement.process_cpu_s)) + server + unwaited
 
     def to_dict(self) -> dict:
         detail = {k: v for k, v in self.result.items() if k not in ("invoices", "outcomes")}

@@ -31,6 +31,9 @@ class Measurement:
     label: str
     process_wall_s: float
     process_cpu_s: float  # the child and its descendants, start-up included
+    # CPU of the processes seen in the child's tree (sampled): more than process_cpu_s when a
+    # descendant is never waited for, e.g. Spark's JVM, which pyspark starts inside dbt
+    tree_cpu_s: float
     cpu_s: float  # process_cpu_s plus the extra processes' CPU (the Postgres server)
     peak_rss_bytes: int
     load_before: tuple[float, float, float]
@@ -58,6 +61,20 @@ def _tree_rss(root: psutil.Process) -> int:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return total
+
+
+def _tree_cpu(root: psutil.Process, seen: dict[tuple[int, float], float]) -> None:
+    """Record the CPU time (user + system) of every process in the tree, by pid and start time."""
+    try:
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for process in processes:
+        try:
+            times = process.cpu_times()
+            seen[(process.pid, process.create_time())] = times.user + times.system
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
 
 
 def _pss(processes: Sequence[psutil.Process]) -> int:
@@ -118,11 +135,13 @@ def run_measured(
         )
         root = psutil.Process(child.pid)
         peak = 0
+        tree_cpu: dict[tuple[int, float], float] = {}
         stop = threading.Event()
 
         def sample() -> None:
             nonlocal peak
             while not stop.is_set():
+                _tree_cpu(root, tree_cpu)
                 current = _tree_rss(root)
                 if extra_processes:
                     current += _pss(extra_processes())
@@ -152,6 +171,7 @@ def run_measured(
         label=label,
         process_wall_s=wall,
         process_cpu_s=process_cpu,
+        tree_cpu_s=sum(tree_cpu.values()),
         cpu_s=cpu,
         peak_rss_bytes=peak,
         load_before=load_before,

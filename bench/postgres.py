@@ -21,41 +21,21 @@ from pathlib import Path
 
 import psutil
 
-# Tables (and columns, in order) that landing writes; the peer gets these and nothing else.
-RAW_TABLES: dict[str, str] = {
-    "landed_files": """
-        file_sha256 varchar not null,
-        file_name varchar not null,
-        file_format varchar not null,
-        file_seq integer not null,
-        row_count bigint not null,
-        landed_at timestamp not null""",
-    "usage_events": """
-        raw_event_key varchar not null,
-        unique_id varchar not null,
-        account_id varchar not null,
-        meter_code varchar not null,
-        value decimal(38,10) not null,
-        event_ts timestamp not null,
-        properties varchar,
-        received_at timestamp not null,
-        file_seq integer not null,
-        source_line bigint not null,
-        source_file varchar not null""",
-    "usage_quarantine": """
-        raw_event_key varchar not null,
-        unique_id varchar,
-        account_id varchar,
-        meter_code varchar,
-        value_text varchar,
-        ts_text varchar,
-        raw_text varchar,
-        reason varchar not null,
-        received_at timestamp not null,
-        file_seq integer not null,
-        source_line bigint not null,
-        source_file varchar not null""",
-}
+# The peer gets the raw tables that landing writes and nothing else, with the raw layer's
+# engine-neutral column types (models/staging/_raw__sources.yml, through raw_schema_sql_types) as
+# PostgreSQL spells them; decimal(p,s), bigint and timestamp are the same.
+POSTGRES_TYPES = {"string": "varchar", "int": "integer"}
+
+
+def raw_table_columns(table: str) -> dict[str, str]:
+    """A raw table's columns and their PostgreSQL types, from the one definition of the layer."""
+    from dagster_billing.defs.ingest.raw_store import raw_schema_sql_types
+
+    return {
+        name: POSTGRES_TYPES.get(data_type, data_type)
+        for name, data_type in raw_schema_sql_types(table).items()
+    }
+
 
 # A server tuned for one analytical user on this machine (defaults are sized for tiny OLTP boxes).
 SERVER_SETTINGS = {
@@ -265,6 +245,7 @@ def copy_raw_tables(duckdb_path: Path, pg: LocalPostgres, scratch: Path) -> dict
     in), then ANALYZE so the planner has statistics. Returns rows per table."""
     import duckdb
 
+    from dagster_billing.defs.ingest.raw_store import RAW_TABLES
     from dagster_billing.defs.resources import duckdb_config
 
     scratch.mkdir(parents=True, exist_ok=True)
@@ -274,12 +255,15 @@ def copy_raw_tables(duckdb_path: Path, pg: LocalPostgres, scratch: Path) -> dict
     try:
         with target.cursor() as cursor:
             cursor.execute("create schema if not exists raw")
-            for table, columns in RAW_TABLES.items():
+            for table in RAW_TABLES:
+                columns = ", ".join(
+                    f"{name} {sql}" for name, sql in raw_table_columns(table).items()
+                )
                 cursor.execute(f"drop table if exists raw.{table}")
                 cursor.execute(f"create table raw.{table} ({columns})")
             target.commit()
-            for table, columns in RAW_TABLES.items():
-                names = ", ".join(line.split()[0] for line in columns.strip().splitlines())
+            for table in RAW_TABLES:
+                names = ", ".join(raw_table_columns(table))
                 csv_path = scratch / f"{table}.csv"
                 source.execute(
                     f"copy (select {names} from raw.{table}) to '{csv_path}' (header false)"

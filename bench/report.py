@@ -253,7 +253,10 @@ def _pipeline_section(path: Path) -> list[str]:
         ("pipeline_over_floor", "pipeline / floor"),
         ("incremental_over_batch_alone", "incremental / batch alone"),
         ("postgres_over_duckdb", "PostgreSQL / DuckDB (dbt elapsed)"),
+        ("spark_over_duckdb", "Spark / DuckDB (pipeline, local mode)"),
     ):
+        if name == "spark_over_duckdb" and not ratios.get(name):
+            continue  # no Spark variant in this run
         target = targets.get(name)
         ratio_rows.append(
             [

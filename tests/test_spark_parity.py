@@ -2,12 +2,15 @@
 local mode) give the same invoices, lines, totals, ledger and outcome counts, exact to the last
 decimal place, and the same CSV exports byte for byte.
 
-Both engines read the one raw Parquet layer (landed once, then copied). Per engine: a dbt build
-on the fixture's January (drafts, with the rating unit tests 10^12 x 0.0000001 and JPY running
-on Spark too, and the invariant tests), a close that books the ledger, then the Python side of
-the pipeline as Dagster runs it (CSV exports, finance checks), which on Spark reads the Spark
-tables' Parquet files. `make spark-parity` does the same with the demo's 1M events through the
-Dagster jobs (bench/parity.py). Skipped, saying so, when no Java runtime is installed.
+Both engines read the one raw Parquet layer (landed once, then copied). Per engine, in one dbt
+process (tests/dbt_invocations.py: Spark's JVM and session start once): a dbt build of every
+model, seed and invariant test on the fixture's January (drafts), then a close that books the
+ledger; then the Python side of the pipeline as Dagster runs it (CSV exports, finance checks),
+which on Spark reads the Spark tables' Parquet files. On Spark, between draft and close, the
+same process runs the dbt unit tests of SPARK_UNIT_TESTS (the money edge cases: 10^12 x
+0.0000001, JPY, ...). `make spark-parity` does the same with the demo's 1M events through the
+Dagster jobs (bench/parity.py).
+Skipped, saying so, when no Java runtime is installed.
 """
 
 from __future__ import annotations
@@ -15,50 +18,84 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 
 import dagster as dg
 import pytest
 
 from bench.parity import answer_differences, warehouse_answer
-from dagster_billing.lib.dbt_args import dbt_build_args, finalization_vars, run_environment
+from dagster_billing.lib.dbt_args import finalization_vars, run_environment
 from dagster_billing.lib.dbt_args import parse_dbt_timestamp as at
-from dagster_billing.lib.environ import scoped_environ
+from dagster_billing.paths import REPO_ROOT
 from tests.conftest import FIXTURES, case_warehouse
 
 CASE = FIXTURES / "reconciliation"
 DRAFT_AS_OF = "2026-02-01T12:00:00"
 CLOSE_AS_OF = "2026-02-04T01:00:00"
-# On Spark, the data tests that state an invariant (tests/*.sql) and dbt's unit tests (the rating
-# edge cases: 10^12 x 0.0000001, JPY, ...); the generic tests (unique, not_null, ...) run on
-# DuckDB in every pipeline test and cost ~0.5 s each on Spark.
-SPARK_BUILD_ARGS = ["build", "--exclude", "test_type:generic"]
+# Both engines build every model and seed and the data tests that state an invariant
+# (tests/*.sql: totals = lines, nothing lost, lines rounded, ...). Generic tests (unique,
+# not_null, ...) run on DuckDB in every pipeline test and cost ~0.5 s each on Spark.
+BUILD_SELECTION = [
+    "--select",
+    "resource_type:seed",
+    "resource_type:model",
+    "resource_type:test",
+]
+EXCLUDE_GENERIC = ["--exclude", "test_type:generic"]
+# A build also runs the unit tests of the models it builds: they run apart (below).
+NO_UNIT_TESTS = ["--exclude-resource-type", "unit_test"]
+# dbt's unit tests run on Spark (all of them run on DuckDB in tests/test_dbt_unit_tests.py) where
+# Spark's SQL differs from DuckDB's for money and time: exact decimal products and rounding,
+# divide_decimal's exact steps, ceilings, date arithmetic, the credit draws' CTE steps. The others
+# (each 5-90 s on Spark: unit tests of big models are slow to plan) add no engine coverage: their
+# models run on Spark in the build above and their output is compared with DuckDB's.
+SPARK_UNIT_TESTS = (
+    "per_unit_edges",  # 10^12 units x 0.0000001 = 100000 exactly
+    "lines_round_once_and_adjust_in_order",  # JPY: whole yen; every line rounded once, half-up
+    "percentage_coupons_round_once_and_cap",  # a percentage of a subtotal, rounded once
+    "seat_charges_round_seat_days_up_at_5_decimals",  # a ceiling at 5 decimal places
+    "daily_partials",  # time-weighted sums: divide_decimal (div and %) on Spark
+    "anniversary_periods_start_on_the_anchor_day",  # dateadd / date_trunc on Spark
+    "an_exhausted_instrument_does_not_stop_the_ones_after_it",  # the draws' CTE steps
+)
+UNIT_TESTS_ON_SPARK = ["test", "--select", *(f"unit_test:{name}" for name in SPARK_UNIT_TESTS)]
+# The close: the ledger books the drafts, the marts downstream read it.
+CLOSE_SELECTION = ["--select", "tag:partition_billing_period+", *EXCLUDE_GENERIC, *NO_UNIT_TESTS]
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.spark,
-    # ~3 minutes on an idle 2-core machine (two JVM starts per engine run); far more when shared.
+    # Minutes, most of them Spark's fixed cost per model (measured times: docs/spark.md); far
+    # more when the machine is shared.
     pytest.mark.timeout(2400),
     pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs a Java runtime (17+)"),
 ]
 
 
-def _dbt(warehouse, target_path, *args: str, as_of: str, **run_vars: str) -> None:
-    from dagster_billing.defs.dbt.project import DBT_EXECUTABLE
-    from dagster_billing.paths import DBT_PROJECT_DIR
-
-    # Fixture data: one shuffle partition per stage is plenty.
-    environment = run_environment({"as_of": as_of, **run_vars}) | {
-        "BILLING_SPARK_SHUFFLE_PARTITIONS": "1"
-    }
-    with warehouse.dbt_environment(), scoped_environ(environment):
+def _dbt(warehouse, root, invocations: list[tuple[str, list[str], dict[str, str]]]) -> None:
+    """dbt invocations (name, arguments, run vars) on `warehouse`, in one process; each one's
+    run_results.json is kept as root/<name>.json."""
+    target_path = root / "target"
+    plan = [
+        {
+            "args": [*args, "--target-path", str(target_path)],
+            # Fixture data: one shuffle partition per stage is plenty.
+            "env": run_environment(run_vars) | {"BILLING_SPARK_SHUFFLE_PARTITIONS": "1"},
+            "run_results": str(root / f"{name}.json"),
+        }
+        for name, args, run_vars in invocations
+    ]
+    plan_path = root / "dbt_plan.json"
+    plan_path.write_text(json.dumps(plan))
+    with warehouse.dbt_environment():
         completed = subprocess.run(
-            [DBT_EXECUTABLE, *args, "--target-path", str(target_path)],
-            cwd=DBT_PROJECT_DIR,
+            [sys.executable, "-m", "tests.dbt_invocations", str(plan_path)],
+            cwd=REPO_ROOT,
             capture_output=True,
             text=True,
             check=False,
         )
-    output = completed.stdout
+    output = completed.stdout + completed.stderr
     assert completed.returncode == 0, (
         "\n".join(
             line
@@ -85,24 +122,26 @@ def _python_side(warehouse) -> list[dg.AssetCheckResult]:
     return [check(warehouse=warehouse) for check in (nothing_lost, lines_sum_to_totals)]
 
 
-def _bill(warehouse, target_path, build_args: list[str]) -> tuple[list[dg.AssetCheckResult], dict]:
-    """Draft January, close it (the ledger books the drafts), run the Python side. Returns the
-    finance checks' results and the status of every node of the draft build."""
-    _dbt(warehouse, target_path, *build_args, as_of=DRAFT_AS_OF)
-    draft_build = json.loads((target_path / "run_results.json").read_text())["results"]
-    close = finalization_vars(at("2026-02-01T00:00:00"))
-    _dbt(
-        warehouse,
-        target_path,
-        "build",
-        "--select",
-        "tag:partition_billing_period+",
-        "--exclude",
-        "test_type:generic",
-        as_of=CLOSE_AS_OF,
-        **close,
-    )
-    return _python_side(warehouse), {node["unique_id"]: node["status"] for node in draft_build}
+def _bill(warehouse, root, *, unit_tests: list[str] | None = None):
+    """Draft January (and run `unit_tests`, a `dbt test` command, on those tables), close it
+    (the ledger books the drafts), run the Python side. Returns the finance checks' results and
+    the status of every node of the draft build and of the unit tests."""
+    draft = ("draft", ["build", *BUILD_SELECTION, *EXCLUDE_GENERIC, *NO_UNIT_TESTS])
+    close = ("close", ["build", *CLOSE_SELECTION])
+    invocations = [draft, *([("unit_tests", unit_tests)] if unit_tests else []), close]
+    run_vars = {
+        "draft": {"as_of": DRAFT_AS_OF},
+        "unit_tests": {"as_of": DRAFT_AS_OF},
+        "close": {"as_of": CLOSE_AS_OF, **finalization_vars(at("2026-02-01T00:00:00"))},
+    }
+    _dbt(warehouse, root, [(name, args, run_vars[name]) for name, args in invocations])
+    statuses = {
+        node["unique_id"]: node["status"]
+        for name, _ in invocations
+        if name != "close"
+        for node in json.loads((root / f"{name}.json").read_text())["results"]
+    }
+    return _python_side(warehouse), statuses
 
 
 @pytest.fixture(scope="module")
@@ -133,8 +172,8 @@ def billed(tmp_path_factory):
     shutil.copytree(duckdb_warehouse.raw_store.root, spark_warehouse.raw_store.root)
 
     billed = {
-        "duckdb": _bill(duckdb_warehouse, root / "duckdb" / "target", dbt_build_args()),
-        "spark": _bill(spark_warehouse, root / "spark" / "target", SPARK_BUILD_ARGS),
+        "duckdb": _bill(duckdb_warehouse, root / "duckdb"),
+        "spark": _bill(spark_warehouse, root / "spark", unit_tests=UNIT_TESTS_ON_SPARK),
     }
     return {"duckdb": duckdb_warehouse, "spark": spark_warehouse}, billed
 
@@ -164,26 +203,28 @@ def test_exports_are_byte_identical_and_every_check_passes_on_spark(billed):
         assert len(checks) == 2 and all(check.passed for check in checks), checks
 
 
-def test_rating_edge_cases_and_invariants_hold_on_spark(billed):
-    """dbt's unit tests ran on Spark before their models: 10^12 units x 0.0000001 = 100000
-    exactly (per_unit_edges), JPY rounds to whole yen (lines_round_once_and_adjust_in_order),
-    and every other edge case; so did the invariant tests (totals = lines, nothing lost, lines
-    rounded, ...). The builds also passed the on-run-start check: ANSI mode on, decimal
-    precision loss off (macros/spark.sql)."""
+def test_every_model_and_the_money_edge_cases_run_on_spark(billed):
+    """Every model and seed was built on Spark, and dbt's unit tests of SPARK_UNIT_TESTS ran on
+    Spark before their models: 10^12 units x 0.0000001 = 100000 exactly (per_unit_edges), JPY
+    rounds to whole yen (lines_round_once_and_adjust_in_order), ...; so did the invariant tests
+    (totals = lines, nothing lost, lines rounded, ...). The builds also passed the on-run-start
+    check: ANSI mode on, decimal precision loss off (macros/spark.sql)."""
     _, billed_by_engine = billed
     _, statuses = billed_by_engine["spark"]
-    unit_tests = {
-        node: status for node, status in statuses.items() if node.startswith("unit_test.")
-    }
-    singular = {node: status for node, status in statuses.items() if node.startswith("test.")}
+    _, duckdb_statuses = billed_by_engine["duckdb"]
 
-    assert unit_tests["unit_test.billing.int_usage_rated_tiers.per_unit_edges"] == "pass"
-    assert (
-        unit_tests[
-            "unit_test.billing.int_invoice_charge_lines.lines_round_once_and_adjust_in_order"
-        ]
-        == "pass"
-    )
-    assert len(unit_tests) >= 17 and set(unit_tests.values()) == {"pass"}
+    def of_type(nodes: dict, prefix: str) -> dict:
+        return {node: status for node, status in nodes.items() if node.startswith(prefix)}
+
+    unit_tests = {
+        node.rsplit(".", 1)[1]: status for node, status in of_type(statuses, "unit_test.").items()
+    }
+    assert unit_tests == dict.fromkeys(SPARK_UNIT_TESTS, "pass")
+    for prefix in ("model.", "seed."):
+        built = of_type(statuses, prefix)
+        assert built.keys() == of_type(duckdb_statuses, prefix).keys()
+        assert set(built.values()) == {"success"}
+    assert len(of_type(statuses, "model.")) >= 60
+    singular = of_type(statuses, "test.")
     assert "test.billing.assert_invoice_totals_equal_lines" in singular
     assert set(singular.values()) == {"pass"}

@@ -153,13 +153,15 @@
   The ledger for readers (a ref, so lineage shows it). Runs that do not finalize (the daily
   pipeline) read it too; before the first close has created it, an empty relation stands in.
 -#}
+{#- Aliased: PostgreSQL (before 16) refuses a subquery in FROM without a name, and callers
+    write `from {{ ledger_lines() }}`. -#}
 {% macro ledger_lines() -%}
-    {{ ref_or_empty(ref('ledger_document_lines'), ledger_document_columns()) }}
+    {{ ref_or_empty(ref('ledger_document_lines'), ledger_document_columns()) }} as ledger_document_lines
 {%- endmacro %}
 
 {% macro ledger_tiers() -%}
     {{ ref_or_empty(ref('ledger_invoice_line_tiers'),
-        [('tier_line_id', dbt.type_string())] + ledger_tier_columns()) }}
+        [('tier_line_id', dbt.type_string())] + ledger_tier_columns()) }} as ledger_invoice_line_tiers
 {%- endmacro %}
 
 {% macro ref_or_empty(relation, columns) -%}
