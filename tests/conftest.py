@@ -62,6 +62,19 @@ WORKED_EXAMPLE_DRAFT = (
     .read_text()
     .replace("version: 1", "version: 2")
 )
+# The costliest modules of a `make test` run (docs/testing.md), handed out first and longest
+# first, so that neither worker is left with a long module at the end while the other is idle.
+HEAVIEST_FIRST = (
+    "tests/test_spark_parity.py",
+    "tests/test_sync.py",
+    "tests/test_bench.py",
+    "tests/test_pipeline.py",
+    "tests/test_demo.py",
+    "tests/test_receivables_lifecycle.py",
+    "tests/test_lifecycle.py",
+    "tests/test_analytics.py",
+    "tests/test_landing_sensor.py",
+)
 # What the manifest is parsed from: newer than manifest.json means it is stale.
 _MANIFEST_INPUTS = ("dbt_project.yml", "profiles.yml", "models", "macros", "tests", "seeds")
 
@@ -69,8 +82,9 @@ _MANIFEST_INPUTS = ("dbt_project.yml", "profiles.yml", "models", "macros", "test
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under xdist's --dist loadgroup: a test without an xdist_group runs with the rest of its
-    module (as --dist loadfile would); and slow modules come first, so the two workers are not
-    left with one long module each at the end. Modules stay in one piece (module fixtures)."""
+    module (as --dist loadfile would); and slow modules come first, the costliest first
+    (HEAVIEST_FIRST), so the two workers are not left with one long module each at the end.
+    Modules stay in one piece (module fixtures)."""
     slow_modules = set()
     for item in items:
         module = item.nodeid.split("::")[0]
@@ -78,7 +92,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.xdist_group(module))
         if item.get_closest_marker("slow") is not None:
             slow_modules.add(module)
-    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow_modules)
+
+    def order(item: pytest.Item) -> tuple[bool, int]:
+        module = item.nodeid.split("::")[0]
+        heavy = HEAVIEST_FIRST.index(module) if module in HEAVIEST_FIRST else len(HEAVIEST_FIRST)
+        return module not in slow_modules, heavy
+
+    items.sort(key=order)
 
 
 @pytest.hookimpl(trylast=True)
