@@ -134,28 +134,22 @@ def test_billing_dbt_through_the_server_is_dbt(tmp_path):
     )
     try:
         _wait_for(socket_path.exists, "the dbt server", seconds=120)
-        environment = os.environ | {SERVER_ENV: str(socket_path)}
-        through = [
-            subprocess.run(
-                [BIN / "billing-dbt", *args],
-                cwd=DBT_PROJECT_DIR,
-                env=environment,
-                capture_output=True,
-                text=True,
-            )
-            for args in (["--version"], ["no-such-command"])
-        ]
         on_its_own = {name: value for name, value in os.environ.items() if name != SERVER_ENV}
-        alone = [
-            subprocess.run(
-                [BIN / "billing-dbt", *args],
-                cwd=DBT_PROJECT_DIR,
-                env=on_its_own,
-                capture_output=True,
-                text=True,
-            )
-            for args in (["--version"], ["no-such-command"])
-        ]
+
+        def billing_dbt(environment: dict[str, str]) -> list[subprocess.CompletedProcess]:
+            return [
+                subprocess.run(
+                    [BIN / "billing-dbt", *args],
+                    cwd=DBT_PROJECT_DIR,
+                    env=environment,
+                    capture_output=True,
+                    text=True,
+                )
+                for args in (["--version"], ["no-such-command"])
+            ]
+
+        through = billing_dbt(on_its_own | {SERVER_ENV: str(socket_path)})
+        alone = billing_dbt(on_its_own)
         assert [(r.returncode, r.stdout) for r in through] == [
             (r.returncode, r.stdout) for r in alone
         ]
