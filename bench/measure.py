@@ -49,32 +49,23 @@ class VariantFailed(RuntimeError):
     pass
 
 
-def _tree_rss(root: psutil.Process) -> int:
-    total = 0
+def _sample_tree(root: psutil.Process, cpu_seen: dict[tuple[int, float], float]) -> int:
+    """The resident memory of every process in the tree now; records each one's CPU time
+    (user + system) in `cpu_seen`, by pid and start time."""
     try:
         processes = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
         return 0
+    rss = 0
     for process in processes:
         try:
-            total += process.memory_info().rss
+            with process.oneshot():
+                rss += process.memory_info().rss
+                times = process.cpu_times()
+                cpu_seen[(process.pid, process.create_time())] = times.user + times.system
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-    return total
-
-
-def _tree_cpu(root: psutil.Process, seen: dict[tuple[int, float], float]) -> None:
-    """Record the CPU time (user + system) of every process in the tree, by pid and start time."""
-    try:
-        processes = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return
-    for process in processes:
-        try:
-            times = process.cpu_times()
-            seen[(process.pid, process.create_time())] = times.user + times.system
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
+    return rss
 
 
 def _pss(processes: Sequence[psutil.Process]) -> int:
@@ -141,8 +132,7 @@ def run_measured(
         def sample() -> None:
             nonlocal peak
             while not stop.is_set():
-                _tree_cpu(root, tree_cpu)
-                current = _tree_rss(root)
+                current = _sample_tree(root, tree_cpu)
                 if extra_processes:
                     current += _pss(extra_processes())
                 peak = max(peak, current)

@@ -49,6 +49,13 @@ _STATUS = struct.Struct("!i")
 PRELOAD = ("dbt.cli.main", "dbt.adapters.duckdb", "dbt.adapters.duckdb.impl", "duckdb")
 
 
+def exit_status(stop: SystemExit) -> int:
+    """The exit code a process ending with `stop` reports: its int code, 0 for none, 1 else."""
+    if stop.code is None:
+        return 0
+    return stop.code if isinstance(stop.code, int) else 1
+
+
 def exit_code(wait_status: int) -> int:
     """A process's exit code as a shell reports it: 128 + N for a child killed by signal N."""
     code = os.waitstatus_to_exitcode(wait_status)
@@ -198,7 +205,7 @@ class _Server:
             sys.argv = list(request["argv"])
             code = self.run(sys.argv)
         except SystemExit as stop:
-            code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+            code = exit_status(stop)
         except BaseException:
             traceback.print_exc()
         finally:
@@ -255,8 +262,8 @@ def serve(
     preload: Sequence[str] = PRELOAD,
 ) -> None:
     """Import `preload` (dbt), listen at `socket_path` and run `run(argv)` in a fork per
-    request, until SIGTERM/SIGINT, `idle_timeout` seconds without an invocation, or (with `exit_with_parent`)
-    the death of the process that started the server."""
+    request, until SIGTERM/SIGINT, `idle_timeout` seconds without an invocation, or (with
+    `exit_with_parent`) the death of the process that started the server."""
     import importlib
 
     for module in preload:

@@ -57,6 +57,8 @@ def target_of(args: Sequence[str]) -> str:
 def run_dbt(argv: Sequence[str]) -> int:
     """dbt's own CLI on `argv` (argv[0] is the program name), keeping the Spark profile's ANSI
     mode; its exit code."""
+    from dagster_billing.lib.dbt_server import exit_status
+
     if target_of(argv[1:]) not in NOT_SPARK_TARGETS:
         keep_profile_ansi_mode()
     from dbt.cli.main import cli
@@ -64,7 +66,7 @@ def run_dbt(argv: Sequence[str]) -> int:
     try:
         cli(args=list(argv[1:]), prog_name="dbt")
     except SystemExit as stop:
-        return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        return exit_status(stop)
     return 0
 
 
