@@ -13,6 +13,7 @@ import csv
 import io
 import os
 import shutil
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +27,7 @@ from click.testing import CliRunner
 from dagster_billing.api.process import ServerProcess
 from dagster_billing.cli import main
 from dagster_billing.defs.ingest import assets as ingest_assets
-from dagster_billing.defs.ingest import landing
+from dagster_billing.defs.ingest import landing, ledger
 from dagster_billing.defs.ingest.assets import acknowledged_events_landed, raw_usage
 from tests.api_helpers import TS, create_key, event, landed_lines
 from tests.conftest import FIXTURES, make_warehouse, query, query_raw, run_pipeline
@@ -279,6 +280,41 @@ def test_a_file_being_written_lands_only_complete_lines_once_it_is_quiet(tmp_pat
     assert values["adv-trunc-2"] == Decimal(100)
     assert query_raw(warehouse, "select count(*) from raw.usage_events where value = 10") == [(0,)]
     assert doctor(warehouse.root)[0] == 0
+
+
+class _Clock:
+    """time.time and time.sleep for landing: sleeping moves the clock on, at once."""
+
+    def __init__(self) -> None:
+        self.slept = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.slept
+
+    def sleep(self, seconds: float) -> None:
+        self.slept += seconds
+
+
+def test_a_file_waited_for_lands_in_its_place_in_arrival_order(tmp_path, monkeypatch):
+    """A replay lands the same files once they are all quiet: file_seq (what decides which of
+    two events with one id arrived first) must not depend on which of them was fresh."""
+    monkeypatch.setenv("BILLING_LANDING_QUIET_SECONDS", "60")
+    clock = _Clock()
+    monkeypatch.setattr(ingest_assets, "time", clock)
+    monkeypatch.setattr(ledger, "time", clock)
+    warehouse = make_warehouse(tmp_path)
+    warehouse.landing_dir.mkdir(parents=True)
+    for name in ("a.ndjson", "b.ndjson", "c.ndjson"):
+        (warehouse.landing_dir / name).write_bytes(orjson.dumps(event(f"order-{name}")) + b"\n")
+        if name != "a.ndjson":
+            os.utime(warehouse.landing_dir / name, (0, 0))  # quiet long since; a.ndjson is fresh
+
+    land(warehouse)
+
+    assert clock.slept > 0  # a.ndjson was waited for
+    assert query_raw(
+        warehouse, "select file_name, file_seq from raw.landed_files order by file_seq"
+    ) == [("a.ndjson", 1), ("b.ndjson", 2), ("c.ndjson", 3)]
 
 
 # -- 6. the API rejects bad items one by one and accepts the rest ---------------------------------

@@ -1,3 +1,4 @@
+import contextlib
 import time
 
 import dagster as dg
@@ -59,32 +60,17 @@ def raw_usage(
         yield dg.MaterializeResult(asset_key=key, metadata=metadata)
 
 
-def _settled(warehouse: BillingWarehouse, names: list[str], log: dg.DagsterLogManager) -> list[str]:
-    """The files once each has been unchanged for the quiet time: waits (at most that long)
-    for files changed just now; one still changing is left for the next run."""
-    quiet = quiet_seconds()
-    stamps = {}
+def _wait_until_quiet(warehouse: BillingWarehouse, names: list[str]) -> None:
+    """Sleep until the newest of these files has been unchanged for the quiet time (at most
+    that long)."""
+    mtimes = []
     for name in names:
-        try:
-            stamps[name] = Stamp.of(warehouse.landing_dir / name)
-        except FileNotFoundError:
-            log.warning(f"{name}: gone before it was landed")
-    newest = max((stamp.mtime_ns / 1e9 for stamp in stamps.values()), default=0.0)
-    wait = newest + quiet - time.time()
-    if wait <= 0:
-        return list(stamps)
-    time.sleep(min(wait, quiet))
-    settled = []
-    for name, stamp in stamps.items():
-        try:
-            unchanged = Stamp.of(warehouse.landing_dir / name) == stamp
-        except FileNotFoundError:
-            unchanged = False
-        if unchanged:
-            settled.append(name)
-        else:
-            log.warning(f"{name}: still being written; left for the next run")
-    return settled
+        with contextlib.suppress(FileNotFoundError):
+            mtimes.append(Stamp.of(warehouse.landing_dir / name).mtime_ns / 1e9)
+    quiet = quiet_seconds()
+    wait = max(mtimes, default=0.0) + quiet - time.time()
+    if wait > 0:
+        time.sleep(min(wait, quiet))
 
 
 def land(
@@ -101,14 +87,23 @@ def land(
     # A run that names no files (billing_pipeline, a manual materialization) also looks
     # through api/ on disk, for files the API's ledger does not know.
     status = landing_status(warehouse.root, limit=MAX_FILES_LANDED, everything=not paths)
+    if status.settling:
+        # Files changed just now are waited for, then everything is listed again: what settled
+        # meanwhile lands in its place in arrival order (file_seq follows it), so a replay
+        # numbers the files as this run does.
+        _wait_until_quiet(warehouse, status.settling)
+        status = landing_status(warehouse.root, limit=MAX_FILES_LANDED, everything=not paths)
+        for name in status.settling:
+            log.warning(f"{name}: still being written; left for the next run")
     for name in status.missing:
         log.error(f"{name}: acknowledged by the API but not on disk: its events are lost")
     for problem in status.unreadable.values():
         log.warning(f"{problem} (touch the file to retry)")
     waiting = set(status.waiting)
     absent = [name for name in paths if name not in waiting]
-    names = status.ready + _settled(warehouse, status.settling, log)
-    landed = land_files(store, [landing_dir / name for name in names], landing_dir=landing_dir)
+    landed = land_files(
+        store, [landing_dir / name for name in status.ready], landing_dir=landing_dir
+    )
     ledger.record(
         [result.entry for result in landed if result.entry is not None],
         api_seq_scanned=status.api_seq,
