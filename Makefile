@@ -21,7 +21,7 @@ export PATH := $(BIN):$(PATH)
 # mkdocs-material prints an end-of-life banner on every build; nothing here to act on.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install manifest postgres-server browser demo test test-fast docs docs-check docs-generate dbt-docs dev lint format lock clean bench fakes sync-demo serve watch bench-ingest bench-ingest-latency spark-parity bench-portal
+.PHONY: install manifest postgres-server browser demo test test-fast docs docs-check docs-generate dbt-docs dev lint format lock clean bench fakes sync-demo serve watch bench-ingest bench-ingest-latency spark-parity bench-portal bench-summary
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -129,6 +129,11 @@ BENCH_ARGS ?=
 bench: manifest postgres-server
 	$(BIN)/python -m bench --size $(SIZE) $(if $(PEER_SIZE),--peer-size $(PEER_SIZE)) $(BENCH_ARGS)
 	$(BIN)/python scripts/generate_docs.py
+
+# Issue 23's targets against bench/results/*.json: figure, met / missed / measured differently /
+# not measured (bench/targets.py); `make bench*` print it at the end too.
+bench-summary: install
+	$(BIN)/python -m bench.targets
 
 # The demo's events (EVENTS, default 1M) billed by the same Dagster jobs on DuckDB and on Spark
 # (BILLING_ENGINE=duckdb|spark, local mode, Java 17+): exits 0 only if invoices, lines, totals,

@@ -9,7 +9,8 @@ landing_sensor on the daemon), then sends one event at a time and polls
 GET /v1/accounts/{a}/usage until its quantity includes it. The API reads the snapshot the run
 exports right after the dbt models, so "visible" is what a portal would see. Per probe, the run's
 event log says where the time went: waiting for the poll, run start-up, landing, dbt (which
-materializes billing/fct_rated_usage partway through), the snapshot.
+materializes billing/fct_rated_usage partway through), the snapshot. Last, issue 23's targets
+over the result files beside --out (bench/targets.py).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.targets import RESULTS_DIR, print_summary  # noqa: E402
 from dagster_billing.api.process import ServerProcess, free_port  # noqa: E402
 from dagster_billing.api.state import ApiState  # noqa: E402
 
@@ -362,6 +364,7 @@ def main() -> None:
         print(f"kept {root}")
     else:
         shutil.rmtree(root, ignore_errors=True)
+    print_summary(args.out.parent if args.out else RESULTS_DIR)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ asyncio client so the load generator leaves the CPU to the server; both share th
 Latency is request sent -> response read. After the window the server is stopped (drained) and
 every landing file is read back: count in (accepted by 202s) must equal count landed (lines in
 landing files = ids in the SQLite ledger = rows in raw.usage_events after landing them).
+Last, issue 23's targets over the result files beside --out (bench/targets.py).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import orjson
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.targets import RESULTS_DIR, print_summary  # noqa: E402
 from dagster_billing.api.process import ServerProcess  # noqa: E402
 from dagster_billing.api.state import ApiState  # noqa: E402
 
@@ -256,6 +258,7 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
+    print_summary(args.out.parent if args.out else RESULTS_DIR)
     if not all(case["ok"] for case in results):
         sys.exit(1)
 
