@@ -480,3 +480,46 @@ def test_the_command_prints_one_screen_with_every_verdict(tmp_path):
     assert len(starts) == 1
     assert lines[11] == ""
     assert lines[12] == "1   bench-100M.json: 873.0 s vs floor 300.0 s; CPU 4.00x"
+
+
+def test_a_bench_run_ends_with_the_targets_over_its_results_dir(tmp_path, monkeypatch, capsys):
+    from bench import harness
+
+    write_bench(tmp_path / "made", 10_000_000, alone_s=35.4)
+    report = json.loads((tmp_path / "made" / "bench-10M.json").read_text())
+
+    class FinishedBench:  # the variants already ran: main_run reports, charts and summarises
+        label = "10M"
+
+        def __init__(self, config):
+            self.config = config
+
+        def run(self):
+            return report
+
+    monkeypatch.setattr(harness, "Bench", FinishedBench)
+    results = tmp_path / "results"
+    config = harness.BenchConfig(
+        size=10_000_000, peer_size=None, out_dir=tmp_path / "out", results_dir=results
+    )
+    assert harness.main_run(config) == 0
+    lines = capsys.readouterr().out.splitlines()
+    [title] = [n for n, line in enumerate(lines) if line.startswith("issue 23 targets from")]
+    assert lines[title] == (
+        f"issue 23 targets from {results} (2 cores): "
+        "1 met, 1 missed, 2 measured differently, 5 not measured"
+    )
+    assert lines[title + 4].split("  ")[-1] == "missed"  # 3: the 10M run's 100K batch, 35.4 s
+    assert lines[-1].startswith("7   bench-*.json (10M): ")
+
+
+def test_the_docs_page_opens_with_the_targets(tmp_path):
+    from bench.report import benchmarks_page
+
+    results = tmp_path / "bench" / "results"
+    write_bench(results, 100_000_000, full_s=905.4, peak_gib=13.43)
+    page = benchmarks_page(results).splitlines()
+    start = page.index("## Issue 23's targets")
+    table = page.index("| # | target | goal | figure | status | from | note |")
+    assert start < table < page.index("### 100M events")
+    assert page[table + 2].startswith("| 1 | 100M full build / floor; RSS |")
