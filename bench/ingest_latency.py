@@ -106,6 +106,22 @@ def start_runner(kind: str, env: dict[str, str], log: Path) -> subprocess.Popen:
     )
 
 
+def start_dbt_server(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen, Path]:
+    """A dbt fork server, as `make dev` starts one (docs/operations.md#the-dbt-fork-server)."""
+    socket_path = root / "dbt.sock"
+    process = subprocess.Popen(
+        [str(BIN / "billing"), "dbt-server", "--socket", str(socket_path), "--exit-with-parent"],
+        env=env,
+        cwd=REPO,
+        stdout=(root / "dbt-server.log").open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while not socket_path.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return process, socket_path
+
+
 def stop_group(process: subprocess.Popen) -> None:
     """Ctrl-C the runner (and its dbt child); kill it if it does not stop."""
     os.killpg(process.pid, signal.SIGINT)
@@ -227,6 +243,11 @@ def main() -> None:
         "system); random: 0.5-3 s after the previous one became visible (it may wait for the "
         "land_and_rate run that follows each fast run)",
     )
+    parser.add_argument(
+        "--no-dbt-server",
+        action="store_true",
+        help="every dbt invocation imports dbt afresh (without the fork server `make dev` runs)",
+    )
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -248,6 +269,10 @@ def main() -> None:
         "latency", [ACCOUNT]
     )
     server = ServerProcess(data_dir).start()
+    dbt_server = None
+    if not args.no_dbt_server:
+        dbt_server, socket_path = start_dbt_server(root, env)
+        env["BILLING_DBT_SERVER"] = str(socket_path)
     runner = start_runner(args.runner, env, root / f"{args.runner}.log")
     period = datetime.now(UTC).strftime("%Y-%m")
     client = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key.token}"})
@@ -317,6 +342,9 @@ def main() -> None:
         client.close()
         stop_group(runner)
         server.stop()
+        if dbt_server is not None:
+            dbt_server.terminate()
+            dbt_server.wait(60)
 
     runs = run_breakdown(dagster_home, began)
     for probe in probes:
@@ -337,6 +365,7 @@ def main() -> None:
     summary = {
         "runner": args.runner,
         "spacing": args.spacing,
+        "dbt_server": not args.no_dbt_server,
         "history_events": args.history,
         "probes": len(probes),
         "visible_s": {
