@@ -1,7 +1,7 @@
 """Event -> rated: how long from POST /v1/measurements until the event counts in fct_rated_usage.
 
     .venv/bin/python bench/ingest_latency.py [--probes 8] [--history 20000] [--runner watch|daemon]
-                                             [--spacing idle|random]
+                                             [--spacing idle|random] [--load EVENTS_PER_S]
 
 Builds a warehouse from `--history` generated events (billing_pipeline, once), starts the API and
 either `billing watch` (the sensor logic in a loop, runs in process) or `dagster dev` (the real
@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +41,8 @@ from dagster_billing.api.state import ApiState  # noqa: E402
 
 BIN = Path(sys.executable).parent
 ACCOUNT = "acct_meridian"
+# The steady load (--load) goes to another account, so the probes' quantity counts probes only.
+LOAD_ACCOUNT = "acct_aurora"
 METER = "api.requests"
 
 
@@ -120,6 +123,44 @@ def start_dbt_server(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen,
     while not socket_path.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     return process, socket_path
+
+
+class SteadyLoad(threading.Thread):
+    """`per_second` events a second to LOAD_ACCOUNT, in ten JSON batches a second, until
+    stopped; counts what the API accepted."""
+
+    def __init__(self, url: str, token: str, per_second: int) -> None:
+        super().__init__(daemon=True)
+        self.url, self.token, self.per_second = url, token, per_second
+        self.stopped = threading.Event()
+        self.accepted = 0
+        self.refused = 0
+
+    def run(self) -> None:
+        batch = max(1, self.per_second // 10)
+        headers = {"Authorization": f"Bearer {self.token}"}
+        with httpx.Client(base_url=self.url, headers=headers, timeout=30) as client:
+            due, number = time.monotonic(), 0
+            while not self.stopped.is_set():
+                ts = datetime.now(UTC).isoformat()
+                events = [
+                    {
+                        "uniqueId": f"load-{number + i}",
+                        "account": LOAD_ACCOUNT,
+                        "meter": METER,
+                        "value": 1,
+                        "ts": ts,
+                    }
+                    for i in range(batch)
+                ]
+                number += batch
+                response = client.post("/v1/measurements", json=events)
+                if response.status_code == 202:
+                    self.accepted += response.json()["accepted"]
+                else:
+                    self.refused += batch
+                due += 0.1
+                time.sleep(max(0.0, due - time.monotonic()))
 
 
 def stop_group(process: subprocess.Popen) -> None:
@@ -244,6 +285,14 @@ def main() -> None:
         "land_and_rate run that follows each fast run)",
     )
     parser.add_argument(
+        "--load",
+        type=int,
+        default=0,
+        metavar="EVENTS_PER_S",
+        help="a steady load of this many events a second (to another account) while probing; "
+        "needs --spacing random (a loaded system is never idle)",
+    )
+    parser.add_argument(
         "--no-dbt-server",
         action="store_true",
         help="every dbt invocation imports dbt afresh (without the fork server `make dev` runs)",
@@ -252,6 +301,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
+    if args.load and args.spacing == "idle":
+        parser.error("--load needs --spacing random")
 
     root = Path(tempfile.mkdtemp(prefix="ingest-latency-"))
     data_dir, dagster_home = root / "data", root / "dagster_home"
@@ -265,9 +316,9 @@ def main() -> None:
     }
     os.environ.update(BILLING_DATA_DIR=env["BILLING_DATA_DIR"])
     prepare(data_dir, dagster_home, args.history, env)
-    key = ApiState(data_dir / "api" / "state.sqlite3", data_dir / "landing").create_key(
-        "latency", [ACCOUNT]
-    )
+    api_state = ApiState(data_dir / "api" / "state.sqlite3", data_dir / "landing")
+    key = api_state.create_key("latency", [ACCOUNT])
+    load_key = api_state.create_key("load", [LOAD_ACCOUNT])
     server = ServerProcess(data_dir).start()
     dbt_server = None
     if not args.no_dbt_server:
@@ -277,6 +328,7 @@ def main() -> None:
     period = datetime.now(UTC).strftime("%Y-%m")
     client = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key.token}"})
     probes = []
+    load = None
     began = time.time()
     try:
         # Let the runner settle: its first pass re-lands (skips) the history's files and rebuilds;
@@ -297,6 +349,10 @@ def main() -> None:
             time.sleep(0.5)
         expected = quantity(client, period) or 0.0
         assert expected >= 1, "the runner did not rate the settling event"
+        if args.load:
+            load = SteadyLoad(server.url, load_key.token, args.load)
+            load.start()
+            time.sleep(30)  # the probes start once the runs have the load's rhythm
         for number in range(args.probes):
             if args.spacing == "idle":
                 wait_until_idle(dagster_home)
@@ -340,6 +396,9 @@ def main() -> None:
             )
     finally:
         client.close()
+        if load is not None:
+            load.stopped.set()
+            load.join(60)
         stop_group(runner)
         server.stop()
         if dbt_server is not None:
@@ -348,11 +407,18 @@ def main() -> None:
 
     runs = run_breakdown(dagster_home, began)
     for probe in probes:
+        # The run that rated the probe: the last to rate anything before the probe was read
+        # back (under --load, the first run after the POST may have listed its files earlier).
         serving = [
-            r for r in runs if r["first_event"] and r["first_event"] >= probe["acked"] - 0.001
+            r
+            for r in runs
+            if r["first_event"]
+            and r["first_event"] >= probe["acked"] - 0.001
+            and r["rated_at"]
+            and r["rated_at"] <= probe["visible"]
         ]
         if serving:
-            first = serving[0]
+            first = max(serving, key=lambda r: r["rated_at"])
             probe["wait_for_run"] = round(first["first_event"] - probe["acked"], 2)
             probe["rated"] = (
                 round(first["rated_at"] - probe["sent"], 2) if first["rated_at"] else None
@@ -366,6 +432,9 @@ def main() -> None:
         "runner": args.runner,
         "spacing": args.spacing,
         "dbt_server": not args.no_dbt_server,
+        "load_events_per_s": args.load,
+        "load_accepted": load.accepted if load else 0,
+        "load_refused": load.refused if load else 0,
         "history_events": args.history,
         "probes": len(probes),
         "visible_s": {

@@ -13,15 +13,38 @@ slots after `free_slots_after_run_end_seconds`.
 
 `billing watch` runs without the daemon, so it applies the same check itself before every run
 (`fail_dead_runs`). One machine: a pid means nothing on another host.
+
+Warm run workers (`warm_worker: true` in dagster.yaml). The default launcher asks the code server
+for a new process per run, which spends about 11 s importing Dagster, dbt and this code location
+before the run's first step: most of the landing sensor's event -> rated time. With a warm worker
+the launcher (in the daemon) keeps one process that has done those imports already and is waiting
+on its stdin (`python -m dagster_billing.run_launcher`); a run is handed to it as the arguments
+`dagster api execute_run` takes, and it runs the run exactly as that command does, then exits. The
+next warm worker starts importing as soon as one is handed a run. A worker whose code changed under
+it (a Python file of this package or dbt's manifest) runs `dagster api execute_run` afresh instead,
+so an edited code location is never run stale. A run is still one process: its pid is what run
+monitoring checks, and terminating a run sends it SIGINT, as the code server would.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import threading
 import time
+from pathlib import Path
 
 import dagster as dg
 import psutil
+from dagster._core.events import EngineEventData
 from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
+from dagster._core.launcher.base import LaunchRunContext
+from dagster._core.origin import RepositoryPythonOrigin
+from dagster._core.storage.tags import GRPC_INFO_TAG
+from dagster._grpc.types import ExecuteRunArgs
+from dagster._serdes import deserialize_value, serialize_value
 
 # A run without a recorded worker pid this long after it started has lost its worker.
 START_GRACE_SECONDS = 60.0
@@ -59,7 +82,67 @@ def run_worker_health(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Check
 
 
 class BillingRunLauncher(dg.DefaultRunLauncher):
-    """The default run launcher, whose runs run monitoring can check (see the module doc)."""
+    """The default run launcher, whose runs run monitoring can check, and which can hand runs to
+    warm workers (see the module doc)."""
+
+    def __init__(self, inst_data=None, warm_worker: bool = False) -> None:
+        super().__init__(inst_data=inst_data)
+        self._warm_worker = warm_worker
+        self._lock = threading.Lock()
+        self._ready: subprocess.Popen | None = None
+        self._handed: list[subprocess.Popen] = []
+
+    @classmethod
+    def config_type(cls) -> dict:
+        return {"warm_worker": dg.Field(bool, is_required=False, default_value=False)}
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value) -> BillingRunLauncher:
+        return cls(inst_data=inst_data, **config_value)
+
+    def launch_run(self, context: LaunchRunContext) -> None:
+        if not self._warm_worker:
+            super().launch_run(context)
+            return
+        run = context.dagster_run
+        origin = run.job_code_origin.repository_origin
+        request = ExecuteRunArgs(
+            job_origin=run.job_code_origin, run_id=run.run_id, instance_ref=self._instance.get_ref()
+        )
+        with self._lock:
+            self._handed = [worker for worker in self._handed if worker.poll() is None]
+            ready, self._ready = self._ready, None
+            if ready is None or ready.poll() is not None or ready.args[-1] != _argument(origin):
+                if ready is not None and ready.poll() is None:
+                    ready.stdin.close()  # warmed for another code location: let it go
+                ready = _start_warm_worker(origin)
+            try:
+                _hand(ready, request)
+            except BrokenPipeError:  # it died while waiting: a new one
+                ready = _start_warm_worker(origin)
+                _hand(ready, request)
+            self._handed.append(ready)
+            # The next run's worker imports while this one runs.
+            self._ready = _start_warm_worker(origin)
+        self._run_ids.add(run.run_id)
+
+    def terminate(self, run_id: str) -> bool:
+        run = self._instance.get_run_by_id(run_id) if self.has_instance else None
+        if run is None or run.is_finished or GRPC_INFO_TAG in run.tags:
+            return super().terminate(run_id)
+        # A warm worker's run: interrupt its process, as the code server does its own.
+        worker = run_worker(self._instance, run_id)
+        if worker is None or run_worker_health(self._instance, run).status != WorkerStatus.RUNNING:
+            return False
+        self._instance.report_run_canceling(run)
+        os.kill(worker[0], signal.SIGINT)
+        return True
+
+    def dispose(self) -> None:
+        with self._lock:
+            if self._ready is not None:
+                self._ready.stdin.close()  # a waiting worker exits at the end of its input
+                self._ready = None
 
     @property
     def supports_check_run_worker_health(self) -> bool:
@@ -67,6 +150,82 @@ class BillingRunLauncher(dg.DefaultRunLauncher):
 
     def check_run_worker_health(self, run: dg.DagsterRun) -> CheckRunHealthResult:
         return run_worker_health(self._instance, run)
+
+
+# The metadata key of the engine event a warm worker reports when it is handed a run.
+WARM_WAITED = "warm_worker_waited_s"
+# What dbt writes under its project directory (not sources).
+DBT_OUTPUTS = {"target", "logs", "dbt_packages", ".user.yml"}
+
+
+def _argument(origin: RepositoryPythonOrigin) -> str:
+    return serialize_value(origin)
+
+
+def _start_warm_worker(origin: RepositoryPythonOrigin) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "dagster_billing.run_launcher", _argument(origin)],
+        stdin=subprocess.PIPE,
+    )
+
+
+def _hand(worker: subprocess.Popen, request: ExecuteRunArgs) -> None:
+    worker.stdin.write(serialize_value(request).encode() + b"\n")
+    worker.stdin.close()
+
+
+def _code_version() -> tuple:
+    """What a warm worker imported, by modification time: the Python files it loaded from
+    outside the environment (this package, the code location's own files) and the dbt project's
+    sources (dagster-dbt builds the dbt assets from their manifest; under `dagster dev` every
+    process that imports this code location parses them again, the warm worker included, so the
+    manifest itself changes with every worker)."""
+    from dagster_billing.paths import DBT_PROJECT_DIR
+
+    installed = (sys.prefix, sys.base_prefix)
+    loaded = {
+        Path(module.__file__)
+        for module in list(sys.modules.values())
+        if getattr(module, "__file__", None) and not module.__file__.startswith(installed)
+    }
+    dbt_sources = {
+        path
+        for path in Path(DBT_PROJECT_DIR).rglob("*")
+        if path.is_file() and path.relative_to(DBT_PROJECT_DIR).parts[0] not in DBT_OUTPUTS
+    }
+    return tuple(
+        (str(path), path.stat().st_mtime_ns)
+        for path in sorted(loaded | dbt_sources)
+        if path.exists()
+    )
+
+
+def warm_worker(origin_argument: str) -> None:
+    """Load the code location `origin_argument` names (Dagster, dbt and this package with it),
+    wait for one run's `dagster api execute_run` arguments on stdin and run it; nothing on stdin
+    (the launcher went away, or wanted another code location): exit."""
+    from dagster._cli.api import execute_run_command
+    from dagster._utils.hosted_user_process import recon_repository_from_origin
+
+    started = time.monotonic()
+    origin = deserialize_value(origin_argument, RepositoryPythonOrigin)
+    recon_repository_from_origin(origin).get_definition()
+    imported, loaded = _code_version(), time.monotonic()
+    request = sys.stdin.readline().strip()
+    if not request:
+        return
+    if _code_version() != imported:  # edited since: run it from a fresh interpreter
+        os.execv(sys.executable, [sys.executable, "-m", "dagster", "api", "execute_run", request])
+    arguments = deserialize_value(request, ExecuteRunArgs)
+    with dg.DagsterInstance.from_ref(arguments.instance_ref) as instance:
+        waited = time.monotonic() - loaded
+        instance.report_engine_event(
+            f"Run handed to a warm worker (pid {os.getpid()}): it had loaded the code location "
+            f"in {loaded - started:.1f} s, {waited:.1f} s before the run came.",
+            instance.get_run_by_id(arguments.run_id),
+            EngineEventData({WARM_WAITED: dg.MetadataValue.float(round(waited, 3))}),
+        )
+    execute_run_command.callback(input_json=request, compressed_input_json=None)
 
 
 def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
@@ -87,3 +246,10 @@ def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
             instance.event_log_storage.free_concurrency_slots_for_run(record.dagster_run.run_id)
         failed.append(record.dagster_run.run_id)
     return failed
+
+
+if __name__ == "__main__":
+    try:
+        warm_worker(sys.argv[1])
+    except KeyboardInterrupt:  # Ctrl-C on `make dev` reaches a waiting worker too
+        sys.exit(130)

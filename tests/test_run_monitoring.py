@@ -21,9 +21,10 @@ from pathlib import Path
 import dagster as dg
 import psutil
 import pytest
+from dagster._core.storage.tags import GRPC_INFO_TAG
 
 from dagster_billing.paths import REPO_ROOT
-from dagster_billing.run_launcher import fail_dead_runs, run_worker
+from dagster_billing.run_launcher import WARM_WAITED, fail_dead_runs, run_worker
 
 LOCATION = Path(__file__).parent / "fixtures" / "run_monitoring" / "definitions.py"
 DBT_PROJECT = LOCATION.parent / "dbt"
@@ -48,16 +49,23 @@ def dagster_home(tmp_path, monkeypatch) -> Path:
     shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("RUN_MONITORING_TEST_DIR", str(tmp_path))
+    # The instance's SQLite storages are created here, before a daemon and this process race to
+    # create them ("table secondary_indexes already exists").
+    with dg.DagsterInstance.get() as instance:
+        instance.get_runs(limit=1)
+        instance.event_log_storage.get_concurrency_info("duckdb")
+        instance.schedule_storage.all_instigator_state()
     return home
 
 
 def launch(env: dict) -> None:
-    subprocess.run(
+    completed = subprocess.run(
         [str(BIN / "dagster"), "job", "launch", "-f", str(LOCATION), "-j", JOB],
-        check=True,
         env=env,
         capture_output=True,
+        text=True,
     )
+    assert completed.returncode == 0, completed.stderr[-3000:]
 
 
 def holds_the_pool(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
@@ -110,6 +118,57 @@ def test_a_run_killed_mid_dbt_build_frees_the_duckdb_pool_for_the_next_run(dagst
             )
             assert finished.status == dg.DagsterRunStatus.SUCCESS
             assert instance.get_run_by_id(first.run_id).status == dg.DagsterRunStatus.FAILURE
+            assert instance.event_log_storage.get_concurrency_info("duckdb").active_slot_count == 0
+    finally:
+        os.killpg(daemon.pid, signal.SIGKILL)
+        daemon.wait()
+
+
+def warm_waits(instance: dg.DagsterInstance, run_id: str) -> list[float]:
+    """How long the warm worker that ran `run_id` had waited for it (none: not a warm worker)."""
+    events = instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+    metadata = [entry.dagster_event.engine_event_data.metadata for entry in events]
+    return [item[WARM_WAITED].value for item in metadata if WARM_WAITED in item]
+
+
+@pytest.mark.slow
+def test_runs_go_to_a_warm_worker_and_are_terminated_through_it(dagster_home):
+    """dagster.yaml's warm_worker: the second run goes to a process that loaded the code
+    location while the first one ran; terminating a run interrupts its worker (no code server
+    is involved) and the run ends CANCELED without keeping the pool."""
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+    daemon = subprocess.Popen(
+        [str(BIN / "dagster-daemon"), "run", "-f", str(LOCATION)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        with dg.DagsterInstance.get() as instance:
+            launch(env)
+            [first] = wait_for("the first run", lambda: instance.get_runs(), 60)
+            wait_for(
+                "the first run to end", lambda: instance.get_run_by_id(first.run_id).is_finished, 90
+            )
+            assert instance.get_run_by_id(first.run_id).status == dg.DagsterRunStatus.SUCCESS
+
+            launch(env)
+            second = wait_for(
+                "the second run", lambda: [r for r in instance.get_runs() if r != first], 30
+            )[0]
+            wait_for("dbt in the second run", lambda: holds_the_pool(instance, second), 60)
+            [waited] = warm_waits(instance, second.run_id)
+            assert waited > 0  # it was loaded before the run was created
+            assert GRPC_INFO_TAG not in instance.get_run_by_id(second.run_id).tags
+
+            assert instance.run_launcher.terminate(second.run_id)
+            ended = wait_for(
+                "the second run to end",
+                lambda: (run := instance.get_run_by_id(second.run_id)).is_finished and run,
+                60,
+            )
+            assert ended.status == dg.DagsterRunStatus.CANCELED
             assert instance.event_log_storage.get_concurrency_info("duckdb").active_slot_count == 0
     finally:
         os.killpg(daemon.pid, signal.SIGKILL)
