@@ -344,6 +344,10 @@ def _ingest_load_section(paths: list[Path]) -> list[str]:
     )
 
 
+def _seconds(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f} s"
+
+
 def _latency_section(paths: list[Path]) -> list[str]:
     rows = []
     for path in paths:
@@ -354,11 +358,12 @@ def _latency_section(paths: list[Path]) -> list[str]:
                 f"`{path.name}`",
                 report["runner"],
                 report.get("spacing", "idle"),
+                f"{report['load_events_per_s']:,}/s" if report.get("load_events_per_s") else "-",
                 str(report["probes"]),
                 f"{report['ack_ms_median']:.0f} ms",
                 f"{rated['median']:.1f} / {rated['max']:.1f} s",
                 f"{visible['median']:.1f} / {visible['max']:.1f} s",
-                f"{report['runner_cpu_s_median']:.1f} s",
+                _seconds(report.get("runner_cpu_s_median")),
                 "met" if rated["median"] <= LATENCY_TARGET_S else "missed",
                 _load(report.get("load_avg_at_end")),
             ]
@@ -368,6 +373,7 @@ def _latency_section(paths: list[Path]) -> list[str]:
             "results",
             "runner",
             "spacing",
+            "steady load",
             "probes",
             "202 (median)",
             "POST -> fct_rated_usage (median / max)",
@@ -377,7 +383,7 @@ def _latency_section(paths: list[Path]) -> list[str]:
             "load at the end",
         ],
         rows,
-        "lllrrrrrll",
+        "lllrrrrrrll",
     )
 
 

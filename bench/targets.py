@@ -441,7 +441,7 @@ TARGETS: tuple[Target, ...] = (
         files="ingest_latency*.json",
         fields=("runner", "in_fct_rated_usage_s.median", "detail[].rated", "load_events_per_s"),
         conditions="runner daemon (`make dev`); 50 probes under a steady 1K events/s "
-        "(`load_events_per_s`: bench/ingest_latency.py has no such mode yet); p99 of the probes "
+        "(`load_events_per_s`: bench/ingest_latency.py --load 1000 --spacing random --probes 50); p99 of the probes "
         "by nearest rank; 2 cores; of several files, the closest to these conditions",
         checks=(
             Check("median", "<=", LATENCY_MEDIAN_S, " s", 1),

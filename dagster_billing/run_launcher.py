@@ -90,7 +90,6 @@ class BillingRunLauncher(dg.DefaultRunLauncher):
         self._warm_worker = warm_worker
         self._lock = threading.Lock()
         self._ready: subprocess.Popen | None = None
-        self._handed: list[subprocess.Popen] = []
 
     @classmethod
     def config_type(cls) -> dict:
@@ -110,7 +109,6 @@ class BillingRunLauncher(dg.DefaultRunLauncher):
             job_origin=run.job_code_origin, run_id=run.run_id, instance_ref=self._instance.get_ref()
         )
         with self._lock:
-            self._handed = [worker for worker in self._handed if worker.poll() is None]
             ready, self._ready = self._ready, None
             if ready is None or ready.poll() is not None or ready.args[-1] != _argument(origin):
                 if ready is not None and ready.poll() is None:
@@ -121,7 +119,8 @@ class BillingRunLauncher(dg.DefaultRunLauncher):
             except BrokenPipeError:  # it died while waiting: a new one
                 ready = _start_warm_worker(origin)
                 _hand(ready, request)
-            self._handed.append(ready)
+            # Reaped as soon as it ends (its CPU then counts as the daemon's children's).
+            threading.Thread(target=ready.wait, daemon=True).start()
             # The next run's worker imports while this one runs.
             self._ready = _start_warm_worker(origin)
         self._run_ids.add(run.run_id)
