@@ -380,6 +380,23 @@ def _identical(results_dir: Path) -> Measured:
     )
 
 
+def _latency_target(key: str, runner: str, conditions: str) -> Target:
+    """Target 5 (the daemon) and 5w (`billing watch`): the same checks, on the runner's files."""
+    title = {"daemon": "daemon", "watch": "billing watch"}[runner]
+    return Target(
+        key=key,
+        title=f"event -> rated, {title}",
+        files="ingest_latency*.json",
+        fields=("runner", "in_fct_rated_usage_s.median", "detail[].rated", "load_events_per_s"),
+        conditions=conditions,
+        checks=(
+            Check("median", "<=", LATENCY_MEDIAN_S, " s", 1),
+            Check("p99", "<=", LATENCY_P99_S, " s", 1),
+        ),
+        measure=_latency(runner),
+    )
+
+
 TARGETS: tuple[Target, ...] = (
     Target(
         key="1",
@@ -435,32 +452,18 @@ TARGETS: tuple[Target, ...] = (
         measure=_flat,
         goal=f"<= {FLAT_TOLERANCE:g}x the 50M ratio",
     ),
-    Target(
-        key="5",
-        title="event -> rated, daemon",
-        files="ingest_latency*.json",
-        fields=("runner", "in_fct_rated_usage_s.median", "detail[].rated", "load_events_per_s"),
-        conditions="runner daemon (`make dev`); 50 probes under a steady 1K events/s "
-        "(`load_events_per_s`: bench/ingest_latency.py --load 1000 --spacing random --probes 50); p99 of the probes "
+    _latency_target(
+        "5",
+        "daemon",
+        "runner daemon (`make dev`); 50 probes under a steady 1K events/s (`load_events_per_s`: "
+        "bench/ingest_latency.py --load 1000 --spacing random --probes 50); p99 of the probes "
         "by nearest rank; 2 cores; of several files, the closest to these conditions",
-        checks=(
-            Check("median", "<=", LATENCY_MEDIAN_S, " s", 1),
-            Check("p99", "<=", LATENCY_P99_S, " s", 1),
-        ),
-        measure=_latency("daemon"),
     ),
-    Target(
-        key="5w",
-        title="event -> rated, billing watch",
-        files="ingest_latency*.json",
-        fields=("runner", "in_fct_rated_usage_s.median", "detail[].rated", "load_events_per_s"),
-        conditions="runner watch (`billing watch`), reported alongside 5 and judged under its "
+    _latency_target(
+        "5w",
+        "watch",
+        "runner watch (`billing watch`), reported alongside 5 and judged under its "
         "other conditions",
-        checks=(
-            Check("median", "<=", LATENCY_MEDIAN_S, " s", 1),
-            Check("p99", "<=", LATENCY_P99_S, " s", 1),
-        ),
-        measure=_latency("watch"),
     ),
     Target(
         key="6",

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -58,6 +58,23 @@ def dagster_home(tmp_path, monkeypatch) -> Path:
     return home
 
 
+@pytest.fixture
+def daemon(dagster_home) -> Iterator[dict]:
+    """A Dagster daemon for LOCATION on `dagster_home` (run queue, run monitoring); yields the
+    environment to launch runs with."""
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+    process = subprocess.Popen(
+        [str(BIN / "dagster-daemon"), "run", "-f", str(LOCATION)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    yield env
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
 def launch(env: dict) -> None:
     completed = subprocess.run(
         [str(BIN / "dagster"), "job", "launch", "-f", str(LOCATION), "-j", JOB],
@@ -81,47 +98,35 @@ def kill_tree(pid: int) -> None:
 
 
 @pytest.mark.slow
-def test_a_run_killed_mid_dbt_build_frees_the_duckdb_pool_for_the_next_run(dagster_home):
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
-    daemon = subprocess.Popen(
-        [str(BIN / "dagster-daemon"), "run", "-f", str(LOCATION)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        with dg.DagsterInstance.get() as instance:
-            launch(env)
-            [first] = wait_for("the first run", lambda: instance.get_runs(), 60)
+def test_a_run_killed_mid_dbt_build_frees_the_duckdb_pool_for_the_next_run(daemon):
+    with dg.DagsterInstance.get() as instance:
+        launch(daemon)
+        [first] = wait_for("the first run", lambda: instance.get_runs(), 60)
 
-            def dbt_running() -> int | None:
-                """The run worker's pid once its step holds the pool and dbt runs."""
-                worker = run_worker(instance, first.run_id)
-                if worker is None:
-                    return None
-                children = psutil.Process(worker[0]).children(recursive=True)
-                building = any(str(DBT_PROJECT) in child.cmdline() for child in children)
-                return worker[0] if building and holds_the_pool(instance, first) else None
+        def dbt_running() -> int | None:
+            """The run worker's pid once its step holds the pool and dbt runs."""
+            worker = run_worker(instance, first.run_id)
+            if worker is None:
+                return None
+            children = psutil.Process(worker[0]).children(recursive=True)
+            building = any(str(DBT_PROJECT) in child.cmdline() for child in children)
+            return worker[0] if building and holds_the_pool(instance, first) else None
 
-            worker_pid = wait_for("dbt to start in the first run", dbt_running, 90)
-            kill_tree(worker_pid)
+        worker_pid = wait_for("dbt to start in the first run", dbt_running, 90)
+        kill_tree(worker_pid)
 
-            launch(env)
-            second = wait_for(
-                "the second run", lambda: [r for r in instance.get_runs() if r != first], 30
-            )[0]
-            finished = wait_for(
-                "the second run to finish",
-                lambda: (run := instance.get_run_by_id(second.run_id)).is_finished and run,
-                90,
-            )
-            assert finished.status == dg.DagsterRunStatus.SUCCESS
-            assert instance.get_run_by_id(first.run_id).status == dg.DagsterRunStatus.FAILURE
-            assert instance.event_log_storage.get_concurrency_info("duckdb").active_slot_count == 0
-    finally:
-        os.killpg(daemon.pid, signal.SIGKILL)
-        daemon.wait()
+        launch(daemon)
+        second = wait_for(
+            "the second run", lambda: [r for r in instance.get_runs() if r != first], 30
+        )[0]
+        finished = wait_for(
+            "the second run to finish",
+            lambda: (run := instance.get_run_by_id(second.run_id)).is_finished and run,
+            90,
+        )
+        assert finished.status == dg.DagsterRunStatus.SUCCESS
+        assert instance.get_run_by_id(first.run_id).status == dg.DagsterRunStatus.FAILURE
+        assert instance.event_log_storage.get_concurrency_info("duckdb").active_slot_count == 0
 
 
 def warm_waits(instance: dg.DagsterInstance, run_id: str) -> list[float]:
@@ -132,47 +137,35 @@ def warm_waits(instance: dg.DagsterInstance, run_id: str) -> list[float]:
 
 
 @pytest.mark.slow
-def test_runs_go_to_a_warm_worker_and_are_terminated_through_it(dagster_home):
+def test_runs_go_to_a_warm_worker_and_are_terminated_through_it(daemon):
     """dagster.yaml's warm_worker: the second run goes to a process that loaded the code
     location while the first one ran; terminating a run interrupts its worker (no code server
     is involved) and the run ends CANCELED without keeping the pool."""
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
-    daemon = subprocess.Popen(
-        [str(BIN / "dagster-daemon"), "run", "-f", str(LOCATION)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        with dg.DagsterInstance.get() as instance:
-            launch(env)
-            [first] = wait_for("the first run", lambda: instance.get_runs(), 60)
-            wait_for(
-                "the first run to end", lambda: instance.get_run_by_id(first.run_id).is_finished, 90
-            )
-            assert instance.get_run_by_id(first.run_id).status == dg.DagsterRunStatus.SUCCESS
+    with dg.DagsterInstance.get() as instance:
+        launch(daemon)
+        [first] = wait_for("the first run", lambda: instance.get_runs(), 60)
+        wait_for(
+            "the first run to end", lambda: instance.get_run_by_id(first.run_id).is_finished, 90
+        )
+        assert instance.get_run_by_id(first.run_id).status == dg.DagsterRunStatus.SUCCESS
 
-            launch(env)
-            second = wait_for(
-                "the second run", lambda: [r for r in instance.get_runs() if r != first], 30
-            )[0]
-            wait_for("dbt in the second run", lambda: holds_the_pool(instance, second), 60)
-            [waited] = warm_waits(instance, second.run_id)
-            assert waited > 0  # it was loaded before the run was created
-            assert GRPC_INFO_TAG not in instance.get_run_by_id(second.run_id).tags
+        launch(daemon)
+        second = wait_for(
+            "the second run", lambda: [r for r in instance.get_runs() if r != first], 30
+        )[0]
+        wait_for("dbt in the second run", lambda: holds_the_pool(instance, second), 60)
+        [waited] = warm_waits(instance, second.run_id)
+        assert waited > 0  # it was loaded before the run was created
+        assert GRPC_INFO_TAG not in instance.get_run_by_id(second.run_id).tags
 
-            assert instance.run_launcher.terminate(second.run_id)
-            ended = wait_for(
-                "the second run to end",
-                lambda: (run := instance.get_run_by_id(second.run_id)).is_finished and run,
-                60,
-            )
-            assert ended.status == dg.DagsterRunStatus.CANCELED
-            assert instance.event_log_storage.get_concurrency_info("duckdb").active_slot_count == 0
-    finally:
-        os.killpg(daemon.pid, signal.SIGKILL)
-        daemon.wait()
+        assert instance.run_launcher.terminate(second.run_id)
+        ended = wait_for(
+            "the second run to end",
+            lambda: (run := instance.get_run_by_id(second.run_id)).is_finished and run,
+            60,
+        )
+        assert ended.status == dg.DagsterRunStatus.CANCELED
+        assert instance.event_log_storage.get_concurrency_info("duckdb").active_slot_count == 0
 
 
 def test_billing_watch_frees_the_pool_of_an_in_process_run_whose_process_died(dagster_home):
