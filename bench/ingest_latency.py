@@ -174,7 +174,8 @@ def stop_group(process: subprocess.Popen) -> None:
 
 
 def runner_cpu(process: subprocess.Popen) -> float:
-    """CPU seconds of the runner, its live children and the children it has reaped (dbt)."""
+    """CPU seconds of the runner and of every live descendant, each with the children it has
+    reaped (dbt, run workers: the daemon reaps its own)."""
     import psutil
 
     root = psutil.Process(process.pid)
@@ -186,6 +187,7 @@ def runner_cpu(process: subprocess.Popen) -> float:
         except psutil.NoSuchProcess:
             continue
         total += child_times.user + child_times.system
+        total += child_times.children_user + child_times.children_system
     return total
 
 
