@@ -223,6 +223,23 @@ def wait_until_idle(dagster_home: Path, quiet_for: float = 5.0, limit: float = 3
     raise TimeoutError(f"runs still active after {limit}s")
 
 
+def attribute(probes: list[dict], runs: list[dict]) -> None:
+    """Give each probe the run that rated it: the last run to materialize fct_rated_usage after
+    the POST and before the probe was read back. A run may have been created before the POST:
+    landing takes every file ready when it starts, not only those the sensor named."""
+    for probe in probes:
+        serving = [
+            r for r in runs if r["rated_at"] and probe["acked"] <= r["rated_at"] <= probe["visible"]
+        ]
+        if serving:
+            run = max(serving, key=lambda r: r["rated_at"])
+            probe["wait_for_run"] = round(run["first_event"] - probe["acked"], 2)
+            probe["rated"] = round(run["rated_at"] - probe["sent"], 2)
+            probe["run_job"] = run["job"]
+            probe["run_steps"] = run["steps"]
+            probe["run_total"] = round(run["last_event"] - run["first_event"], 2)
+
+
 def run_breakdown(dagster_home: Path, since: float) -> list[dict]:
     """Step timings of the sensor's runs (rate_new_usage, land_and_rate) that started after
     `since` (epoch seconds)."""
@@ -408,26 +425,7 @@ def main() -> None:
             dbt_server.wait(60)
 
     runs = run_breakdown(dagster_home, began)
-    for probe in probes:
-        # The run that rated the probe: the last to rate anything before the probe was read
-        # back (under --load, the first run after the POST may have listed its files earlier).
-        serving = [
-            r
-            for r in runs
-            if r["first_event"]
-            and r["first_event"] >= probe["acked"] - 0.001
-            and r["rated_at"]
-            and r["rated_at"] <= probe["visible"]
-        ]
-        if serving:
-            first = max(serving, key=lambda r: r["rated_at"])
-            probe["wait_for_run"] = round(first["first_event"] - probe["acked"], 2)
-            probe["rated"] = (
-                round(first["rated_at"] - probe["sent"], 2) if first["rated_at"] else None
-            )
-            probe["run_job"] = first["job"]
-            probe["run_steps"] = first["steps"]
-            probe["run_total"] = round(first["last_event"] - first["first_event"], 2)
+    attribute(probes, runs)
     latencies = [p["visible"] - p["sent"] for p in probes]
     rated = [p["rated"] for p in probes if p.get("rated") is not None]
     summary = {
