@@ -153,8 +153,9 @@ class BillingRunLauncher(dg.DefaultRunLauncher):
 
 # The metadata key of the engine event a warm worker reports when it is handed a run.
 WARM_WAITED = "warm_worker_waited_s"
-# What dbt writes under its project directory (not sources).
-DBT_OUTPUTS = {"target", "logs", "dbt_packages", ".user.yml"}
+# What dbt and runs write under the dbt project directory (not sources): dbt's target/, logs/
+# and packages, and hidden paths (.user.yml, the seeds runs stage in .reference/).
+DBT_OUTPUTS = {"target", "logs", "dbt_packages"}
 
 
 def _argument(origin: RepositoryPythonOrigin) -> str:
@@ -187,11 +188,10 @@ def _code_version() -> tuple:
         for module in list(sys.modules.values())
         if getattr(module, "__file__", None) and not module.__file__.startswith(installed)
     }
-    dbt_sources = {
-        path
-        for path in Path(DBT_PROJECT_DIR).rglob("*")
-        if path.is_file() and path.relative_to(DBT_PROJECT_DIR).parts[0] not in DBT_OUTPUTS
-    }
+    dbt_sources = set()
+    for root, dirs, files in os.walk(DBT_PROJECT_DIR):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in DBT_OUTPUTS]
+        dbt_sources |= {Path(root) / name for name in files if not name.startswith(".")}
     return tuple(
         (str(path), path.stat().st_mtime_ns)
         for path in sorted(loaded | dbt_sources)
@@ -211,13 +211,13 @@ def warm_worker(origin_argument: str) -> None:
     recon_repository_from_origin(origin).get_definition()
     imported, loaded = _code_version(), time.monotonic()
     request = sys.stdin.readline().strip()
+    waited = time.monotonic() - loaded
     if not request:
         return
     if _code_version() != imported:  # edited since: run it from a fresh interpreter
         os.execv(sys.executable, [sys.executable, "-m", "dagster", "api", "execute_run", request])
     arguments = deserialize_value(request, ExecuteRunArgs)
     with dg.DagsterInstance.from_ref(arguments.instance_ref) as instance:
-        waited = time.monotonic() - loaded
         instance.report_engine_event(
             f"Run handed to a warm worker (pid {os.getpid()}): it had loaded the code location "
             f"in {loaded - started:.1f} s, {waited:.1f} s before the run came.",

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import psutil
 import pytest
 from dagster._core.storage.tags import GRPC_INFO_TAG
 
-from dagster_billing.paths import REPO_ROOT
+from dagster_billing.paths import DBT_PROJECT_DIR, REPO_ROOT
 from dagster_billing.run_launcher import WARM_WAITED, fail_dead_runs, run_worker
 
 LOCATION = Path(__file__).parent / "fixtures" / "run_monitoring" / "definitions.py"
@@ -136,32 +137,55 @@ def warm_waits(instance: dg.DagsterInstance, run_id: str) -> list[float]:
     return [item[WARM_WAITED].value for item in metadata if WARM_WAITED in item]
 
 
+def run_to_the_end(instance: dg.DagsterInstance, env: dict, before: list) -> dg.DagsterRun:
+    """Launch a run of JOB and wait until it has ended."""
+    launch(env)
+    run = wait_for("the run", lambda: [r for r in instance.get_runs() if r not in before], 30)[0]
+    return wait_for(
+        "the run to end",
+        lambda: (now := instance.get_run_by_id(run.run_id)).is_finished and now,
+        90,
+    )
+
+
 @pytest.mark.slow
 def test_runs_go_to_a_warm_worker_and_are_terminated_through_it(daemon):
-    """dagster.yaml's warm_worker: the second run goes to a process that loaded the code
-    location while the first one ran; terminating a run interrupts its worker (no code server
-    is involved) and the run ends CANCELED without keeping the pool."""
+    """dagster.yaml's warm_worker: a run goes to a process that loaded the code location while
+    the previous run ran (unless the code changed since); terminating a run interrupts its
+    worker (no code server is involved) and the run ends CANCELED without keeping the pool."""
     with dg.DagsterInstance.get() as instance:
-        launch(daemon)
-        [first] = wait_for("the first run", lambda: instance.get_runs(), 60)
-        wait_for(
-            "the first run to end", lambda: instance.get_run_by_id(first.run_id).is_finished, 90
-        )
-        assert instance.get_run_by_id(first.run_id).status == dg.DagsterRunStatus.SUCCESS
+        # The first run's worker starts cold; the next one loads beside it and is ready before
+        # the run ends (the run's worker loads the same code, then runs dbt).
+        first = run_to_the_end(instance, daemon, [])
+        assert first.status == dg.DagsterRunStatus.SUCCESS
+        assert [round(w) for w in warm_waits(instance, first.run_id)] == [0]  # handed at once
 
+        # The code location changed after that worker loaded it: the run runs afresh.
+        os.utime(LOCATION)
+        second = run_to_the_end(instance, daemon, [first])
+        assert second.status == dg.DagsterRunStatus.SUCCESS
+        assert warm_waits(instance, second.run_id) == []
+
+        # What runs write under the dbt project (staged seeds) does not make a worker stale.
+        staged = DBT_PROJECT_DIR / ".reference" / f"test-{uuid.uuid4().hex}"
+        staged.mkdir(parents=True)
+        (staged / "accounts.csv").write_text("account_id\n")
         launch(daemon)
-        second = wait_for(
-            "the second run", lambda: [r for r in instance.get_runs() if r != first], 30
+        third = wait_for(
+            "the third run",
+            lambda: [r for r in instance.get_runs() if r not in (first, second)],
+            30,
         )[0]
-        wait_for("dbt in the second run", lambda: holds_the_pool(instance, second), 60)
-        [waited] = warm_waits(instance, second.run_id)
-        assert waited > 0  # it was loaded before the run was created
-        assert GRPC_INFO_TAG not in instance.get_run_by_id(second.run_id).tags
+        shutil.rmtree(staged)
+        wait_for("dbt in the third run", lambda: holds_the_pool(instance, third), 60)
+        [waited] = warm_waits(instance, third.run_id)
+        assert waited > 0.5  # loaded during the second run, not when this one came
+        assert GRPC_INFO_TAG not in instance.get_run_by_id(third.run_id).tags
 
-        assert instance.run_launcher.terminate(second.run_id)
+        assert instance.run_launcher.terminate(third.run_id)
         ended = wait_for(
-            "the second run to end",
-            lambda: (run := instance.get_run_by_id(second.run_id)).is_finished and run,
+            "the third run to end",
+            lambda: (run := instance.get_run_by_id(third.run_id)).is_finished and run,
             60,
         )
         assert ended.status == dg.DagsterRunStatus.CANCELED
