@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO))
 from bench.targets import RESULTS_DIR, print_summary  # noqa: E402
 from dagster_billing.api.process import ServerProcess, free_port  # noqa: E402
 from dagster_billing.api.state import ApiState  # noqa: E402
+from dagster_billing.lib.dbt_server import start_server  # noqa: E402
 
 BIN = Path(sys.executable).parent
 ACCOUNT = "acct_meridian"
@@ -112,13 +113,8 @@ def start_runner(kind: str, env: dict[str, str], log: Path) -> subprocess.Popen:
 def start_dbt_server(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen, Path]:
     """A dbt fork server, as `make dev` starts one (docs/operations.md#the-dbt-fork-server)."""
     socket_path = root / "dbt.sock"
-    process = subprocess.Popen(
-        [str(BIN / "billing"), "dbt-server", "--socket", str(socket_path), "--exit-with-parent"],
-        env=env,
-        cwd=REPO,
-        stdout=(root / "dbt-server.log").open("ab"),
-        stderr=subprocess.STDOUT,
-    )
+    log = (root / "dbt-server.log").open("ab")
+    process = start_server(socket_path, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while not socket_path.exists() and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -21,7 +21,8 @@ the launcher (in the daemon) keeps one process that has done those imports alrea
 on its stdin (`python -m dagster_billing.run_launcher`); a run is handed to it as the arguments
 `dagster api execute_run` takes, and it runs the run exactly as that command does, then exits. The
 next warm worker starts importing as soon as one is handed a run. A worker whose code changed under
-it (a Python file of this package or dbt's manifest) runs `dagster api execute_run` afresh instead,
+it (a Python file it loaded from outside the venv, or a dbt source) runs `dagster api execute_run`
+afresh instead,
 so an edited code location is never run stale. A run is still one process: its pid is what run
 monitoring checks, and terminating a run sends it SIGINT, as the code server would.
 """
@@ -70,15 +71,19 @@ def run_worker_health(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Check
         if time.time() - started > START_GRACE_SECONDS:
             return CheckRunHealthResult(WorkerStatus.UNKNOWN, "no run worker pid was recorded")
         return CheckRunHealthResult(WorkerStatus.RUNNING)
-    pid, logged_at = worker
+    if _alive(*worker):
+        return CheckRunHealthResult(WorkerStatus.RUNNING)
+    return CheckRunHealthResult(WorkerStatus.FAILED, f"run worker process {worker[0]} is gone")
+
+
+def _alive(pid: int, logged_at: float) -> bool:
+    """The process that logged `pid` at `logged_at` still runs (not a zombie, not a newer
+    process given the same pid)."""
     try:
         process = psutil.Process(pid)
-        alive = process.status() != psutil.STATUS_ZOMBIE and process.create_time() <= logged_at + 1
+        return process.status() != psutil.STATUS_ZOMBIE and process.create_time() <= logged_at + 1
     except psutil.NoSuchProcess:
-        alive = False
-    if alive:
-        return CheckRunHealthResult(WorkerStatus.RUNNING)
-    return CheckRunHealthResult(WorkerStatus.FAILED, f"run worker process {pid} is gone")
+        return False
 
 
 class BillingRunLauncher(dg.DefaultRunLauncher):
@@ -110,9 +115,12 @@ class BillingRunLauncher(dg.DefaultRunLauncher):
         )
         with self._lock:
             ready, self._ready = self._ready, None
-            if ready is None or ready.poll() is not None or ready.args[-1] != _argument(origin):
-                if ready is not None and ready.poll() is None:
-                    ready.stdin.close()  # warmed for another code location: let it go
+            if ready is not None and (
+                ready.poll() is not None or ready.args[-1] != _argument(origin)
+            ):
+                ready.stdin.close()  # gone, or warmed for another code location: let it go
+                ready = None
+            if ready is None:
                 ready = _start_warm_worker(origin)
             try:
                 _hand(ready, request)
@@ -131,7 +139,7 @@ class BillingRunLauncher(dg.DefaultRunLauncher):
             return super().terminate(run_id)
         # A warm worker's run: interrupt its process, as the code server does its own.
         worker = run_worker(self._instance, run_id)
-        if worker is None or run_worker_health(self._instance, run).status != WorkerStatus.RUNNING:
+        if worker is None or not _alive(*worker):
             return False
         self._instance.report_run_canceling(run)
         os.kill(worker[0], signal.SIGINT)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -152,22 +151,14 @@ def dbt_server(dbt_manifest, tmp_path_factory: pytest.TempPathFactory):
     """One dbt fork server per worker (lib/dbt_server.py): each dbt invocation of the session
     forks an interpreter that has dbt imported instead of importing it again (about 3 s of CPU
     per invocation). `BILLING_TEST_DBT_SERVER=0` runs every invocation in its own process."""
-    from dagster_billing.lib.dbt_server import SERVER_ENV
+    from dagster_billing.lib.dbt_server import SERVER_ENV, start_server
 
     if os.environ.get("BILLING_TEST_DBT_SERVER") == "0":
         os.environ.pop(SERVER_ENV, None)
         yield None
         return
     socket_path = tmp_path_factory.mktemp("dbt-server") / "dbt.sock"
-    server = subprocess.Popen(
-        [
-            Path(sys.executable).parent / "billing",
-            "dbt-server",
-            "--socket",
-            str(socket_path),
-            "--exit-with-parent",
-        ]
-    )
+    server = start_server(socket_path)
     # Until it listens, billing-dbt runs dbt in its own process.
     os.environ[SERVER_ENV] = str(socket_path)
     yield socket_path

@@ -101,8 +101,7 @@ def kill_tree(pid: int) -> None:
 @pytest.mark.slow
 def test_a_run_killed_mid_dbt_build_frees_the_duckdb_pool_for_the_next_run(daemon):
     with dg.DagsterInstance.get() as instance:
-        launch(daemon)
-        [first] = wait_for("the first run", lambda: instance.get_runs(), 60)
+        first = launched(instance, daemon, [], 60)
 
         def dbt_running() -> int | None:
             """The run worker's pid once its step holds the pool and dbt runs."""
@@ -116,15 +115,7 @@ def test_a_run_killed_mid_dbt_build_frees_the_duckdb_pool_for_the_next_run(daemo
         worker_pid = wait_for("dbt to start in the first run", dbt_running, 90)
         kill_tree(worker_pid)
 
-        launch(daemon)
-        second = wait_for(
-            "the second run", lambda: [r for r in instance.get_runs() if r != first], 30
-        )[0]
-        finished = wait_for(
-            "the second run to finish",
-            lambda: (run := instance.get_run_by_id(second.run_id)).is_finished and run,
-            90,
-        )
+        finished = ended(instance, launched(instance, daemon, [first]), 90)
         assert finished.status == dg.DagsterRunStatus.SUCCESS
         assert instance.get_run_by_id(first.run_id).status == dg.DagsterRunStatus.FAILURE
         assert instance.event_log_storage.get_concurrency_info("duckdb").active_slot_count == 0
@@ -137,14 +128,25 @@ def warm_waits(instance: dg.DagsterInstance, run_id: str) -> list[float]:
     return [item[WARM_WAITED].value for item in metadata if WARM_WAITED in item]
 
 
-def run_to_the_end(instance: dg.DagsterInstance, env: dict, before: list) -> dg.DagsterRun:
-    """Launch a run of JOB and wait until it has ended."""
+def launched(
+    instance: dg.DagsterInstance, env: dict, before: list, seconds: float = 30
+) -> dg.DagsterRun:
+    """Launch a run of JOB: the one run there is besides `before` (by id: a run's status
+    changes)."""
     launch(env)
-    run = wait_for("the run", lambda: [r for r in instance.get_runs() if r not in before], 30)[0]
+    earlier = {run.run_id for run in before}
+    [run] = wait_for(
+        "the run", lambda: [r for r in instance.get_runs() if r.run_id not in earlier], seconds
+    )
+    return run
+
+
+def ended(instance: dg.DagsterInstance, run: dg.DagsterRun, seconds: float) -> dg.DagsterRun:
+    """`run` once it has ended."""
     return wait_for(
         "the run to end",
         lambda: (now := instance.get_run_by_id(run.run_id)).is_finished and now,
-        90,
+        seconds,
     )
 
 
@@ -156,13 +158,13 @@ def test_runs_go_to_a_warm_worker_and_are_terminated_through_it(daemon):
     with dg.DagsterInstance.get() as instance:
         # The first run's worker starts cold; the next one loads beside it and is ready before
         # the run ends (the run's worker loads the same code, then runs dbt).
-        first = run_to_the_end(instance, daemon, [])
+        first = ended(instance, launched(instance, daemon, []), 90)
         assert first.status == dg.DagsterRunStatus.SUCCESS
         assert [round(w) for w in warm_waits(instance, first.run_id)] == [0]  # handed at once
 
         # The code location changed after that worker loaded it: the run runs afresh.
         os.utime(LOCATION)
-        second = run_to_the_end(instance, daemon, [first])
+        second = ended(instance, launched(instance, daemon, [first]), 90)
         assert second.status == dg.DagsterRunStatus.SUCCESS
         assert warm_waits(instance, second.run_id) == []
 
@@ -170,12 +172,7 @@ def test_runs_go_to_a_warm_worker_and_are_terminated_through_it(daemon):
         staged = DBT_PROJECT_DIR / ".reference" / f"test-{uuid.uuid4().hex}"
         staged.mkdir(parents=True)
         (staged / "accounts.csv").write_text("account_id\n")
-        launch(daemon)
-        third = wait_for(
-            "the third run",
-            lambda: [r for r in instance.get_runs() if r not in (first, second)],
-            30,
-        )[0]
+        third = launched(instance, daemon, [first, second])
         shutil.rmtree(staged)
         wait_for("dbt in the third run", lambda: holds_the_pool(instance, third), 60)
         [waited] = warm_waits(instance, third.run_id)
@@ -183,12 +180,8 @@ def test_runs_go_to_a_warm_worker_and_are_terminated_through_it(daemon):
         assert GRPC_INFO_TAG not in instance.get_run_by_id(third.run_id).tags
 
         assert instance.run_launcher.terminate(third.run_id)
-        ended = wait_for(
-            "the third run to end",
-            lambda: (run := instance.get_run_by_id(third.run_id)).is_finished and run,
-            60,
-        )
-        assert ended.status == dg.DagsterRunStatus.CANCELED
+        cancelled = ended(instance, third, 60)
+        assert cancelled.status == dg.DagsterRunStatus.CANCELED
         assert instance.event_log_storage.get_concurrency_info("duckdb").active_slot_count == 0
 
 

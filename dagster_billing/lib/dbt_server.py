@@ -32,6 +32,7 @@ import selectors
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import time
 import traceback
@@ -60,6 +61,13 @@ def exit_code(wait_status: int) -> int:
     """A process's exit code as a shell reports it: 128 + N for a child killed by signal N."""
     code = os.waitstatus_to_exitcode(wait_status)
     return 128 - code if code < 0 else code
+
+
+def start_server(socket_path: Path, **popen_kwargs) -> subprocess.Popen:
+    """`billing dbt-server` at `socket_path` in a child process that exits with this one; until it
+    listens, `billing-dbt` runs dbt in its own process."""
+    command = [Path(sys.executable).parent / "billing", "dbt-server", "--socket", socket_path]
+    return subprocess.Popen([*map(str, command), "--exit-with-parent"], **popen_kwargs)
 
 
 # --- client -------------------------------------------------------------------------------------

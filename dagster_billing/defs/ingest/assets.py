@@ -1,4 +1,5 @@
 import contextlib
+import functools
 import time
 
 import dagster as dg
@@ -86,13 +87,16 @@ def land(
         log.warning("the landing ledger did not match the raw layer: every file is checked")
     # A run that names no files (billing_pipeline, a manual materialization) also looks
     # through api/ on disk, for files the API's ledger does not know.
-    status = landing_status(warehouse.root, limit=MAX_FILES_LANDED, everything=not paths)
+    list_files = functools.partial(
+        landing_status, warehouse.root, limit=MAX_FILES_LANDED, everything=not paths
+    )
+    status = list_files()
     if status.settling:
         # Files changed just now are waited for, then everything is listed again: what settled
         # meanwhile lands in its place in arrival order (file_seq follows it), so a replay
         # numbers the files as this run does.
         _wait_until_quiet(warehouse, status.settling)
-        status = landing_status(warehouse.root, limit=MAX_FILES_LANDED, everything=not paths)
+        status = list_files()
         for name in status.settling:
             log.warning(f"{name}: still being written; left for the next run")
     for name in status.missing:
