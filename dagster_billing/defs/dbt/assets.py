@@ -1,16 +1,16 @@
-"""The dbt project as three asset sets, one per partitions definition (selected by dbt tags that
-dbt_project.yml sets per folder):
+"""The dbt project as one asset set, `billing_dbt_models`, whose assets carry one of three
+partitions definitions (BillingTranslator.get_partitions_def, from dbt tags that dbt_project.yml
+sets per folder):
 
-- usage_daily_dbt_models      tag:partition_day              daily partitions (UTC event day)
-- billing_period_dbt_models   tag:partition_billing_period   monthly partitions (billing period)
-- billing_dbt_models          everything else                unpartitioned
+- tag:partition_day              daily partitions (UTC event day): usage rollups
+- tag:partition_billing_period   monthly partitions (billing period): the ledger
+- everything else                unpartitioned: seeds, staging, rating, drafts, marts
 
-Every invocation of one run gets the same clock (`as_of`: the run tag billing/as_of, else the
-time the run was created), so drafts, run-rates and finalization agree.
-
-A run often executes a set in several dbt invocations (Dagster splits it around the Python assets
-and the other sets in between). Tests are selected "buildable": a test runs in the invocation
-where all its parents are built or upstream, never before one of them exists.
+A job holds one partitions definition (defs/jobs.py), so a run selects the unpartitioned models
+with at most one of the two partitioned sets, and Dagster runs them in ONE step: one dbt
+invocation per run (decision 86). Every invocation of a run gets the same clock (`as_of`: the run
+tag billing/as_of, else the time the run was created), so drafts, run-rates and finalization agree.
+Tests are selected "buildable": a test runs once all its parents are built or upstream.
 """
 
 from datetime import UTC, datetime
@@ -34,8 +34,6 @@ from dagster_billing.lib.environ import scoped_environ
 from dagster_billing.lib.warehouse_lock import is_lock_conflict, retry_while_locked
 
 AS_OF_TAG = "billing/as_of"
-USAGE_DAY_SELECT = "tag:partition_day"
-BILLING_PERIOD_SELECT = "tag:partition_billing_period"
 
 
 class DbtBuildConfig(dg.Config):
@@ -108,22 +106,26 @@ def _dbt_waiting_for_lock(context, dbt, warehouse: BillingWarehouse, args: list[
         raise error
 
 
-def _dbt_build(
-    context: dg.AssetExecutionContext,
-    dbt: DbtCliResource,
-    warehouse: BillingWarehouse,
-    config: DbtBuildConfig,
-    extra_vars: dict[str, str] | None = None,
-):
-    args = dbt_build_args(full_refresh=config.full_refresh)
-    yield from stream_dbt(context, dbt, warehouse, args, extra_vars)
+def partition_vars(context: dg.AssetExecutionContext) -> dict[str, str]:
+    """The run vars of the partitioned models the step selected: the usage days to recompute
+    (the day partitions' window) or the billing periods to finalize (up to the window's end)."""
+    selected = {
+        context.assets_def.specs_by_key[key].partitions_def for key in context.selected_asset_keys
+    }
+    if USAGE_DAY_PARTITIONS in selected:
+        window = context.partition_time_window
+        return usage_window_vars(window.start, window.end)
+    if BILLING_PERIOD_PARTITIONS in selected:
+        return finalization_vars(context.partition_time_window.end)
+    return {}
 
 
 @dbt_assets(
     manifest=billing_project.manifest_path,
     project=billing_project,
-    exclude=f"{USAGE_DAY_SELECT} {BILLING_PERIOD_SELECT}",
     dagster_dbt_translator=BillingTranslator(),
+    # A backfill of day partitions (or of billing periods) is one dbt invocation over its range.
+    backfill_policy=dg.BackfillPolicy.single_run(),
     pool=DUCKDB_POOL,
 )
 def billing_dbt_models(
@@ -132,49 +134,7 @@ def billing_dbt_models(
     warehouse: BillingWarehouse,
     config: DbtBuildConfig,
 ):
-    """Seeds, staging, arrival-incremental usage models, rating, draft invoices and marts."""
-    yield from _dbt_build(context, dbt, warehouse, config)
-
-
-@dbt_assets(
-    manifest=billing_project.manifest_path,
-    project=billing_project,
-    select=USAGE_DAY_SELECT,
-    partitions_def=USAGE_DAY_PARTITIONS,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    dagster_dbt_translator=BillingTranslator(),
-    pool=DUCKDB_POOL,
-)
-def usage_daily_dbt_models(
-    context: dg.AssetExecutionContext,
-    dbt: DbtCliResource,
-    warehouse: BillingWarehouse,
-    config: DbtBuildConfig,
-):
-    """Daily and hourly usage rollups and billing-period quantities, recomputed for the partition
-    window (a backfill is one dbt run over its whole range) and for every day with new arrivals."""
-    window = context.partition_time_window
-    yield from _dbt_build(
-        context, dbt, warehouse, config, usage_window_vars(window.start, window.end)
-    )
-
-
-@dbt_assets(
-    manifest=billing_project.manifest_path,
-    project=billing_project,
-    select=BILLING_PERIOD_SELECT,
-    partitions_def=BILLING_PERIOD_PARTITIONS,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    dagster_dbt_translator=BillingTranslator(),
-    pool=DUCKDB_POOL,
-)
-def billing_period_dbt_models(
-    context: dg.AssetExecutionContext,
-    dbt: DbtCliResource,
-    warehouse: BillingWarehouse,
-    config: DbtBuildConfig,
-):
-    """The ledger: final invoices of every closed period up to the partition, and credit notes.
-    Append-only (never full-refreshed); re-running a partition books nothing twice."""
-    window = context.partition_time_window
-    yield from _dbt_build(context, dbt, warehouse, config, finalization_vars(window.end))
+    """Seeds, staging, usage rollups, rating, draft invoices, the ledger and marts: what the run
+    selected, in one dbt invocation."""
+    args = dbt_build_args(full_refresh=config.full_refresh)
+    yield from stream_dbt(context, dbt, warehouse, args, partition_vars(context))

@@ -10,7 +10,11 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
+from dagster_billing.defs.dbt.partitions import BILLING_PERIOD_PARTITIONS, USAGE_DAY_PARTITIONS
 from dagster_billing.defs.groups import dbt_group
+
+USAGE_DAY_TAG = "partition_day"
+BILLING_PERIOD_TAG = "partition_billing_period"
 
 PRICE_PLANS_KEY = dg.AssetKey(["plans", "price_tables"])
 
@@ -25,6 +29,10 @@ class BillingTranslator(DagsterDbtTranslator):
     compiler: it writes the price tables into the seed directory dbt parses, so no dbt invocation
     can run before it (seeds marked `meta: {compiled_from_plans: true}` are its output). This
     also lets Dagster run the roots in one dbt invocation after landing and compiling.
+
+    Models tagged partition_day are partitioned by UTC event day, those tagged
+    partition_billing_period by billing period (the ledger); the rest are unpartitioned. They are
+    one asset set (defs/dbt/assets.py), so a run builds what it selected in one dbt invocation.
 
     Every dbt data test is an asset check with a description (describe_test); tests on the raw
     sources are checks of the landing asset's tables, not observations."""
@@ -58,6 +66,16 @@ class BillingTranslator(DagsterDbtTranslator):
             ),
             deps=[*spec.deps, *extra_deps],
         )
+
+    def get_partitions_def(
+        self, dbt_resource_props: Mapping[str, Any]
+    ) -> dg.PartitionsDefinition | None:
+        tags = dbt_resource_props.get("tags", [])
+        if USAGE_DAY_TAG in tags:
+            return USAGE_DAY_PARTITIONS
+        if BILLING_PERIOD_TAG in tags:
+            return BILLING_PERIOD_PARTITIONS
+        return None
 
     def get_asset_check_spec(
         self,

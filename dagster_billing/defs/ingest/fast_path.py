@@ -1,13 +1,12 @@
 """The fast path: new usage in billing/fct_rated_usage seconds after it lands.
 
-A land_and_rate run takes about 30 s even on tiny data, nearly all of it fixed cost: three dbt
-invocations (the daily-partitioned usage models sit between two parts of the unpartitioned
-models, and Dagster runs each dbt asset set in its own step), about 5 s of dbt start-up each,
-and every dbt test. The `rate_new_usage` job is three ops: land the new files, ONE `dbt run` of
-the models fct_rated_usage is built from (no seeds, no tests), and the analytics snapshot (which
-the API reads). Outside an
-asset op dagster-dbt records each model it builds as an AssetMaterialization of the same asset
-key as the @dbt_assets, so the asset catalog shows the fast path's materializations too.
+A land_and_rate run builds every model downstream of raw/* with every dbt test and the finance
+checks, in one dbt invocation (about 15 s on tiny data, most of it the tests and dbt's per-node
+overhead). The `rate_new_usage` job is three ops: land the new files, ONE `dbt run` of the
+models fct_rated_usage is built from (no seeds, no tests), and the analytics snapshot (which the
+API reads). Outside an asset op dagster-dbt records each model it builds as an
+AssetMaterialization of the same asset key as the @dbt_assets, so the asset catalog shows the
+fast path's materializations too.
 
 It does not replace land_and_rate: the landing sensor starts land_and_rate for the same files
 next (landing skips them), which runs the dbt tests and the finance checks, recalculates the
