@@ -215,7 +215,7 @@ def _today() -> str:
 def _phase(step_key: str) -> str:
     if step_key in ("raw_usage", "land_new_files"):
         return "landing"
-    if step_key.startswith(("billing_dbt_models", "dbt", "usage_daily_dbt", "rate_landed_usage")):
+    if step_key.startswith(("billing_dbt_models", "dbt", "rate_landed_usage")):
         return "dbt"
     if step_key.startswith(("exports", "analytics")) or step_key == "publish_analytics_snapshot":
         return "exports"
@@ -280,15 +280,19 @@ def run_pipeline_variant(args: argparse.Namespace) -> None:
 
 
 def _dbt_executable() -> str:
+    """dbt-core's own CLI, for the peer's timed build: always a child of this process."""
     beside = Path(sys.executable).with_name("dbt")
     return str(beside) if beside.exists() else "dbt"
 
 
 def _dbt_parse(target_path: Path, *extra: str) -> None:
+    """`dbt parse` as the pipeline's runs start dbt (billing-dbt: from the fork server when one
+    is listening, as in the test suite; else in its own process)."""
+    from dagster_billing.defs.dbt.project import DBT_EXECUTABLE
     from dagster_billing.paths import DBT_PROJECT_DIR
 
     subprocess.run(
-        [_dbt_executable(), "parse", "--quiet", "--target-path", str(target_path), *extra],
+        [DBT_EXECUTABLE, "parse", "--quiet", "--target-path", str(target_path), *extra],
         cwd=DBT_PROJECT_DIR,
         check=True,
     )

@@ -143,6 +143,9 @@ def dbt_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not _manifest_is_fresh(billing_project.manifest_path):
         billing_project.preparer.prepare(billing_project)
     os.environ["DBT_TARGET_PATH"] = str(tmp_path_factory.mktemp("dbt-target"))
+    # No debug log file per dbt invocation (every SQL statement, about 1 CPU-s per pipeline run):
+    # a failing test shows dbt's errors from its standard output.
+    os.environ.setdefault("DBT_LOG_LEVEL_FILE", "none")
     return billing_project.manifest_path
 
 
