@@ -233,11 +233,12 @@ def _materialize(warehouse, job_name: str, partition_key: str, as_of: str | None
 
 
 def run_pipeline(
-    warehouse, *, as_of: str | None = None, raise_on_error: bool = True
+    warehouse, *, as_of: str | None = None, day: str | None = None, raise_on_error: bool = True
 ) -> dg.ExecuteInProcessResult:
-    """Materialize what the billing_pipeline job does, in process, for the day of `as_of`
-    ('%Y-%m-%dT%H:%M:%S', UTC; default now): land, rate, recalculate drafts, export."""
-    day = (as_of or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"))[:10]
+    """Materialize what the billing_pipeline job does, in process, at the clock `as_of`
+    ('%Y-%m-%dT%H:%M:%S', UTC; default now) for the day partition `day` ('2026-01-31'; default
+    the day of `as_of`): land, rate, recalculate drafts, export."""
+    day = day or (as_of or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"))[:10]
     return _materialize(warehouse, "billing_pipeline", day, as_of, raise_on_error)
 
 

@@ -4,6 +4,7 @@ and the incremental path (files landing over several runs) equal to one run over
 from __future__ import annotations
 
 import shutil
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -122,3 +123,34 @@ def test_rerunning_on_the_same_warehouse_changes_nothing(generated_warehouse, tm
 
     assert query(warehouse, "select * from raw.landed_files order by file_seq") == before_files
     assert _exports(warehouse) == before_exports
+
+
+def test_a_day_partition_run_restates_its_days_and_leaves_the_others(generated_warehouse, tmp_path):
+    """A run for one day partition recomputes the daily rollups of that day and of the lookback
+    day before it (usage_lookback_days) from the deduplicated events, with nothing new landed;
+    days outside the partition's window stay as they are."""
+    warehouse = copy_warehouse(generated_warehouse.warehouse, tmp_path)
+    partition, lookback, outside = date(2026, 2, 10), date(2026, 2, 9), date(2026, 1, 20)
+
+    def day_sums(day: date) -> list[tuple]:
+        return query(
+            warehouse,
+            "select account_id, meter_code, dimension_value, sum_value "
+            "from intermediate.int_usage_daily where usage_day = ? order by all",
+            [day],
+        )
+
+    before = {day: day_sums(day) for day in (partition, lookback, outside)}
+    assert all(before.values()), "the generated events cover all three days"
+    with warehouse.connect() as connection:
+        connection.execute(
+            "update intermediate.int_usage_daily set sum_value = sum_value + 1 "
+            "where usage_day in (?, ?, ?)",
+            [partition, lookback, outside],
+        )
+
+    run_pipeline(warehouse, as_of=AS_OF, day=partition.isoformat())
+
+    assert day_sums(partition) == before[partition]
+    assert day_sums(lookback) == before[lookback]
+    assert day_sums(outside) == [(*row[:3], row[3] + 1) for row in before[outside]]
