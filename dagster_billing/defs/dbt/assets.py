@@ -108,14 +108,14 @@ def _dbt_waiting_for_lock(context, dbt, warehouse: BillingWarehouse, args: list[
 
 def partition_vars(context: dg.AssetExecutionContext) -> dict[str, str]:
     """The run vars of the partitioned models the step selected: the usage days to recompute
-    (the day partitions' window) or the billing periods to finalize (up to the window's end)."""
-    selected = {
-        context.assets_def.specs_by_key[key].partitions_def for key in context.selected_asset_keys
-    }
-    if USAGE_DAY_PARTITIONS in selected:
+    (the day partitions' window) or the billing periods to finalize (up to the window's end).
+    The step's assets definition is the selected subset: its partitions definition is that of
+    its partitioned models (None when it selected only unpartitioned ones)."""
+    partitions = context.assets_def.partitions_def
+    if partitions == USAGE_DAY_PARTITIONS:
         window = context.partition_time_window
         return usage_window_vars(window.start, window.end)
-    if BILLING_PERIOD_PARTITIONS in selected:
+    if partitions == BILLING_PERIOD_PARTITIONS:
         return finalization_vars(context.partition_time_window.end)
     return {}
 
