@@ -36,7 +36,7 @@ install: $(VENV)/.installed
 
 # dagster-dbt loads dbt's manifest; outside `dagster dev` it has to be built explicitly.
 manifest: install
-	cd dbt_project && $(BIN)/dbt parse --quiet
+	cd dbt_project && $(BIN)/billing-dbt parse --quiet
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)

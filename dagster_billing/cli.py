@@ -591,8 +591,8 @@ def watch(data_dir: Path, interval: float, once: bool) -> None:
 @click.option("--exit-with-parent", is_flag=True, help="Exit when the starting process exits.")
 def dbt_server(socket_path: Path, idle_timeout: float | None, exit_with_parent: bool) -> None:
     """Import dbt once and fork a child per dbt invocation (about 3 s of CPU less per dbt run)."""
+    from dagster_billing.lib.dbt_cli import run_dbt
     from dagster_billing.lib.dbt_server import serve
-    from dagster_billing.lib.dbt_spark import run_dbt
 
     serve(socket_path, run_dbt, idle_timeout=idle_timeout, exit_with_parent=exit_with_parent)
 

@@ -8,8 +8,8 @@ Dagster's runs (one dbt process per invocation) are what the pipeline tests exer
 PLAN is a JSON file: a list of {"args": [...], "env": {...}, "run_results": "path"}. Each
 invocation runs in the dbt project with its own environment (the run vars: BILLING_RUN_AS_OF,
 ...; the previous invocation's are removed first), and its run_results.json is copied to
-`run_results`. Stops at the first invocation that fails (exit 1). dbt starts as `billing-dbt`
-starts it, keeping the Spark profile's ANSI mode (dagster_billing/lib/dbt_spark.py).
+`run_results`. Stops at the first invocation that fails (exit 1). dbt is adjusted as `billing-dbt`
+adjusts it (dagster_billing/lib/dbt_cli.py: the Spark profile's ANSI mode kept).
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ def _target_path(args: list[str]) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    from dagster_billing.lib.dbt_spark import keep_profile_ansi_mode
+    from dagster_billing.lib.dbt_cli import adjust_dbt
     from dagster_billing.paths import DBT_PROJECT_DIR
 
-    keep_profile_ansi_mode()
+    adjust_dbt("spark")
     from dbt.cli.main import dbtRunner
 
     os.chdir(DBT_PROJECT_DIR)

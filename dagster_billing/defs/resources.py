@@ -108,9 +108,10 @@ class BillingWarehouse(dg.ConfigurableResource):
 
     @property
     def dbt_parse_state(self) -> Path:
-        """dbt's partial-parse state (partial_parse.msgpack) for this warehouse: see
+        """dbt's partial-parse state (partial_parse.msgpack) for this warehouse's seeds and engine,
+        shared by every warehouse with the same ones (copies, tests, simulations): see
         dbt_invocation_target()."""
-        key = f"{self.root}\0{Path(self.seeds_dir).resolve()}"
+        key = f"{Path(self.seeds_dir).resolve()}\0{self.resolved_engine}"
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         return dbt_target_root() / "partial_parse" / f"{digest}.msgpack"
 
@@ -153,11 +154,12 @@ def dbt_invocation_target(warehouse: BillingWarehouse, name: str) -> Iterator[Pa
     own: `<name>-<random>`), holding the warehouse's partial-parse state; the state dbt leaves
     there is kept for the next invocation.
 
-    dbt re-parses the whole project (3-4 s of CPU) when the profile (the DuckDB path, from
-    BILLING_DATA_DIR) or an env var read by dbt_project.yml (BILLING_SEEDS_DIR) differs from
-    the parse that wrote the state. dagster-dbt always hands dbt target/partial_parse.msgpack,
-    written by `make manifest` for ./data: right for the default warehouse, a full parse on every
-    invocation for any other (`billing price`, `billing simulate`, the tests). dbt still checks
+    dbt re-parses the whole project (3-4 s of CPU) when the profile or an env var read by
+    dbt_project.yml (BILLING_SEEDS_DIR) differs from the parse that wrote the state. dagster-dbt
+    always hands dbt target/partial_parse.msgpack, written by `make manifest`: a full parse on
+    every invocation for any other seeds or engine. The state is kept per seeds and engine, not
+    per warehouse: `billing-dbt` leaves the DuckDB file's path out of the profile's hash
+    (lib/dbt_cli.py), so a new warehouse, or a copy, starts from another's parse. dbt still checks
     the state it is given (profile, env vars, vars, every file's checksum) and parses what changed.
     """
     target = dbt_target_root() / f"{name}-{uuid.uuid4().hex[:7]}"

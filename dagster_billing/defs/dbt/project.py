@@ -12,7 +12,7 @@ billing_project = DbtProject(project_dir=DBT_PROJECT_DIR)
 billing_project.prepare_if_dev()
 
 # The dbt installed beside this interpreter, so a venv works without being on PATH, through
-# `billing-dbt` (dagster_billing/lib/dbt_spark.py): dbt itself, keeping the Spark profile's ANSI
-# mode when the target is Spark.
+# `billing-dbt` (dagster_billing/lib/dbt_cli.py): dbt itself, keeping the Spark profile's ANSI
+# mode when the target is Spark and reusing a saved parse whatever the DuckDB file's path.
 _venv_dbt = Path(sys.executable).with_name("billing-dbt")
 DBT_EXECUTABLE = str(_venv_dbt) if _venv_dbt.exists() else "billing-dbt"
