@@ -379,6 +379,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    # Every dbt invocation's run_results.json (per-node timings: dbt_timings) is in the report,
+    # whatever the caller's environment says (the test suite turns them off).
+    os.environ["DBT_WRITE_JSON"] = "true"
     args.run(args)
 
 

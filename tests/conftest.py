@@ -146,6 +146,9 @@ def dbt_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # No debug log file per dbt invocation (every SQL statement, about 1 CPU-s per pipeline run):
     # a failing test shows dbt's errors from its standard output.
     os.environ.setdefault("DBT_LOG_LEVEL_FILE", "none")
+    # Nor manifest.json and run_results.json (nearly 1 CPU-s per invocation): a test that reads
+    # run_results.json asks for it (`--write-json`); the partial-parse state is still written.
+    os.environ.setdefault("DBT_WRITE_JSON", "false")
     return billing_project.manifest_path
 
 

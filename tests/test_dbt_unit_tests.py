@@ -15,7 +15,7 @@ from tests.conftest import make_warehouse
 def _dbt(warehouse, target, *args: str) -> subprocess.CompletedProcess:
     with warehouse.dbt_environment():
         return subprocess.run(
-            [DBT_EXECUTABLE, *args, "--target-path", str(target)],
+            [DBT_EXECUTABLE, *args, "--write-json", "--target-path", str(target)],
             cwd=DBT_PROJECT_DIR,
             capture_output=True,
             text=True,

@@ -78,7 +78,7 @@ def _dbt(warehouse, root, invocations: list[tuple[str, list[str], dict[str, str]
     target_path = root / "target"
     plan = [
         {
-            "args": [*args, "--target-path", str(target_path)],
+            "args": [*args, "--write-json", "--target-path", str(target_path)],
             # Fixture data: one shuffle partition per stage is plenty.
             "env": run_environment(run_vars) | {"BILLING_SPARK_SHUFFLE_PARTITIONS": "1"},
             "run_results": str(root / f"{name}.json"),
