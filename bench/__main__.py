@@ -36,6 +36,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="the same pipeline with BILLING_ENGINE=spark (default: on up to 10M events)",
     )
+    parser.add_argument(
+        "--dbt-server",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="pipeline variants start dbt from a dbt fork server, as make dev does (default on)",
+    )
     parser.add_argument("--out-dir", type=Path, default=BENCH_DIR / "out", help="data and runs")
     parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
     parser.add_argument("--seed", type=int, default=7)
@@ -74,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         reuse_data=not args.regenerate,
         floor_runs=max(1, args.floor_runs),
         spark=size <= SPARK_SIZE_DEFAULT_CAP if args.spark is None else args.spark,
+        dbt_server=args.dbt_server,
     )
     return main_run(config)
 

@@ -14,6 +14,7 @@ from dagster_billing.defs.ingest.files import landing_format
 from dagster_billing.defs.resources import duckdb_config
 
 FLOOR_SQL = Path(__file__).with_name("floor.sql")
+LANDING_FIELDS = ("uniqueId", "account", "meter", "value", "ts", "properties")
 
 EMPTY_CSV_SOURCE = """(
     select
@@ -103,8 +104,12 @@ def check_floor_scope(seeds_dir: Path) -> None:
         )
 
 
+def _sql_string(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
 def _sql_list(paths: list[Path]) -> str:
-    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+    return "[" + ", ".join(_sql_string(p) for p in paths) + "]"
 
 
 def floor_script(landing_dir: Path, seeds_dir: Path) -> str:
@@ -127,6 +132,46 @@ def floor_script(landing_dir: Path, seeds_dir: Path) -> str:
         .replace("@csv_source@", csv_source)
         .replace("@seeds@", str(Path(seeds_dir).resolve()).replace("'", "''"))
     )
+
+
+def read_landing_script(landing_dir: Path, out_dir: Path) -> str:
+    """DuckDB reading the landing files and writing their rows to Parquet: the floor landing is
+    measured against (issue 23's target 2). Fields as text, like the raw layer keeps them; lines
+    and records DuckDB cannot read are skipped (landing quarantines them)."""
+    files = sorted(p for p in Path(landing_dir).iterdir() if p.is_file() and landing_format(p))
+    ndjson = [p for p in files if landing_format(p) == "ndjson"]
+    csv = [p for p in files if landing_format(p) == "csv"]
+    out_dir = Path(out_dir)
+    statements = ["set TimeZone = 'UTC';"]
+    if ndjson:
+        columns = ", ".join(f"'{name}': 'varchar'" for name in LANDING_FIELDS[:-1])
+        statements.append(
+            f"copy (select * from read_json({_sql_list(ndjson)}, format = 'newline_delimited', "
+            f"columns = {{{columns}, 'properties': 'json'}}, ignore_errors = true)) "
+            f"to {_sql_string(out_dir / 'ndjson.parquet')} (format parquet);"
+        )
+    if csv:
+        statements.append(
+            f"copy (select * from read_csv({_sql_list(csv)}, header = true, all_varchar = true, "
+            "ignore_errors = true)) "
+            f"to {_sql_string(out_dir / 'csv.parquet')} (format parquet);"
+        )
+    return "\n".join(statements)
+
+
+def read_landing(landing_dir: Path, out_dir: Path) -> int:
+    """Run read_landing_script in memory; the number of rows written."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    connection = duckdb.connect(config=duckdb_config())
+    try:
+        connection.execute(read_landing_script(landing_dir, out_dir))
+        return sum(
+            connection.execute(f"select count(*) from {_sql_string(part)}").fetchone()[0]
+            for part in sorted(out_dir.glob("*.parquet"))
+        )
+    finally:
+        connection.close()
 
 
 def run_floor(landing_dir: Path, seeds_dir: Path, database: Path) -> FloorResult:

@@ -2,6 +2,7 @@
 
 Variants (each in its own measured process, see measure.py):
   floor           bench/floor.sql on the landing files (the best this machine can do)
+  read_landing_files  DuckDB's read_json/read_csv of the same files to Parquet (landing's floor)
   pipeline_full   the Dagster pipeline from empty: landing -> dbt build -> exports, with checks
   incremental     a 1% batch (the next day) on top of the built history, through
                   bench.variants.incremental_build (the run landing_sensor would start)
@@ -22,6 +23,7 @@ import platform
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -30,7 +32,13 @@ from pathlib import Path
 import psutil
 
 from bench.measure import Measurement, gib, python_argv, run_measured
-from bench.targets import FULL_BUILD_OVER_FLOOR, INCREMENTAL_OVER_BATCH, ratio_met
+from bench.targets import (
+    FULL_BUILD_OVER_FLOOR,
+    INCREMENTAL_OVER_BATCH,
+    LANDING_OVER_READ,
+    LANDING_READ_VARIANT,
+    ratio_met,
+)
 from bench.variants import invoices_from_json
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -83,6 +91,7 @@ class BenchConfig:
     reuse_data: bool = True
     floor_runs: int = 2
     spark: bool = False  # the spark_full variant
+    dbt_server: bool = True  # pipeline variants fork dbt from a server, as `make dev` runs it
 
 
 @dataclass
@@ -238,6 +247,47 @@ class Bench:
         the best this machine can do, and it is cheap enough to repeat on a shared machine)."""
         from dagster_billing.paths import SEEDS_DIR
 
+        return self._fastest(
+            name,
+            title,
+            events,
+            runs,
+            lambda key: (
+                "floor",
+                "--landing",
+                str(landing),
+                "--seeds",
+                str(SEEDS_DIR),
+                "--database",
+                str(self.root / "runs" / f"{key}.duckdb"),
+            ),
+        )
+
+    def read_landing(self, landing: Path, events: int, *, runs: int = 1) -> VariantRun:
+        """DuckDB's read_json/read_csv of the landing files to Parquet: landing's floor."""
+        return self._fastest(
+            LANDING_READ_VARIANT,
+            "DuckDB read of the landing files",
+            events,
+            runs,
+            lambda key: (
+                "read-landing",
+                "--landing",
+                str(landing),
+                "--scratch",
+                str(self.root / "runs" / key),
+            ),
+        )
+
+    def _fastest(
+        self,
+        name: str,
+        title: str,
+        events: int,
+        runs: int,
+        variant_args: Callable[[str], tuple[str, ...]],
+    ) -> VariantRun:
+        """Run `python -m bench.variants *variant_args(key)` `runs` times; the fastest counts."""
         samples = []
         for attempt in range(1, runs + 1):
             key = name if runs == 1 else f"{name}-{attempt}"
@@ -247,18 +297,7 @@ class Bench:
                     key,
                     title if runs == 1 else f"{title}, run {attempt} of {runs}",
                     events,
-                    python_argv(
-                        "bench.variants",
-                        "floor",
-                        "--landing",
-                        str(landing),
-                        "--seeds",
-                        str(SEEDS_DIR),
-                        "--database",
-                        str(self.root / "runs" / f"{key}.duckdb"),
-                        "--out",
-                        str(out),
-                    ),
+                    python_argv("bench.variants", *variant_args(key), "--out", str(out)),
                     result_path=out,
                     cwd=REPO_ROOT,
                 )
@@ -273,7 +312,7 @@ class Bench:
         best.result["runs_cpu_s"] = [round(sample.cpu_s, 3) for sample in samples]
         for sample in samples[1:]:
             if sample.invoices != samples[0].invoices:
-                raise TotalsDiffer(f"{name}: the floor's runs disagree with each other")
+                raise TotalsDiffer(f"{name}: the runs disagree with each other")
         self.results[name] = best
         return best
 
@@ -305,6 +344,8 @@ class Bench:
         )
         for path in new_files or []:
             argv += ["--new-file", str(path)]
+        if not self.config.dbt_server:
+            argv.append("--no-dbt-server")
         return self._variant(name, title, events, argv, result_path=out, cwd=REPO_ROOT)
 
     # -- the run -----------------------------------------------------------------------------
@@ -362,6 +403,7 @@ class Bench:
         self.floor(
             "floor", "floor (DuckDB SQL)", history_landing, config.size, runs=config.floor_runs
         )
+        self.read_landing(history_landing, config.size, runs=config.floor_runs)
         self.pipeline("pipeline_full", "pipeline full build", full_dir, config.size)
         self._compare("floor", "pipeline_full")
 
@@ -514,6 +556,7 @@ class Bench:
         runs = self.results
         ratios: dict[str, float | None] = {
             "pipeline_over_floor": _ratio(runs, "pipeline_full", "floor"),
+            "landing_over_read": _landing_over_read(runs),
             "incremental_over_batch_alone": _ratio(runs, "incremental", "batch_alone"),
             "postgres_over_duckdb": None,
             "spark_over_duckdb": _ratio(runs, "spark_full", "pipeline_full"),
@@ -551,6 +594,12 @@ class Bench:
                     "met": ratio_met(ratios["pipeline_over_floor"], FULL_BUILD_OVER_FLOOR),
                     "note": "the target is stated for 100M events",
                 },
+                "landing_over_read": {
+                    "target": LANDING_OVER_READ,
+                    "value": ratios["landing_over_read"],
+                    "met": ratio_met(ratios["landing_over_read"], LANDING_OVER_READ),
+                    "note": "the pipeline's landing step / DuckDB's read of the same files",
+                },
                 "incremental_over_batch_alone": {
                     "target": INCREMENTAL_OVER_BATCH,
                     "value": ratios["incremental_over_batch_alone"],
@@ -579,6 +628,15 @@ def _ratio(
     if cpu:
         return round(runs[numerator].cpu_s / max(runs[denominator].cpu_s, 1e-9), 2)
     return round(runs[numerator].wall_s / runs[denominator].wall_s, 2)
+
+
+def _landing_over_read(runs: dict[str, VariantRun]) -> float | None:
+    """The full build's landing phase over DuckDB's read of the same files (target 2)."""
+    if LANDING_READ_VARIANT not in runs or "pipeline_full" not in runs:
+        return None
+    landing = (runs["pipeline_full"].result.get("phases") or {}).get("landing")
+    read = runs[LANDING_READ_VARIANT].wall_s
+    return round(landing / read, 2) if landing and read else None
 
 
 def _phase_summary(result: dict) -> str:

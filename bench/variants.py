@@ -8,35 +8,76 @@ went (Dagster step times, dbt per-model timings from run_results.json).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+
+import psutil
 
 Invoices = dict[str, tuple[str, Decimal]]
 
 
 class Clock:
-    """Wall and CPU time (this process and its waited-for children, e.g. dbt) of a section."""
+    """Wall and CPU time of a section: this process and its waited-for children (e.g. dbt), and
+    the dbt fork server's work in it (`server`: its own and its reaped children's CPU)."""
+
+    def __init__(self, server: psutil.Process | None = None) -> None:
+        self._server = server
 
     def __enter__(self) -> Clock:
         self._wall = time.perf_counter()
-        self._cpu = _cpu_now()
+        self._cpu = self._cpu_now()
         return self
 
     def __exit__(self, *exc_info) -> None:
         self.wall_s = time.perf_counter() - self._wall
-        self.cpu_s = _cpu_now() - self._cpu
+        self.cpu_s = self._cpu_now() - self._cpu
+
+    def _cpu_now(self) -> float:
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+        if self._server is not None:
+            times = self._server.cpu_times()
+            cpu += times.user + times.system + times.children_user + times.children_system
+        return cpu
 
 
-def _cpu_now() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+@contextlib.contextmanager
+def dbt_fork_server(enabled: bool = True) -> Iterator[psutil.Process | None]:
+    """A dbt fork server for this variant's dbt invocations, as `make dev` and `make demo` run
+    one (docs/operations.md#the-dbt-fork-server): dbt is imported once, before the clock starts,
+    and each invocation forks from it. A child of this process, so the harness samples its
+    memory; Clock(server) counts its CPU. Yields None (dbt in its own process) when disabled."""
+    from dagster_billing.lib.dbt_server import SERVER_ENV, start_server
+
+    if not enabled:
+        os.environ.pop(SERVER_ENV, None)
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-dbt-") as directory:
+        socket_path = Path(directory) / "dbt.sock"
+        server = start_server(socket_path)
+        deadline = time.monotonic() + 120
+        while not socket_path.exists():
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the dbt fork server did not start at {socket_path}")
+            time.sleep(0.1)
+        os.environ[SERVER_ENV] = str(socket_path)
+        try:
+            yield psutil.Process(server.pid)
+        finally:
+            os.environ.pop(SERVER_ENV, None)
+            server.terminate()
+            server.wait(timeout=60)
 
 
 def invoices_to_json(invoices: Invoices) -> dict[str, list[str]]:
@@ -101,6 +142,17 @@ def run_floor_variant(args: argparse.Namespace) -> None:
             "outcomes": result.outcomes,
         },
     )
+
+
+def run_read_landing_variant(args: argparse.Namespace) -> None:
+    from bench.floor import read_landing
+
+    out_dir = Path(args.scratch)
+    with Clock() as clock:
+        rows = read_landing(Path(args.landing), out_dir)
+    for part in out_dir.glob("*.parquet"):
+        part.unlink()
+    _write(Path(args.out), {"wall_s": clock.wall_s, "cpu_s": clock.cpu_s, "rows": rows})
 
 
 def _warehouse_answer(warehouse) -> tuple[Invoices, dict[str, int]]:
@@ -241,11 +293,12 @@ def run_pipeline_variant(args: argparse.Namespace) -> None:
     from dagster_billing.definitions import defs
 
     del defs
-    with warehouse.dbt_environment():
-        _dbt_parse(target_root)
-    with Clock() as clock:
-        build = full_build if args.mode == "full" else incremental_build
-        results = build(warehouse, instance, [Path(p).resolve() for p in args.new_file])
+    with dbt_fork_server(args.dbt_server) as server:
+        with warehouse.dbt_environment():
+            _dbt_parse(target_root)
+        with Clock(server) as clock:
+            build = full_build if args.mode == "full" else incremental_build
+            results = build(warehouse, instance, [Path(p).resolve() for p in args.new_file])
 
     run_ids = [result.run_id for result in results]
     steps = {
@@ -277,6 +330,7 @@ def run_pipeline_variant(args: argparse.Namespace) -> None:
             "outcomes": outcomes,
             "incremental_path": INCREMENTAL_PATH if args.mode != "full" else None,
             "dbt_rebuilds_fully": DBT_REBUILDS_FULLY,
+            "dbt_server": args.dbt_server,
         },
     )
 
@@ -354,12 +408,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     floor.add_argument("--out", required=True)
     floor.set_defaults(run=run_floor_variant)
 
+    read = kinds.add_parser(
+        "read-landing", help="DuckDB's read_json/read_csv of the landing files, to Parquet"
+    )
+    read.add_argument("--landing", required=True)
+    read.add_argument("--scratch", required=True)
+    read.add_argument("--out", required=True)
+    read.set_defaults(run=run_read_landing_variant)
+
     pipeline = kinds.add_parser("pipeline", help="the Dagster pipeline on a data directory")
     pipeline.add_argument("--data-dir", required=True)
     pipeline.add_argument("--mode", choices=("full", "incremental"), required=True)
     pipeline.add_argument("--new-file", action="append", default=[])
     pipeline.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb")
     pipeline.add_argument("--dbt-target-path", required=True)
+    pipeline.add_argument(
+        "--no-dbt-server",
+        dest="dbt_server",
+        action="store_false",
+        help="start dbt in its own process for each invocation (default: a dbt fork server)",
+    )
     pipeline.add_argument("--out", required=True)
     pipeline.set_defaults(run=run_pipeline_variant)
 

@@ -41,6 +41,7 @@ def test_smoke_run_of_every_variant_but_postgres(tmp_path):
     report = json.loads((results / "bench-10K.json").read_text())
     assert set(report["variants"]) == {
         "floor",
+        "read_landing_files",
         "pipeline_full",
         "floor_history_batch",
         "incremental",
@@ -49,6 +50,11 @@ def test_smoke_run_of_every_variant_but_postgres(tmp_path):
     }
     assert report["variants"]["pipeline_full"]["events"] == 10_000
     assert report["variants"]["incremental"]["events"] == 100
+    # Landing's floor reads every record the generator wrote as well-formed (it skips the
+    # malformed ones landing quarantines), and the ratio to the landing phase is reported.
+    read = report["variants"]["read_landing_files"]["detail"]
+    assert 9_000 < read["rows"] <= 10_000
+    assert report["ratios"]["landing_over_read"] > 0
     assert {c["candidate"] for c in report["checks"]["comparisons"]} == {
         "pipeline_full",
         "incremental",
