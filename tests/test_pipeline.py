@@ -125,10 +125,17 @@ def test_rerunning_on_the_same_warehouse_changes_nothing(generated_warehouse, tm
     assert _exports(warehouse) == before_exports
 
 
-def test_a_day_partition_run_restates_its_days_and_leaves_the_others(generated_warehouse, tmp_path):
+def test_a_day_partition_run_restates_its_days_and_leaves_the_others(
+    generated_warehouse, tmp_path, monkeypatch
+):
     """A run for one day partition recomputes the daily rollups of that day and of the lookback
     day before it (usage_lookback_days) from the deduplicated events, with nothing new landed;
-    days outside the partition's window stay as they are."""
+    days outside the partition's window stay as they are. Its one dbt invocation writes dbt's
+    parse state but no JSON artifacts, as a deployment that does not ask for them (decision 88)."""
+    from dagster_billing.defs.resources import dbt_target_root
+
+    monkeypatch.delenv("DBT_WRITE_JSON", raising=False)
+    targets_before = set(dbt_target_root().iterdir())
     warehouse = copy_warehouse(generated_warehouse.warehouse, tmp_path)
     partition, lookback, outside = date(2026, 2, 10), date(2026, 2, 9), date(2026, 1, 20)
 
@@ -154,3 +161,11 @@ def test_a_day_partition_run_restates_its_days_and_leaves_the_others(generated_w
     assert day_sums(partition) == before[partition]
     assert day_sums(lookback) == before[lookback]
     assert day_sums(outside) == [(*row[:3], row[3] + 1) for row in before[outside]]
+    [invocation] = [
+        target
+        for target in set(dbt_target_root().iterdir()) - targets_before
+        if target.name.startswith("billing_dbt_models-")
+    ]
+    written = {path.name for path in invocation.iterdir()}
+    assert "partial_parse.msgpack" in written
+    assert not written & {"manifest.json", "run_results.json"}
