@@ -19,6 +19,7 @@ import json
 import shutil
 import subprocess
 import sys
+from decimal import Decimal
 
 import dagster as dg
 import pytest
@@ -228,3 +229,42 @@ def test_every_model_and_the_money_edge_cases_run_on_spark(billed):
     singular = of_type(statuses, "test.")
     assert "test.billing.assert_invoice_totals_equal_lines" in singular
     assert set(singular.values()) == {"pass"}
+
+
+def test_a_draft_plan_is_simulated_alike_on_spark(billed, tmp_path):
+    """Pricing simulation on a Spark warehouse rebuilds the rating models on the embedded engine
+    over the Spark tables, which it only reads: its report equals the DuckDB warehouse's, and
+    the draft's dearer API calls move the amount owed."""
+    from dagster_billing.defs.resources import dbt_resource
+    from dagster_billing.pricing.simulation import simulate
+
+    warehouses, _ = billed
+    drafts = tmp_path / "drafts"
+    drafts.mkdir()
+    plan = (CASE / "plans" / "recon.yaml").read_text()
+    assert "unit_price: 0.01\n" in plan
+    (drafts / "recon.yaml").write_text(
+        plan.replace("version: 1", "version: 2").replace("unit_price: 0.01\n", "unit_price: 0.05\n")
+    )
+    spark_tables = warehouses["spark"].spark_dir / "warehouse"
+
+    def files(root) -> dict[str, tuple[int, int]]:
+        return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*.parquet")}
+
+    spark_files = files(spark_tables)
+    reports = {
+        engine: simulate(
+            warehouse=warehouse,
+            dbt=dbt_resource(),
+            draft_dir=drafts,
+            report_dir=tmp_path / engine,
+            log=lambda _message: None,
+        )
+        for engine, warehouse in warehouses.items()
+    }
+
+    assert reports["spark"].invoices == reports["duckdb"].invoices
+    assert reports["spark"].accounts == reports["duckdb"].accounts
+    [total] = reports["spark"].totals
+    assert total["currency"] == "USD" and Decimal(total["difference"]) > 0
+    assert files(spark_tables) == spark_files

@@ -7,7 +7,8 @@ March changes March onward; several drafts of one plan follow each other. The wa
 to a temporary directory, the rating models (and their tests) are rebuilt there with the draft
 price tables by the same dbt project, and the charge lines of both (int_invoice_charge_lines:
 everything owed before coupons and credits) are compared in SQL. The warehouse and its invoices
-are never written.
+are never written. On Spark the copy is of warehouse.duckdb's views over the Spark tables, and
+the rating models are rebuilt in it on DuckDB (_unpublish_rated_tables).
 """
 
 from __future__ import annotations
@@ -39,7 +40,10 @@ from dagster_billing.pricing.plans import (
     plan_files,
 )
 
-RATING_SELECTION = ("tag:rating",)
+RATING_TAG = "rating"
+RATING_SELECTION = (f"tag:{RATING_TAG}",)
+# On Spark the copy also seeds what the rating models read (_unpublish_rated_tables).
+SPARK_SELECTION = (*RATING_SELECTION, f"+tag:{RATING_TAG},resource_type:seed")
 
 COMPARE_SQL = """
 with current_lines as (
@@ -319,8 +323,35 @@ def write_report(
     return written
 
 
-class SimulationUnsupported(RuntimeError):
-    """Simulation needs a copy of the warehouse, which only the DuckDB engine makes today."""
+def _unpublish_rated_tables(sim, manifest_path: Path) -> None:
+    """On Spark, warehouse.duckdb holds views over the Spark tables' Parquet files
+    (lib/spark_tables.py): the copy's rating models are rebuilt as DuckDB tables by the embedded
+    engine, reading their inputs through the views, read only. The views of what the copy
+    rebuilds (SPARK_SELECTION: the rating models and every seed they read, since an empty Spark
+    table has no file to publish) are dropped first: dbt will not seed into a view."""
+    manifest = json.loads(Path(manifest_path).read_text())
+    nodes, parents = manifest["nodes"], manifest["parent_map"]
+    rated = {key for key, node in nodes.items() if RATING_TAG in node["tags"]}
+    ancestors, pending = set(), list(rated)
+    while pending:
+        for parent in parents.get(pending.pop(), []):
+            if parent not in ancestors:
+                ancestors.add(parent)
+                pending.append(parent)
+    rebuilt = sorted(
+        (nodes[key]["schema"], nodes[key]["alias"])
+        for key in rated | {key for key in ancestors if key.startswith("seed.")}
+        if nodes[key]["resource_type"] in ("model", "seed")
+    )
+    with sim.connect() as connection:
+        views = set(
+            connection.execute(
+                "select schema_name, view_name from duckdb_views() where not internal"
+            ).fetchall()
+        )
+        for schema, name in rebuilt:
+            if (schema, name) in views:
+                connection.execute(f'drop view "{schema}"."{name}"')
 
 
 def simulate(*, warehouse, dbt, draft_dir: Path, report_dir: Path, log=print) -> SimulationReport:
@@ -336,11 +367,6 @@ def simulate(*, warehouse, dbt, draft_dir: Path, report_dir: Path, log=print) ->
         drafts = build_simulation_plans(plans_dir, draft_dir, root / "plans")
         if not drafts:
             return SimulationReport(drafts=[], invoices=[], accounts=[], totals=[], files=[])
-        if warehouse.resolved_engine != "duckdb":
-            raise SimulationUnsupported(
-                "plan simulation copies the DuckDB warehouse; it is not available with "
-                f"BILLING_ENGINE={warehouse.resolved_engine} yet (docs/spark.md)"
-            )
         sim_seeds = root / "seeds"
         sim_seeds.mkdir()
         copy_reference_seeds(seeds_dir, sim_seeds)
@@ -353,6 +379,10 @@ def simulate(*, warehouse, dbt, draft_dir: Path, report_dir: Path, log=print) ->
         )
         sim.root.mkdir(parents=True)
         shutil.copy(warehouse.duckdb_path, sim.duckdb_path)
+        selection = RATING_SELECTION
+        if warehouse.resolved_engine == "spark":
+            _unpublish_rated_tables(sim, billing_project.manifest_path)
+            selection = SPARK_SELECTION
         # The raw layer is read, never written, by a simulation: the copy points at the original.
         if warehouse.raw_store.root.exists():
             sim.raw_store.root.symlink_to(warehouse.raw_store.root, target_is_directory=True)
@@ -363,7 +393,7 @@ def simulate(*, warehouse, dbt, draft_dir: Path, report_dir: Path, log=print) ->
                     [
                         "build",
                         "--select",
-                        *RATING_SELECTION,
+                        " ".join(selection),
                         "--exclude-resource-type",
                         "unit_test",
                     ],
@@ -383,7 +413,6 @@ def simulate(*, warehouse, dbt, draft_dir: Path, report_dir: Path, log=print) ->
 __all__ = [
     "DRAFTS_DIR",
     "SimulationReport",
-    "SimulationUnsupported",
     "build_simulation_plans",
     "compare",
     "simulate",
