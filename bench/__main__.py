@@ -42,6 +42,13 @@ def main(argv: list[str] | None = None) -> int:
         default=True,
         help="pipeline variants start dbt from a dbt fork server, as make dev does (default on)",
     )
+    parser.add_argument(
+        "--dbt-server-socket",
+        type=Path,
+        default=None,
+        help="fork dbt from a server already listening at this socket instead of starting one "
+        "per variant (its CPU is not counted: for the test suite)",
+    )
     parser.add_argument("--out-dir", type=Path, default=BENCH_DIR / "out", help="data and runs")
     parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
     parser.add_argument("--seed", type=int, default=7)
@@ -81,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         floor_runs=max(1, args.floor_runs),
         spark=size <= SPARK_SIZE_DEFAULT_CAP if args.spark is None else args.spark,
         dbt_server=args.dbt_server,
+        dbt_server_socket=args.dbt_server_socket,
     )
     return main_run(config)
 

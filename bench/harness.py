@@ -92,6 +92,7 @@ class BenchConfig:
     floor_runs: int = 2
     spark: bool = False  # the spark_full variant
     dbt_server: bool = True  # pipeline variants fork dbt from a server, as `make dev` runs it
+    dbt_server_socket: Path | None = None  # a running server to use instead (the test suite's)
 
 
 @dataclass
@@ -346,6 +347,8 @@ class Bench:
             argv += ["--new-file", str(path)]
         if not self.config.dbt_server:
             argv.append("--no-dbt-server")
+        elif self.config.dbt_server_socket:
+            argv += ["--dbt-server-socket", str(self.config.dbt_server_socket)]
         return self._variant(name, title, events, argv, result_path=out, cwd=REPO_ROOT)
 
     # -- the run -----------------------------------------------------------------------------

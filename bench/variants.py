@@ -52,15 +52,21 @@ class Clock:
 
 
 @contextlib.contextmanager
-def dbt_fork_server(enabled: bool = True) -> Iterator[psutil.Process | None]:
+def dbt_fork_server(
+    enabled: bool = True, running: str | None = None
+) -> Iterator[psutil.Process | None]:
     """A dbt fork server for this variant's dbt invocations, as `make dev` and `make demo` run
     one (docs/operations.md#the-dbt-fork-server): dbt is imported once, before the clock starts,
     and each invocation forks from it. A child of this process, so the harness samples its
-    memory; Clock(server) counts its CPU. Yields None (dbt in its own process) when disabled."""
+    memory; Clock(server) counts its CPU. Yields None when disabled (dbt in its own process) or
+    given the socket of a `running` server (the test suite's: its dbt CPU is not counted)."""
     from dagster_billing.lib.dbt_server import SERVER_ENV, start_server
 
-    if not enabled:
-        os.environ.pop(SERVER_ENV, None)
+    if not enabled or running:
+        if running:
+            os.environ[SERVER_ENV] = running
+        else:
+            os.environ.pop(SERVER_ENV, None)
         yield None
         return
     with tempfile.TemporaryDirectory(prefix="bench-dbt-") as directory:
@@ -293,7 +299,7 @@ def run_pipeline_variant(args: argparse.Namespace) -> None:
     from dagster_billing.definitions import defs
 
     del defs
-    with dbt_fork_server(args.dbt_server) as server:
+    with dbt_fork_server(args.dbt_server, args.dbt_server_socket) as server:
         with warehouse.dbt_environment():
             _dbt_parse(target_root)
         with Clock(server) as clock:
@@ -427,6 +433,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         dest="dbt_server",
         action="store_false",
         help="start dbt in its own process for each invocation (default: a dbt fork server)",
+    )
+    pipeline.add_argument(
+        "--dbt-server-socket",
+        help="fork dbt from the server already listening there (its CPU is not counted)",
     )
     pipeline.add_argument("--out", required=True)
     pipeline.set_defaults(run=run_pipeline_variant)

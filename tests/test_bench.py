@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -16,12 +17,17 @@ from dagster_billing.paths import REPO_ROOT
 
 @pytest.mark.slow
 def test_smoke_run_of_every_variant_but_postgres(tmp_path):
+    from dagster_billing.lib.dbt_server import SERVER_ENV
+
     results = tmp_path / "results"
+    # The session's dbt fork server, rather than one started (dbt imported) per variant.
+    server = ["--dbt-server-socket", os.environ[SERVER_ENV]] if SERVER_ENV in os.environ else []
     completed = subprocess.run(
         [
             sys.executable,
             "-m",
             "bench",
+            *server,
             "--size",
             "10K",
             "--no-postgres",
