@@ -19,7 +19,6 @@ import json
 import shutil
 import subprocess
 import sys
-from decimal import Decimal
 
 import dagster as dg
 import pytest
@@ -233,8 +232,9 @@ def test_every_model_and_the_money_edge_cases_run_on_spark(billed):
 
 def test_a_draft_plan_is_simulated_alike_on_spark(billed, tmp_path):
     """Pricing simulation on a Spark warehouse rebuilds the rating models on the embedded engine
-    over the Spark tables, which it only reads: its report equals the DuckDB warehouse's, and
-    the draft's dearer API calls move the amount owed."""
+    over the Spark tables, which it only reads. Its report is the DuckDB warehouse's for the same
+    draft (API calls at 0.05 instead of 0.01: the minimum commitment's true-up absorbs most of
+    it), to the cent; DuckDB's simulation itself is tested in tests/test_simulation.py."""
     from dagster_billing.defs.resources import dbt_resource
     from dagster_billing.pricing.simulation import simulate
 
@@ -252,19 +252,23 @@ def test_a_draft_plan_is_simulated_alike_on_spark(billed, tmp_path):
         return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*.parquet")}
 
     spark_files = files(spark_tables)
-    reports = {
-        engine: simulate(
-            warehouse=warehouse,
-            dbt=dbt_resource(),
-            draft_dir=drafts,
-            report_dir=tmp_path / engine,
-            log=lambda _message: None,
-        )
-        for engine, warehouse in warehouses.items()
-    }
+    report = simulate(
+        warehouse=warehouses["spark"],
+        dbt=dbt_resource(),
+        draft_dir=drafts,
+        report_dir=tmp_path / "report",
+        log=lambda _message: None,
+    )
 
-    assert reports["spark"].invoices == reports["duckdb"].invoices
-    assert reports["spark"].accounts == reports["duckdb"].accounts
-    [total] = reports["spark"].totals
-    assert total["currency"] == "USD" and Decimal(total["difference"]) > 0
+    amounts = {"current_amount": "98.74", "draft_amount": "102.03", "difference": "3.29"}
+    assert report.invoices == [
+        {
+            "invoice_id": "inv-acct_recon-2026-01-01",
+            "account_id": "acct_recon",
+            "period_start": "2026-01-01",
+            "currency": "USD",
+            **amounts,
+        }
+    ]
+    assert report.totals == [{"currency": "USD", "accounts": 1, **amounts, "accounts_changed": 1}]
     assert files(spark_tables) == spark_files
