@@ -112,11 +112,17 @@ def _sql_list(paths: list[Path]) -> str:
     return "[" + ", ".join(_sql_string(p) for p in paths) + "]"
 
 
-def floor_script(landing_dir: Path, seeds_dir: Path) -> str:
-    """floor.sql with the landing files (in the pipeline's landing order) and seeds filled in."""
+def _landing_files(landing_dir: Path) -> tuple[list[Path], list[Path], list[Path]]:
+    """The landing files in the pipeline's landing order: all, the NDJSON ones, the CSV ones."""
     files = sorted(p for p in Path(landing_dir).iterdir() if p.is_file() and landing_format(p))
     ndjson = [p for p in files if landing_format(p) == "ndjson"]
     csv = [p for p in files if landing_format(p) == "csv"]
+    return files, ndjson, csv
+
+
+def floor_script(landing_dir: Path, seeds_dir: Path) -> str:
+    """floor.sql with the landing files (in the pipeline's landing order) and seeds filled in."""
+    files, ndjson, csv = _landing_files(landing_dir)
     if not ndjson:
         raise ValueError(f"{landing_dir}: the floor needs at least one NDJSON landing file")
     csv_source = (
@@ -138,9 +144,7 @@ def read_landing_script(landing_dir: Path, out_dir: Path) -> str:
     """DuckDB reading the landing files and writing their rows to Parquet: the floor landing is
     measured against (issue 23's target 2). Fields as text, like the raw layer keeps them; lines
     and records DuckDB cannot read are skipped (landing quarantines them)."""
-    files = sorted(p for p in Path(landing_dir).iterdir() if p.is_file() and landing_format(p))
-    ndjson = [p for p in files if landing_format(p) == "ndjson"]
-    csv = [p for p in files if landing_format(p) == "csv"]
+    _files, ndjson, csv = _landing_files(landing_dir)
     out_dir = Path(out_dir)
     statements = ["set TimeZone = 'UTC';"]
     if ndjson:

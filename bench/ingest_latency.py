@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 from bench.targets import RESULTS_DIR, print_summary  # noqa: E402
 from dagster_billing.api.process import ServerProcess, free_port  # noqa: E402
 from dagster_billing.api.state import ApiState  # noqa: E402
-from dagster_billing.lib.dbt_server import start_server  # noqa: E402
+from dagster_billing.lib.dbt_server import start_server, wait_until_listening  # noqa: E402
 
 BIN = Path(sys.executable).parent
 ACCOUNT = "acct_meridian"
@@ -115,9 +115,8 @@ def start_dbt_server(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen,
     socket_path = root / "dbt.sock"
     log = (root / "dbt-server.log").open("ab")
     process = start_server(socket_path, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while not socket_path.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    # Until it listens, billing-dbt runs dbt in its own process.
+    wait_until_listening(process, socket_path, timeout=60)
     return process, socket_path
 
 

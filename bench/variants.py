@@ -60,7 +60,7 @@ def dbt_fork_server(
     and each invocation forks from it. A child of this process, so the harness samples its
     memory; Clock(server) counts its CPU. Yields None when disabled (dbt in its own process) or
     given the socket of a `running` server (the test suite's: its dbt CPU is not counted)."""
-    from dagster_billing.lib.dbt_server import SERVER_ENV, start_server
+    from dagster_billing.lib.dbt_server import SERVER_ENV, start_server, wait_until_listening
 
     if not enabled or running:
         if running:
@@ -72,11 +72,8 @@ def dbt_fork_server(
     with tempfile.TemporaryDirectory(prefix="bench-dbt-") as directory:
         socket_path = Path(directory) / "dbt.sock"
         server = start_server(socket_path)
-        deadline = time.monotonic() + 120
-        while not socket_path.exists():
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the dbt fork server did not start at {socket_path}")
-            time.sleep(0.1)
+        if not wait_until_listening(server, socket_path, timeout=120):
+            raise RuntimeError(f"the dbt fork server did not start at {socket_path}")
         os.environ[SERVER_ENV] = str(socket_path)
         try:
             yield psutil.Process(server.pid)

@@ -70,6 +70,17 @@ def start_server(socket_path: Path, **popen_kwargs) -> subprocess.Popen:
     return subprocess.Popen([*map(str, command), "--exit-with-parent"], **popen_kwargs)
 
 
+def wait_until_listening(server: subprocess.Popen, socket_path: Path, timeout: float) -> bool:
+    """Whether the server started by start_server listens at `socket_path` within `timeout`
+    seconds (False at once if it exited)."""
+    deadline = time.monotonic() + timeout
+    while not Path(socket_path).exists():
+        if server.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 # --- client -------------------------------------------------------------------------------------
 
 
