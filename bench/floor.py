@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 
 from dagster_billing.defs.ingest.files import landing_format
-from dagster_billing.defs.resources import duckdb_config
+from dagster_billing.lib.duckdb_config import duckdb_config
 
 FLOOR_SQL = Path(__file__).with_name("floor.sql")
 LANDING_FIELDS = ("uniqueId", "account", "meter", "value", "ts", "properties")

@@ -246,7 +246,7 @@ def copy_raw_tables(duckdb_path: Path, pg: LocalPostgres, scratch: Path) -> dict
     import duckdb
 
     from dagster_billing.defs.ingest.raw_store import RAW_TABLES
-    from dagster_billing.defs.resources import duckdb_config
+    from dagster_billing.lib.duckdb_config import duckdb_config
 
     scratch.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}

@@ -19,7 +19,7 @@ the data folder, a fraction of a second):
         warehouse = copy_warehouse(malformed_warehouse.warehouse, tmp_path)
 
 A module using a shared warehouse carries its `xdist_group` mark (GENERATED_GROUP,
-MALFORMED_GROUP, WORKED_EXAMPLE_GROUP), so that under `make test` (two workers) every user of a warehouse runs on the
+MALFORMED_GROUP, WORKED_EXAMPLE_GROUP), so that under `make test` (three workers) every user of a warehouse runs on the
 worker that built it. Other modules are kept whole on one worker (their module fixtures are built
 once); `slow` modules are handed out first.
 """
@@ -82,7 +82,7 @@ _MANIFEST_INPUTS = ("dbt_project.yml", "profiles.yml", "models", "macros", "test
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under xdist's --dist loadgroup: a test without an xdist_group runs with the rest of its
     module (as --dist loadfile would); and slow modules come first, the costliest first
-    (HEAVIEST_FIRST), so the two workers are not left with one long module each at the end.
+    (HEAVIEST_FIRST), so the workers are not left with one long module each at the end.
     Modules stay in one piece (module fixtures)."""
     slow_modules = set()
     for item in items:

@@ -32,6 +32,9 @@ def test_smoke_run_of_every_variant_but_postgres(tmp_path):
             "10K",
             "--no-postgres",
             "--no-spark",
+            # One run of each floor: the fastest of several only matters for real timings.
+            "--floor-runs",
+            "1",
             "--out-dir",
             str(tmp_path / "out"),
             "--results-dir",

@@ -15,6 +15,7 @@ from pydantic import Field
 
 from dagster_billing.defs.dbt.project import DBT_EXECUTABLE, billing_project
 from dagster_billing.defs.ingest.raw_store import RawStore, raw_store
+from dagster_billing.lib.duckdb_config import duckdb_config
 from dagster_billing.lib.environ import scoped_environ
 from dagster_billing.lib.spark_tables import publish_spark_tables
 from dagster_billing.lib.warehouse_lock import retry_while_locked
@@ -174,15 +175,6 @@ def dbt_invocation_target(warehouse: BillingWarehouse, name: str) -> Iterator[Pa
         staged = state.with_name(f"{state.name}.{uuid.uuid4().hex[:7]}")
         shutil.copyfile(written, staged)
         staged.replace(state)
-
-
-def duckdb_config() -> dict[str, str]:
-    """Settings of every DuckDB connection to the warehouse, the same ones dbt's profile reads.
-
-    memory_limit: BILLING_DUCKDB_MEMORY_LIMIT (default 50% of RAM, DuckDB's own default is 80%),
-    so a 100M-event build spills to disk rather than crowd out the landing step and Dagster.
-    """
-    return {"memory_limit": os.environ.get("BILLING_DUCKDB_MEMORY_LIMIT") or "50%"}
 
 
 def _dbt_seed_path(seeds_dir: Path) -> str:

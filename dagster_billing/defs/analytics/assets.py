@@ -11,7 +11,8 @@ from dagster_billing.analytics.publish import publish_snapshot
 from dagster_billing.analytics.tables import PUBLISHED_TABLES
 from dagster_billing.defs import groups
 from dagster_billing.defs.dbt.assets import run_as_of
-from dagster_billing.defs.resources import DUCKDB_POOL, BillingWarehouse, duckdb_config
+from dagster_billing.defs.resources import DUCKDB_POOL, BillingWarehouse
+from dagster_billing.lib.duckdb_config import duckdb_config
 
 SNAPSHOT_KEY = dg.AssetKey(["analytics", "snapshot"])
 
