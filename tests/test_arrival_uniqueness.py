@@ -71,3 +71,25 @@ def test_a_build_checks_only_what_it_added_and_dbt_test_checks_every_row(warehou
     tested = _dbt(warehouse, tmp_path / "target", "test", "--select", selection)
     assert tested.returncode == 1, tested.stdout[-4000:]
     assert f"FAIL 1 {OUTCOMES_CHECK}" in tested.stdout, tested.stdout[-4000:]
+
+
+def test_a_primary_key_fails_on_a_shared_value_and_on_a_missing_one(warehouse, tmp_path):
+    """primary_key (tests/generic/primary_key.sql) stands for unique and not_null together."""
+    check = "primary_key_fct_invoices_invoice_id"
+    selection = ["test", "--select", check]
+    assert _dbt(warehouse, tmp_path / "target", *selection).returncode == 0
+    with warehouse.connect() as connection:
+        connection.execute(
+            "insert into billing.fct_invoices select * from billing.fct_invoices "
+            "order by invoice_id limit 1"
+        )
+        connection.execute(
+            "insert into billing.fct_invoices select * replace (null as invoice_id) "
+            "from billing.fct_invoices order by invoice_id desc limit 1"
+        )
+
+    tested = _dbt(warehouse, tmp_path / "target", *selection)
+
+    assert tested.returncode == 1, tested.stdout[-4000:]
+    # One failing row for the shared value, one for the rows without a value.
+    assert f"FAIL 2 {check}" in tested.stdout, tested.stdout[-4000:]

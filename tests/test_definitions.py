@@ -329,7 +329,10 @@ def test_every_dbt_test_is_a_described_asset_check():
     assert not undescribed
     described = {name: spec.description for name, spec in specs.items()}
     assert described["assert_nothing_lost"].startswith("raw = accepted + duplicates + quarantined")
-    assert described["unique_fct_invoices_invoice_id"] == "`invoice_id` is unique."
+    assert described["primary_key_fct_invoices_invoice_id"] == (
+        "`invoice_id` is never null and unique."
+    )
+    assert described["unique_fct_invoices_invoice_number"] == "`invoice_number` is unique."
     assert (
         described["relationships_fct_invoices_account_id__account_id__ref_accounts_"]
         == "Every `account_id` refers to `accounts.account_id`."

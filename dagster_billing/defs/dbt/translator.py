@@ -114,6 +114,8 @@ def describe_test(test: Mapping[str, Any]) -> str:
         return f"{column} is unique."
     if name == "not_null":
         return f"{column} is never null."
+    if name == "primary_key":
+        return f"{column} is never null and unique."
     if name == "accepted_values":
         values = ", ".join(f"`{value}`" for value in kwargs.get("values", []))
         return f"{column} is one of {values}."
