@@ -3,6 +3,7 @@ and the incremental path (files landing over several runs) equal to one run over
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import date
 from decimal import Decimal
@@ -131,10 +132,12 @@ def test_a_day_partition_run_restates_its_days_and_leaves_the_others(
     """A run for one day partition recomputes the daily rollups of that day and of the lookback
     day before it (usage_lookback_days) from the deduplicated events, with nothing new landed;
     days outside the partition's window stay as they are. Its one dbt invocation writes dbt's
-    parse state but no JSON artifacts, as a deployment that does not ask for them (decision 88)."""
+    parse state but no JSON artifacts, and its log file at info, as a deployment that does not ask
+    for more (decisions 88 and 90)."""
     from dagster_billing.defs.resources import dbt_target_root
 
     monkeypatch.delenv("DBT_WRITE_JSON", raising=False)
+    monkeypatch.delenv("DBT_LOG_LEVEL_FILE", raising=False)
     targets_before = set(dbt_target_root().iterdir())
     warehouse = copy_warehouse(generated_warehouse.warehouse, tmp_path)
     partition, lookback, outside = date(2026, 2, 10), date(2026, 2, 9), date(2026, 1, 20)
@@ -169,3 +172,6 @@ def test_a_day_partition_run_restates_its_days_and_leaves_the_others(
     written = {path.name for path in invocation.iterdir()}
     assert "partial_parse.msgpack" in written
     assert not written & {"manifest.json", "run_results.json"}
+    log = (invocation / "dbt.log").read_text().splitlines()
+    levels = {json.loads(line)["info"]["level"] for line in log}  # JSON lines, as dagster-dbt asks
+    assert "info" in levels and "debug" not in levels

@@ -65,10 +65,13 @@ def stream_dbt(
     # inherits the run vars (read by the run_var macro) from the environment. dbt's JSON
     # artifacts (manifest.json, run_results.json: about 0.5 s and 1 CPU-s per invocation) are read
     # by neither Dagster nor this project: written only when the deployment sets
-    # DBT_WRITE_JSON=true (decision 88). dbt's partial-parse state is written either way.
+    # DBT_WRITE_JSON=true (decision 88). dbt's partial-parse state is written either way. dbt's
+    # log file (dbt.log in the invocation's folder) at info, what Dagster shows, unless the
+    # deployment sets DBT_LOG_LEVEL_FILE (debug: every statement; decision 90).
     environment = {
         "DBT_INDIRECT_SELECTION": "buildable",
         "DBT_WRITE_JSON": os.environ.get("DBT_WRITE_JSON", "false"),
+        "DBT_LOG_LEVEL_FILE": os.environ.get("DBT_LOG_LEVEL_FILE", "info"),
     } | run_environment(dbt_vars)
     name = f"{context.op_execution_context.op.name}-{context.run.run_id[:7]}"
     with (
