@@ -85,8 +85,8 @@ browser:
 	$(call apt-install,command -v chromium,chromium,the browser tests)
 
 # The whole suite (what CI runs), on three workers for two cores (a worker waiting on a server, a
-# daemon or Spark's JVM leaves a core idle otherwise): xdist_group keeps each shared warehouse's
-# users on the worker that built it (docs/testing.md). Prints its duration and the 15 slowest tests.
+# daemon or Spark's JVM would leave a core idle): xdist_group keeps each shared warehouse's users
+# on the worker that built it (docs/testing.md). Prints its duration and the 15 slowest tests.
 TEST_WORKERS ?= 3
 PYTEST_ARGS ?=
 test: manifest postgres-server browser docs-check
