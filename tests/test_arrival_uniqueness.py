@@ -1,11 +1,14 @@
 """Uniqueness of the tables that grow by arrival (fct_usage_event_outcomes.raw_event_key,
 int_usage_events_deduped.unique_id): a build checks the keys it added against the whole table,
-so the check's cost follows the batch; `dbt test` on its own checks every row."""
+so the check's cost follows the batch; `dbt test` on its own checks every row. The raw layer's
+key is checked through the outcomes in a build; its full `unique` is an audit test, left out of
+Dagster's builds (decision 91)."""
 
 from __future__ import annotations
 
 import shutil
 
+import polars as pl
 import pytest
 
 from tests.conftest import (
@@ -21,6 +24,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(MALFORMED_GROUP)]
 AS_OF = MALFORMED_AS_OF
 OUTCOMES_CHECK = "unique_by_arrival_fct_usage_event_outcomes_raw_event_key"
 DEDUPED_CHECK = "unique_by_arrival_int_usage_events_deduped_unique_id"
+RAW_AUDIT = "source_unique_raw_usage_events_raw_event_key"
 
 
 def _check_results(result) -> dict[str, bool]:
@@ -56,6 +60,26 @@ def test_a_build_that_adds_a_key_twice_fails_its_checks(warehouse):
     checks = _check_results(result)
     assert checks[OUTCOMES_CHECK] is False
     assert checks[DEDUPED_CHECK] is False
+
+
+def test_a_raw_key_landed_twice_fails_the_builds_checks_and_the_audit(warehouse, tmp_path):
+    # A landed row written again into its committed batch, as a file that arrived later.
+    [batch_file, *_] = sorted(warehouse.raw_store.table_dir("usage_events").glob("*/batch=*/*"))
+    again = pl.read_parquet(batch_file).head(1).with_columns(file_seq=pl.lit(1000, pl.Int32))
+    again.write_parquet(batch_file.with_name("again.parquet"))
+
+    result = run_pipeline(warehouse, as_of=AS_OF, raise_on_error=False)
+
+    checks = _check_results(result)
+    # The key reaches the outcomes twice; their count exceeds the landed files' rows.
+    assert checks[OUTCOMES_CHECK] is False
+    assert checks["assert_nothing_lost"] is False
+    # The raw layer's own `unique` reads every landed row: not a check of the build...
+    assert RAW_AUDIT not in checks
+    # ...but of `dbt test --select tag:audit`.
+    tested = _dbt(warehouse, tmp_path / "target", "test", "--select", "tag:audit")
+    assert tested.returncode == 1, tested.stdout[-4000:]
+    assert f"FAIL 1 {RAW_AUDIT}" in tested.stdout, tested.stdout[-4000:]
 
 
 def test_a_build_checks_only_what_it_added_and_dbt_test_checks_every_row(warehouse, tmp_path):

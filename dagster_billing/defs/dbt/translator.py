@@ -18,6 +18,11 @@ BILLING_PERIOD_TAG = "partition_billing_period"
 
 PRICE_PLANS_KEY = dg.AssetKey(["plans", "price_tables"])
 
+# Data tests that re-read every landed row whatever a run added (the raw keys' `unique`): no
+# asset checks, and Dagster's builds leave them out (defs/dbt/assets.py); `dbt test --select
+# tag:audit` runs them (decision 91).
+AUDIT_TAG = "audit"
+
 
 class BillingTranslator(DagsterDbtTranslator):
     """Models and seeds are keyed <schema>/<name> (reference/meters, billing/fct_invoices), so the
@@ -34,8 +39,9 @@ class BillingTranslator(DagsterDbtTranslator):
     partition_billing_period by billing period (the ledger); the rest are unpartitioned. They are
     one asset set (defs/dbt/assets.py), so a run builds what it selected in one dbt invocation.
 
-    Every dbt data test is an asset check with a description (describe_test); tests on the raw
-    sources are checks of the landing asset's tables, not observations."""
+    Every dbt data test but those tagged audit is an asset check with a description
+    (describe_test); tests on the raw sources are checks of the landing asset's tables, not
+    observations."""
 
     def __init__(self) -> None:
         super().__init__(
@@ -84,6 +90,8 @@ class BillingTranslator(DagsterDbtTranslator):
         unique_id: str,
         project: Any,
     ) -> dg.AssetCheckSpec | None:
+        if AUDIT_TAG in manifest["nodes"][unique_id].get("tags", []):
+            return None
         spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
         if spec is None:
             return None
