@@ -62,11 +62,12 @@ def dbt_fork_server(
     given the socket of a `running` server (the test suite's: its dbt CPU is not counted)."""
     from dagster_billing.lib.dbt_server import SERVER_ENV, start_server, wait_until_listening
 
-    if not enabled or running:
-        if running:
-            os.environ[SERVER_ENV] = running
-        else:
-            os.environ.pop(SERVER_ENV, None)
+    if running:
+        os.environ[SERVER_ENV] = running
+        yield None
+        return
+    if not enabled:
+        os.environ.pop(SERVER_ENV, None)
         yield None
         return
     with tempfile.TemporaryDirectory(prefix="bench-dbt-") as directory:
