@@ -78,6 +78,21 @@ HEAVIEST_FIRST = (
 _MANIFEST_INPUTS = ("dbt_project.yml", "profiles.yml", "models", "macros", "tests", "seeds")
 
 
+def _import_anyio_now() -> None:
+    """anyio imports its modules on first use, and pytest rewrites them as they are imported
+    (anyio is a pytest plugin), with ast.parse. On a server thread (a portal test's first file
+    response) that parse can race another thread's: CPython 3.11.7 then raises a spurious
+    "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905, fixed in
+    3.11.8). Import them all here, in the worker's main thread, before any server starts."""
+    import anyio
+
+    for name in dir(anyio):
+        getattr(anyio, name)
+
+
+_import_anyio_now()
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under xdist's --dist loadgroup: a test without an xdist_group runs with the rest of its
