@@ -64,12 +64,11 @@ def test_a_build_that_adds_a_key_twice_fails_its_checks(warehouse):
 
 def test_a_raw_key_landed_twice_fails_the_builds_checks_and_the_audit(warehouse, tmp_path):
     # A landed row written again into its committed batch, as a file that arrived later.
-    batch_file = next(
-        path
-        for path in sorted(warehouse.raw_store.table_dir("usage_events").glob("*/batch=*/*"))
-        if pl.read_parquet(path).height
-    )
-    again = pl.read_parquet(batch_file).head(1).with_columns(file_seq=pl.lit(1000, pl.Int32))
+    for batch_file in sorted(warehouse.raw_store.table_dir("usage_events").glob("*/batch=*/*")):
+        row = pl.read_parquet(batch_file, n_rows=1)
+        if row.height:
+            break
+    again = row.with_columns(file_seq=pl.lit(1000, pl.Int32))
     again.write_parquet(batch_file.with_name("again.parquet"))
 
     result = run_pipeline(warehouse, as_of=AS_OF, raise_on_error=False)

@@ -315,11 +315,12 @@ def test_every_dbt_test_is_a_described_asset_check():
     import json
 
     from dagster_billing.defs.dbt.project import billing_project
+    from dagster_billing.defs.dbt.translator import AUDIT_TAG
 
     _, graph = _graph()
     manifest = json.loads(billing_project.manifest_path.read_text())
     tests = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "test"}
-    audits = {name for name, test in tests.items() if "audit" in test["tags"]}
+    audits = {name for name, test in tests.items() if AUDIT_TAG in test["tags"]}
     specs = {key.name: graph.get_check_spec(key) for key in graph.asset_check_keys}
     # Singular tests reading several models (and tests on the raw sources) are checks too; the
     # audit tests (every landed row, whatever a run added: decision 91) are not.
