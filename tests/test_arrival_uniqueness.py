@@ -100,25 +100,35 @@ def test_a_build_checks_only_what_it_added_and_dbt_test_checks_every_row(warehou
     assert f"FAIL 1 {OUTCOMES_CHECK}" in tested.stdout, tested.stdout[-4000:]
 
 
-def test_a_primary_key_fails_on_a_shared_value_and_on_a_missing_one(
+def test_a_primary_key_and_not_null_columns_fail_on_the_rows_they_refuse(
     malformed_warehouse, warehouse, tmp_path
 ):
-    """primary_key (tests/generic/primary_key.sql) stands for unique and not_null together."""
-    check = "primary_key_fct_invoices_invoice_id"
-    # It passed in the build of the shared warehouse this test's copy was taken from.
-    assert _check_results(malformed_warehouse.result)[check] is True
+    """primary_key (tests/generic/primary_key.sql) stands for unique and not_null together;
+    not_null_columns (tests/generic/not_null_columns.sql) for not_null on each of its columns."""
+    key = "primary_key_fct_invoices_invoice_id"
+    not_null = "not_null_columns_fct_invoices_status__account_id__total"
+    # Both passed in the build of the shared warehouse this test's copy was taken from.
+    assert _check_results(malformed_warehouse.result)[key] is True
+    assert _check_results(malformed_warehouse.result)[not_null] is True
     with warehouse.connect() as connection:
         connection.execute(
             "insert into billing.fct_invoices select * from billing.fct_invoices "
             "order by invoice_id limit 1"
         )
         connection.execute(
-            "insert into billing.fct_invoices select * replace (null as invoice_id) "
+            "insert into billing.fct_invoices select * replace (null as invoice_id, null as total) "
+            "from billing.fct_invoices order by invoice_id desc limit 1"
+        )
+        connection.execute(
+            "insert into billing.fct_invoices select * replace "
+            "('inv-without-account' as invoice_id, null as account_id) "
             "from billing.fct_invoices order by invoice_id desc limit 1"
         )
 
-    tested = _dbt(warehouse, tmp_path / "target", "test", "--select", check)
+    tested = _dbt(warehouse, tmp_path / "target", "test", "--select", key, not_null)
 
     assert tested.returncode == 1, tested.stdout[-4000:]
     # One failing row for the shared value, one for the rows without a value.
-    assert f"FAIL 2 {check}" in tested.stdout, tested.stdout[-4000:]
+    assert f"FAIL 2 {key}" in tested.stdout, tested.stdout[-4000:]
+    # The row without a total and the row without an account; a null in any column fails it.
+    assert f"FAIL 2 {not_null}" in tested.stdout, tested.stdout[-4000:]

@@ -341,6 +341,9 @@ def test_every_dbt_test_is_a_described_asset_check():
         "`invoice_id` is never null and unique."
     )
     assert described["unique_fct_invoices_invoice_number"] == "`invoice_number` is unique."
+    assert described["not_null_columns_fct_invoices_status__account_id__total"] == (
+        "`status`, `account_id` and `total` are never null."
+    )
     assert (
         described["relationships_fct_invoices_account_id__account_id__ref_accounts_"]
         == "Every `account_id` refers to `accounts.account_id`."
