@@ -42,8 +42,6 @@ from dagster_billing.pricing.plans import (
 
 RATING_TAG = "rating"
 RATING_SELECTION = (f"tag:{RATING_TAG}",)
-# On Spark the copy also seeds what the rating models read (_unpublish_rated_tables).
-SPARK_SELECTION = (*RATING_SELECTION, f"+tag:{RATING_TAG},resource_type:seed")
 
 COMPARE_SQL = """
 with current_lines as (
@@ -323,12 +321,10 @@ def write_report(
     return written
 
 
-def _unpublish_rated_tables(sim, manifest_path: Path) -> None:
-    """On Spark, warehouse.duckdb holds views over the Spark tables' Parquet files
-    (lib/spark_tables.py): the copy's rating models are rebuilt as DuckDB tables by the embedded
-    engine, reading their inputs through the views, read only. The views of what the copy
-    rebuilds (SPARK_SELECTION: the rating models and every seed they read, since an empty Spark
-    table has no file to publish) are dropped first: dbt will not seed into a view."""
+def spark_rebuilt_nodes(manifest_path: Path) -> dict[str, dict]:
+    """What a simulation of a Spark warehouse rebuilds on DuckDB, by unique id: the rating
+    models and every seed they read (an empty Spark table has no file to publish, so the seeds
+    are loaded again in the copy)."""
     manifest = json.loads(Path(manifest_path).read_text())
     nodes, parents = manifest["nodes"], manifest["parent_map"]
     rated = {key for key, node in nodes.items() if RATING_TAG in node["tags"]}
@@ -338,20 +334,27 @@ def _unpublish_rated_tables(sim, manifest_path: Path) -> None:
             if parent not in ancestors:
                 ancestors.add(parent)
                 pending.append(parent)
-    rebuilt = sorted(
-        (nodes[key]["schema"], nodes[key]["alias"])
-        for key in rated | {key for key in ancestors if key.startswith("seed.")}
+    return {
+        key: nodes[key]
+        for key in sorted(rated | {key for key in ancestors if key.startswith("seed.")})
         if nodes[key]["resource_type"] in ("model", "seed")
-    )
+    }
+
+
+def _unpublish_rated_tables(sim, rebuilt: dict[str, dict]) -> None:
+    """On Spark, warehouse.duckdb holds views over the Spark tables' Parquet files
+    (lib/spark_tables.py): the copy's rating models are rebuilt as DuckDB tables by the embedded
+    engine, reading their inputs through the views, read only. The views of what the copy
+    rebuilds (`rebuilt`) are dropped first: dbt will not seed into a view."""
     with sim.connect() as connection:
         views = set(
             connection.execute(
                 "select schema_name, view_name from duckdb_views() where not internal"
             ).fetchall()
         )
-        for schema, name in rebuilt:
-            if (schema, name) in views:
-                connection.execute(f'drop view "{schema}"."{name}"')
+        for node in rebuilt.values():
+            if (node["schema"], node["alias"]) in views:
+                connection.execute(f'drop view "{node["schema"]}"."{node["alias"]}"')
 
 
 def simulate(*, warehouse, dbt, draft_dir: Path, report_dir: Path, log=print) -> SimulationReport:
@@ -381,8 +384,10 @@ def simulate(*, warehouse, dbt, draft_dir: Path, report_dir: Path, log=print) ->
         shutil.copy(warehouse.duckdb_path, sim.duckdb_path)
         selection = RATING_SELECTION
         if warehouse.resolved_engine == "spark":
-            _unpublish_rated_tables(sim, billing_project.manifest_path)
-            selection = SPARK_SELECTION
+            rebuilt = spark_rebuilt_nodes(billing_project.manifest_path)
+            _unpublish_rated_tables(sim, rebuilt)
+            # dbt's fqn selector: package.path.name, exactly these nodes.
+            selection = tuple(".".join(node["fqn"]) for node in rebuilt.values())
         # The raw layer is read, never written, by a simulation: the copy points at the original.
         if warehouse.raw_store.root.exists():
             sim.raw_store.root.symlink_to(warehouse.raw_store.root, target_is_directory=True)
