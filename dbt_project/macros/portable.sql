@@ -44,6 +44,36 @@
 {%- endmacro %}
 
 {#-
+  An md5 fingerprint of a text, for equality tests only (int_usage_events_classified compares a
+  duplicate's body with its first arrival's): dbt.hash's 32 hex characters, but on DuckDB the
+  same md5 as its 128-bit number (md5_number): 16 bytes a row instead of a 32-character string,
+  about 2 s less to write at 10M events (decision 93). fingerprint_type() is its column type.
+-#}
+{% macro fingerprint(text) -%}
+    {{ return(adapter.dispatch('fingerprint', 'billing')(text)) }}
+{%- endmacro %}
+
+{% macro default__fingerprint(text) -%}
+    {{ dbt.hash(text) }}
+{%- endmacro %}
+
+{% macro duckdb__fingerprint(text) -%}
+    md5_number(cast({{ text }} as varchar))
+{%- endmacro %}
+
+{% macro fingerprint_type() -%}
+    {{ return(adapter.dispatch('fingerprint_type', 'billing')()) }}
+{%- endmacro %}
+
+{% macro default__fingerprint_type() -%}
+    {{ return(dbt.type_string()) }}
+{%- endmacro %}
+
+{% macro duckdb__fingerprint_type() -%}
+    {{ return('uhugeint') }}
+{%- endmacro %}
+
+{#-
   The materialization of a mart that is a view where the warehouse is DuckDB's own file, but that
   the Python side reads (exports): a table on Spark, where Python reads the tables' Parquet
   files through DuckDB and a Spark view has no files.

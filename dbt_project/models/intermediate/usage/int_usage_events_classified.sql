@@ -32,7 +32,7 @@ referenced as (
             when meters.meter_code is null then 'unknown_meter'
             when accounts.account_id is null then 'unknown_account'
         end as reference_error,
-        {{ dbt.hash(dbt.concat([
+        {{ fingerprint(dbt.concat([
             "events.account_id", "'|'", "events.meter_code", "'|'", dbt.cast("events.value", dbt.type_string()),
             "'|'", dbt.cast("events.event_ts", dbt.type_string()), "'|'", "coalesce(events.properties, '')"
         ])) }} as body_hash
@@ -54,7 +54,7 @@ earlier_arrivals as (
     {% else %}
     select
         cast(null as {{ dbt.type_string() }}) as unique_id,
-        cast(null as {{ dbt.type_string() }}) as body_hash
+        cast(null as {{ fingerprint_type() }}) as body_hash
     where 1 = 0
     {% endif %}
 ),
