@@ -26,17 +26,19 @@ by_grain as (
     where dimension_value != '*'
 ),
 
+{#- One ordering for both windows (one sort of the day's events): the last event by event time,
+    then arrival, is the one without a next row (source_line is never null). -#}
 sequenced as (
     select
         by_grain.*,
-        row_number() over (
-            partition by account_id, meter_code, dimension_value, usage_day
-            order by event_ts desc, file_seq desc, source_line desc
-        ) as recency_rank,
         lead(event_ts) over (
             partition by account_id, meter_code, dimension_value, usage_day
             order by event_ts, file_seq, source_line
-        ) as next_event_ts
+        ) as next_event_ts,
+        lead(source_line) over (
+            partition by account_id, meter_code, dimension_value, usage_day
+            order by event_ts, file_seq, source_line
+        ) is null as is_last
     from by_grain
 )
 
@@ -52,9 +54,9 @@ select
     cast(max(value) as {{ decimal_type() }}) as max_value,
     min(event_ts) as first_event_ts,
     max(event_ts) as last_event_ts,
-    cast(max(case when recency_rank = 1 then value end) as {{ decimal_type() }}) as last_value,
-    max(case when recency_rank = 1 then file_seq end) as last_file_seq,
-    max(case when recency_rank = 1 then source_line end) as last_source_line,
+    cast(max(case when is_last then value end) as {{ decimal_type() }}) as last_value,
+    max(case when is_last then file_seq end) as last_file_seq,
+    max(case when is_last then source_line end) as last_source_line,
     cast(sum(
         case when aggregation = 'time_weighted_sum' and next_event_ts is not null
             then value * {{ seconds_between('event_ts', 'next_event_ts') }}
