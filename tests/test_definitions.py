@@ -348,3 +348,16 @@ def test_every_dbt_test_is_a_described_asset_check():
         described["relationships_fct_invoices_account_id__account_id__ref_accounts_"]
         == "Every `account_id` refers to `accounts.account_id`."
     )
+
+
+def test_not_null_columns_is_described_for_any_number_of_columns():
+    from dagster_billing.defs.dbt.translator import describe_test
+
+    def described(*columns: str) -> str:
+        return describe_test(
+            {"test_metadata": {"name": "not_null_columns", "kwargs": {"columns": list(columns)}}}
+        )
+
+    assert described("a") == "`a` is never null."
+    assert described("a", "b") == "`a` and `b` are never null."
+    assert described("a", "b", "c") == "`a`, `b` and `c` are never null."

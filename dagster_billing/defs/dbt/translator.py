@@ -124,7 +124,9 @@ def describe_test(test: Mapping[str, Any]) -> str:
         return f"{column} is never null."
     if name == "not_null_columns":
         *first, last = [f"`{c}`" for c in kwargs["columns"]]
-        return f"{', '.join(first)} and {last} are never null."
+        return (
+            f"{', '.join(first)} and {last} are never null." if first else f"{last} is never null."
+        )
     if name == "primary_key":
         return f"{column} is never null and unique."
     if name == "accepted_values":
