@@ -22,7 +22,7 @@
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
     {% call statement('main') -%}
         {%- if existing_relation is not none -%}
-            drop {{ existing_relation.type }} {{ existing_relation }};
+            {{ get_drop_sql(existing_relation) }};
         {%- endif %}
         {{ create_table_as(False, target_relation, sql) }}
     {%- endcall %}
