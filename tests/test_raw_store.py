@@ -10,6 +10,7 @@ import duckdb
 import polars as pl
 import pytest
 
+from dagster_billing.defs.ingest import landing as landing_module
 from dagster_billing.defs.ingest.landing import LandingError, land_files
 from dagster_billing.defs.ingest.raw_store import RAW_TABLES, RawStore, raw_schema
 from dagster_billing.lib.spark_tables import publish_spark_tables
@@ -93,6 +94,56 @@ def test_a_crashed_landing_is_never_read_and_is_removed_by_the_next(tmp_path, mo
     assert _committed_events(store) == ["e1", "e2"]
     assert store.row_counts() == {"usage_events": 2, "usage_quarantine": 2, "landed_files": 2}
     assert store.ledger()["file_seq"].to_list() == [1, 2]
+
+
+def _landed(store: RawStore) -> dict[str, list[tuple]]:
+    """Every committed raw row, ordered, batch ids left out."""
+    with store.connect() as connection:
+        return {
+            table: connection.execute(
+                f"select * exclude (batch_id) from raw.{table} order by all"
+            ).fetchall()
+            for table in RAW_TABLES
+        }
+
+
+def test_files_landed_in_many_chunks_read_ahead_land_as_in_one(tmp_path, monkeypatch):
+    landing = tmp_path / "landing"
+    paths = [_file(landing, f"{n}.ndjson", f"e{n}a", f"e{n}b") for n in range(5)]
+    paths.insert(3, paths[1])  # the same file twice: skipped the second time
+    one = RawStore(tmp_path / "one")
+    together = land_files(one, paths, landing_dir=landing, received_at=RECEIVED)
+    monkeypatch.setattr(landing_module, "CHUNK_BYTES", 1)  # one file per chunk
+    many = RawStore(tmp_path / "many")
+    chunked = land_files(many, paths, landing_dir=landing, received_at=RECEIVED)
+
+    assert [(r.file_name, r.accepted, r.quarantined, r.outcome) for r in chunked] == [
+        (r.file_name, r.accepted, r.quarantined, r.outcome) for r in together
+    ]
+    assert [r.skipped for r in chunked] == [False, False, False, True, False, False]
+    assert len(set(many.ledger()["batch_id"])) == 5
+    assert _landed(many) == _landed(one)
+    assert many.ledger()["file_seq"].to_list() == [1, 2, 3, 4, 5]
+
+
+def test_a_chunk_that_fails_to_write_leaves_the_chunks_before_it_landed(tmp_path, monkeypatch):
+    landing = tmp_path / "landing"
+    paths = [_file(landing, f"{n}.ndjson", f"e{n}") for n in range(3)]
+    monkeypatch.setattr(landing_module, "CHUNK_BYTES", 1)
+    store = RawStore(tmp_path / "raw")
+    written = RawStore.write_batch
+
+    def second_fails(self, batch, landed_on, events, quarantine, ledger):
+        if ledger["file_name"].to_list() == ["1.ndjson"]:
+            raise OSError("disk full")
+        written(self, batch, landed_on, events, quarantine, ledger)
+
+    monkeypatch.setattr(RawStore, "write_batch", second_fails)
+    with pytest.raises(LandingError, match=r"writing 1\.ndjson to the raw layer failed"):
+        land_files(store, paths, landing_dir=landing, received_at=RECEIVED)
+
+    assert store.ledger()["file_name"].to_list() == ["0.ndjson"]
+    assert _committed_events(store) == ["e0"]
 
 
 def test_spark_tables_become_duckdb_views_and_python_owned_views_stay(tmp_path):

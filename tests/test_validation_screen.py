@@ -1,8 +1,9 @@
 """The API's validation fast path gives exactly the reasons of the pandera schema.
 
 `passing_rows` runs the schema's own check functions in one polars pass; it may only ever pass
-rows that pandera passes. `quarantine_reasons_screened` must equal `quarantine_reasons` row for
-row, on the malformed fixtures and on generated rows that mix every kind of bad field.
+rows that pandera passes. `validated_rows` (parsing and the screen in one query, pandera for the rows
+the screen fails) must give the rows of `parse_raw_rows` and the reasons of `quarantine_reasons`
+row for row, on the malformed fixtures and on generated rows that mix every kind of bad field.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pandera.polars as pa
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from dagster_billing.defs.ingest import schemas
 from dagster_billing.defs.ingest.files import raw_frame, read_landing_file, record_row
@@ -21,7 +23,7 @@ from dagster_billing.defs.ingest.schemas import (
     parse_raw_rows,
     passing_rows,
     quarantine_reasons,
-    quarantine_reasons_screened,
+    validated_rows,
 )
 from tests.conftest import FIXTURES
 
@@ -29,10 +31,12 @@ NOW = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 LATEST = NOW + FUTURE_TOLERANCE
 
 
-def _same_outcome(parsed: pl.DataFrame) -> list[str | None]:
+def _same_outcome(raw: pl.DataFrame) -> list[str | None]:
+    parsed = parse_raw_rows(raw)
     expected = quarantine_reasons(parsed, latest_allowed_ts=LATEST).to_list()
-    screened = quarantine_reasons_screened(parsed, latest_allowed_ts=LATEST).to_list()
-    assert screened == expected
+    validated = validated_rows(raw, latest_allowed_ts=LATEST)
+    assert_frame_equal(validated.drop("reason"), parsed)
+    assert validated["reason"].to_list() == expected
     passes = passing_rows(parsed, latest_allowed_ts=LATEST)
     assert passes is not None
     # Sound: nothing the screen passes is quarantined by pandera.
@@ -42,8 +46,9 @@ def _same_outcome(parsed: pl.DataFrame) -> list[str | None]:
 
 @pytest.mark.parametrize("name", ["events.ndjson", "backfill.csv"])
 def test_malformed_fixtures_get_the_pandera_reasons(name):
-    parsed = parse_raw_rows(read_landing_file(FIXTURES / "malformed" / name))
-    reasons = _same_outcome(parsed)
+    raw = read_landing_file(FIXTURES / "malformed" / name)
+    reasons = _same_outcome(raw)
+    parsed = parse_raw_rows(raw)
     assert any(reasons) and not all(reasons)
     # Here the screen is also complete: it fails exactly the invalid rows.
     passes = passing_rows(parsed, latest_allowed_ts=LATEST).to_list()
@@ -86,8 +91,7 @@ def test_generated_rows_get_the_pandera_reasons():
             if rng.random() < 0.05:
                 del record[name]
         rows.append(record_row(line, record, ""))
-    parsed = parse_raw_rows(raw_frame(rows))
-    reasons = _same_outcome(parsed)
+    reasons = _same_outcome(raw_frame(rows))
     assert reasons.count(None) > 25
     assert len(set(reasons)) > 10
 
@@ -98,13 +102,13 @@ def test_all_valid_rows_skip_pandera(monkeypatch):
                        "ts": "2026-01-05T12:00:00Z"}, "")
         for n in range(1, 101)
     ]  # fmt: skip
-    parsed = parse_raw_rows(raw_frame(rows))
 
     def fail(*args, **kwargs):
         raise AssertionError("pandera should not run")
 
     monkeypatch.setattr(schemas, "quarantine_reasons", fail)
-    assert quarantine_reasons_screened(parsed, latest_allowed_ts=LATEST).null_count() == 100
+    validated = validated_rows(raw_frame(rows), latest_allowed_ts=LATEST)
+    assert validated["reason"].null_count() == 100
 
 
 def test_a_schema_feature_the_screen_does_not_evaluate_means_pandera_validates(monkeypatch):
@@ -116,8 +120,12 @@ def test_a_schema_feature_the_screen_does_not_evaluate_means_pandera_validates(m
         return schema
 
     monkeypatch.setattr(schemas, "usage_row_schema", with_frame_check)
-    parsed = parse_raw_rows(read_landing_file(FIXTURES / "malformed" / "events.ndjson"))
+    raw = read_landing_file(FIXTURES / "malformed" / "events.ndjson")
+    parsed = parse_raw_rows(raw)
     assert passing_rows(parsed, latest_allowed_ts=LATEST) is None
+    reasons = validated_rows(raw, latest_allowed_ts=LATEST)["reason"].to_list()
+    assert reasons == quarantine_reasons(parsed, latest_allowed_ts=LATEST).to_list()
+    assert any(reasons)
 
 
 def test_a_wrong_dtype_means_pandera_validates():

@@ -2,7 +2,7 @@
 
 Validation is the landing code's own: request items become the same raw rows as lines of a
 landing file (`files.record_row`), checked by the same pandera schema
-(`schemas.quarantine_reasons_screened`: the schema's checks in one polars pass, pandera itself for
+(`schemas.validated_rows`: the schema's checks in one polars pass, pandera itself for
 the rows that fail them), so an item the API rejects would have been quarantined with the same
 reason, and an item it accepts lands. On top, the API knows two things landing does not: the
 meter catalogue (seeds) and which accounts the caller's tenant owns.
@@ -43,8 +43,7 @@ from dagster_billing.defs.ingest.files import (
 )
 from dagster_billing.defs.ingest.schemas import (
     FUTURE_TOLERANCE,
-    parse_raw_rows,
-    quarantine_reasons_screened,
+    validated_rows,
 )
 from dagster_billing.lib.fsync import fsync_path
 
@@ -355,10 +354,7 @@ class LandingWriter:
     def _land(self, lane: _Lane, group: list[_Submission]) -> list[IngestResult]:
         received_at = datetime.now(UTC)
         rows = [row for submission in group for row in submission.items.rows]
-        parsed = parse_raw_rows(raw_frame(rows))
-        landing_reasons = quarantine_reasons_screened(
-            parsed, latest_allowed_ts=received_at + FUTURE_TOLERANCE
-        )
+        parsed = validated_rows(raw_frame(rows), latest_allowed_ts=received_at + FUTURE_TOLERANCE)
         account_allowed = pl.concat(
             [
                 pl.Series([row[ACCOUNT] for row in submission.items.rows], dtype=pl.String).is_in(
@@ -368,8 +364,8 @@ class LandingWriter:
             ]
         )
         checked = parsed.select(
-            reason=pl.when(pl.lit(landing_reasons).is_not_null())
-            .then(pl.lit(landing_reasons))
+            reason=pl.when(pl.col("reason").is_not_null())
+            .then(pl.col("reason"))
             .when(~pl.col("meter_code").is_in(list(self.meters)))
             .then(pl.lit("unknown_meter"))
             .when(~pl.lit(account_allowed))

@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,7 +51,7 @@ from dagster_billing.defs.ingest.ledger import (
     Stamp,
 )
 from dagster_billing.defs.ingest.raw_store import RawStore, batch_id
-from dagster_billing.defs.ingest.schemas import FUTURE_TOLERANCE, parse_raw_rows, quarantine_reasons
+from dagster_billing.defs.ingest.schemas import FUTURE_TOLERANCE, validated_rows
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,16 @@ def _chunks(
         yield chunk
 
 
+def _read_ahead(chunks: Iterator[list[_FileData | LandedFile]]) -> Iterator[list]:
+    """The chunks, each next one read (its files read and hashed; hashlib lets go of the GIL)
+    in a background thread while the caller lands the one before: one chunk ahead at most."""
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        pending = reader.submit(next, chunks, None)
+        while (chunk := pending.result()) is not None:
+            pending = reader.submit(next, chunks, None)
+            yield chunk
+
+
 def land_files(
     store: RawStore,
     paths: Iterable[Path],
@@ -158,7 +169,7 @@ def land_files(
     results = []
     with store.landing_lock():
         store.remove_uncommitted()
-        for chunk in _chunks(paths, landing_dir):
+        for chunk in _read_ahead(_chunks(paths, landing_dir)):
             results.extend(_land_chunk(store, chunk, received_at or datetime.now(UTC)))
     return results
 
@@ -206,10 +217,7 @@ def _read_files(files: list[_FileData]) -> pl.DataFrame:
 
 
 def _validated(raw: pl.DataFrame, received_at: datetime) -> pl.DataFrame:
-    parsed = parse_raw_rows(raw)
-    return parsed.with_columns(
-        reason=quarantine_reasons(parsed, latest_allowed_ts=received_at + FUTURE_TOLERANCE)
-    )
+    return validated_rows(raw, latest_allowed_ts=received_at + FUTURE_TOLERANCE)
 
 
 def _rows_of(files: list[_FileData], received_at: datetime) -> pl.DataFrame:
@@ -259,32 +267,36 @@ def _land_chunk(
         return [results[position] for position in range(len(chunk))]
 
     first_seq = store.next_file_seq()
-    validated = _rows_of([item for _, item in new], received_at).with_columns(
-        key_prefix=pl.col("file_index").replace_strict(
-            {offset: item.sha256[:16] for offset, (_, item) in enumerate(new)},
-            return_dtype=pl.String,
-        ),
-        source_file=pl.col("file_index").replace_strict(
-            {offset: item.name for offset, (_, item) in enumerate(new)}, return_dtype=pl.String
-        ),
-        file_seq=pl.col("file_index") + first_seq,
-    )
-    rows = validated.with_columns(
-        raw_event_key=pl.format("{}:{}", pl.col("key_prefix"), pl.col("source_line")),
-        received_at=pl.lit(received_at.replace(tzinfo=None)),
-        event_ts=pl.col("event_ts").dt.replace_time_zone(None),
-    )
-    valid = rows.filter(pl.col("reason").is_null())
-    quarantined = rows.filter(pl.col("reason").is_not_null())
-    # (rows, accepted) per file; a file of blank lines only has no rows.
-    counts = (
-        rows.group_by("file_index")
-        .agg(
-            total=pl.len(),
-            accepted=pl.col("reason").is_null().sum(),
+    rows = (
+        _rows_of([item for _, item in new], received_at)
+        .lazy()
+        .with_columns(
+            key_prefix=pl.col("file_index").replace_strict(
+                {offset: item.sha256[:16] for offset, (_, item) in enumerate(new)},
+                return_dtype=pl.String,
+            ),
+            source_file=pl.col("file_index").replace_strict(
+                {offset: item.name for offset, (_, item) in enumerate(new)},
+                return_dtype=pl.String,
+            ),
+            file_seq=pl.col("file_index") + first_seq,
+            received_at=pl.lit(received_at.replace(tzinfo=None)),
+            event_ts=pl.col("event_ts").dt.replace_time_zone(None),
         )
-        .rows_by_key("file_index", unique=True)
+        .with_columns(raw_event_key=pl.format("{}:{}", pl.col("key_prefix"), pl.col("source_line")))
     )
+    # One query (on every core): the valid rows, the quarantined ones, and (rows, accepted) per
+    # file (a file of blank lines only has no rows).
+    valid, quarantined, per_file = pl.collect_all(
+        [
+            rows.filter(pl.col("reason").is_null()),
+            rows.filter(pl.col("reason").is_not_null()),
+            rows.group_by("file_index").agg(
+                total=pl.len(), accepted=pl.col("reason").is_null().sum()
+            ),
+        ]
+    )
+    counts = per_file.rows_by_key("file_index", unique=True)
     # A file quarantined as a whole: its one row says why.
     problems = dict(
         quarantined.filter(pl.col("source_line") == WHOLE_FILE_LINE)

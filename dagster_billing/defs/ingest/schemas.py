@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import pandera.backends.polars.builtin_checks  # noqa: F401  (registers Check.ge & co. for polars)
 import pandera.polars as pa
@@ -31,6 +32,10 @@ _LEAP_SECOND = r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:)60(?:\.\d+)?([Zz]|[+-]\d\d:?\d\d)$
 # A number written out (sign, digits, fraction, exponent): if it does not fit DECIMAL(38,10)
 # (28 digits before the point) it is value_too_large, not non_numeric_value.
 _WELL_FORMED_NUMBER = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
+# validated_rows' column for the screen's verdict, dropped before it returns.
+_PASSES = "__passes_screen"
+
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
 # (column, pandera check name) -> quarantine reason, in priority order.
 REASON_PRIORITY: list[tuple[tuple[str, str], str]] = [
@@ -176,8 +181,9 @@ def _leap_second_kept(ts_text: pl.Expr) -> pl.Expr:
     )
 
 
-def parse_raw_rows(raw: pl.DataFrame) -> pl.DataFrame:
-    """Typed columns next to the raw text: value as DECIMAL(38,10), event_ts as UTC datetime."""
+def parse_raw_rows(raw: Frame) -> Frame:
+    """Typed columns next to the raw text: value as DECIMAL(38,10), event_ts as UTC datetime
+    (eager or lazy, as given)."""
     return raw.with_columns(
         *[_given(column).alias(column) for column in BLANK_IS_MISSING]
     ).with_columns(
@@ -272,18 +278,30 @@ def passing_rows(
     `quarantine_reasons` for their reason. Returns None (validate everything with pandera) if
     the schema uses something not evaluated here (dataframe-level checks, unique, coerce,
     parsers, regex columns, element-wise or grouped checks, float columns...)."""
+    passes = _screen(
+        parsed.lazy(), latest_allowed_ts=latest_allowed_ts, earliest_allowed_ts=earliest_allowed_ts
+    )
+    if passes is None:
+        return None
+    return parsed.select(passes.alias("passes")).get_column("passes")
+
+
+def _screen(
+    parsed: pl.LazyFrame, *, latest_allowed_ts: datetime, earliest_allowed_ts: datetime | None
+) -> pl.Expr | None:
+    """`passing_rows` as one boolean expression over `parsed`, or None."""
     if get_config_context().use_narwhals_backend:
         return None  # pandera would run other implementations of the built-in checks
     schema = usage_row_schema(
         latest_allowed_ts=latest_allowed_ts, earliest_allowed_ts=earliest_allowed_ts
     )
     try:
-        return _passing_rows(schema, parsed)
+        return _passes(schema, parsed)
     except _Unsupported:
         return None
 
 
-def _passing_rows(schema: pa.DataFrameSchema, parsed: pl.DataFrame) -> pl.Series:
+def _passes(schema: pa.DataFrameSchema, parsed: pl.LazyFrame) -> pl.Expr:
     if (
         schema.checks
         or schema.parsers
@@ -297,7 +315,7 @@ def _passing_rows(schema: pa.DataFrameSchema, parsed: pl.DataFrame) -> pl.Series
         or schema.drop_invalid_rows
     ):
         raise _Unsupported("schema options")
-    dtypes = parsed.schema
+    dtypes = parsed.collect_schema()
     passes: list[pl.Expr] = []
     for name, column in schema.columns.items():
         if (
@@ -315,7 +333,7 @@ def _passing_rows(schema: pa.DataFrameSchema, parsed: pl.DataFrame) -> pl.Series
         if dtypes[name].is_float():
             raise _Unsupported(f"float column {name}")  # pandera counts NaN as null
         if column.dtype is not None and not column.dtype.check(
-            dtypes[name], PolarsData(parsed.lazy().select(name), name)
+            dtypes[name], PolarsData(parsed.select(name), name)
         ):
             raise _Unsupported(f"dtype of {name}")
         if not column.nullable:
@@ -323,34 +341,34 @@ def _passing_rows(schema: pa.DataFrameSchema, parsed: pl.DataFrame) -> pl.Series
         for check in column.checks:
             result = _check_passes(check, name)
             if result is False:
-                return pl.Series("passes", [False] * parsed.height, dtype=pl.Boolean)
+                return pl.lit(False)
             if result is not True:
                 passes.append(result)
-    if not passes:
-        return pl.Series("passes", [True] * parsed.height, dtype=pl.Boolean)
-    return parsed.select(pl.all_horizontal(passes).alias("passes")).get_column("passes")
+    return pl.all_horizontal(passes) if passes else pl.lit(True)
 
 
-def quarantine_reasons_screened(
-    parsed: pl.DataFrame,
+def validated_rows(
+    raw: pl.DataFrame,
     *,
     latest_allowed_ts: datetime,
     earliest_allowed_ts: datetime | None = None,
-) -> pl.Series:
-    """The same reasons as `quarantine_reasons`, faster when most rows are valid: rows that
-    `passing_rows` passes are valid; the others (usually none) go through pandera. Every check
-    of the schema is row-wise (a row's outcome does not depend on other rows), which is what
-    makes validating only those rows give them the same reasons."""
+) -> pl.DataFrame:
+    """`parse_raw_rows(raw)` with a `reason` column (null = valid): the reasons of
+    `quarantine_reasons`, faster when most rows are valid. Parsing and the screen
+    (`passing_rows`) run as one polars query, on every core; rows the screen passes are valid;
+    the others (usually none) go through pandera. Every check of the schema is row-wise (a row's
+    outcome does not depend on other rows), which is what makes validating only those rows give
+    them the same reasons."""
     window = {"latest_allowed_ts": latest_allowed_ts, "earliest_allowed_ts": earliest_allowed_ts}
-    passes = passing_rows(parsed, **window)
+    lazy = parse_raw_rows(raw.lazy())
+    passes = _screen(lazy, **window)
     if passes is None:
-        return quarantine_reasons(parsed, **window)
-    if passes.all():
-        return pl.Series("reason", [None] * parsed.height, dtype=pl.String)
-    failed = (~passes).arg_true()
-    reasons = quarantine_reasons(parsed[failed], **window)
-    return (
-        pl.Series("reason", [None] * parsed.height, dtype=pl.String)
-        .scatter(failed, reasons)
-        .rename("reason")
-    )
+        parsed = lazy.collect()
+        return parsed.with_columns(reason=quarantine_reasons(parsed, **window))
+    screened = lazy.with_columns(passes.alias(_PASSES)).collect()
+    parsed = screened.drop(_PASSES)
+    failed = (~screened.get_column(_PASSES)).arg_true()
+    reasons = pl.Series("reason", [None] * parsed.height, dtype=pl.String)
+    if len(failed):
+        reasons = reasons.scatter(failed, quarantine_reasons(parsed[failed], **window))
+    return parsed.with_columns(reasons.rename("reason"))
