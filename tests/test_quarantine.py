@@ -84,6 +84,42 @@ def test_conflicting_duplicate_is_flagged_and_first_arrival_wins(malformed_wareh
     assert value == 10
 
 
+def test_a_duplicate_arriving_in_a_later_run_is_compared_with_the_first_arrival(
+    malformed_warehouse, tmp_path
+):
+    """The first arrival of ok-1 was accepted by an earlier run: a re-send of the same body is a
+    plain duplicate, a changed value or changed properties a conflicting one."""
+    warehouse = copy_warehouse(malformed_warehouse.warehouse, tmp_path)
+    event = '{"uniqueId":"ok-1","account":"acct_meridian","meter":"api.requests",'
+    (warehouse.landing_dir / "resent.ndjson").write_text(
+        event
+        + '"value":10,"ts":"2026-01-05T12:00:00Z"}\n'
+        + event
+        + '"value":10.0,"ts":"2026-01-05T12:00:00.000Z"}\n'
+        + event
+        + '"value":12,"ts":"2026-01-05T12:00:00Z"}\n'
+        + event
+        + '"value":10,"ts":"2026-01-05T12:00:00Z","properties":{"a":"b"}}\n'
+    )
+    run_pipeline(warehouse, as_of=MALFORMED_AS_OF)
+
+    flags = query(
+        warehouse,
+        """
+        select source_line, outcome, is_conflicting from billing.fct_usage_event_outcomes
+        where file_seq = (select max(file_seq) from billing.fct_usage_event_outcomes)
+        order by source_line
+        """,
+    )
+    # 10.0 at .000Z is the same value and instant as the first arrival: not a conflict.
+    assert flags == [
+        (1, "duplicate", False),
+        (2, "duplicate", False),
+        (3, "duplicate", True),
+        (4, "duplicate", True),
+    ]
+
+
 def test_relanding_the_same_files_adds_nothing(malformed_warehouse, tmp_path):
     warehouse = copy_warehouse(malformed_warehouse.warehouse, tmp_path)
     before = query(warehouse, "select count(*) from billing.fct_usage_event_outcomes")

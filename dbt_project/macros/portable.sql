@@ -46,8 +46,8 @@
 {#-
   An md5 fingerprint of a text, for equality tests only (int_usage_events_classified compares a
   duplicate's body with its first arrival's): dbt.hash's 32 hex characters, but on DuckDB the
-  same md5 as its 128-bit number (md5_number): 16 bytes a row instead of a 32-character string,
-  about 2 s less to write at 10M events (decision 93). fingerprint_type() is its column type.
+  same md5 as its 128-bit number (md5_number), cheaper to build and compare (decisions 93, 97).
+  fingerprint_type() is its column type.
 -#}
 {% macro fingerprint(text) -%}
     {{ return(adapter.dispatch('fingerprint', 'billing')(text)) }}
