@@ -1,6 +1,6 @@
 """The portability macros give the same answers on DuckDB and PostgreSQL (and equal Python's exact
 Decimal arithmetic): exact division half-up to 10 places, ceiling division, whole seconds between
-timestamps, JSON fields. PostgreSQL runs as a throwaway local server; skipped when it is missing."""
+timestamps, JSON fields, the last row of a group. PostgreSQL runs as a throwaway local server; skipped when it is missing."""
 
 from __future__ import annotations
 
@@ -69,6 +69,17 @@ PATTERNS = [
     ("a=*|b=x|c=*", "a=1|b=y|c=2", "no"),
 ]
 
+# last_by: per group, the value of the row that sorts last by (ts, file, line).
+LAST_ROWS = [
+    (0, "2026-01-20 00:00:00", 1, 10, "5"),
+    (0, "2026-01-20 00:00:00", 2, 2, "6"),  # the same time in a later file: wins
+    (0, "2026-01-10 00:00:00", 3, 1, "4"),  # a later file, an earlier time
+    (1, "2026-01-01 00:00:00", 1, 2, "7.5"),  # the same time and file, a later line: wins
+    (1, "2026-01-01 00:00:00", 1, 1, "8"),
+    (2, "2026-01-02 00:00:00", 1, 1, "0.0000000001"),
+]
+LAST_VALUES = {0: Decimal("6"), 1: Decimal("7.5"), 2: Decimal("0.0000000001")}
+
 
 def _exact_division(numerator: str, denominator: str) -> Decimal:
     with localcontext() as context:
@@ -125,6 +136,10 @@ QUERY = (
     " union all "
     "select 'pattern', i, case when {{ dimension_matches('f', 'c') }} then 'yes' else 'no' end"
     f" from (values {_values(PATTERNS, ('varchar', 'varchar', 'varchar'))}) as t(i, f, c, e)"
+    " union all "
+    "select 'last', g, cast({{ last_by('v', ['ts', 'f', 'l']) }} as varchar)"
+    f" from (values {_values(LAST_ROWS, ('integer', 'timestamp', 'integer', 'integer', 'decimal(38,10)'))})"
+    " as t(i, g, ts, f, l, v) group by g"
 )
 
 
@@ -154,7 +169,7 @@ def _compiled(target: str) -> str:
 def _answers(rows) -> dict[tuple[str, int], object]:
     parsed: dict[tuple[str, int], object] = {}
     for kind, index, answer in rows:
-        if kind == "divide":
+        if kind in ("divide", "last"):
             parsed[(kind, index)] = Decimal(answer)
         elif kind in ("ceil", "seconds"):
             parsed[(kind, index)] = int(answer)
@@ -180,6 +195,8 @@ def _expected() -> dict[tuple[str, int], object]:
         expected[("combination", index)] = dimension_combination(dimension_keys(keys), values)
     for index, (_, _, answer) in enumerate(PATTERNS):
         expected[("pattern", index)] = answer
+    for group, value in LAST_VALUES.items():
+        expected[("last", group)] = value
     return expected
 
 

@@ -150,3 +150,25 @@
         {%- if not loop.last %} + {% endif %}
     {%- endfor %})
 {%- endmacro %}
+
+{#-
+  An aggregate: `value` on the row of the group that sorts last by `order_columns` (column names,
+  compared in order). They must order the group's rows totally (event time, file_seq,
+  source_line do), or which row wins is up to the engine. One pass, no sort of the group's rows:
+  arg_max over a struct on DuckDB, max_by on Spark, an ordered array_agg on Postgres.
+-#}
+{% macro last_by(value, order_columns) -%}
+    {{ return(adapter.dispatch('last_by', 'billing')(value, order_columns)) }}
+{%- endmacro %}
+
+{% macro default__last_by(value, order_columns) -%}
+    max_by({{ value }}, struct({{ order_columns | join(', ') }}))
+{%- endmacro %}
+
+{% macro duckdb__last_by(value, order_columns) -%}
+    arg_max({{ value }}, struct_pack({{ order_columns | join(', ') }}))
+{%- endmacro %}
+
+{% macro postgres__last_by(value, order_columns) -%}
+    (array_agg({{ value }} order by {{ order_columns | join(' desc, ') }} desc))[1]
+{%- endmacro %}

@@ -26,42 +26,71 @@ by_grain as (
     where dimension_value != '*'
 ),
 
-{#- One ordering for both windows (one sort of the day's events): the last event by event time,
-    then arrival, is the one without a next row (source_line is never null). -#}
-sequenced as (
+{#- Only time-weighted meters need each event's next one (what a snapshot holds until the next):
+    the window sorts their events alone. The last event of a day, by event time then arrival,
+    is an aggregate (last_by: no sort; the order is total, source_line is never null). Sorting
+    every event for the window was most of this model's time (decision 98). -#}
+held as (
+    select account_id, meter_code, dimension_value, usage_day, period_start,
+           sum(value * {{ seconds_between('event_ts', 'next_event_ts') }}) as held_value_seconds
+    from (
+        select
+            by_grain.*,
+            lead(event_ts) over (
+                partition by account_id, meter_code, dimension_value, usage_day
+                order by event_ts, file_seq, source_line
+            ) as next_event_ts
+        from by_grain
+        where aggregation = 'time_weighted_sum'
+    ) as sequenced
+    where next_event_ts is not null
+    group by account_id, meter_code, dimension_value, usage_day, period_start
+),
+
+{%- set arrival_order = ['event_ts', 'file_seq', 'source_line'] %}
+
+daily as (
     select
-        by_grain.*,
-        lead(event_ts) over (
-            partition by account_id, meter_code, dimension_value, usage_day
-            order by event_ts, file_seq, source_line
-        ) as next_event_ts,
-        lead(source_line) over (
-            partition by account_id, meter_code, dimension_value, usage_day
-            order by event_ts, file_seq, source_line
-        ) is null as is_last
+        account_id,
+        meter_code,
+        dimension_value,
+        usage_day,
+        period_start,
+        max(aggregation) as aggregation,
+        count(*) as event_count,
+        sum(value) as sum_value,
+        max(value) as max_value,
+        min(event_ts) as first_event_ts,
+        max(event_ts) as last_event_ts,
+        {{ last_by('value', arrival_order) }} as last_value,
+        {{ last_by('file_seq', arrival_order) }} as last_file_seq,
+        {{ last_by('source_line', arrival_order) }} as last_source_line,
+        max(file_seq) as max_file_seq
     from by_grain
+    group by account_id, meter_code, dimension_value, usage_day, period_start
 )
 
 select
-    account_id,
-    meter_code,
-    dimension_value,
-    usage_day,
-    period_start,
-    max(aggregation) as aggregation,
-    count(*) as event_count,
-    cast(sum(value) as {{ decimal_type() }}) as sum_value,
-    cast(max(value) as {{ decimal_type() }}) as max_value,
-    min(event_ts) as first_event_ts,
-    max(event_ts) as last_event_ts,
-    cast(max(case when is_last then value end) as {{ decimal_type() }}) as last_value,
-    max(case when is_last then file_seq end) as last_file_seq,
-    max(case when is_last then source_line end) as last_source_line,
-    cast(sum(
-        case when aggregation = 'time_weighted_sum' and next_event_ts is not null
-            then value * {{ seconds_between('event_ts', 'next_event_ts') }}
-        end
-    ) as {{ decimal_type() }}) as held_value_seconds,
-    max(file_seq) as max_file_seq
-from sequenced
-group by account_id, meter_code, dimension_value, usage_day, period_start
+    daily.account_id,
+    daily.meter_code,
+    daily.dimension_value,
+    daily.usage_day,
+    daily.period_start,
+    daily.aggregation,
+    daily.event_count,
+    cast(daily.sum_value as {{ decimal_type() }}) as sum_value,
+    cast(daily.max_value as {{ decimal_type() }}) as max_value,
+    daily.first_event_ts,
+    daily.last_event_ts,
+    cast(daily.last_value as {{ decimal_type() }}) as last_value,
+    daily.last_file_seq,
+    daily.last_source_line,
+    cast(held.held_value_seconds as {{ decimal_type() }}) as held_value_seconds,
+    daily.max_file_seq
+from daily
+left join held
+    on daily.account_id = held.account_id
+    and daily.meter_code = held.meter_code
+    and daily.dimension_value = held.dimension_value
+    and daily.usage_day = held.usage_day
+    and daily.period_start = held.period_start
