@@ -1,7 +1,7 @@
-"""Uniqueness of the tables that grow by arrival (fct_usage_event_outcomes.raw_event_key,
-int_usage_events_deduped.unique_id): a build checks the keys it added against the whole table,
-so the check's cost follows the batch; `dbt test` on its own checks every row. The raw layer's
-key is checked through the outcomes in a build; its full `unique` is an audit test, left out of
+"""Uniqueness of the tables that grow by arrival (int_usage_events_classified.raw_event_key,
+whose rows fct_usage_event_outcomes shows, and int_usage_events_deduped.unique_id): a build
+checks the keys it added against the whole table, so the check's cost follows the batch; `dbt
+test` on its own checks every row. The raw layer's key is checked through the outcomes in a build; its full `unique` is an audit test, left out of
 Dagster's builds (decision 91)."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tests.test_dbt_unit_tests import _dbt
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(MALFORMED_GROUP)]
 AS_OF = MALFORMED_AS_OF
-OUTCOMES_CHECK = "unique_by_arrival_fct_usage_event_outcomes_raw_event_key"
+CLASSIFIED_CHECK = "unique_by_arrival_int_usage_events_classified_raw_event_key"
 DEDUPED_CHECK = "unique_by_arrival_int_usage_events_deduped_unique_id"
 RAW_AUDIT = "source_unique_raw_usage_events_raw_event_key"
 
@@ -35,7 +35,7 @@ def _check_results(result) -> dict[str, bool]:
 def warehouse(malformed_warehouse, tmp_path):
     """A copy of the shared run of tests/fixtures/malformed, whose build passed both checks."""
     checks = _check_results(malformed_warehouse.result)
-    assert checks[OUTCOMES_CHECK] and checks[DEDUPED_CHECK]
+    assert checks[CLASSIFIED_CHECK] and checks[DEDUPED_CHECK]
     return copy_warehouse(malformed_warehouse.warehouse, tmp_path)
 
 
@@ -50,16 +50,16 @@ def _copy_accepted_event(warehouse, table: str, *, file_seq: int, copies: int) -
 
 
 def test_a_build_that_adds_a_key_twice_fails_its_checks(warehouse):
-    # Two copies of an event arrive from upstream in a file no run has seen yet.
+    # Two copies of an accepted event, as a faulty classification would hand them on, in a file
+    # no run has seen yet: int_usage_events_deduped adds the unique_id twice. (The
+    # classification's own check is shown failing below, on a raw key landed twice.)
     _copy_accepted_event(
         warehouse, "intermediate.int_usage_events_classified", file_seq=1000, copies=2
     )
 
     result = run_pipeline(warehouse, as_of=AS_OF, raise_on_error=False)
 
-    checks = _check_results(result)
-    assert checks[OUTCOMES_CHECK] is False
-    assert checks[DEDUPED_CHECK] is False
+    assert _check_results(result)[DEDUPED_CHECK] is False
 
 
 def test_a_raw_key_landed_twice_fails_the_builds_checks_and_the_audit(warehouse, tmp_path):
@@ -74,9 +74,16 @@ def test_a_raw_key_landed_twice_fails_the_builds_checks_and_the_audit(warehouse,
     result = run_pipeline(warehouse, as_of=AS_OF, raise_on_error=False)
 
     checks = _check_results(result)
-    # The key reaches the outcomes twice; their count exceeds the landed files' rows.
-    assert checks[OUTCOMES_CHECK] is False
-    assert checks["assert_nothing_lost"] is False
+    # The key reaches the classification twice: the build stops there, before the usage is
+    # rated or the outcomes counted.
+    assert checks[CLASSIFIED_CHECK] is False
+    assert "assert_nothing_lost" not in checks
+    materialized = {
+        event.asset_key.path[-1]
+        for event in result.asset_materializations_for_node("billing_dbt_models")
+    }
+    assert "int_usage_events_classified" in materialized
+    assert "fct_rated_usage" not in materialized
     # The raw layer's own `unique` reads every landed row: not a check of the build...
     assert RAW_AUDIT not in checks
     # ...but of `dbt test --select tag:audit`.
@@ -87,17 +94,19 @@ def test_a_raw_key_landed_twice_fails_the_builds_checks_and_the_audit(warehouse,
 
 def test_a_build_checks_only_what_it_added_and_dbt_test_checks_every_row(warehouse, tmp_path):
     # A duplicate among rows an earlier build added (and checked) is not looked at again...
-    _copy_accepted_event(warehouse, "billing.fct_usage_event_outcomes", file_seq=1, copies=1)
+    _copy_accepted_event(
+        warehouse, "intermediate.int_usage_events_classified", file_seq=1, copies=1
+    )
     shutil.copy(FIXTURES / "malformed" / "backfill.csv", warehouse.landing_dir / "late.csv")
 
     result = run_pipeline(warehouse, as_of=AS_OF, raise_on_error=False)
 
-    assert _check_results(result)[OUTCOMES_CHECK] is True
+    assert _check_results(result)[CLASSIFIED_CHECK] is True
     # ...but `dbt test` on its own checks the whole table.
-    selection = "fct_usage_event_outcomes,test_name:unique_by_arrival"
+    selection = "int_usage_events_classified,test_name:unique_by_arrival"
     tested = _dbt(warehouse, tmp_path / "target", "test", "--select", selection)
     assert tested.returncode == 1, tested.stdout[-4000:]
-    assert f"FAIL 1 {OUTCOMES_CHECK}" in tested.stdout, tested.stdout[-4000:]
+    assert f"FAIL 1 {CLASSIFIED_CHECK}" in tested.stdout, tested.stdout[-4000:]
 
 
 def test_a_primary_key_and_not_null_columns_fail_on_the_rows_they_refuse(

@@ -3,6 +3,9 @@ All on the shared run of tests/fixtures/malformed (conftest.malformed_warehouse)
 
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
+
 import pytest
 
 from tests.conftest import MALFORMED_AS_OF, MALFORMED_GROUP, copy_warehouse, query, run_pipeline
@@ -64,6 +67,31 @@ def test_every_bad_row_is_quarantined_with_its_reason(malformed_warehouse):
     assert check.metadata["accepted"].value == 4
     assert check.metadata["duplicates"].value == 2
     assert check.metadata["quarantined"].value == len(EXPECTED_OUTCOMES) - 6
+
+
+def test_the_quarantine_mart_shows_what_could_be_read_of_each_row(malformed_warehouse):
+    """fct_usage_quarantine: every quarantined row once, with its file and line; the landed text
+    of a row that failed at landing, the typed value and time of one that failed a reference
+    check in SQL."""
+    rows = query(
+        malformed_warehouse.warehouse,
+        """
+        select file_name, source_line, reason, value, event_ts, raw_text
+        from billing.fct_usage_quarantine order by file_name, source_line
+        """,
+    )
+    quarantined = {
+        key for key, (outcome, _) in EXPECTED_OUTCOMES.items() if outcome == "quarantined"
+    }
+    assert {(name, line) for name, line, *_ in rows} == quarantined
+    assert len(rows) == len(quarantined)
+    by_line = {(name, line): rest for name, line, *rest in rows}
+    reason, value, event_ts, raw_text = by_line[("events.ndjson", 19)]
+    assert (reason, value, raw_text) == ("unknown_meter", Decimal("10"), None)
+    assert event_ts == datetime(2026, 1, 5, 12, 0)
+    reason, value, event_ts, raw_text = by_line[("events.ndjson", 4)]
+    assert (reason, value, event_ts) == ("bad_timestamp", None, None)
+    assert '"ts":"2026-13-45T99:00:00Z"' in raw_text
 
 
 def test_conflicting_duplicate_is_flagged_and_first_arrival_wins(malformed_warehouse):

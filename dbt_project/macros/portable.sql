@@ -91,6 +91,22 @@
     {{ return('table') }}
 {%- endmacro %}
 
+{#- The same for a mart that copies the rows of a model incremental by arrival: a view where the
+    warehouse is DuckDB's own file (or Postgres), an incremental table on Spark (a table rebuilt
+    every run would copy all of history each time). The model's SQL filters by arrival under
+    is_incremental(), which a view never is. -#}
+{% macro view_or_incremental_for_readers() -%}
+    {{ return(adapter.dispatch('view_or_incremental_for_readers', 'billing')()) }}
+{%- endmacro %}
+
+{% macro default__view_or_incremental_for_readers() -%}
+    {{ return('view') }}
+{%- endmacro %}
+
+{% macro spark__view_or_incremental_for_readers() -%}
+    {{ return('incremental') }}
+{%- endmacro %}
+
 {#- Multi-dimensional meters (decision 81). meters.dimension_key lists a meter's keys separated
     by '|' (model|region); an event's dimension value is then the combination
     `model=gpt-4o|region=eu` (keys in declared order, '*' for a missing key, '%', '|' and '*' in

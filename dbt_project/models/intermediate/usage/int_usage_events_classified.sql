@@ -1,9 +1,10 @@
 {#-
-  Every structurally valid landed event gets exactly one outcome:
-    quarantined  unknown meter or account (reference data lives in seeds/),
+  Every landed row gets exactly one outcome:
+    quarantined  at landing (structural errors: the reason landing gave), or here for an unknown
+                 meter or account (reference data lives in seeds/),
     accepted     the first arrival of its unique_id (by file_seq, then line),
     duplicate    a later arrival of an accepted unique_id; is_conflicting when its body differs.
-  Rows quarantined at landing (structural errors) are added in fct_usage_event_outcomes.
+  fct_usage_event_outcomes is this table's register of outcomes (a view of it on DuckDB).
 
   Incremental by arrival: a run classifies the files landed since the last run (file_seq above
   this table's watermark) against the accepted first arrivals already here, so a duplicate that
@@ -12,11 +13,16 @@
 -#}
 {#- Append, no unique_key: a run only adds rows of files no run has seen (raw_event_key carries
     the file's hash), so a delete+insert by key would find nothing and scan all history to find
-    it. unique_by_arrival on fct_usage_event_outcomes and int_usage_events_deduped proves it. -#}
+    it. unique_by_arrival on raw_event_key here and on int_usage_events_deduped proves it. -#}
 {{ config(
     incremental_strategy='append',
     on_schema_change='fail',
+    pre_hook=record_arrival_watermark_hooks(),
 ) }}
+
+{% set new_files -%}
+    {% if is_incremental() %}file_seq > (select coalesce(max(file_seq), 0) from {{ this }}){% else %}true{% endif %}
+{%- endset %}
 
 {#- An event's body, for comparing a later arrival of its unique_id with the first: computed
     only where there is a first to compare with (about 1 % of rows), not stored for every event,
@@ -30,9 +36,7 @@
 
 with events as (
     select * from {{ ref('stg_raw__usage_events') }}
-    {% if is_incremental() %}
-    where file_seq > (select coalesce(max(file_seq), 0) from {{ this }})
-    {% endif %}
+    where {{ new_files }}
 ),
 
 referenced as (
@@ -141,3 +145,22 @@ select
     false as is_conflicting
 from referenced
 where reference_error is not null
+
+union all
+
+select
+    raw_event_key,
+    unique_id,
+    account_id,
+    meter_code,
+    cast(null as {{ decimal_type() }}) as value,
+    cast(null as timestamp) as event_ts,
+    cast(null as {{ dbt.type_string() }}) as properties,
+    received_at,
+    file_seq,
+    source_line,
+    'quarantined' as outcome,
+    reason,
+    false as is_conflicting
+from {{ ref('stg_raw__usage_quarantine') }}
+where {{ new_files }}

@@ -4,8 +4,9 @@
   bad_timestamp, ...) the landed text; for rows that passed it and failed a reference check in SQL
   (unknown_meter, unknown_account, future_timestamp) the typed value and timestamp.
   fct_usage_event_outcomes is the per-row register of every outcome (too large to publish at
-  10^8 events); this and fct_usage_outcome_counts are its analyst-facing parts.
-  Incremental by arrival like fct_usage_event_outcomes: a landed row's outcome never changes.
+  10^8 events); this and fct_usage_outcome_counts are its analyst-facing parts. Read from
+  int_usage_events_classified, whose rows the register shows (decision 99).
+  Incremental by arrival like int_usage_events_classified: a landed row's outcome never changes.
 -#}
 {{ config(
     materialized='incremental',
@@ -18,18 +19,15 @@
     {% if is_incremental() %}file_seq > (select coalesce(max(file_seq), 0) from {{ this }}){% else %}true{% endif %}
 {%- endset %}
 
+{#- The classification holds every landed row's outcome, with the typed value and timestamp of
+    the rows that failed a reference check (null for those quarantined at landing). -#}
 with quarantined as (
-    select * from {{ ref('fct_usage_event_outcomes') }}
+    select * from {{ ref('int_usage_events_classified') }}
     where outcome = 'quarantined' and {{ new_files }}
 ),
 
 structural as (
     select raw_event_key, raw_text from {{ ref('stg_raw__usage_quarantine') }}
-    where {{ new_files }}
-),
-
-parsed as (
-    select raw_event_key, value, event_ts from {{ ref('stg_raw__usage_events') }}
     where {{ new_files }}
 )
 
@@ -43,10 +41,9 @@ select
     quarantined.unique_id,
     quarantined.account_id,
     quarantined.meter_code,
-    parsed.value,
-    parsed.event_ts,
+    quarantined.value,
+    quarantined.event_ts,
     structural.raw_text
 from quarantined
 inner join {{ ref('stg_raw__landed_files') }} as files on quarantined.file_seq = files.file_seq
 left join structural on quarantined.raw_event_key = structural.raw_event_key
-left join parsed on quarantined.raw_event_key = parsed.raw_event_key
