@@ -74,37 +74,25 @@
 {%- endmacro %}
 
 {#-
-  The materialization of a mart that is a view where the warehouse is DuckDB's own file, but that
-  the Python side reads (exports): a table on Spark, where Python reads the tables' Parquet
-  files through DuckDB and a Spark view has no files.
+  The materialization of a mart that is a view where the warehouse is DuckDB's own file (or
+  Postgres), but that the Python side reads (exports, checks): on Spark, where Python reads the
+  tables' Parquet files through DuckDB and a Spark view has no files, `otherwise`. That is a
+  table, or for a mart that copies the rows of a model incremental by arrival, 'incremental' (a
+  table rebuilt every run would copy all of history each time; the model's SQL filters by
+  arrival under is_incremental(), which a view never is).
       {{ config(materialized=view_or_table_for_readers()) }}
+      {{ config(materialized=view_or_table_for_readers('incremental')) }}
 -#}
-{% macro view_or_table_for_readers() -%}
-    {{ return(adapter.dispatch('view_or_table_for_readers', 'billing')()) }}
+{% macro view_or_table_for_readers(otherwise='table') -%}
+    {{ return(adapter.dispatch('view_or_table_for_readers', 'billing')(otherwise)) }}
 {%- endmacro %}
 
-{% macro default__view_or_table_for_readers() -%}
+{% macro default__view_or_table_for_readers(otherwise) -%}
     {{ return('view') }}
 {%- endmacro %}
 
-{% macro spark__view_or_table_for_readers() -%}
-    {{ return('table') }}
-{%- endmacro %}
-
-{#- The same for a mart that copies the rows of a model incremental by arrival: a view where the
-    warehouse is DuckDB's own file (or Postgres), an incremental table on Spark (a table rebuilt
-    every run would copy all of history each time). The model's SQL filters by arrival under
-    is_incremental(), which a view never is. -#}
-{% macro view_or_incremental_for_readers() -%}
-    {{ return(adapter.dispatch('view_or_incremental_for_readers', 'billing')()) }}
-{%- endmacro %}
-
-{% macro default__view_or_incremental_for_readers() -%}
-    {{ return('view') }}
-{%- endmacro %}
-
-{% macro spark__view_or_incremental_for_readers() -%}
-    {{ return('incremental') }}
+{% macro spark__view_or_table_for_readers(otherwise) -%}
+    {{ return(otherwise) }}
 {%- endmacro %}
 
 {#- Multi-dimensional meters (decision 81). meters.dimension_key lists a meter's keys separated

@@ -5,10 +5,10 @@
   The outcomes are int_usage_events_classified's, which holds every landed row: on DuckDB (and
   Postgres) this is a view of its columns, not a second copy of every event (decision 99); on
   Spark, where Python reads tables' Parquet files, an incremental table by arrival, like the
-  model it copies. Outcomes never change once written.
+  model it copies (macro view_or_table_for_readers). Outcomes never change once written.
 -#}
 {{ config(
-    materialized=view_or_incremental_for_readers(),
+    materialized=view_or_table_for_readers('incremental'),
     incremental_strategy='append',
     on_schema_change='fail',
 ) }}

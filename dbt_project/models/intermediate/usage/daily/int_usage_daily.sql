@@ -71,11 +71,11 @@ daily as (
 )
 
 select
-    daily.account_id,
-    daily.meter_code,
-    daily.dimension_value,
-    daily.usage_day,
-    daily.period_start,
+    account_id,
+    meter_code,
+    dimension_value,
+    usage_day,
+    period_start,
     daily.aggregation,
     daily.event_count,
     cast(daily.sum_value as {{ decimal_type() }}) as sum_value,
@@ -88,9 +88,4 @@ select
     cast(held.held_value_seconds as {{ decimal_type() }}) as held_value_seconds,
     daily.max_file_seq
 from daily
-left join held
-    on daily.account_id = held.account_id
-    and daily.meter_code = held.meter_code
-    and daily.dimension_value = held.dimension_value
-    and daily.usage_day = held.usage_day
-    and daily.period_start = held.period_start
+left join held using (account_id, meter_code, dimension_value, usage_day, period_start)
