@@ -62,6 +62,24 @@
   gets one row per model per run: 0 for a first or full-refresh build (everything is new).
   dbt_internal holds dbt's own bookkeeping, away from the schemas analysts query.
 -#}
+{#-
+  The arrival watermark of a model incremental by arrival: the highest `arrival_column` already in
+  {{ this }}. `arrived_since_last_run()` is the predicate for the rows of files landed since then:
+  on a first or full-refresh build (not is_incremental()), every row.
+      select * from {{ ref('int_usage_events_classified') }} where {{ arrived_since_last_run() }}
+-#}
+{% macro arrival_watermark(arrival_column='file_seq') -%}
+    (select coalesce(max({{ arrival_column }}), 0) from {{ this }})
+{%- endmacro %}
+
+{% macro arrived_since_last_run(arrival_column='file_seq') -%}
+    {%- if is_incremental() -%}
+        {{ arrival_column }} > {{ arrival_watermark(arrival_column) }}
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
 {% macro arrival_watermarks_relation(relation) -%}
     {{ return(api.Relation.create(
         database=relation.database, schema='dbt_internal', identifier='dbt_arrival_watermarks'
@@ -94,7 +112,7 @@
         '{{ invocation_id }}',
         '{{ this.identifier }}',
         {% if is_incremental() -%}
-        (select coalesce(max({{ arrival_column }}), 0) from {{ this }})
+        {{ arrival_watermark(arrival_column) }}
         {%- else -%}
         0
         {%- endif %}

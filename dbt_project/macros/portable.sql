@@ -78,8 +78,8 @@
   Postgres), but that the Python side reads (exports, checks): on Spark, where Python reads the
   tables' Parquet files through DuckDB and a Spark view has no files, `otherwise`. That is a
   table, or for a mart that copies the rows of a model incremental by arrival, 'incremental' (a
-  table rebuilt every run would copy all of history each time; the model's SQL filters by
-  arrival under is_incremental(), which a view never is).
+  table rebuilt every run would copy all of history each time; the model's SQL filters with
+  arrived_since_last_run(), every row when not is_incremental(), which a view never is).
       {{ config(materialized=view_or_table_for_readers()) }}
       {{ config(materialized=view_or_table_for_readers('incremental')) }}
 -#}

@@ -20,10 +20,6 @@
     pre_hook=record_arrival_watermark_hooks(),
 ) }}
 
-{% set new_files -%}
-    {% if is_incremental() %}file_seq > (select coalesce(max(file_seq), 0) from {{ this }}){% else %}true{% endif %}
-{%- endset %}
-
 {#- An event's body, for comparing a later arrival of its unique_id with the first: computed
     only where there is a first to compare with (about 1 % of rows), not stored for every event,
     which was a third of this model's time (decision 97). -#}
@@ -36,7 +32,7 @@
 
 with events as (
     select * from {{ ref('stg_raw__usage_events') }}
-    where {{ new_files }}
+    where {{ arrived_since_last_run() }}
 ),
 
 referenced as (
@@ -163,4 +159,4 @@ select
     reason,
     false as is_conflicting
 from {{ ref('stg_raw__usage_quarantine') }}
-where {{ new_files }}
+where {{ arrived_since_last_run() }}

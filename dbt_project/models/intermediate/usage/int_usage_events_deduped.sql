@@ -16,10 +16,7 @@
 
 with accepted as (
     select * from {{ ref('int_usage_events_classified') }}
-    where outcome = 'accepted'
-    {% if is_incremental() %}
-        and file_seq > (select coalesce(max(file_seq), 0) from {{ this }})
-    {% endif %}
+    where outcome = 'accepted' and {{ arrived_since_last_run() }}
 ),
 
 meters as (

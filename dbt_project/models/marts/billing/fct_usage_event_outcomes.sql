@@ -25,6 +25,4 @@ select
     reason,
     is_conflicting
 from {{ ref('int_usage_events_classified') }}
-{% if is_incremental() %}
-where file_seq > (select coalesce(max(file_seq), 0) from {{ this }})
-{% endif %}
+where {{ arrived_since_last_run() }}

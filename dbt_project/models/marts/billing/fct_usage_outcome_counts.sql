@@ -12,9 +12,7 @@
 
 with outcomes as (
     select * from {{ ref('fct_usage_event_outcomes') }}
-    {% if is_incremental() %}
-    where file_seq > (select coalesce(max(file_seq), 0) from {{ this }})
-    {% endif %}
+    where {{ arrived_since_last_run() }}
 )
 
 select

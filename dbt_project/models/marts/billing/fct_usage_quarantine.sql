@@ -15,20 +15,16 @@
     pre_hook=record_arrival_watermark_hooks(),
 ) }}
 
-{% set new_files -%}
-    {% if is_incremental() %}file_seq > (select coalesce(max(file_seq), 0) from {{ this }}){% else %}true{% endif %}
-{%- endset %}
-
 {#- The classification holds every landed row's outcome, with the typed value and timestamp of
     the rows that failed a reference check (null for those quarantined at landing). -#}
 with quarantined as (
     select * from {{ ref('int_usage_events_classified') }}
-    where outcome = 'quarantined' and {{ new_files }}
+    where outcome = 'quarantined' and {{ arrived_since_last_run() }}
 ),
 
 structural as (
     select raw_event_key, raw_text from {{ ref('stg_raw__usage_quarantine') }}
-    where {{ new_files }}
+    where {{ arrived_since_last_run() }}
 )
 
 select
