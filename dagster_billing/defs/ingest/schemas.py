@@ -371,4 +371,4 @@ def validated_rows(
     reasons = pl.Series("reason", [None] * parsed.height, dtype=pl.String)
     if len(failed):
         reasons = reasons.scatter(failed, quarantine_reasons(parsed[failed], **window))
-    return parsed.with_columns(reasons.rename("reason"))
+    return parsed.with_columns(reasons)
