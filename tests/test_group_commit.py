@@ -4,6 +4,7 @@ once its own events are in a renamed landing file and its ids are in the ledger.
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import threading
 from concurrent.futures import Future
@@ -121,3 +122,23 @@ def test_the_same_id_in_two_threads_is_landed_once(tmp_path):
         assert reasons <= {"in_flight"}
         assert result.accepted + result.duplicate + len(result.errors) == 200
     assert len(landed_lines(settings.data_dir)) == 200
+
+
+def test_writers_take_turns_on_the_state_lock_file(tmp_path):
+    """Every claim waits for the `<state>.lock` flock (which wakes the next writer as soon as one
+    commits), not only for SQLite's lock (whose busy handler sleeps and polls). While another
+    process holds the flock, a request is not answered; once it lets go, it is."""
+    settings = ApiSettings(data_dir=tmp_path / "data")
+    writer = LandingWriter(settings, threads=2)
+    writer.start()
+    try:
+        with settings.state_path.with_name(settings.state_path.name + ".lock").open("ab") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            future = writer.submit(TENANT, items_from_json(TENANT, _body(0), 1000))
+            with pytest.raises(TimeoutError):
+                future.result(timeout=0.5)
+            fcntl.flock(lock, fcntl.LOCK_UN)
+        assert future.result(timeout=30).accepted == 50
+    finally:
+        writer.stop()
+    assert len(landed_lines(settings.data_dir)) == 50

@@ -8,6 +8,7 @@ row for row, on the malformed fixtures and on generated rows that mix every kind
 
 from __future__ import annotations
 
+import functools
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -120,12 +121,37 @@ def test_a_schema_feature_the_screen_does_not_evaluate_means_pandera_validates(m
         return schema
 
     monkeypatch.setattr(schemas, "usage_row_schema", with_frame_check)
+    schemas._screen_reading_latest.cache_clear()  # built from the schema above, then dropped
+    monkeypatch.setattr(schemas, "_screen_reading_latest", functools.cache(
+        schemas._screen_reading_latest.__wrapped__))
     raw = read_landing_file(FIXTURES / "malformed" / "events.ndjson")
     parsed = parse_raw_rows(raw)
     assert passing_rows(parsed, latest_allowed_ts=LATEST) is None
     reasons = validated_rows(raw, latest_allowed_ts=LATEST)["reason"].to_list()
     assert reasons == quarantine_reasons(parsed, latest_allowed_ts=LATEST).to_list()
     assert any(reasons)
+
+
+def test_the_screen_built_once_still_takes_each_calls_latest_allowed_time():
+    """The API validates each group with its own latest_allowed_ts against one cached screen."""
+    ts = ["2026-01-10T12:04:00Z", "2026-01-10T12:06:00Z", "2026-01-10T12:08:00Z"]
+    raw = raw_frame([
+        record_row(n, {"uniqueId": f"e{n}", "account": "a", "meter": "m", "value": "1",
+                       "ts": text}, "")
+        for n, text in enumerate(ts, start=1)
+    ])  # fmt: skip
+    outcomes = [
+        validated_rows(raw, latest_allowed_ts=NOW + timedelta(minutes=minutes))["reason"].to_list()
+        for minutes in (5, 7, 5, 9, 3)
+    ]
+    future = "future_timestamp"
+    assert outcomes == [
+        [None, future, future],
+        [None, None, future],
+        [None, future, future],
+        [None, None, None],
+        [future, future, future],
+    ]
 
 
 def test_a_wrong_dtype_means_pandera_validates():

@@ -229,7 +229,13 @@ def csv_records(
 
 
 def raw_frame(rows: list[tuple]) -> pl.DataFrame:
-    return pl.DataFrame(rows, schema=RAW_SCHEMA, orient="row")
+    """Raw rows (RAW_SCHEMA order) as a frame, built column by column: about half the time of
+    polars' row orientation, which matters to the API (once per request group)."""
+    if not rows:
+        return pl.DataFrame(schema=RAW_SCHEMA)
+    return pl.DataFrame(
+        dict(zip(RAW_SCHEMA, zip(*rows, strict=True), strict=True)), schema=RAW_SCHEMA
+    )
 
 
 def checked_landing_format(path: Path) -> str:

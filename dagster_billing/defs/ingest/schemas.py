@@ -10,6 +10,7 @@ as `23:59:59.999999`, so it never rolls into the next day or billing period.
 
 from __future__ import annotations
 
+import functools
 import os
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -32,8 +33,11 @@ _LEAP_SECOND = r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:)60(?:\.\d+)?([Zz]|[+-]\d\d:?\d\d)$
 # A number written out (sign, digits, fraction, exponent): if it does not fit DECIMAL(38,10)
 # (28 digits before the point) it is value_too_large, not non_numeric_value.
 _WELL_FORMED_NUMBER = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
-# validated_rows' column for the screen's verdict, dropped before it returns.
+# validated_rows' columns for the screen's verdict and the latest allowed event time, dropped
+# before it returns.
 _PASSES = "__passes_screen"
+_LATEST = "__latest_allowed_ts"
+_EVENT_TS_DTYPE = pl.Datetime("us", "UTC")
 
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
@@ -92,9 +96,10 @@ def _fits_decimal(data: pa.PolarsData) -> pl.LazyFrame:
 
 
 def usage_row_schema(
-    *, latest_allowed_ts: datetime, earliest_allowed_ts: datetime | None = None
+    *, latest_allowed_ts: datetime | pl.Expr, earliest_allowed_ts: datetime | None = None
 ) -> pa.DataFrameSchema:
-    """Schema of a parsed landing frame; latest_allowed_ts = received_at + future tolerance,
+    """Schema of a parsed landing frame; latest_allowed_ts = received_at + future tolerance
+    (or an expression giving it, for validated_rows' screen),
     earliest_allowed_ts = the event time floor (default: `event_time_floor()`)."""
     earliest = earliest_allowed_ts or event_time_floor()
     return pa.DataFrameSchema(
@@ -139,7 +144,7 @@ def usage_row_schema(
             ),
             "ts_text": pa.Column(pl.String),
             "event_ts": pa.Column(
-                pl.Datetime("us", "UTC"),
+                _EVENT_TS_DTYPE,
                 nullable=True,
                 checks=[
                     pa.Check(_parsed_where_given("ts_text"), name="rfc3339_utc"),
@@ -287,7 +292,10 @@ def passing_rows(
 
 
 def _screen(
-    parsed: pl.LazyFrame, *, latest_allowed_ts: datetime, earliest_allowed_ts: datetime | None
+    parsed: pl.LazyFrame,
+    *,
+    latest_allowed_ts: datetime | pl.Expr,
+    earliest_allowed_ts: datetime | None,
 ) -> pl.Expr | None:
     """`passing_rows` as one boolean expression over `parsed`, or None."""
     if get_config_context().use_narwhals_backend:
@@ -358,17 +366,44 @@ def validated_rows(
     (`passing_rows`) run as one polars query, on every core; rows the screen passes are valid;
     the others (usually none) go through pandera. Every check of the schema is row-wise (a row's
     outcome does not depend on other rows), which is what makes validating only those rows give
-    them the same reasons."""
-    window = {"latest_allowed_ts": latest_allowed_ts, "earliest_allowed_ts": earliest_allowed_ts}
+    them the same reasons.
+
+    The screen is built once per raw schema and event time floor (`_screen_reading_latest`): the
+    API validates a group of requests every few milliseconds, each with its own
+    `latest_allowed_ts`, and building the screen cost about as much as running it."""
+    earliest = earliest_allowed_ts or event_time_floor()
     lazy = parse_raw_rows(raw.lazy())
-    passes = _screen(lazy, **window)
+    passes = _screen_reading_latest(
+        tuple(raw.schema.items()), earliest, get_config_context().use_narwhals_backend
+    )
+    window = {"latest_allowed_ts": latest_allowed_ts, "earliest_allowed_ts": earliest}
     if passes is None:
         parsed = lazy.collect()
         return parsed.with_columns(reason=quarantine_reasons(parsed, **window))
-    screened = lazy.with_columns(passes.alias(_PASSES)).collect()
+    screened = (
+        lazy.with_columns(pl.lit(latest_allowed_ts, _EVENT_TS_DTYPE).alias(_LATEST))
+        .with_columns(passes.alias(_PASSES))
+        .drop(_LATEST)
+        .collect()
+    )
     parsed = screened.drop(_PASSES)
     failed = (~screened.get_column(_PASSES)).arg_true()
     reasons = pl.Series("reason", [None] * parsed.height, dtype=pl.String)
     if len(failed):
         reasons = reasons.scatter(failed, quarantine_reasons(parsed[failed], **window))
     return parsed.with_columns(reasons)
+
+
+@functools.lru_cache(maxsize=16)
+def _screen_reading_latest(
+    raw_schema: tuple[tuple[str, pl.DataType], ...], earliest: datetime, narwhals: bool
+) -> pl.Expr | None:
+    """The screen of `usage_row_schema` over frames parsed from `raw_schema`, with the
+    latest allowed event time read from the column _LATEST instead of written into the
+    expression, so that one expression serves every `latest_allowed_ts`."""
+    if narwhals:
+        return None  # pandera would run other implementations of the built-in checks
+    parsed = parse_raw_rows(pl.LazyFrame(schema=dict(raw_schema))).with_columns(
+        pl.lit(None, _EVENT_TS_DTYPE).alias(_LATEST)
+    )
+    return _screen(parsed, latest_allowed_ts=pl.col(_LATEST), earliest_allowed_ts=earliest)
