@@ -95,6 +95,26 @@
     {{ return(otherwise) }}
 {%- endmacro %}
 
+{#-
+  A CTE that several parts of one query read, written `name as {{ inlined() }} (...)`: each
+  reader runs its SQL again (with its own filters and columns pushed down) instead of the engine
+  storing the CTE's rows first. DuckDB and Postgres store a CTE read more than once; over every
+  event of a full build that copy is the biggest thing the query holds (100M events: 10 GB
+  spilled to disk and the whole memory limit, decision 100). Spark inlines CTEs and has no
+  such keyword.
+-#}
+{% macro inlined() -%}
+    {{ return(adapter.dispatch('inlined', 'billing')()) }}
+{%- endmacro %}
+
+{% macro default__inlined() -%}
+    {{ return('not materialized') }}
+{%- endmacro %}
+
+{% macro spark__inlined() -%}
+    {{ return('') }}
+{%- endmacro %}
+
 {#- Multi-dimensional meters (decision 81). meters.dimension_key lists a meter's keys separated
     by '|' (model|region); an event's dimension value is then the combination
     `model=gpt-4o|region=eu` (keys in declared order, '*' for a missing key, '%', '|' and '*' in

@@ -15,7 +15,7 @@
                 of the seat are counted there)
   All history is read: a seat added years ago and never removed is still held.
 -#}
-with events as (
+with events as {{ inlined() }} (
     select
         account_id,
         meter_code,

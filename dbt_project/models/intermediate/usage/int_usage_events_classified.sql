@@ -30,12 +30,12 @@
     ])) }}
 {%- endset %}
 
-with events as (
+with events as {{ inlined() }} (
     select * from {{ ref('stg_raw__usage_events') }}
     where {{ arrived_since_last_run() }}
 ),
 
-referenced as (
+referenced as {{ inlined() }} (
     select
         events.*,
         case
@@ -47,7 +47,7 @@ referenced as (
     left join {{ ref('accounts') }} as accounts on events.account_id = accounts.account_id
 ),
 
-billable as (
+billable as {{ inlined() }} (
     select * from referenced where reference_error is null
 ),
 
@@ -89,9 +89,11 @@ repeated_arrivals as (
     ) as repeated
 ),
 
+{#- Every row of the run in one pass: a row with a reference error is quarantined whatever
+    else matches it (earlier_arrivals and repeated_arrivals hold billable rows only). -#}
 ranked as (
     select
-        billable.*,
+        referenced.*,
         earlier_arrivals.body_hash as earlier_body_hash,
         coalesce(repeated_arrivals.batch_rank, 1) as batch_rank,
         repeated_arrivals.batch_first_body_hash,
@@ -99,9 +101,11 @@ ranked as (
             repeated_arrivals.body_hash,
             case when earlier_arrivals.body_hash is not null then {{ body_hash }} end
         ) as body_hash
-    from billable
-    left join earlier_arrivals on billable.unique_id = earlier_arrivals.unique_id
-    left join repeated_arrivals on billable.raw_event_key = repeated_arrivals.raw_event_key
+    from referenced
+    left join earlier_arrivals
+        on referenced.unique_id = earlier_arrivals.unique_id
+        and referenced.reference_error is null
+    left join repeated_arrivals on referenced.raw_event_key = repeated_arrivals.raw_event_key
 )
 
 select
@@ -116,31 +120,14 @@ select
     file_seq,
     source_line,
     case
-        when earlier_body_hash is null and batch_rank = 1 then 'accepted' else 'duplicate'
+        when reference_error is not null then 'quarantined'
+        when earlier_body_hash is null and batch_rank = 1 then 'accepted'
+        else 'duplicate'
     end as outcome,
-    cast(null as {{ dbt.type_string() }}) as reason,
+    reference_error as reason,
     (earlier_body_hash is not null or batch_rank > 1)
         and body_hash != coalesce(earlier_body_hash, batch_first_body_hash) as is_conflicting
 from ranked
-
-union all
-
-select
-    raw_event_key,
-    unique_id,
-    account_id,
-    meter_code,
-    value,
-    event_ts,
-    properties,
-    received_at,
-    file_seq,
-    source_line,
-    'quarantined' as outcome,
-    reference_error as reason,
-    false as is_conflicting
-from referenced
-where reference_error is not null
 
 union all
 

@@ -8,14 +8,14 @@
 -#}
 {{ config(on_schema_change='fail', **replace_partitions_config('usage_day')) }}
 
-with events as (
+with events as {{ inlined() }} (
     select * from {{ ref('int_usage_events_deduped') }}
     {% if is_incremental() %}
     where {{ usage_days_to_rebuild(ref('int_usage_events_deduped')) }}
     {% endif %}
 ),
 
-by_grain as (
+by_grain as {{ inlined() }} (
     select account_id, meter_code, aggregation, dimension_value, usage_day, period_start,
            value, event_ts, file_seq, source_line
     from events

@@ -5,7 +5,7 @@
 -#}
 {{ config(on_schema_change='fail', **replace_partitions_config('usage_day')) }}
 
-with events as (
+with events as {{ inlined() }} (
     select * from {{ ref('int_usage_events_deduped') }}
     where aggregation = 'unique_count'
     {% if is_incremental() %}

@@ -5,7 +5,7 @@
 -#}
 {{ config(on_schema_change='fail', **replace_partitions_config('usage_day')) }}
 
-with events as (
+with events as {{ inlined() }} (
     select * from {{ ref('int_usage_events_deduped') }}
     {% if is_incremental() %}
     where {{ usage_days_to_rebuild(ref('int_usage_events_deduped')) }}
