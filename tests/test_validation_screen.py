@@ -122,8 +122,11 @@ def test_a_schema_feature_the_screen_does_not_evaluate_means_pandera_validates(m
 
     monkeypatch.setattr(schemas, "usage_row_schema", with_frame_check)
     schemas._screen_reading_latest.cache_clear()  # built from the schema above, then dropped
-    monkeypatch.setattr(schemas, "_screen_reading_latest", functools.cache(
-        schemas._screen_reading_latest.__wrapped__))
+    monkeypatch.setattr(
+        schemas,
+        "_screen_reading_latest",
+        functools.cache(schemas._screen_reading_latest.__wrapped__),
+    )
     raw = read_landing_file(FIXTURES / "malformed" / "events.ndjson")
     parsed = parse_raw_rows(raw)
     assert passing_rows(parsed, latest_allowed_ts=LATEST) is None
