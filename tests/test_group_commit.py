@@ -126,8 +126,8 @@ def test_the_same_id_in_two_threads_is_landed_once(tmp_path):
 
 def test_writers_take_turns_on_the_state_lock_file(tmp_path):
     """Every claim waits for the `<state>.lock` flock (which wakes the next writer as soon as one
-    commits), not only for SQLite's lock (whose busy handler sleeps and polls). While another
-    process holds the flock, a request is not answered; once it lets go, it is."""
+    commits), not only for SQLite's lock (whose busy handler sleeps and polls). While someone
+    else holds the flock, a request is not answered; once it lets go, it is."""
     settings = ApiSettings(data_dir=tmp_path / "data")
     writer = LandingWriter(settings, threads=2)
     writer.start()

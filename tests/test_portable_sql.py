@@ -1,6 +1,7 @@
 """The portability macros give the same answers on DuckDB and PostgreSQL (and equal Python's exact
 Decimal arithmetic): exact division half-up to 10 places, ceiling division, whole seconds between
-timestamps, JSON fields, the last row of a group. PostgreSQL runs as a throwaway local server; skipped when it is missing."""
+timestamps, JSON fields, the last row of a group, a CTE inlined where it is read twice.
+PostgreSQL runs as a throwaway local server; skipped when it is missing."""
 
 from __future__ import annotations
 
@@ -140,6 +141,12 @@ QUERY = (
     "select 'last', g, cast({{ last_by('v', ['ts', 'f', 'l']) }} as varchar)"
     f" from (values {_values(LAST_ROWS, ('integer', 'timestamp', 'integer', 'integer', 'decimal(38,10)'))})"
     " as t(i, g, ts, f, l, v) group by g"
+)
+# Read twice through a CTE written with inlined() (decision 100): the keyword must parse.
+QUERY = (
+    f"with answers as {{{{ inlined() }}}} ({QUERY})"
+    " select * from answers where kind != 'last'"
+    " union all select * from answers where kind = 'last'"
 )
 
 

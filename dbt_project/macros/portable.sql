@@ -96,19 +96,22 @@
 {%- endmacro %}
 
 {#-
-  A CTE that several parts of one query read, written `name as {{ inlined() }} (...)`: each
-  reader runs its SQL again (with its own filters and columns pushed down) instead of the engine
-  storing the CTE's rows first. DuckDB and Postgres store a CTE read more than once; over every
-  event of a full build that copy is the biggest thing the query holds (100M events: 10 GB
-  spilled to disk and the whole memory limit, decision 100). Spark inlines CTEs and has no
-  such keyword.
+  A CTE that several parts of one query read, written `name as {{ inlined() }} (...)`: in a full
+  build each reader runs its SQL again (with its own filters and columns pushed down) instead of
+  the engine storing the CTE's rows first. DuckDB and Postgres store a CTE read more than once;
+  over every event of a full build that copy is the biggest thing the query holds (100M events:
+  10 GB spilled to disk and the whole memory limit, decision 100). An incremental run's CTE
+  holds only the rows it rebuilds, found by a filter that reads the model's own table: storing
+  them is cheap, and running that filter once per reader is not (at 100M the daily rollup's
+  incremental run took 3.8 s inlined, 0.2 s stored). Spark inlines CTEs and has no such keyword.
 -#}
 {% macro inlined() -%}
     {{ return(adapter.dispatch('inlined', 'billing')()) }}
 {%- endmacro %}
 
 {% macro default__inlined() -%}
-    {{ return('not materialized') }}
+    {%- set incremental_run = config.get('materialized') == 'incremental' and is_incremental() -%}
+    {{ return('' if incremental_run else 'not materialized') }}
 {%- endmacro %}
 
 {% macro spark__inlined() -%}
