@@ -1,8 +1,8 @@
 """Uniqueness of the tables that grow by arrival (int_usage_events_classified.raw_event_key,
 whose rows fct_usage_event_outcomes shows, and int_usage_events_deduped.unique_id): a build
 checks the keys it added against the whole table, so the check's cost follows the batch; `dbt
-test` on its own checks every row. The raw layer's key is checked through the outcomes in a build; its full `unique` is an audit test, left out of
-Dagster's builds (decision 91)."""
+test` on its own checks every row. The raw layer's key is checked through the classification
+in a build; its full `unique` is an audit test, left out of Dagster's builds (decision 91)."""
 
 from __future__ import annotations
 

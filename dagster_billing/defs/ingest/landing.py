@@ -5,9 +5,9 @@ A file is known by its sha256: landing the same content twice (under any name) a
 That is also what keeps raw_event_key (sha256 prefix + line) unique: a file already in the
 ledger (raw.landed_files) is skipped, and landings are serialized by the raw store's lock. The
 event files have no index; every build tests the key unique in int_usage_events_classified,
-which holds every landed row (docs/decisions.md, 42 and 99). Files are landed in chunks, one batch of Parquet
-files and one validation pass per chunk, so a backlog of many small files (one per API request)
-costs about what one big file of the same rows costs.
+which holds every landed row (docs/decisions.md, 42 and 99). Files are landed in chunks, one
+batch of Parquet files and one validation pass per chunk, so a backlog of many small files (one
+per API request) costs about what one big file of the same rows costs.
 
 Only complete lines are landed: a file's bytes after its last newline are a line still being
 written, left for when the file has changed (the whole new content is then landed again; lines

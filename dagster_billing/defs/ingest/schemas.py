@@ -400,9 +400,9 @@ def _screen_reading_latest(
 ) -> pl.Expr | None:
     """The screen of `usage_row_schema` over frames parsed from `raw_schema`, with the
     latest allowed event time read from the column _LATEST instead of written into the
-    expression, so that one expression serves every `latest_allowed_ts`."""
-    if narwhals:
-        return None  # pandera would run other implementations of the built-in checks
+    expression, so that one expression serves every `latest_allowed_ts`. `narwhals` (pandera's
+    backend setting, under which `_screen` gives None) is part of the cache key only."""
+    del narwhals
     parsed = parse_raw_rows(pl.LazyFrame(schema=dict(raw_schema))).with_columns(
         pl.lit(None, _EVENT_TS_DTYPE).alias(_LATEST)
     )
