@@ -202,6 +202,44 @@ def test_files_a_failed_run_left_are_asked_for_again_and_a_failed_draft_run_is_r
     assert landing_run_request(warehouse, cursor, now=done, instance=instance)[0] is None
 
 
+def test_a_bulk_batch_goes_straight_to_land_and_rate_and_is_retried_there(tmp_path, monkeypatch):
+    """New files of BILLING_BULK_LANDING_BYTES or more skip the fast run (which would rate them
+    only for land_and_rate to rate them again), taking the files still pending with them."""
+    monkeypatch.setenv("BILLING_BULK_LANDING_BYTES", "4000")
+    warehouse = make_warehouse(tmp_path)
+    instance = dg.DagsterInstance.ephemeral()
+    start = datetime.now(UTC)
+
+    def at(seconds: float) -> datetime:
+        return start + timedelta(seconds=seconds)
+
+    drop(warehouse, "small.ndjson", event("bulk-0"))
+    fast, cursor = landing_run_request(warehouse, {}, now=start, instance=instance)
+    assert fast.job_name == "rate_new_usage" and paths_of(fast) == ["small.ndjson"]
+    land_now(warehouse)
+
+    drop(warehouse, "day.ndjson", *(event(f"bulk-{n}") for n in range(1, 40)))
+    assert (warehouse.landing_dir / "day.ndjson").stat().st_size >= 4000
+    bulk, cursor = landing_run_request(warehouse, cursor, now=at(1), instance=instance)
+    assert bulk.job_name == "land_and_rate"
+    assert paths_of(bulk) == ["small.ndjson", "day.ndjson"]
+    assert "pending" not in cursor
+
+    # It failed before landing: nothing is asked for until the backoff, then land_and_rate again.
+    _finished(instance, bulk, dg.DagsterRunStatus.FAILURE)
+    assert (
+        landing_run_request(warehouse, cursor, now=at(RETRY_SECONDS), instance=instance)[0] is None
+    )
+    retried, cursor = landing_run_request(
+        warehouse, cursor, now=at(1 + RETRY_SECONDS), instance=instance
+    )
+    assert retried.job_name == "land_and_rate" and paths_of(retried) == paths_of(bulk)
+    _finished(instance, retried, dg.DagsterRunStatus.SUCCESS)
+    land_now(warehouse)
+    done = at(1 + RETRY_SECONDS + MAX_RETRY_SECONDS)
+    assert landing_run_request(warehouse, cursor, now=done, instance=instance)[0] is None
+
+
 @pytest.mark.parametrize("job_name", ["rate_new_usage", "land_and_rate"])
 def test_the_sensor_waits_while_a_run_is_active(tmp_path, job_name):
     warehouse = make_warehouse(tmp_path)

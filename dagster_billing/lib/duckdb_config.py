@@ -9,7 +9,7 @@ import os
 def duckdb_config() -> dict[str, str]:
     """Settings of every DuckDB connection to the warehouse, the same ones dbt's profile reads.
 
-    memory_limit: BILLING_DUCKDB_MEMORY_LIMIT (default 50% of RAM, DuckDB's own default is 80%),
+    memory_limit: BILLING_DUCKDB_MEMORY_LIMIT (default 40% of RAM, DuckDB's own default is 80%),
     so a 100M-event build spills to disk rather than crowd out the landing step and Dagster.
     """
-    return {"memory_limit": os.environ.get("BILLING_DUCKDB_MEMORY_LIMIT") or "50%"}
+    return {"memory_limit": os.environ.get("BILLING_DUCKDB_MEMORY_LIMIT") or "40%"}

@@ -111,6 +111,7 @@ class LandingStatus:
     unreadable: dict[str, str] = field(default_factory=dict)  # name -> error, until touched
     unterminated: dict[str, int] = field(default_factory=dict)  # name -> bytes not landed yet
     api_events: dict[str, int] = field(default_factory=dict)  # events of the ready API files
+    sizes: dict[str, int] = field(default_factory=dict)  # bytes of each ready file
     api_seq: int = 0  # the API's highest confirmed file seen
 
     @property
@@ -209,6 +210,8 @@ def _classify(
             status.unterminated[name] = stamp.size - landed_bytes
         return False
     (status.ready if settled else status.settling).append(name)
+    if settled:
+        status.sizes[name] = stamp.size
     return settled
 
 
@@ -265,6 +268,7 @@ def landing_status(
         if _classify(status, item.path, stamp, recorded.get(item.path), settled=True):
             status.api_events[item.path] = item.events
     status.ready = status.ready[:limit]
+    status.sizes = {name: status.sizes[name] for name in status.ready}
     return status
 
 
