@@ -41,6 +41,9 @@ def test_smoke_run_of_every_variant_but_postgres(tmp_path):
             str(results),
         ],
         cwd=REPO_ROOT,
+        # The 1% batch as a bulk batch, as at 100M: land_and_rate alone, without a fast run
+        # first (a fast run and land_and_rate run in tests/test_landing_sensor.py).
+        env=os.environ | {"BILLING_BULK_LANDING_BYTES": "1"},
         capture_output=True,
         text=True,
         check=False,
@@ -59,6 +62,7 @@ def test_smoke_run_of_every_variant_but_postgres(tmp_path):
     }
     assert report["variants"]["pipeline_full"]["events"] == 10_000
     assert report["variants"]["incremental"]["events"] == 100
+    assert len(report["variants"]["incremental"]["detail"]["run_ids"]) == 1
     # Landing's floor reads every record the generator wrote as well-formed (it skips the
     # malformed ones landing quarantines), and the ratio to the landing phase is reported.
     read = report["variants"]["read_landing_files"]["detail"]
