@@ -64,6 +64,11 @@ def drop(warehouse, name: str, *events: dict, at: datetime | None = None) -> Non
     os.utime(path, (written, written))
 
 
+def seconds_after(start: datetime):
+    """at(s): the time `s` seconds after `start` (the sensor's clock in a test)."""
+    return lambda seconds: start + timedelta(seconds=seconds)
+
+
 def land_now(warehouse) -> None:
     """What the requested run's landing step does."""
     land(warehouse, [], logging.getLogger("test"))
@@ -122,9 +127,7 @@ def test_each_new_file_is_named_in_exactly_one_run_request(tmp_path):
 def test_new_files_are_rated_first_and_drafts_follow_within_the_lag(tmp_path):
     warehouse = make_warehouse(tmp_path)
     start = datetime(2026, 1, 20, 12, tzinfo=UTC)
-
-    def at(seconds: float) -> datetime:
-        return start + timedelta(seconds=seconds)
+    at = seconds_after(start)
 
     drop(warehouse, "a.ndjson", event("lag-1"), at=at(-5))
     first, cursor = landing_run_request(warehouse, {}, now=start)
@@ -174,9 +177,7 @@ def test_files_a_failed_run_left_are_asked_for_again_and_a_failed_draft_run_is_r
     warehouse = make_warehouse(tmp_path)
     instance = dg.DagsterInstance.ephemeral()
     start = datetime.now(UTC)
-
-    def at(seconds: float) -> datetime:
-        return start + timedelta(seconds=seconds)
+    at = seconds_after(start)
 
     drop(warehouse, "a.ndjson", event("retry-1"))
     first, cursor = landing_run_request(warehouse, {}, now=start, instance=instance)
@@ -206,15 +207,11 @@ def test_a_bulk_batch_goes_straight_to_land_and_rate_and_is_retried_there(tmp_pa
     """New files of BILLING_BULK_LANDING_BYTES or more skip the fast run (which would rate them
     only for land_and_rate to rate them again), taking the files still pending with them."""
     monkeypatch.setenv("BILLING_BULK_LANDING_BYTES", "4000")
-    warehouse = make_warehouse(tmp_path)
-    instance = dg.DagsterInstance.ephemeral()
-    start = datetime.now(UTC)
-
-    def at(seconds: float) -> datetime:
-        return start + timedelta(seconds=seconds)
+    warehouse, instance = make_warehouse(tmp_path), dg.DagsterInstance.ephemeral()
+    at = seconds_after(datetime.now(UTC))
 
     drop(warehouse, "small.ndjson", event("bulk-0"))
-    fast, cursor = landing_run_request(warehouse, {}, now=start, instance=instance)
+    fast, cursor = landing_run_request(warehouse, {}, now=at(0), instance=instance)
     assert fast.job_name == "rate_new_usage" and paths_of(fast) == ["small.ndjson"]
     land_now(warehouse)
 
