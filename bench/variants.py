@@ -239,10 +239,8 @@ def incremental_build(warehouse, instance, new_files):
     now = datetime.now(UTC) + timedelta(seconds=quiet_seconds())
     cursor: dict = {}
     results = []
-    # At most: a fast run, a tick that waits for quiet, land_and_rate.
+    # At most three ticks: a fast run, a tick that waits for quiet, land_and_rate.
     for _tick in range(3):
-        if results and results[-1][0] == land_and_rate_job.name:
-            break
         request, cursor = landing_run_request(warehouse, cursor, now=now)
         now += timedelta(seconds=QUIET_SECONDS)
         if request is None:
@@ -251,23 +249,25 @@ def incremental_build(warehouse, instance, new_files):
         if sorted(landing_op["config"]["paths"]) != new:
             raise RuntimeError(f"landing_sensor named other files than the new ones: {request}")
         if request.job_name == rate_new_usage.name:
-            result = rate_new_usage.execute_in_process(
-                run_config=request.run_config,
-                instance=instance,
-                resources={"warehouse": warehouse, "dbt": dbt_resource()},
+            results.append(
+                rate_new_usage.execute_in_process(
+                    run_config=request.run_config,
+                    instance=instance,
+                    resources={"warehouse": warehouse, "dbt": dbt_resource()},
+                )
             )
-        else:
-            result = pipeline.materialize(
+            continue
+        results.append(
+            pipeline.materialize(
                 warehouse,
                 instance,
                 selection=in_process_job_selection(land_and_rate_job.name),
                 run_config=request.run_config,
                 partition_key=request.partition_key,
             )
-        results.append((request.job_name, result))
-    if not results or results[-1][0] != land_and_rate_job.name:
-        raise RuntimeError(f"landing_sensor did not end with land_and_rate: {results}")
-    return [result for _job, result in results]
+        )
+        return results
+    raise RuntimeError(f"landing_sensor did not end with land_and_rate ({len(results)} runs)")
 
 
 def _today() -> str:
