@@ -74,6 +74,29 @@
 {%- endmacro %}
 
 {#-
+  A 64-bit hash of a key, stored beside it so that a lookup of a batch's keys among all of
+  history reads the hash column only, then the key itself for the few rows whose hash matched
+  (decision 103). Never an identity on its own: two keys may share a hash, so the rows it finds
+  are compared by the key. Stable across engine versions (it is stored): md5's low 64 bits on
+  DuckDB (its hash() may change between versions), Spark's xxhash64, dbt.hash elsewhere.
+-#}
+{% macro key_hash(key) -%}
+    {{ return(adapter.dispatch('key_hash', 'billing')(key)) }}
+{%- endmacro %}
+
+{% macro default__key_hash(key) -%}
+    {{ dbt.hash(key) }}
+{%- endmacro %}
+
+{% macro duckdb__key_hash(key) -%}
+    md5_number_lower(cast({{ key }} as varchar))
+{%- endmacro %}
+
+{% macro spark__key_hash(key) -%}
+    xxhash64({{ key }})
+{%- endmacro %}
+
+{#-
   The materialization of a mart that is a view where the warehouse is DuckDB's own file (or
   Postgres), but that the Python side reads (exports, checks): on Spark, where Python reads the
   tables' Parquet files through DuckDB and a Spark view has no files, `otherwise`. That is a

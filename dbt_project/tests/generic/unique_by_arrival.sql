@@ -6,13 +6,34 @@
   added twice, or added again after an earlier run, fails. Earlier rows were checked by the build
   that added them, and rows are never updated. Otherwise (first or full-refresh build, `dbt test`
   on its own, the model not run in this invocation) it checks the whole model, like `unique`.
+  With `hash_column` (the column's key_hash, stored beside it; decision 103) the lookup reads
+  that column only: the hashes of the added values that occur more than once, then the rows with
+  those hashes (usually none), grouped by the value itself. A value added twice has its hash
+  twice, so it is among them; two values sharing a hash are told apart by the grouping.
 -#}
-{% test unique_by_arrival(model, column_name, arrival_column='file_seq') %}
+{% test unique_by_arrival(model, column_name, arrival_column='file_seq', hash_column=none) %}
 {%- set watermark = arrival_watermark_this_invocation(model) if execute else none -%}
 {%- if watermark is none %}
 select {{ column_name }} as unique_field, count(*) as n_records
 from {{ model }}
 where {{ column_name }} is not null
+group by {{ column_name }}
+having count(*) > 1
+{%- elif hash_column is not none %}
+with repeated_hashes as (
+    select {{ hash_column }} as field_hash
+    from {{ model }}
+    where {{ hash_column }} in (
+        select {{ hash_column }} from {{ model }}
+        where {{ arrival_column }} > {{ watermark }} and {{ column_name }} is not null
+    )
+    group by {{ hash_column }}
+    having count(*) > 1
+)
+
+select {{ column_name }} as unique_field, count(*) as n_records
+from {{ model }}
+where {{ hash_column }} in (select field_hash from repeated_hashes) and {{ column_name }} is not null
 group by {{ column_name }}
 having count(*) > 1
 {%- else %}

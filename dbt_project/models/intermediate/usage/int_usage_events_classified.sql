@@ -51,12 +51,22 @@ billable as {{ inlined() }} (
     select * from referenced where reference_error is null
 ),
 
+{#- The accepted first arrivals of this run's unique_ids, in two reads of history (decision
+    103): the hashes of this run's ids that history holds (its unique_id_hash column only), then
+    the rows with those hashes, usually none or a few, which the engine then fetches alone
+    (DuckDB pushes a short IN list into the scan). The join in `ranked` compares the ids
+    themselves: a hash shared by two ids matches nothing there. -#}
 earlier_arrivals as (
     {% if is_incremental() %}
     select unique_id, {{ body_hash }} as body_hash
     from {{ this }}
     where outcome = 'accepted'
-        and unique_id in (select unique_id from billable)
+        and unique_id_hash in (
+            select unique_id_hash
+            from {{ this }}
+            where outcome = 'accepted'
+                and unique_id_hash in (select {{ key_hash('unique_id') }} from billable)
+        )
     {% else %}
     select
         cast(null as {{ dbt.type_string() }}) as unique_id,
@@ -119,6 +129,7 @@ select
     received_at,
     file_seq,
     source_line,
+    {{ key_hash('unique_id') }} as unique_id_hash,
     case
         when reference_error is not null then 'quarantined'
         when earlier_body_hash is null and batch_rank = 1 then 'accepted'
@@ -142,6 +153,7 @@ select
     received_at,
     file_seq,
     source_line,
+    {{ key_hash('unique_id') }} as unique_id_hash,
     'quarantined' as outcome,
     reason,
     false as is_conflicting

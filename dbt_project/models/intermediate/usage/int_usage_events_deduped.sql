@@ -26,6 +26,7 @@ meters as (
 select
     accepted.raw_event_key,
     accepted.unique_id,
+    accepted.unique_id_hash,
     accepted.account_id,
     accepted.meter_code,
     meters.aggregation,
