@@ -32,6 +32,7 @@ import orjson
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.measure import cpu_ticks, stolen_pct  # noqa: E402
 from bench.targets import RESULTS_DIR, print_summary  # noqa: E402
 from dagster_billing.api.process import ServerProcess  # noqa: E402
 from dagster_billing.api.state import ApiState  # noqa: E402
@@ -74,7 +75,7 @@ class Connection:
         await self.writer.wait_closed()
 
 
-def batch_body(connection_id: int, number: int, ts: str) -> bytes:
+def batch_body(connection_id: int, number: int, ts: str, batch: int = BATCH) -> bytes:
     return orjson.dumps(
         {
             "measurements": [
@@ -86,13 +87,15 @@ def batch_body(connection_id: int, number: int, ts: str) -> bytes:
                     "ts": ts,
                     **({"properties": {"model": "gpt-4o"}} if i % len(METERS) == 2 else {}),
                 }
-                for i in range(BATCH)
+                for i in range(batch)
             ]
         }
     )
 
 
-async def load(port: int, key: str, concurrency: int, warmup: float, seconds: float) -> dict:
+async def load(
+    port: int, key: str, concurrency: int, warmup: float, seconds: float, batch: int = BATCH
+) -> dict:
     ts = datetime.now(UTC).replace(microsecond=0).isoformat()
     start = time.monotonic()
     measure_from, measure_to = start + warmup, start + warmup + seconds
@@ -106,7 +109,7 @@ async def load(port: int, key: str, concurrency: int, warmup: float, seconds: fl
         number = 0
         try:
             while time.monotonic() < measure_to:
-                body = batch_body(connection_id, number, ts)
+                body = batch_body(connection_id, number, ts, batch)
                 number += 1
                 sent = time.monotonic()
                 status, answer = await connection.post(body)
@@ -194,8 +197,12 @@ def run_case(workers: int, concurrency: int, args: argparse.Namespace) -> dict:
     try:
         server_before = server_cpu(server)
         cpu_before = os.times()
-        result = asyncio.run(load(server.port, key.token, concurrency, args.warmup, args.seconds))
+        ticks_before = cpu_ticks()
+        result = asyncio.run(
+            load(server.port, key.token, concurrency, args.warmup, args.seconds, args.batch)
+        )
         cpu_after = os.times()
+        ticks_after = cpu_ticks()
         server_after = server_cpu(server)
     finally:
         server.stop()
@@ -209,6 +216,7 @@ def run_case(workers: int, concurrency: int, args: argparse.Namespace) -> dict:
     result["client_cpu_us_per_event"] = round(
         1e6 * result["client_cpu_s"] / max(result["accepted"], 1), 1
     )
+    result["cpu_stolen_pct"] = stolen_pct(ticks_before, ticks_after)
     result["landed"] = count_landed(data_dir, land=not args.no_land)
     landed = result["landed"]
     result["lost"] = result["accepted"] - landed["lines"]
@@ -218,7 +226,7 @@ def run_case(workers: int, concurrency: int, args: argparse.Namespace) -> dict:
         and landed.get("raw_usage_events", landed["lines"]) == landed["lines"]
     )
     shutil.rmtree(root, ignore_errors=True)
-    return {"workers": workers, "concurrency": concurrency, "batch": BATCH, **result}
+    return {"workers": workers, "concurrency": concurrency, "batch": args.batch, **result}
 
 
 def main() -> None:
@@ -227,6 +235,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--batch", type=int, default=BATCH, help="events per request")
     parser.add_argument("--no-land", action="store_true", help="skip landing into DuckDB")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
@@ -246,7 +255,7 @@ def main() -> None:
                 f"lost {case['lost']}, {'OK' if case['ok'] else 'FAILED'}; "
                 f"server {case['server_cpu_us_per_event']} us CPU/event, "
                 f"client {case['client_cpu_us_per_event']} us/event "
-                f"(load avg before {load_before:.1f})",
+                f"(load avg before {load_before:.1f}, CPU stolen {case['cpu_stolen_pct']} %)",
                 flush=True,
             )
     summary = {

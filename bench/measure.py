@@ -40,9 +40,28 @@ class Measurement:
     load_after: tuple[float, float, float]
     returncode: int
     log: str
+    cpu_stolen_pct: float | None = None  # of the whole machine's CPU time, while it ran
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """(all, stolen) CPU ticks of the machine so far (/proc/stat; (0, 0) elsewhere). Stolen time
+    is the hypervisor running someone else on our cores: a case measured while a lot is stolen
+    says more about the neighbours than about the code."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return 0, 0
+    ticks = [int(field) for field in fields[:8]]  # guest time is counted in user time already
+    return sum(ticks), ticks[7]
+
+
+def stolen_pct(before: tuple[int, int], after: tuple[int, int]) -> float | None:
+    """The share of the machine's CPU time stolen between two `cpu_ticks()`, in percent."""
+    ticks = after[0] - before[0]
+    return round(100 * (after[1] - before[1]) / ticks, 1) if ticks > 0 else None
 
 
 class VariantFailed(RuntimeError):
@@ -113,6 +132,7 @@ def run_measured(
     """Run argv to completion, sampling memory; raise VariantFailed (with the log tail) on error."""
     log.parent.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
+    ticks_before = cpu_ticks()
     usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     extra_cpu_before = extra_cpu_s() if extra_cpu_s else 0.0
     started = time.perf_counter()
@@ -168,6 +188,7 @@ def run_measured(
         load_after=os.getloadavg(),
         returncode=child.returncode,
         log=str(log),
+        cpu_stolen_pct=stolen_pct(ticks_before, cpu_ticks()),
     )
     if child.returncode != 0:
         tail = log.read_text(errors="replace").splitlines()[-40:]

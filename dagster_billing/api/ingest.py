@@ -29,7 +29,7 @@ import orjson
 import polars as pl
 
 from dagster_billing.api.settings import ApiSettings
-from dagster_billing.api.state import ApiState, Tenant
+from dagster_billing.api.state import BODY_HASH_BYTES, ApiState, Tenant
 from dagster_billing.defs.ingest.files import (
     RAW_SCHEMA,
     FileProblem,
@@ -403,7 +403,7 @@ class LandingWriter:
                 position += 1
                 client_id = items.client_ids[index]
                 if reason is None:
-                    body_hash = blake2b(body_key.encode(), digest_size=16).digest()
+                    body_hash = blake2b(body_key.encode(), digest_size=BODY_HASH_BYTES).digest()
                     key = (tenant_id, client_id)
                     seen = first_seen.setdefault(key, body_hash)
                     if seen is body_hash:

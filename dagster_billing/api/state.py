@@ -39,6 +39,8 @@ from pathlib import Path
 import orjson
 
 STALE_CLAIM_SECONDS = 30.0
+# The API's body hash (blake2b, ingest.py): compared, never shown.
+BODY_HASH_BYTES = 16
 TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 KEY_PREFIX = "bk_"
 
@@ -133,6 +135,39 @@ class Claim:
 
 def _now_text() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _insert_claims(
+    db: sqlite3.Connection, tenant_id: str, file_id: int, claims: list[tuple[str, bytes]]
+) -> None:
+    """Record (unique_id, body_hash) pairs as claimed by `file_id`, in one statement: the ids as
+    a JSON array, the hashes (BODY_HASH_BYTES each) as one blob, cut by position. One SQLite
+    step for the whole group, where `executemany` takes one per row and hands the GIL back and
+    forth each time: with the event loop and the other writer threads of the process waiting
+    for it, that convoy made the insert three times slower than SQLite's own work."""
+    if not claims:
+        return
+    hashes = b"".join(body_hash for _, body_hash in claims)
+    if len(hashes) != BODY_HASH_BYTES * len(claims):
+        raise ValueError(f"a body hash is not {BODY_HASH_BYTES} bytes")
+    db.execute(
+        """
+        insert into events (tenant_id, unique_id, body_hash, file_id)
+        select ?, ids.value, substr(?, ids.key * ? + 1, ?), ?
+        from json_each(?) as ids
+        where true  -- SQLite: an INSERT ... SELECT with an upsert needs a WHERE clause
+        on conflict (tenant_id, unique_id) do update
+        set body_hash = excluded.body_hash, file_id = excluded.file_id
+        """,
+        [
+            tenant_id,
+            hashes,
+            BODY_HASH_BYTES,
+            BODY_HASH_BYTES,
+            file_id,
+            orjson.dumps([unique_id for unique_id, _ in claims]).decode(),
+        ],
+    )
 
 
 def hash_secret(secret: str) -> str:
@@ -344,16 +379,8 @@ class ApiState:
                             known[(tenant_id, unique_id)] = Claim("in_flight")
                             continue
                         # Abandoned by a writer that died before its file existed: take over.
-                    fresh.append((tenant_id, unique_id, body_hash, file_id))
-                db.executemany(
-                    """
-                    insert into events (tenant_id, unique_id, body_hash, file_id)
-                    values (?, ?, ?, ?)
-                    on conflict (tenant_id, unique_id) do update
-                    set body_hash = excluded.body_hash, file_id = excluded.file_id
-                    """,
-                    fresh,
-                )
+                    fresh.append((unique_id, body_hash))
+                _insert_claims(db, tenant_id, file_id, fresh)
                 claimed += len(fresh)
             db.execute("update files set events = ? where file_id = ?", [claimed, file_id])
         return file_id, known
