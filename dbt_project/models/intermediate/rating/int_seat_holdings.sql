@@ -45,15 +45,34 @@ by_grain as (
     where dimension_value != '*'
 ),
 
+{#- Only the events of a seat that was ever removed need to be put in order. A seat never
+    removed is held from its first event on, whatever follows: each later event re-adds a held
+    seat, which changes nothing (the second branch of `holdings`). Seats are mostly never
+    removed, and ordering every event was most of this model's time (decision 105). -#}
+removed_seats as (
+    select distinct account_id, meter_code, dimension_value, unique_property_value
+    from by_grain
+    where value = 0
+),
+
 states as (
     select
         by_grain.*,
-        value > 0 as is_held,
-        lag(value > 0) over (
-            partition by account_id, meter_code, dimension_value, unique_property_value
-            order by event_ts, file_seq, source_line
+        by_grain.value > 0 as is_held,
+        lag(by_grain.value > 0) over (
+            partition by
+                by_grain.account_id,
+                by_grain.meter_code,
+                by_grain.dimension_value,
+                by_grain.unique_property_value
+            order by by_grain.event_ts, by_grain.file_seq, by_grain.source_line
         ) as was_held
     from by_grain
+    inner join removed_seats
+        on by_grain.account_id = removed_seats.account_id
+        and by_grain.meter_code = removed_seats.meter_code
+        and by_grain.dimension_value = removed_seats.dimension_value
+        and by_grain.unique_property_value = removed_seats.unique_property_value
 ),
 
 changes as (
@@ -83,6 +102,29 @@ holdings as (
         ) as previous_removed_on
     from changes
     where is_held
+    union all
+    select
+        by_grain.account_id,
+        by_grain.meter_code,
+        by_grain.dimension_value,
+        by_grain.unique_property_value,
+        min(by_grain.event_ts) as added_at,
+        cast(null as timestamp) as removed_at,
+        cast(min(by_grain.event_ts) as date) as added_on,
+        cast(null as date) as removed_on,
+        cast(null as date) as previous_removed_on
+    from by_grain
+    left join removed_seats
+        on by_grain.account_id = removed_seats.account_id
+        and by_grain.meter_code = removed_seats.meter_code
+        and by_grain.dimension_value = removed_seats.dimension_value
+        and by_grain.unique_property_value = removed_seats.unique_property_value
+    where removed_seats.account_id is null
+    group by
+        by_grain.account_id,
+        by_grain.meter_code,
+        by_grain.dimension_value,
+        by_grain.unique_property_value
 ),
 
 {#- Half-open runs of held days, disjoint per seat: a holding that starts on the day the
