@@ -103,33 +103,58 @@ subscription_periods as (
     select * from covered where covered_start < covered_end
 ),
 
+{#- A period's pieces are cut at its covered days' ends, at the end of a trial and where a
+    version of its plan starts or ends: every cut of a period comes from one row of it, joined
+    with the versions that start or end inside it and crossed with the five kinds of cut. Each
+    period is read once, so an engine that inlines CTEs (Spark) plans subscription_periods once
+    (read five times, with unions, it planned it six times: 10.8 s on a fixture on Spark). -#}
+period_plan_changes as (
+    select
+        periods.*,
+        plans.effective_from as plan_from,
+        plans.effective_to as plan_to
+    from subscription_periods as periods
+    left join plans
+        on periods.base_plan_code = plans.base_plan_code
+        and (plans.account_id is null or plans.account_id = periods.account_id)
+        and (
+            (plans.effective_from > periods.covered_start and plans.effective_from < periods.covered_end)
+            or (plans.effective_to > periods.covered_start and plans.effective_to < periods.covered_end)
+        )
+),
+
+cut_kinds as (
+    select kind from (values (1), (2), (3), (4), (5)) as cut_kinds (kind)
+),
+
+cuts as (
+    select
+        period_plan_changes.*,
+        case
+            when kind = 1 then covered_start
+            when kind = 2 then covered_end
+            when kind = 3 and trial_ends_on > covered_start and trial_ends_on < covered_end
+                then trial_ends_on
+            when kind = 4 and plan_from > covered_start and plan_from < covered_end then plan_from
+            when kind = 5 and plan_to > covered_start and plan_to < covered_end then plan_to
+        end as boundary
+    from period_plan_changes
+    cross join cut_kinds
+),
+
+{#- Distinct: two kinds can cut on the same day (a trial ending as a version starts). The other
+    columns are the period's own. -#}
 boundaries as (
-    select subscription_id, period_start, covered_start as boundary from subscription_periods
-    union
-    select subscription_id, period_start, covered_end from subscription_periods
-    union
-    select subscription_id, period_start, trial_ends_on from subscription_periods
-    where trial_ends_on > covered_start and trial_ends_on < covered_end
-    union
-    select periods.subscription_id, periods.period_start, plans.effective_from
-    from subscription_periods as periods
-    inner join plans
-        on periods.base_plan_code = plans.base_plan_code
-        and (plans.account_id is null or plans.account_id = periods.account_id)
-    where plans.effective_from > periods.covered_start and plans.effective_from < periods.covered_end
-    union
-    select periods.subscription_id, periods.period_start, plans.effective_to
-    from subscription_periods as periods
-    inner join plans
-        on periods.base_plan_code = plans.base_plan_code
-        and (plans.account_id is null or plans.account_id = periods.account_id)
-    where plans.effective_to > periods.covered_start and plans.effective_to < periods.covered_end
+    select distinct
+        subscription_id, account_id, base_plan_code, trial_ends_on, period_start, period_end,
+        last_period, covered_start, covered_end, boundary
+    from cuts
+    where boundary is not null
 ),
 
 pieces as (
     select
-        subscription_id,
-        period_start,
+        boundaries.*,
         boundary as piece_start,
         lead(boundary) over (partition by subscription_id, period_start order by boundary) as piece_end
     from boundaries
@@ -137,15 +162,15 @@ pieces as (
 
 versioned_pieces as (
     select
-        periods.subscription_id,
-        periods.account_id,
-        periods.base_plan_code,
-        periods.trial_ends_on,
-        periods.period_start,
-        periods.period_end,
-        periods.last_period,
-        periods.covered_start,
-        periods.covered_end,
+        pieces.subscription_id,
+        pieces.account_id,
+        pieces.base_plan_code,
+        pieces.trial_ends_on,
+        pieces.period_start,
+        pieces.period_end,
+        pieces.last_period,
+        pieces.covered_start,
+        pieces.covered_end,
         pieces.piece_start,
         pieces.piece_end,
         plans.plan_code,
@@ -156,12 +181,9 @@ versioned_pieces as (
             order by case when plans.account_id is null then 1 else 0 end
         ) as preference
     from pieces
-    inner join subscription_periods as periods
-        on pieces.subscription_id = periods.subscription_id
-        and pieces.period_start = periods.period_start
     left join plans
-        on periods.base_plan_code = plans.base_plan_code
-        and (plans.account_id is null or plans.account_id = periods.account_id)
+        on pieces.base_plan_code = plans.base_plan_code
+        and (plans.account_id is null or plans.account_id = pieces.account_id)
         and plans.effective_from <= pieces.piece_start
         and (plans.effective_to is null or plans.effective_to > pieces.piece_start)
     where pieces.piece_end is not null
