@@ -12,7 +12,7 @@
 {% macro usage_days_to_rebuild(events, day_column='usage_day', arrival_column='file_seq') -%}
     {{ day_column }} in (
         select usage_day from {{ events }}
-        where {{ arrival_column }} > (select coalesce(max(max_file_seq), 0) from {{ this }})
+        where {{ arrival_column }} > {{ arrival_watermark('max_file_seq') }}
     )
     {%- set window_start = run_var('usage_window_start') -%}
     {%- set window_end = run_var('usage_window_end') -%}
@@ -67,9 +67,19 @@
   {{ this }}. `arrived_since_last_run()` is the predicate for the rows of files landed since then:
   on a first or full-refresh build (not is_incremental()), every row.
       select * from {{ ref('int_usage_events_classified') }} where {{ arrived_since_last_run() }}
+  When executing, the watermark is looked up as the node is compiled (before its SQL runs, as the
+  subquery would be) and written into the SQL as a number: the engine can then skip the row
+  groups and files below it, which it cannot do with a subquery in a nested filter (decision
+  107: at 100M events the daily rollup of unique values found its days to rebuild in 1.2 s with
+  the subquery, 0.03 s with the number). A unit test's `this` is a fixture, not a table: there,
+  and when only parsing, it stays a subquery.
 -#}
 {% macro arrival_watermark(arrival_column='file_seq') -%}
-    (select coalesce(max({{ arrival_column }}), 0) from {{ this }})
+    {%- set watermark_sql = "select coalesce(max(" ~ arrival_column ~ "), 0) from " ~ this -%}
+    {%- if execute and model.resource_type != 'unit_test' -%}
+        {{ return(run_query(watermark_sql).columns[0].values()[0] | int) }}
+    {%- endif -%}
+    {{ return("(" ~ watermark_sql ~ ")") }}
 {%- endmacro %}
 
 {% macro arrived_since_last_run(arrival_column='file_seq') -%}
