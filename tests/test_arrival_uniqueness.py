@@ -16,6 +16,7 @@ from tests.conftest import (
     MALFORMED_AS_OF,
     MALFORMED_GROUP,
     copy_warehouse,
+    query,
     run_pipeline,
 )
 from tests.test_dbt_unit_tests import _dbt
@@ -109,16 +110,13 @@ def test_a_build_checks_only_what_it_added_and_dbt_test_checks_every_row(warehou
     assert f"FAIL 1 {CLASSIFIED_CHECK}" in tested.stdout, tested.stdout[-4000:]
 
 
-def test_a_primary_key_and_not_null_columns_fail_on_the_rows_they_refuse(
-    malformed_warehouse, warehouse, tmp_path
-):
-    """primary_key (tests/generic/primary_key.sql) stands for unique and not_null together;
-    not_null_columns (tests/generic/not_null_columns.sql) for not_null on each of its columns."""
-    key = "primary_key_fct_invoices_invoice_id"
-    not_null = "not_null_columns_fct_invoices_status__account_id__total"
-    # Both passed in the build of the shared warehouse this test's copy was taken from.
-    assert _check_results(malformed_warehouse.result)[key] is True
-    assert _check_results(malformed_warehouse.result)[not_null] is True
+def test_table_rules_fail_on_the_rows_they_refuse(malformed_warehouse, warehouse, tmp_path):
+    """table_rules (tests/generic/table_rules.sql, decision 108) checks a table's key, not-null
+    columns, unique columns and accepted values in one test: one failing row per broken rule
+    and value, which names its rule."""
+    check = "table_rules_fct_invoices"
+    # It passed in the build of the shared warehouse this test's copy was taken from.
+    assert _check_results(malformed_warehouse.result)[check] is True
     with warehouse.connect() as connection:
         connection.execute(
             "insert into billing.fct_invoices select * from billing.fct_invoices "
@@ -134,10 +132,19 @@ def test_a_primary_key_and_not_null_columns_fail_on_the_rows_they_refuse(
             "from billing.fct_invoices order by invoice_id desc limit 1"
         )
 
-    tested = _dbt(warehouse, tmp_path / "target", "test", "--select", key, not_null)
+    # --store-failures: the failing rows are kept in dbt_test__audit.<test>.
+    tested = _dbt(warehouse, tmp_path / "target", "test", "--select", check, "--store-failures")
 
     assert tested.returncode == 1, tested.stdout[-4000:]
-    # One failing row for the shared value, one for the rows without a value.
-    assert f"FAIL 2 {key}" in tested.stdout, tested.stdout[-4000:]
-    # The row without a total and the row without an account; a null in any column fails it.
-    assert f"FAIL 2 {not_null}" in tested.stdout, tested.stdout[-4000:]
+    failures = query(warehouse, f"select rule, value, n_records from dbt_test__audit.{check}")
+    assert len(failures) == len(set(failures)), failures
+    # The copies' invoices are drafts, without a number: no `unique invoice_number` failure.
+    assert set(failures) == {
+        # The invoice copied whole; the copy without an id (the key's nulls, one row).
+        ("primary_key invoice_id", "inv-acct_atlas-2026-01-01", 2),
+        ("primary_key invoice_id", None, 1),
+        # The copy without a total, the copy without an account.
+        ("not_null total", None, 1),
+        ("not_null account_id", None, 1),
+    }
+    assert f"FAIL {len(failures)} {check}" in tested.stdout, tested.stdout[-4000:]

@@ -337,12 +337,14 @@ def test_every_dbt_test_is_a_described_asset_check():
     assert not undescribed
     described = {name: spec.description for name, spec in specs.items()}
     assert described["assert_nothing_lost"].startswith("raw = accepted + duplicates + quarantined")
-    assert described["primary_key_fct_invoices_invoice_id"] == (
-        "`invoice_id` is never null and unique."
+    # A table's column rules are one check (decision 108), described rule by rule.
+    assert described["table_rules_fct_invoices"] == (
+        "`invoice_id` is never null and unique. `invoice_number` is unique. `status`, "
+        "`account_id` and `total` are never null. `status` is one of `draft`, `final`."
     )
-    assert described["unique_fct_invoices_invoice_number"] == "`invoice_number` is unique."
-    assert described["not_null_columns_fct_invoices_status__account_id__total"] == (
-        "`status`, `account_id` and `total` are never null."
+    assert not any(
+        name.startswith(("primary_key_", "not_null_columns_", "unique_combination_"))
+        for name in specs
     )
     assert (
         described["relationships_fct_invoices_account_id__account_id__ref_accounts_"]
@@ -350,14 +352,29 @@ def test_every_dbt_test_is_a_described_asset_check():
     )
 
 
-def test_not_null_columns_is_described_for_any_number_of_columns():
+def test_table_rules_is_described_rule_by_rule():
     from dagster_billing.defs.dbt.translator import describe_test
 
-    def described(*columns: str) -> str:
-        return describe_test(
-            {"test_metadata": {"name": "not_null_columns", "kwargs": {"columns": list(columns)}}}
-        )
+    def described(**rules) -> str:
+        kwargs = {**rules, "model": "{{ get_where_subquery(ref('m')) }}"}
+        return describe_test({"test_metadata": {"name": "table_rules", "kwargs": kwargs}})
 
-    assert described("a") == "`a` is never null."
-    assert described("a", "b") == "`a` and `b` are never null."
-    assert described("a", "b", "c") == "`a`, `b` and `c` are never null."
+    assert described(not_null=["a"]) == "`a` is never null."
+    assert described(not_null=["a", "b"]) == "`a` and `b` are never null."
+    assert described(not_null=["a", "b", "c"]) == "`a`, `b` and `c` are never null."
+    assert described(unique=["a"]) == "`a` is unique."
+    assert described(unique=["a", "b"]) == "`a` and `b` are each unique."
+    assert described(unique_combinations=[["a", "b"], ["c", "d"]]) == (
+        "One row per `a`, `b`. One row per `c`, `d`."
+    )
+    assert described(
+        primary_key="id",
+        not_null=["status", "total"],
+        unique=["number"],
+        unique_combinations=[["a", "b"]],
+        accepted_values={"status": ["draft", "final"], "digits": [0, 2]},
+    ) == (
+        "`id` is never null and unique. `number` is unique. `status` and `total` are never "
+        "null. `status` is one of `draft`, `final`. `digits` is one of `0`, `2`. One row per "
+        "`a`, `b`."
+    )

@@ -89,8 +89,8 @@ def test_asset_checks_are_described_in_the_ui(dagster_ui):
         ).first.wait_for(timeout=UI_TIMEOUT_MS)
         page.wait_for_timeout(1_000)
         screenshot(page, "checks")
-        # A generic dbt test: a sentence from the test and its column.
-        page.goto(checks + "unique_fct_invoices_invoice_number", timeout=UI_TIMEOUT_MS)
+        # A generic dbt test: a sentence per rule of the table's column rules (decision 108).
+        page.goto(checks + "table_rules_fct_invoices", timeout=UI_TIMEOUT_MS)
         page.get_by_text("is unique.").first.wait_for(timeout=UI_TIMEOUT_MS)
         text = page.locator("body").inner_text()
     assert "invoice_number is unique." in text

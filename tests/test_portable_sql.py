@@ -107,7 +107,8 @@ def _values(rows: list[tuple], types: tuple[str, ...]) -> str:
     def literal(value, sql_type: str) -> str:
         if value is None:
             return f"cast(null as {sql_type})"
-        return f"cast('{value}' as {sql_type})"
+        text = str(value).replace("'", "''")
+        return f"cast('{text}' as {sql_type})"
 
     return ", ".join(
         "("
@@ -149,8 +150,44 @@ QUERY = (
     " union all select * from answers where kind = 'last'"
 )
 
+# table_rules (tests/generic/table_rules.sql, decision 108) on a table that breaks each of its
+# rules: one failing row per broken rule and value, null in a key or a not-null column included,
+# nulls left out of `unique` and `accepted_values`, a combination's nulls grouped together.
+RULE_ROWS = [
+    # id, code, a, b, n
+    (1, "c1", 1, "x", "1.5"),
+    (2, "c2", 1, "y", "2"),  # b not accepted
+    (2, "c3", 2, "o'k", "3"),  # id twice; b accepted (a quote in a value)
+    (None, "c4", 2, "x", "4"),  # no id
+    (5, None, 2, "x", None),  # no code, no n; (a, b) = (2, x) twice
+    (6, "c1", 3, "x", "6"),  # code c1 twice; a not accepted (a number)
+    (7, None, 1, None, "7"),  # no code (a second row): nulls are not duplicates of `unique`
+    (8, "c8", None, None, "8"),
+    (9, "c9", None, None, "9"),  # (a, b) = (null, null) twice
+]
+RULE_TYPES = ("integer", "varchar", "integer", "varchar", "decimal(38,10)")
+RULE_TABLE = (
+    f"(select * from (values {_values(RULE_ROWS, RULE_TYPES)}) as t(i, id, code, a, b, n)) as m"
+)
+RULES_QUERY = (
+    f'{{{{ test_table_rules(model="{RULE_TABLE}", primary_key="id", not_null=["code", "n"],'
+    ' unique=["code"], unique_combinations=[["a", "b"]],'
+    """ accepted_values={"b": ["x", "o'k"], "a": [1, 2]}) }}"""
+)
+RULE_FAILURES = {
+    ("primary_key id", "2", 2),
+    ("primary_key id", None, 1),
+    ("not_null code", None, 2),
+    ("not_null n", None, 1),
+    ("unique code", "c1", 2),
+    ("unique a, b", "2|x", 2),
+    ("unique a, b", "|", 2),
+    ("accepted_values b", "y", 1),
+    ("accepted_values a", "3", 1),
+}
 
-def _compiled(target: str) -> str:
+
+def _compiled(target: str, query: str = QUERY) -> str:
     from dbt.cli.main import dbtRunner
 
     from dagster_billing.paths import DBT_PROJECT_DIR
@@ -166,7 +203,7 @@ def _compiled(target: str) -> str:
             "--profiles-dir",
             str(DBT_PROJECT_DIR),
             "--inline",
-            QUERY,
+            query,
         ]
     )
     assert result.success, result.exception
@@ -224,11 +261,26 @@ def test_macros_on_postgres_match_duckdb_and_exact_arithmetic(tmp_path, monkeypa
         for name, value in server.env.items():
             monkeypatch.setenv(name, value)
         sql = _compiled("postgres")
+        rules_sql = _compiled("postgres", RULES_QUERY)
         connection = server.connect()
         try:
             with connection.cursor() as cursor:
                 cursor.execute(sql)
                 rows = cursor.fetchall()
+                cursor.execute(rules_sql)
+                failures = cursor.fetchall()
         finally:
             connection.close()
     assert _answers(rows) == _expected()
+    # table_rules too (dbt's type_string and concat on PostgreSQL).
+    assert len(failures) == len(set(failures))
+    assert set(failures) == RULE_FAILURES
+
+
+def test_table_rules_return_one_row_per_broken_rule_on_duckdb(tmp_path, monkeypatch):
+    import duckdb
+
+    monkeypatch.setenv("BILLING_DATA_DIR", str(tmp_path))
+    failures = duckdb.sql(_compiled("duckdb", RULES_QUERY)).fetchall()
+    assert len(failures) == len(set(failures))
+    assert set(failures) == RULE_FAILURES

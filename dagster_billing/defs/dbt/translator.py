@@ -4,7 +4,7 @@ folders and meta."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dagster as dg
@@ -122,13 +122,8 @@ def describe_test(test: Mapping[str, Any]) -> str:
         return f"{column} is unique."
     if name == "not_null":
         return f"{column} is never null."
-    if name == "not_null_columns":
-        *first, last = [f"`{c}`" for c in kwargs["columns"]]
-        return (
-            f"{', '.join(first)} and {last} are never null." if first else f"{last} is never null."
-        )
-    if name == "primary_key":
-        return f"{column} is never null and unique."
+    if name == "table_rules":
+        return _describe_table_rules(kwargs)
     if name == "accepted_values":
         values = ", ".join(f"`{value}`" for value in kwargs.get("values", []))
         return f"{column} is one of {values}."
@@ -136,9 +131,6 @@ def describe_test(test: Mapping[str, Any]) -> str:
         target = re.sub(r"""^(?:ref|source)\((.*)\)$""", r"\1", kwargs.get("to", ""))
         target = target.replace("'", "").replace('"', "").replace(", ", ".")
         return f"Every {column} refers to `{target}.{kwargs.get('field')}`."
-    if name == "unique_combination":
-        columns = ", ".join(f"`{c}`" for c in kwargs.get("columns", []))
-        return f"One row per {columns}."
     if name == "unique_by_arrival":
         return (
             f"{column} is unique (in a build, the keys that build added are looked up against "
@@ -146,6 +138,32 @@ def describe_test(test: Mapping[str, Any]) -> str:
         )
     arguments = ", ".join(f"{key}={value}" for key, value in kwargs.items() if key != "model")
     return f"{name}({arguments})"
+
+
+def _describe_table_rules(kwargs: Mapping[str, Any]) -> str:
+    """The rules of one `table_rules` test (tests/generic/table_rules.sql), one sentence each."""
+
+    def listed(columns: Sequence[str]) -> str:
+        *first, last = [f"`{c}`" for c in columns]
+        return f"{', '.join(first)} and {last}" if first else last
+
+    sentences = []
+    if kwargs.get("primary_key"):
+        sentences.append(f"`{kwargs['primary_key']}` is never null and unique.")
+    unique = kwargs.get("unique") or []
+    if unique:
+        sentences.append(
+            f"{listed(unique)} are each unique." if len(unique) > 1 else f"`{unique[0]}` is unique."
+        )
+    not_null = kwargs.get("not_null") or []
+    if not_null:
+        verb = "are" if len(not_null) > 1 else "is"
+        sentences.append(f"{listed(not_null)} {verb} never null.")
+    for column, values in (kwargs.get("accepted_values") or {}).items():
+        sentences.append(f"`{column}` is one of {', '.join(f'`{v}`' for v in values)}.")
+    for columns in kwargs.get("unique_combinations") or []:
+        sentences.append(f"One row per {', '.join(f'`{c}`' for c in columns)}.")
+    return " ".join(sentences)
 
 
 def _leading_comment(sql: str) -> str:
