@@ -35,6 +35,7 @@ EXPECTED_ASSETS = {
     "intermediate/int_usage_instant_rated",
     "intermediate/int_usage_rated",
     "intermediate/int_recurring_fees",
+    "intermediate/int_invoice_priced_lines",
     "intermediate/int_invoice_charge_lines",
     "billing/fct_rated_usage",
     "billing/fct_invoice_lines",

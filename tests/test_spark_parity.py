@@ -52,6 +52,7 @@ NO_UNIT_TESTS = ["--exclude-resource-type", "unit_test"]
 SPARK_UNIT_TESTS = (
     "per_unit_edges",  # 10^12 units x 0.0000001 = 100000 exactly
     "lines_round_once_and_adjust_in_order",  # JPY: whole yen; every line rounded once, half-up
+    "commitment_lines_follow_the_usage_lines_in_order",  # commitment discount and true-up
     "percentage_coupons_round_once_and_cap",  # a percentage of a subtotal, rounded once
     "seat_charges_round_seat_days_up_at_5_decimals",  # a ceiling at 5 decimal places
     "daily_partials",  # time-weighted sums: divide_decimal (div and %) on Spark
