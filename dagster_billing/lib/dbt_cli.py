@@ -1,9 +1,11 @@
-"""`billing-dbt`: dbt's own CLI, with two adjustments of this project.
+"""`billing-dbt`: dbt's own CLI, with three adjustments of this project.
 
 - On Spark, the profile's ANSI mode is kept (dbt-spark forces it off: `lib/dbt_spark.py`).
 - On DuckDB, dbt's saved parse does not depend on the warehouse's file path
   (`parse_state_ignores_warehouse_path`), so a new warehouse or a copy of one reuses the parse
   of another instead of parsing the whole project again (3-4 s of CPU).
+- Jinja templates compiled once are reused for the same source (`lib/dbt_warmup.py`), within
+  the invocation and, through the fork server, across invocations.
 
 Through the dbt fork server when BILLING_DBT_SERVER names a running one (`lib/dbt_server.py`),
 else dbt in this process.
@@ -71,8 +73,10 @@ def target_of(args: Sequence[str]) -> str:
 def adjust_dbt(target: str) -> None:
     """This project's adjustments of dbt for a run on `target` (see the module docstring)."""
     from dagster_billing.lib.dbt_spark import keep_profile_ansi_mode
+    from dagster_billing.lib.dbt_warmup import reuse_compiled_templates
 
     parse_state_ignores_warehouse_path()
+    reuse_compiled_templates()
     if target not in NOT_SPARK_TARGETS:
         keep_profile_ansi_mode()
 

@@ -279,14 +279,18 @@ def serve(
     idle_timeout: float | None = None,
     exit_with_parent: bool = False,
     preload: Sequence[str] = PRELOAD,
+    prepare: Callable[[], object] | None = None,
 ) -> None:
-    """Import `preload` (dbt), listen at `socket_path` and run `run(argv)` in a fork per
-    request, until SIGTERM/SIGINT, `idle_timeout` seconds without an invocation, or (with
-    `exit_with_parent`) the death of the process that started the server."""
+    """Import `preload` (dbt), call `prepare` (work every fork inherits), listen at
+    `socket_path` and run `run(argv)` in a fork per request, until SIGTERM/SIGINT,
+    `idle_timeout` seconds without an invocation, or (with `exit_with_parent`) the death of the
+    process that started the server."""
     import importlib
 
     for module in preload:
         importlib.import_module(module)
+    if prepare is not None:
+        prepare()
     parent = os.getppid() if exit_with_parent else None
     socket_path.unlink(missing_ok=True)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
