@@ -301,62 +301,11 @@ limit_lines as (
     ) as limited
 )
 
-select
-    invoice_line_id,
-    invoice_id,
-    billing_segment_id,
-    segment_number,
-    segment_count,
-    line_group,
-    line_type,
-    kind_rank,
-    service_period_start,
-    service_period_end,
-    plan_code,
-    price_plan_code,
-    plan_version,
-    charge_id,
-    charge_order,
-    meter_code,
-    dimension_value,
-    pricing_model,
-    description,
-    cast(quantity as {{ decimal_type() }}) as quantity,
-    cast(unit_price as {{ decimal_type() }}) as unit_price,
-    cast(rate_percent as {{ decimal_type() }}) as rate_percent,
-    cast(base_amount as {{ decimal_type() }}) as base_amount,
-    cast(amount_unrounded as {{ decimal_type() }}) as amount_unrounded,
-    minor_units,
-    amount
-from priced_lines
+select * from priced_lines
 
 union all
 
 select
-    invoice_line_id,
-    invoice_id,
-    billing_segment_id,
-    segment_number,
-    segment_count,
-    line_group,
-    line_type,
-    kind_rank,
-    service_period_start,
-    service_period_end,
-    plan_code,
-    price_plan_code,
-    plan_version,
-    charge_id,
-    charge_order,
-    meter_code,
-    dimension_value,
-    pricing_model,
-    description,
-    quantity,
-    unit_price,
-    rate_percent,
-    base_amount,
-    amount_unrounded,
-    minor_units,
-    {{ round_money('amount_unrounded', 'minor_units') }} as amount
+    limit_lines.*,
+    {{ round_money('limit_lines.amount_unrounded', 'limit_lines.minor_units') }} as amount
 from limit_lines
