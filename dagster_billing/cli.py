@@ -599,15 +599,14 @@ def dbt_server(socket_path: Path, idle_timeout: float | None, exit_with_parent: 
     from dagster_billing.lib.dbt_cli import run_dbt
     from dagster_billing.lib.dbt_server import serve
     from dagster_billing.lib.dbt_warmup import warm_up
-    from dagster_billing.paths import DBT_PROJECT_DIR
+    from dagster_billing.paths import DBT_MANIFEST_PATH
 
     serve(
         socket_path,
         run_dbt,
         idle_timeout=idle_timeout,
         exit_with_parent=exit_with_parent,
-        # The last parse's manifest (`make manifest`, dagster-dbt's target folder).
-        prepare=lambda: warm_up(DBT_PROJECT_DIR / "target" / "manifest.json"),
+        prepare=lambda: warm_up(DBT_MANIFEST_PATH),
     )
 
 

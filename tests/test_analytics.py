@@ -28,7 +28,7 @@ from click.testing import CliRunner
 from dagster_billing.analytics import list_snapshots, open_snapshot, snapshot_meta
 from dagster_billing.analytics.tables import PUBLISHED_TABLES
 from dagster_billing.cli import main
-from dagster_billing.paths import DBT_PROJECT_DIR, REPO_ROOT
+from dagster_billing.paths import DBT_MANIFEST_PATH, REPO_ROOT
 from tests.conftest import FIXTURES, case_warehouse, close_period, query, run_pipeline
 
 CASE = FIXTURES / "analytics"
@@ -173,7 +173,7 @@ def test_the_five_analyst_queries_give_the_documented_outputs(scenario):
 
 
 def _manifest_descriptions() -> dict[tuple[str, str], dict[str, str]]:
-    manifest = json.loads((DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
+    manifest = json.loads(DBT_MANIFEST_PATH.read_text())
     return {
         (node["config"].get("schema") or node["schema"], node["name"]): {
             name: column.get("description", "") for name, column in node["columns"].items()

@@ -12,9 +12,7 @@ import pytest
 from jinja2.exceptions import TemplateAssertionError
 
 from dagster_billing.lib.dbt_warmup import compile_project_templates, reuse_compiled_templates
-from dagster_billing.paths import DBT_PROJECT_DIR
-
-MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
+from dagster_billing.paths import DBT_MANIFEST_PATH
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +58,8 @@ def test_another_environment_configuration_compiles_its_own_code(get_environment
 
 
 def test_the_project_templates_are_compiled_before_dbt_asks(get_environment):
-    compiled = compile_project_templates(MANIFEST)
-    macros = json.loads(MANIFEST.read_text())["macros"]
+    compiled = compile_project_templates(DBT_MANIFEST_PATH)
+    macros = json.loads(DBT_MANIFEST_PATH.read_text())["macros"]
     table_rules = next(m for m in macros.values() if m["name"] == "test_table_rules")
 
     # Every macro and node of the last parse (dbt's own macros, the adapters', the project's).

@@ -64,7 +64,7 @@
 {%- for column, values in accepted_values.items() -%}
     {%- set listed = [] -%}
     {%- for value in values -%}
-        {%- do listed.append(value if value is number else "'" ~ value | replace("'", "''") ~ "'") -%}
+        {%- do listed.append(value if value is number else dbt.string_literal(dbt.escape_single_quotes(value))) -%}
     {%- endfor -%}
     {%- do branches.append(
         "select 'accepted_values " ~ column ~ "' as rule, cast(" ~ column ~ " as " ~ text
