@@ -552,13 +552,15 @@ def test_every_stripe_page_goes_through_the_retry_policy(tmp_path):
     from dagster_billing.sync import stripe_api
     from dagster_billing.sync.retry import RetryPolicy
 
-    fakes = start_fakes(tmp_path / "fakes", timeout_delay=0.5)
+    # The client waits 1 s: long enough that only the injected timeouts (1.5 s) time out on a
+    # loaded machine (0.3 s let an ordinary page time out once under a CI load: 5 retries, 4 faults).
+    fakes = start_fakes(tmp_path / "fakes", timeout_delay=1.5)
     try:
         env = fakes.environment()
         api = stripe_api.StripeApi(
             api_key=env["STRIPE_API_KEY"],
             api_base=env["STRIPE_API_BASE"],
-            timeout_seconds=0.3,
+            timeout_seconds=1.0,
             retry=RetryPolicy(
                 max_attempts=8, initial_backoff_seconds=0.01, max_backoff_seconds=0.02
             ),
