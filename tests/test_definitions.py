@@ -24,6 +24,7 @@ EXPECTED_ASSETS = {
     "intermediate/int_usage_aggregated",
     "intermediate/int_billing_segments",
     "intermediate/int_billing_periods",
+    "intermediate/int_seat_events",
     "intermediate/int_seat_holdings",
     "intermediate/int_seat_days",
     "intermediate/int_charge_dimension_matches",

@@ -107,6 +107,7 @@ def test_replay_in_several_runs_gives_byte_identical_exports(
         ("intermediate.int_usage_daily", "account_id, meter_code, dimension_value, usage_day"),
         ("intermediate.int_usage_hourly", "account_id, meter_code, dimension_value, usage_hour"),
         ("intermediate.int_usage_events_deduped", "raw_event_key"),
+        ("intermediate.int_seat_events", "file_seq, source_line"),
         # received_at is when a file was landed: the only thing a replay cannot reproduce.
         ("billing.fct_usage_event_outcomes exclude", "raw_event_key"),
     ):

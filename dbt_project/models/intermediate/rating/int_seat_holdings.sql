@@ -13,7 +13,8 @@
     removed_at  when it ended (the removal event), null while held
     held_days   its held, subscribed days in the period (days shared with the previous holding
                 of the seat are counted there)
-  All history is read: a seat added years ago and never removed is still held.
+  All history is read (int_seat_events, the seat events alone): a seat added years ago and never
+  removed is still held.
 -#}
 with events as {{ inlined() }} (
     select
@@ -25,8 +26,7 @@ with events as {{ inlined() }} (
         event_ts,
         file_seq,
         source_line
-    from {{ ref('int_usage_events_deduped') }}
-    where aggregation = 'unique_count' and unique_property_value is not null
+    from {{ ref('int_seat_events') }}
 ),
 
 by_grain as (
