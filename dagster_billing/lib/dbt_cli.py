@@ -1,4 +1,4 @@
-"""`billing-dbt`: dbt's own CLI, with three adjustments of this project.
+"""`billing-dbt`: dbt's own CLI, with four adjustments of this project.
 
 - On Spark, the profile's ANSI mode is kept (dbt-spark forces it off: `lib/dbt_spark.py`).
 - On DuckDB, dbt's saved parse does not depend on the warehouse's file path
@@ -6,6 +6,7 @@
   of another instead of parsing the whole project again (3-4 s of CPU).
 - Jinja templates compiled once are reused for the same source (`lib/dbt_warmup.py`), within
   the invocation and, through the fork server, across invocations.
+- Debug events that no logger would write are not formatted (`lib/dbt_events.py`).
 
 Through the dbt fork server when BILLING_DBT_SERVER names a running one (`lib/dbt_server.py`),
 else dbt in this process.
@@ -72,11 +73,13 @@ def target_of(args: Sequence[str]) -> str:
 
 def adjust_dbt(target: str) -> None:
     """This project's adjustments of dbt for a run on `target` (see the module docstring)."""
+    from dagster_billing.lib.dbt_events import skip_unlogged_debug_events
     from dagster_billing.lib.dbt_spark import keep_profile_ansi_mode
     from dagster_billing.lib.dbt_warmup import reuse_compiled_templates
 
     parse_state_ignores_warehouse_path()
     reuse_compiled_templates()
+    skip_unlogged_debug_events()
     if target not in NOT_SPARK_TARGETS:
         keep_profile_ansi_mode()
 
