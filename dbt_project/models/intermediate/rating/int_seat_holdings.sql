@@ -17,16 +17,7 @@
   removed is still held.
 -#}
 with events as {{ inlined() }} (
-    select
-        account_id,
-        meter_code,
-        dimension_value,
-        unique_property_value,
-        value,
-        event_ts,
-        file_seq,
-        source_line
-    from {{ ref('int_seat_events') }}
+    select * from {{ ref('int_seat_events') }}
 ),
 
 by_grain as (
