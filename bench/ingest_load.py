@@ -55,8 +55,18 @@ class Connection:
     async def open(self) -> None:
         self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
 
+    async def worker(self) -> int:
+        """The server worker process that holds this connection (GET /healthz)."""
+        self.writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        status, body = await self._response()
+        assert status == 200, body
+        return orjson.loads(body)["worker"]
+
     async def post(self, body: bytes) -> tuple[int, bytes]:
         self.writer.write(self.head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        return await self._response()
+
+    async def _response(self) -> tuple[int, bytes]:
         await self.writer.drain()
         status_line = await self.reader.readline()
         status = int(status_line.split()[1])
@@ -93,9 +103,49 @@ def batch_body(connection_id: int, number: int, ts: str, batch: int = BATCH) -> 
     )
 
 
+async def spread_connections(
+    port: int, key: str, concurrency: int, workers: int, attempts: int = 200
+) -> tuple[list[Connection], list[int]]:
+    """`concurrency` connections spread evenly over the server's workers, as a load balancer
+    would spread them. The kernel hands a new connection to whichever worker accepts first, and
+    an idle one can accept several in a row: a connection that lands on a worker that already
+    has its share is closed and opened again. Returns the connections and how many each worker
+    holds."""
+    share = -(-concurrency // workers)
+    held: dict[int, int] = {}
+    connections: list[Connection] = []
+    for _ in range(attempts):
+        if len(connections) == concurrency:
+            break
+        connection = Connection(port, key)
+        await connection.open()
+        worker = await connection.worker()
+        if held.get(worker, 0) < share:
+            held[worker] = held.get(worker, 0) + 1
+            connections.append(connection)
+        else:
+            await connection.close()
+    else:
+        # Spread as well as the attempts allowed: take the rest wherever they land.
+        while len(connections) < concurrency:
+            connection = Connection(port, key)
+            await connection.open()
+            worker = await connection.worker()
+            held[worker] = held.get(worker, 0) + 1
+            connections.append(connection)
+    return connections, sorted(held.values(), reverse=True)
+
+
 async def load(
-    port: int, key: str, concurrency: int, warmup: float, seconds: float, batch: int = BATCH
+    port: int,
+    key: str,
+    concurrency: int,
+    warmup: float,
+    seconds: float,
+    batch: int = BATCH,
+    workers: int = 1,
 ) -> dict:
+    connections, per_worker = await spread_connections(port, key, concurrency, workers)
     ts = datetime.now(UTC).replace(microsecond=0).isoformat()
     start = time.monotonic()
     measure_from, measure_to = start + warmup, start + warmup + seconds
@@ -104,8 +154,7 @@ async def load(
     measured = {"accepted": 0}
 
     async def worker(connection_id: int) -> None:
-        connection = Connection(port, key)
-        await connection.open()
+        connection = connections[connection_id]
         number = 0
         try:
             while time.monotonic() < measure_to:
@@ -136,6 +185,7 @@ async def load(
 
     return {
         **totals,
+        "connections_per_worker": per_worker,
         "measured_requests": len(latencies),
         "events_per_s": round(measured["accepted"] / seconds),
         "latency_ms": {
@@ -148,19 +198,19 @@ async def load(
     }
 
 
-def server_cpu(server: ServerProcess) -> float:
-    """CPU seconds used so far by the server and its worker processes."""
+def server_cpu(server: ServerProcess) -> dict[int, float]:
+    """CPU seconds used so far by the server and each of its worker processes, by pid."""
     import psutil
 
     root = psutil.Process(server.process.pid)
-    total = 0.0
+    used = {}
     for process in [root, *root.children(recursive=True)]:
         try:
             times = process.cpu_times()
         except psutil.NoSuchProcess:
             continue
-        total += times.user + times.system
-    return total
+        used[process.pid] = times.user + times.system
+    return used
 
 
 def count_landed(data_dir: Path, land: bool) -> dict:
@@ -199,7 +249,15 @@ def run_case(workers: int, concurrency: int, args: argparse.Namespace) -> dict:
         cpu_before = os.times()
         ticks_before = cpu_ticks()
         result = asyncio.run(
-            load(server.port, key.token, concurrency, args.warmup, args.seconds, args.batch)
+            load(
+                server.port,
+                key.token,
+                concurrency,
+                args.warmup,
+                args.seconds,
+                args.batch,
+                workers,
+            )
         )
         cpu_after = os.times()
         ticks_after = cpu_ticks()
@@ -209,7 +267,15 @@ def run_case(workers: int, concurrency: int, args: argparse.Namespace) -> dict:
     result["client_cpu_s"] = round(
         (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system), 1
     )
-    result["server_cpu_s"] = round(server_after - server_before, 1)
+    by_process = {pid: used - server_before.get(pid, 0.0) for pid, used in server_after.items()}
+    result["server_cpu_s"] = round(sum(by_process.values()), 1)
+    # How the connections fell on the workers: each worker's share of the server's CPU (the
+    # kernel hands a new connection to whichever worker accepts first, so a few keep-alive
+    # connections can all land on one).
+    result["worker_cpu_shares"] = sorted(
+        (round(used / max(result["server_cpu_s"], 1e-9), 2) for used in by_process.values()),
+        reverse=True,
+    )[:workers]
     result["server_cpu_us_per_event"] = round(
         1e6 * result["server_cpu_s"] / max(result["accepted"], 1), 1
     )
@@ -254,7 +320,8 @@ def main() -> None:
                 f"accepted {case['accepted']:,}, landed {case['landed']['lines']:,}, "
                 f"lost {case['lost']}, {'OK' if case['ok'] else 'FAILED'}; "
                 f"server {case['server_cpu_us_per_event']} us CPU/event, "
-                f"client {case['client_cpu_us_per_event']} us/event "
+                f"client {case['client_cpu_us_per_event']} us/event, "
+                f"worker CPU shares {case['worker_cpu_shares']} "
                 f"(load avg before {load_before:.1f}, CPU stolen {case['cpu_stolen_pct']} %)",
                 flush=True,
             )

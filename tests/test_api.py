@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -367,6 +369,9 @@ def test_an_id_claimed_by_a_dead_writer_can_be_sent_again(server):
     _claim_without_file(process.data_dir, "acme", "orphan-dead", in_child=True)
     assert post(server, keys["acme"], event("orphan-dead")).json()["accepted"] == 1
     assert "acme:orphan-dead" in landed_ids(process.data_dir)
+    # The id is now the landed file's: sent once more, it is a duplicate, not landed again.
+    again = post(server, keys["acme"], event("orphan-dead")).json()
+    assert (again["accepted"], again["duplicate"]) == (0, 1)
 
 
 def test_idempotency_holds_across_worker_processes(tmp_path):
@@ -387,6 +392,29 @@ def test_idempotency_holds_across_worker_processes(tmp_path):
     assert sum(answer["accepted"] for answer in answers) == 50
     assert final == {"accepted": 0, "duplicate": 50, "rejected": 0, "errors": []}
     assert sorted(landed_ids(data_dir)) == sorted(f"acme:multi-{n}" for n in range(50))
+
+
+def test_workers_share_the_port_and_a_killed_one_is_started_again(tmp_path):
+    with ServerProcess(tmp_path / "data", workers=2) as server:
+
+        def workers_answering(connections: int = 40) -> set[int]:
+            # A new connection each time: the kernel hands it to one worker's own socket.
+            return {
+                httpx.get(f"{server.url}/healthz", timeout=10).json()["worker"]
+                for _ in range(connections)
+            }
+
+        workers = workers_answering()
+        assert len(workers) == 2
+        killed = min(workers)
+        os.kill(killed, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            answering = workers_answering()
+            if len(answering) == 2 and killed not in answering:
+                break
+            time.sleep(0.5)
+        assert len(answering) == 2 and killed not in answering
 
 
 def test_killing_the_server_under_load_loses_and_doubles_nothing(tmp_path):

@@ -142,3 +142,52 @@ def test_writers_take_turns_on_the_state_lock_file(tmp_path):
     finally:
         writer.stop()
     assert len(landed_lines(settings.data_dir)) == 50
+
+
+def test_one_group_of_two_tenants_sorts_every_item_as_alone(tmp_path):
+    """Requests of two tenants in one group: ids are per tenant, and within a request a repeat
+    is a duplicate (same body) or a conflict (another body), each item answered by its index."""
+    settings = ApiSettings(data_dir=tmp_path / "data")
+    other = Tenant("beta", frozenset({"acct_aurora"}))
+    acme = [
+        event("x1"),
+        event("x2"),
+        event("x1"),
+        event("x2", value=2),
+        {**event("x5"), "meter": ""},
+        event("x3", account="acct_aurora"),
+    ]
+    beta = [event("x1", account="acct_aurora"), event("x4", account="acct_aurora")]
+    writer = LandingWriter(settings, threads=1)
+    writer.start()
+    try:
+        with settings.state_path.with_name(settings.state_path.name + ".lock").open("ab") as lock:
+            # The first request waits for the lock inside its claim; the next two queue behind
+            # it and are taken together.
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            first = writer.submit(TENANT, items_from_json(TENANT, _body(0, 5), 1000))
+            with pytest.raises(TimeoutError):
+                first.result(timeout=0.3)
+            futures = [
+                writer.submit(TENANT, items_from_json(TENANT, orjson.dumps(acme), 1000)),
+                writer.submit(other, items_from_json(other, orjson.dumps(beta), 1000)),
+            ]
+            fcntl.flock(lock, fcntl.LOCK_UN)
+        results = [future.result(timeout=30).to_dict() for future in (first, *futures)]
+    finally:
+        writer.stop()
+    assert results[0]["accepted"] == 5
+    errors = [
+        (error["index"], error["uniqueId"], error["reason"]) for error in results[1]["errors"]
+    ]
+    assert (results[1]["accepted"], results[1]["duplicate"]) == (2, 1)
+    assert errors == [
+        (3, "x2", "conflict"),
+        (4, "x5", "missing_meter"),
+        (5, "x3", "account_not_allowed"),
+    ]
+    assert (results[2]["accepted"], results[2]["errors"]) == (2, [])
+    files = sorted((settings.data_dir / "landing" / "api").rglob("*.ndjson"))
+    assert len(files) == 2  # the two later requests shared one file
+    landed = [line["uniqueId"] for line in landed_lines(settings.data_dir)][5:]
+    assert landed == ["acme:x1", "acme:x2", "beta:x1", "beta:x4"]

@@ -4,7 +4,7 @@ POST /v1/measurements          one event, a list, {"measurements": [...]} or NDJ
 POST /v1/measurements/csv      a CSV body with the landing columns -> 202
 GET  /v1/accounts/{a}/usage    rated usage of the account's (latest or ?period=YYYY-MM) period
 GET  /v1/accounts/{a}/estimate the account's invoice as rated so far
-GET  /healthz                  liveness, no key needed
+GET  /healthz                  liveness, no key needed; names the worker process that answered
 GET  /portal/...               the customer portal (web pages; signed links, dagster_billing/portal)
 
 202 means every accepted event is in a landing file on disk (fsync'd) and its uniqueId is
@@ -13,7 +13,9 @@ recorded; 422 means no item was accepted. Both bodies have the same shape:
 """
 
 import asyncio
+import gc
 import logging
+import os
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -189,6 +191,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         writer.start()
+        # Everything loaded so far (modules, the app, polars, pandera) lives as long as the
+        # process: out of the collector's sight, a full collection does not walk it again.
+        gc.freeze()
         try:
             yield
         finally:
@@ -250,7 +255,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz() -> Response:
-        return _json({"status": "ok"})
+        # `worker`: which process of `billing serve --workers N` holds this connection.
+        return _json({"status": "ok", "worker": os.getpid()})
 
     @app.post("/v1/measurements", status_code=202)
     async def post_measurements(request: Request, caller: Caller) -> Response:

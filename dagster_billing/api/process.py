@@ -20,7 +20,8 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """`billing serve` in a child process; start() returns once /healthz answers."""
+    """`billing serve` in a child process; start() returns once every worker has answered
+    /healthz."""
 
     def __init__(
         self,
@@ -65,12 +66,18 @@ class ServerProcess:
         )
         log.close()
         deadline = time.monotonic() + timeout
+        ready: set[int] = set()  # workers that answered
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
-                    return self
+                # A new connection each time: the kernel hands it to one of the workers' sockets.
+                answer = httpx.get(f"{self.url}/healthz", timeout=1.0)
+                if answer.status_code == 200:
+                    ready.add(answer.json()["worker"])
+                    if len(ready) == self.workers:
+                        return self
+                    continue
             except httpx.TransportError:
                 pass
             time.sleep(0.1)

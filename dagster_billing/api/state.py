@@ -138,26 +138,38 @@ def _now_text() -> str:
 
 
 def _insert_claims(
-    db: sqlite3.Connection, tenant_id: str, file_id: int, claims: list[tuple[str, bytes]]
-) -> None:
+    db: sqlite3.Connection,
+    tenant_id: str,
+    file_id: int,
+    claims: list[tuple[str, bytes]],
+    *,
+    take_over: bool,
+) -> int:
     """Record (unique_id, body_hash) pairs as claimed by `file_id`, in one statement: the ids as
     a JSON array, the hashes (BODY_HASH_BYTES each) as one blob, cut by position. One SQLite
     step for the whole group, where `executemany` takes one per row and hands the GIL back and
     forth each time: with the event loop and the other writer threads of the process waiting
-    for it, that convoy made the insert three times slower than SQLite's own work."""
+    for it, that convoy made the insert three times slower than SQLite's own work.
+
+    An id already recorded is left as it is, unless `take_over` (then it is claimed anew).
+    Returns how many ids were recorded or taken over."""
     if not claims:
-        return
+        return 0
     hashes = b"".join(body_hash for _, body_hash in claims)
     if len(hashes) != BODY_HASH_BYTES * len(claims):
         raise ValueError(f"a body hash is not {BODY_HASH_BYTES} bytes")
-    db.execute(
-        """
+    on_conflict = (
+        "do update set body_hash = excluded.body_hash, file_id = excluded.file_id"
+        if take_over
+        else "do nothing"
+    )
+    return db.execute(
+        f"""
         insert into events (tenant_id, unique_id, body_hash, file_id)
         select ?, ids.value, substr(?, ids.key * ? + 1, ?), ?
         from json_each(?) as ids
         where true  -- SQLite: an INSERT ... SELECT with an upsert needs a WHERE clause
-        on conflict (tenant_id, unique_id) do update
-        set body_hash = excluded.body_hash, file_id = excluded.file_id
+        on conflict (tenant_id, unique_id) {on_conflict}
         """,
         [
             tenant_id,
@@ -167,7 +179,7 @@ def _insert_claims(
             file_id,
             orjson.dumps([unique_id for unique_id, _ in claims]).decode(),
         ],
-    )
+    ).rowcount
 
 
 def hash_secret(secret: str) -> str:
@@ -343,6 +355,12 @@ class ApiState:
             ).lastrowid
             claimed = 0
             for tenant_id, items in candidates.items():
+                # Record the ids no one has claimed yet; usually that is all of them, and the
+                # claim is this one statement.
+                inserted = _insert_claims(db, tenant_id, file_id, items, take_over=False)
+                claimed += inserted
+                if inserted == len(items):
+                    continue
                 found = {
                     unique_id: (body_hash, other_file, state, other_path, claimed_at, owner)
                     for unique_id, body_hash, other_file, state, other_path, claimed_at, *owner in (
@@ -353,35 +371,35 @@ class ApiState:
                             from events e join files f using (file_id)
                             where e.tenant_id = ?
                               and e.unique_id in (select value from json_each(?))
+                              and e.file_id != ?
                             """,
-                            [tenant_id, orjson.dumps([uid for uid, _ in items]).decode()],
+                            [tenant_id, orjson.dumps([uid for uid, _ in items]).decode(), file_id],
                         )
                     )
                 }
-                fresh = []
+                abandoned = []
                 written: dict[int, bool] = {}
                 for unique_id, body_hash in items:
                     existing = found.get(unique_id)
-                    if existing is not None:
-                        old_hash, other_file, state, other_path, claimed_at, owner = existing
-                        if state == "pending":
-                            if other_file not in written:
-                                written[other_file] = (self.landing_dir / other_path).exists()
-                                if written[other_file]:
-                                    self._confirm(db, other_file)
+                    if existing is None:
+                        continue  # recorded above
+                    old_hash, other_file, state, other_path, claimed_at, owner = existing
+                    if state == "pending":
+                        if other_file not in written:
+                            written[other_file] = (self.landing_dir / other_path).exists()
                             if written[other_file]:
-                                state = "landed"
-                        if state == "landed":
-                            status = "duplicate" if old_hash == body_hash else "conflict"
-                            known[(tenant_id, unique_id)] = Claim(status)
-                            continue
-                        if state == "pending" and _in_flight(claimed_at, *owner, now):
-                            known[(tenant_id, unique_id)] = Claim("in_flight")
-                            continue
+                                self._confirm(db, other_file)
+                        if written[other_file]:
+                            state = "landed"
+                    if state == "landed":
+                        status = "duplicate" if old_hash == body_hash else "conflict"
+                        known[(tenant_id, unique_id)] = Claim(status)
+                    elif state == "pending" and _in_flight(claimed_at, *owner, now):
+                        known[(tenant_id, unique_id)] = Claim("in_flight")
+                    else:
                         # Abandoned by a writer that died before its file existed: take over.
-                    fresh.append((unique_id, body_hash))
-                _insert_claims(db, tenant_id, file_id, fresh)
-                claimed += len(fresh)
+                        abandoned.append((unique_id, body_hash))
+                claimed += _insert_claims(db, tenant_id, file_id, abandoned, take_over=True)
             db.execute("update files set events = ? where file_id = ?", [claimed, file_id])
         return file_id, known
 
