@@ -15,6 +15,7 @@ own group. Every request is answered only once its group's file and claim are du
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import os
@@ -375,14 +376,14 @@ class LandingWriter:
             blake2b(body_key, digest_size=BODY_HASH_BYTES).digest()
             for body_key in candidates.get_column("body_key").cast(pl.Binary).to_list()
         ]
-        tenants = candidates.get_column("tenant").to_list()
-        client_ids = candidates.get_column("client_id").to_list()
+        rows = candidates.get_column("row").to_list()
+        members = candidates.get_column("member").to_list()
+        group_client_ids = list(itertools.chain.from_iterable(s.items.client_ids for s in group))
+        client_ids = [group_client_ids[row] for row in rows]
+        tenants = [group[member].tenant.tenant_id for member in members]
         claims: dict[str, list[tuple[str, bytes]]] = {}
-        if len({submission.tenant.tenant_id for submission in group}) == 1:
-            claims[tenants[0]] = list(zip(client_ids, hashes, strict=True))
-        else:
-            for tenant_id, client_id, body_hash in zip(tenants, client_ids, hashes, strict=True):
-                claims.setdefault(tenant_id, []).append((client_id, body_hash))
+        for tenant_id, client_id, body_hash in zip(tenants, client_ids, hashes, strict=True):
+            claims.setdefault(tenant_id, []).append((client_id, body_hash))
 
         name = self._file_name(received_at)
         # The claim also marks the previous group's file landed: one commit (one fsync) fewer
@@ -393,11 +394,7 @@ class LandingWriter:
         if known:
             fresh = []
             for row, member, tenant_id, client_id in zip(
-                candidates.get_column("row").to_list(),
-                candidates.get_column("member").to_list(),
-                tenants,
-                client_ids,
-                strict=True,
+                rows, members, tenants, client_ids, strict=True
             ):
                 status = known.get((tenant_id, client_id))
                 fresh.append(status is None)
@@ -426,51 +423,26 @@ class LandingWriter:
     def _checked(
         self, group: list[_Submission], raw: pl.DataFrame, received_at: datetime
     ) -> pl.DataFrame:
-        """Every row of the group: its position (`row`), request (`member`), tenant and client
-        id, its reason (null = valid: landing's reasons, then unknown_meter and
-        account_not_allowed) and the text its body hash is taken of (`body_key`)."""
+        """Every row of the group: its position (`row`), request (`member`), landed id
+        (`unique_id`: `<tenant>:<uniqueId>`, one per tenant and client id), its reason (null =
+        valid: landing's reasons, then unknown_meter and account_not_allowed) and the text its
+        body hash is taken of (`body_key`)."""
         parsed = validated_rows(raw, latest_allowed_ts=received_at + FUTURE_TOLERANCE)
         heights = [len(submission.items) for submission in group]
-        member = np.repeat(np.arange(len(group), dtype=np.int32), heights)
-        tenant_ids = np.array([submission.tenant.tenant_id for submission in group], dtype=object)
+        member = pl.Series("member", np.repeat(np.arange(len(group), dtype=np.int32), heights))
         accounts = {submission.tenant.accounts for submission in group}
         if len(accounts) == 1:
-            account_allowed = pl.col("account_id").is_in(list(accounts.pop()))
-        else:
-            account_allowed = pl.lit(
-                pl.concat(
-                    [
-                        submission.items.raw.get_column("account_id").is_in(
-                            list(submission.tenant.accounts)
-                        )
-                        for submission in group
-                    ]
+            return parsed.select(*_checks(self.meters, accounts.pop()), member)
+        allowed = pl.concat(
+            [
+                submission.items.raw.get_column("account_id").is_in(
+                    list(submission.tenant.accounts)
                 )
-            )
-        return parsed.select(
-            pl.int_range(pl.len(), dtype=pl.Int64).alias("row"),
-            reason=pl.when(pl.col("reason").is_not_null())
-            .then(pl.col("reason"))
-            .when(~pl.col("meter_code").is_in(list(self.meters)))
-            .then(pl.lit("unknown_meter"))
-            .when(~account_allowed)
-            .then(pl.lit("account_not_allowed")),
-            body_key=pl.concat_str(
-                [
-                    pl.col("account_id"),
-                    pl.col("meter_code"),
-                    pl.col("value").cast(pl.String),
-                    pl.col("event_ts").cast(pl.String),
-                    pl.col("properties").fill_null(""),
-                ],
-                separator="\x1f",
-            ),
-            member=pl.Series(member),
-            tenant=pl.Series(tenant_ids[member], dtype=pl.String),
-            client_id=pl.Series(
-                list(itertools.chain.from_iterable(s.items.client_ids for s in group)),
-                dtype=pl.String,
-            ),
+                for submission in group
+            ]
+        )
+        return parsed.with_columns(allowed.alias(_ALLOWED)).select(
+            *_checks(self.meters, None), member
         )
 
     def _next_name(self) -> int:
@@ -508,7 +480,7 @@ class _Refusals:
 def _first_valid(
     checked: pl.DataFrame, refuse: _Refusals, results: list[IngestResult]
 ) -> pl.DataFrame:
-    """The rows to claim: each (tenant, client id)'s first valid row in the group. A later valid
+    """The rows to claim: each landed id's (tenant and client id's) first valid row in the group. A later valid
     row with the same body is a duplicate, with another body a conflict; invalid rows are
     refused with their reason. Usually every row is valid and every id new, and the only work
     is finding that out."""
@@ -519,7 +491,7 @@ def _first_valid(
         for row, member, reason in invalid.select("row", "member", "reason").rows():
             refuse(row, member, reason)
         valid = checked.filter(reasons.is_null())
-    key = pl.struct("tenant", "client_id")
+    key = pl.col("unique_id")
     first = valid.select(key.is_first_distinct()).to_series()
     if first.all():
         return valid
@@ -534,10 +506,42 @@ def _first_valid(
     return valid.filter(first)
 
 
-def _landing_lines(raw: pl.DataFrame, rows: pl.Series, received_at: str) -> bytes:
-    """The landing file of these validated raw rows (no text field is null): one JSON object a
-    line, keys uniqueId, account, meter, value, ts, properties (when given, as its JSON) and
-    receivedAt, which is what the NDJSON landing reads."""
+_ALLOWED = "__account_allowed"
+
+
+@functools.lru_cache(maxsize=64)
+def _checks(meters: frozenset[str], accounts: frozenset[str] | None) -> tuple[pl.Expr, ...]:
+    """`_checked`'s columns, built once per meter catalogue and tenant's accounts (None: read
+    whether the account is allowed from the column _ALLOWED): a group is a few milliseconds of
+    work, and building these expressions anew took a good part of it."""
+    allowed = pl.col(_ALLOWED) if accounts is None else pl.col("account_id").is_in(list(accounts))
+    return (
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("row"),
+        pl.col("unique_id"),
+        pl.when(pl.col("reason").is_not_null())
+        .then(pl.col("reason"))
+        .when(~pl.col("meter_code").is_in(list(meters)))
+        .then(pl.lit("unknown_meter"))
+        .when(~allowed)
+        .then(pl.lit("account_not_allowed"))
+        .alias("reason"),
+        pl.concat_str(
+            [
+                pl.col("account_id"),
+                pl.col("meter_code"),
+                pl.col("value").cast(pl.String),
+                pl.col("event_ts").cast(pl.String),
+                pl.col("properties").fill_null(""),
+            ],
+            separator="\x1f",
+        ).alias("body_key"),
+    )
+
+
+@functools.cache
+def _line_without_end() -> pl.Expr:
+    """A landing line up to its receivedAt: uniqueId, account, meter, value, ts and properties
+    (when given, as its JSON), which is what the NDJSON landing reads."""
     head = pl.struct(
         uniqueId="unique_id",
         account="account_id",
@@ -545,15 +549,20 @@ def _landing_lines(raw: pl.DataFrame, rows: pl.Series, received_at: str) -> byte
         value="value_text",
         ts="ts_text",
     ).struct.json_encode()
-    line = pl.concat_str(
+    return pl.concat_str(
         [
             head.str.head(-1),  # without its closing brace
             pl.when(pl.col("properties").is_not_null())
             .then(pl.lit(',"properties":') + pl.col("properties"))
             .otherwise(pl.lit("")),
-            pl.lit(f',"receivedAt":{orjson.dumps(received_at).decode()}}}\n'),
         ]
     )
+
+
+def _landing_lines(raw: pl.DataFrame, rows: pl.Series, received_at: str) -> bytes:
+    """The landing file of these validated raw rows (no text field is null)."""
+    end = pl.lit(f',"receivedAt":{orjson.dumps(received_at).decode()}}}\n')
+    line = pl.concat_str([_line_without_end(), end])
     return raw[rows].select(line.str.join("")).item().encode()
 
 
