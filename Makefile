@@ -155,6 +155,7 @@ watch: manifest $(DAGSTER_HOME)/dagster.yaml
 # Load test of POST /v1/measurements (not part of `make test`); results in bench/results/.
 bench-ingest: install
 	$(BIN)/python bench/ingest_load.py --concurrency 1 2 4 8 --out bench/results/ingest_load.json
+	$(BIN)/python bench/ingest_load.py --workers 2 --batch 1000 --concurrency 2 3 4 --out bench/results/ingest_load_batch1000.json
 	$(BIN)/python scripts/generate_docs.py
 
 # Customer portal: server time per page at 10M events over twelve billing periods (builds

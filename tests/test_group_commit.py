@@ -16,7 +16,7 @@ from dagster_billing.api import ingest
 from dagster_billing.api.ingest import LandingWriter, items_from_json
 from dagster_billing.api.settings import ApiSettings
 from dagster_billing.api.state import Tenant
-from tests.api_helpers import event, landed_lines
+from tests.api_helpers import TS, event, landed_lines
 
 TENANT = Tenant("acme", frozenset({"acct_meridian"}))
 
@@ -191,3 +191,38 @@ def test_one_group_of_two_tenants_sorts_every_item_as_alone(tmp_path):
     assert len(files) == 2  # the two later requests shared one file
     landed = [line["uniqueId"] for line in landed_lines(settings.data_dir)][5:]
     assert landed == ["acme:x1", "acme:x2", "beta:x1", "beta:x4"]
+
+
+def test_landing_lines_are_what_the_ndjson_landing_reads(tmp_path):
+    """Each landed line is the event's fields as JSON text (escapes included), the properties
+    as their canonical JSON (keys sorted, fractions as text) and receivedAt, in this order."""
+    settings = ApiSettings(data_dir=tmp_path / "data")
+    odd = 'a"b\\c\u00e9\x01\u2028</s>'
+    items = [
+        event(odd, value=1.50, properties={"b": {"x": 1.5}, "a": "y"}),
+        event("plain", value="2"),
+    ]
+    writer = LandingWriter(settings, threads=1)
+    writer.start()
+    try:
+        result = writer.submit(TENANT, items_from_json(TENANT, orjson.dumps(items), 1000))
+        assert result.result(timeout=30).accepted == 2
+    finally:
+        writer.stop()
+    [path] = (settings.data_dir / "landing" / "api").rglob("*.ndjson")
+    first, second = path.read_bytes().splitlines()
+    received = orjson.loads(first)["receivedAt"]
+    fields = {"account": "acct_meridian", "meter": "api.requests"}
+    assert first == orjson.dumps(
+        {
+            "uniqueId": f"acme:{odd}",
+            **fields,
+            "value": "1.5",
+            "ts": TS,
+            "properties": {"a": "y", "b": {"x": "1.5"}},
+            "receivedAt": received,
+        }
+    )
+    assert second == orjson.dumps(
+        {"uniqueId": "acme:plain", **fields, "value": "2", "ts": TS, "receivedAt": received}
+    )

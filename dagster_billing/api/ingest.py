@@ -1,16 +1,18 @@
 """From request bodies to durable landing files.
 
 Validation is the landing code's own: request items become the same raw rows as lines of a
-landing file (`files.record_row`), checked by the same pandera schema
+landing file (`files.record_row`, or `files.json_event_columns` for JSON bodies, decoded straight
+into the same columns), checked by the same pandera schema
 (`schemas.validated_rows`: the schema's checks in one polars pass, pandera itself for
 the rows that fail them), so an item the API rejects would have been quarantined with the same
 reason, and an item it accepts lands. On top, the API knows two things landing does not: the
 meter catalogue (seeds) and which accounts the caller's tenant owns.
 
 Each writer thread (BILLING_API_WRITER_THREADS per process, default 2) takes the requests queued
-since its last pass as one group: one validation pass, one SQLite claim, one landing file, one
-fsync. Under load groups grow, which amortizes the fixed costs per group; idle, a request is its
-own group. Every request is answered only once its group's file and claim are durable.
+since its last pass, up to 1,000 events, as one group: one validation pass, one SQLite claim, one
+landing file, one fsync. Under load small requests share groups, which amortizes the fixed costs
+per group; a full-size request is its own group, left to a free thread. Every request is
+answered only once its group's file and claim are durable (decisions 101, 104, 113).
 """
 
 from __future__ import annotations
