@@ -367,11 +367,10 @@ class LandingWriter:
         received_at = datetime.now(UTC)
         raw = pl.concat([submission.items.raw for submission in group], rechunk=False)
         checked = self._checked(group, raw, received_at)
-        results = [IngestResult() for _ in group]
-        refuse = _Refusals(group, results)
-        candidates = _first_valid(checked, refuse, results)
+        answers = _Answers(group)
+        candidates = _first_valid(checked, answers)
         if candidates.is_empty():
-            return refuse.sorted()
+            return answers.sorted()
 
         blake2b = hashlib.blake2b
         hashes = [
@@ -380,8 +379,9 @@ class LandingWriter:
         ]
         rows = candidates.get_column("row").to_list()
         members = candidates.get_column("member").to_list()
-        group_client_ids = list(itertools.chain.from_iterable(s.items.client_ids for s in group))
-        client_ids = [group_client_ids[row] for row in rows]
+        client_ids = [
+            answers.client_id(row, member) for row, member in zip(rows, members, strict=True)
+        ]
         tenants = [group[member].tenant.tenant_id for member in members]
         claims: dict[str, list[tuple[str, bytes]]] = {}
         for tenant_id, client_id, body_hash in zip(tenants, client_ids, hashes, strict=True):
@@ -403,12 +403,12 @@ class LandingWriter:
                 if status is None:
                     continue
                 if status.status == "duplicate":
-                    results[member].duplicate += 1
+                    answers.results[member].duplicate += 1
                 else:
-                    refuse(row, member, status.status)
+                    answers.refuse(row, member, status.status)
             candidates = candidates.filter(pl.Series(fresh, dtype=pl.Boolean))
         accepted = np.bincount(candidates.get_column("member").to_numpy(), minlength=len(group))
-        for result, count in zip(results, accepted.tolist(), strict=True):
+        for result, count in zip(answers.results, accepted.tolist(), strict=True):
             result.accepted += count
         if candidates.is_empty():
             lane.state.release(file_id)
@@ -420,7 +420,7 @@ class LandingWriter:
                 lane.state.release(file_id)
                 raise
             lane.unconfirmed = [file_id]
-        return refuse.sorted()
+        return answers.sorted()
 
     def _checked(
         self, group: list[_Submission], raw: pl.DataFrame, received_at: datetime
@@ -459,15 +459,19 @@ class LandingWriter:
         )
 
 
-class _Refusals:
-    """Adds an item error to the result of the request a group row came from."""
+class _Answers:
+    """The answers to one group's requests, and where each row of the group came from: its
+    request (`member`) and its item index there (`row` minus the request's first row)."""
 
-    def __init__(self, group: list[_Submission], results: list[IngestResult]) -> None:
+    def __init__(self, group: list[_Submission]) -> None:
         self.group = group
-        self.results = results
+        self.results = [IngestResult() for _ in group]
         self.starts = list(itertools.accumulate((len(s.items) for s in group), initial=0))
 
-    def __call__(self, row: int, member: int, reason: str) -> None:
+    def client_id(self, row: int, member: int) -> str | None:
+        return self.group[member].items.client_ids[row - self.starts[member]]
+
+    def refuse(self, row: int, member: int, reason: str) -> None:
         items = self.group[member].items
         index = row - self.starts[member]
         line = items.lines[index] if items.lines is not None else None
@@ -479,19 +483,17 @@ class _Refusals:
         return self.results
 
 
-def _first_valid(
-    checked: pl.DataFrame, refuse: _Refusals, results: list[IngestResult]
-) -> pl.DataFrame:
-    """The rows to claim: each landed id's (tenant and client id's) first valid row in the group. A later valid
-    row with the same body is a duplicate, with another body a conflict; invalid rows are
-    refused with their reason. Usually every row is valid and every id new, and the only work
-    is finding that out."""
+def _first_valid(checked: pl.DataFrame, answers: _Answers) -> pl.DataFrame:
+    """The rows to claim: each landed id's (tenant and client id's) first valid row in the
+    group. A later valid row with the same body is a duplicate, with another body a conflict;
+    invalid rows are refused with their reason. Usually every row is valid and every id new,
+    and the only work is finding that out."""
     reasons = checked.get_column("reason")
     valid = checked
     if reasons.null_count() < checked.height:
         invalid = checked.filter(reasons.is_not_null())
         for row, member, reason in invalid.select("row", "member", "reason").rows():
-            refuse(row, member, reason)
+            answers.refuse(row, member, reason)
         valid = checked.filter(reasons.is_null())
     key = pl.col("unique_id")
     first = valid.select(key.is_first_distinct()).to_series()
@@ -502,9 +504,9 @@ def _first_valid(
     ).filter(~first)
     for row, member, same in repeated.select("row", "member", "same").rows():
         if same:
-            results[member].duplicate += 1
+            answers.results[member].duplicate += 1
         else:
-            refuse(row, member, "conflict")
+            answers.refuse(row, member, "conflict")
     return valid.filter(first)
 
 

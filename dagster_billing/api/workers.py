@@ -87,6 +87,9 @@ def serve(host: str, port: int, workers: int, log_level: str) -> int:
                 stop(signal.SIGTERM, None)
                 break
             running[index] = start()
+    # A worker started again while the signal arrived has not been told to stop yet.
     for process, _started in running:
+        if process.is_alive():
+            process.terminate()
         process.join()
     return status
