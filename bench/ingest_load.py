@@ -114,25 +114,18 @@ async def spread_connections(
     share = -(-concurrency // workers)
     held: dict[int, int] = {}
     connections: list[Connection] = []
-    for _ in range(attempts):
-        if len(connections) == concurrency:
-            break
+    tries = 0
+    while len(connections) < concurrency:
         connection = Connection(port, key)
         await connection.open()
         worker = await connection.worker()
-        if held.get(worker, 0) < share:
+        tries += 1
+        # Past the attempts, spread as well as they allowed: take the rest wherever they land.
+        if held.get(worker, 0) < share or tries > attempts:
             held[worker] = held.get(worker, 0) + 1
             connections.append(connection)
         else:
             await connection.close()
-    else:
-        # Spread as well as the attempts allowed: take the rest wherever they land.
-        while len(connections) < concurrency:
-            connection = Connection(port, key)
-            await connection.open()
-            worker = await connection.worker()
-            held[worker] = held.get(worker, 0) + 1
-            connections.append(connection)
     return connections, sorted(held.values(), reverse=True)
 
 
