@@ -26,6 +26,8 @@ AS_OF = MALFORMED_AS_OF
 CLASSIFIED_CHECK = "unique_by_arrival_int_usage_events_classified_raw_event_key"
 DEDUPED_CHECK = "unique_by_arrival_int_usage_events_deduped_unique_id"
 RAW_AUDIT = "source_unique_raw_usage_events_raw_event_key"
+CLASSIFIED_RULES = "table_rules_int_usage_events_classified"
+CLASSIFIED = "intermediate.int_usage_events_classified"
 
 
 def _check_results(result) -> dict[str, bool]:
@@ -94,20 +96,46 @@ def test_a_raw_key_landed_twice_fails_the_builds_checks_and_the_audit(warehouse,
 
 
 def test_a_build_checks_only_what_it_added_and_dbt_test_checks_every_row(warehouse, tmp_path):
-    # A duplicate among rows an earlier build added (and checked) is not looked at again...
+    # A duplicate among rows an earlier build added (and checked) is not looked at again, nor
+    # is a row without an outcome there...
     _copy_accepted_event(
         warehouse, "intermediate.int_usage_events_classified", file_seq=1, copies=1
     )
+    with warehouse.connect() as connection:
+        connection.execute(
+            f"insert into {CLASSIFIED} select * replace (null as outcome) from {CLASSIFIED}"
+            " where file_seq = 1 order by raw_event_key limit 1"
+        )
     shutil.copy(FIXTURES / "malformed" / "backfill.csv", warehouse.landing_dir / "late.csv")
 
     result = run_pipeline(warehouse, as_of=AS_OF, raise_on_error=False)
 
-    assert _check_results(result)[CLASSIFIED_CHECK] is True
+    checks = _check_results(result)
+    assert checks[CLASSIFIED_CHECK] is True
+    assert checks[CLASSIFIED_RULES] is True
     # ...but `dbt test` on its own checks the whole table.
     selection = "int_usage_events_classified,test_name:unique_by_arrival"
     tested = _dbt(warehouse, tmp_path / "target", "test", "--select", selection)
     assert tested.returncode == 1, tested.stdout[-4000:]
     assert f"FAIL 1 {CLASSIFIED_CHECK}" in tested.stdout, tested.stdout[-4000:]
+    tested = _dbt(warehouse, tmp_path / "target", "test", "--select", CLASSIFIED_RULES)
+    assert tested.returncode == 1, tested.stdout[-4000:]
+    assert f"FAIL 1 {CLASSIFIED_RULES}" in tested.stdout, tested.stdout[-4000:]
+
+
+def test_a_build_checks_the_row_rules_of_the_rows_it_added(warehouse):
+    # An accepted event without a unique_id, as a faulty classification would hand it on, in a
+    # file no run has seen yet: int_usage_events_deduped adds it, and its row rules, which read
+    # only the rows the build added (table_rules' arrival_column), refuse it.
+    with warehouse.connect() as connection:
+        connection.execute(
+            f"insert into {CLASSIFIED} select * replace (1000 as file_seq, null as unique_id)"
+            f" from {CLASSIFIED} where outcome = 'accepted' order by raw_event_key limit 1"
+        )
+
+    result = run_pipeline(warehouse, as_of=AS_OF, raise_on_error=False)
+
+    assert _check_results(result)["table_rules_int_usage_events_deduped"] is False
 
 
 def test_table_rules_fail_on_the_rows_they_refuse(malformed_warehouse, warehouse, tmp_path):

@@ -52,6 +52,26 @@ def test_outcomes_match_what_the_generator_wrote(generated_events, generated_war
         warehouse, "select count(*) from billing.fct_usage_event_outcomes where is_conflicting"
     )
     assert conflicts == summary.conflicting_duplicates
+    # The nothing_lost check reports the same counts, and the quarantine's per reason.
+    [check] = [
+        e
+        for e in generated_warehouse.result.get_asset_check_evaluations()
+        if e.check_name == "nothing_lost"
+    ]
+    metadata = {key: value.value for key, value in check.metadata.items()}
+    assert metadata["raw"] == summary.total_rows
+    assert (metadata["accepted"], metadata["duplicates"], metadata["quarantined"]) == (
+        outcomes["accepted"],
+        outcomes["duplicate"],
+        outcomes["quarantined"],
+    )
+    assert metadata["quarantine_reasons"] == dict(
+        query(
+            warehouse,
+            "select reason, count(*) from billing.fct_usage_event_outcomes"
+            " where outcome = 'quarantined' group by 1 order by 1",
+        )
+    )
 
 
 def test_invoice_totals_equal_their_lines_exactly(generated_warehouse):
@@ -125,6 +145,71 @@ def test_rerunning_on_the_same_warehouse_changes_nothing(generated_warehouse, tm
 
     assert query(warehouse, "select * from raw.landed_files order by file_seq") == before_files
     assert _exports(warehouse) == before_exports
+
+
+def test_the_usage_export_rewrites_only_the_files_whose_rows_changed(generated_warehouse, tmp_path):
+    """exports/usage_csv keeps a fingerprint of each file's rows: a refresh rewrites the files
+    whose rows changed, or that are missing or were edited, and writes the same bytes as a
+    full export."""
+    from dagster_billing.defs.invoicing.csv_files import (
+        refresh_usage_exports,
+        write_usage_exports,
+    )
+    from dagster_billing.defs.invoicing.queries import (
+        fetch_usage_daily,
+        fetch_usage_daily_by_dimension,
+    )
+
+    warehouse = copy_warehouse(generated_warehouse.warehouse, tmp_path / "copy")
+    usage = warehouse.exports_dir / "usage"
+    with warehouse.connect(read_only=True) as connection:
+        # The copy has the shared run's exports and their fingerprints (copied with their
+        # mtimes): nothing to rewrite.
+        files = len(list(usage.rglob("*.csv")))
+        assert files > 2
+        assert refresh_usage_exports(connection, warehouse.exports_dir) == ([], files)
+    [first, *others] = sorted(usage.rglob("*.csv"))
+    first.write_text("edited by hand\n")
+    (others[0]).unlink()
+    period, account = first.parent.name, first.name.split(".")[0]
+    with warehouse.connect() as connection:
+        # One day's sum of the account's first summed meter in that period changes.
+        [day] = connection.execute(
+            """
+            select meter_code, usage_day from intermediate.int_usage_daily
+            where account_id = ? and strftime(period_start, '%Y-%m') = ?
+                and dimension_value = '*' and aggregation = 'sum'
+            order by usage_day, meter_code limit 1
+            """,
+            [account, period],
+        ).fetchall()
+        connection.execute(
+            "update intermediate.int_usage_daily set sum_value = sum_value + 1 where "
+            "account_id = ? and meter_code = ? and usage_day = ? and dimension_value = '*'",
+            [account, *day],
+        )
+
+    with warehouse.connect(read_only=True) as connection:
+        written, unchanged = refresh_usage_exports(connection, warehouse.exports_dir)
+        full = tmp_path / "full"
+        write_usage_exports(
+            fetch_usage_daily(connection), fetch_usage_daily_by_dimension(connection), full
+        )
+
+    changed = usage / period / f"{account}.csv"
+    assert sorted(written) == sorted({first, others[0], changed})
+    assert unchanged == len(others) + 1 - len(written)
+    assert (
+        _exports(warehouse)["usage/" + changed.relative_to(usage).as_posix()]
+        != (
+            _exports(generated_warehouse.warehouse)[
+                "usage/" + changed.relative_to(usage).as_posix()
+            ]
+        )
+    )
+    assert {
+        name: content for name, content in _exports(warehouse).items() if name.startswith("usage/")
+    } == {str(path.relative_to(full)): path.read_bytes() for path in sorted(full.rglob("*.csv"))}
 
 
 def test_a_day_partition_run_restates_its_days_and_leaves_the_others(

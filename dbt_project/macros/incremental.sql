@@ -131,16 +131,17 @@
 {#-
   The watermark `model` started from in this dbt invocation, or none when it did not run in this
   invocation (`dbt test` on its own, a build that selected only the test) or ran as a full build.
+  `model_name` names another model of the same database instead (a view of `model`'s rows).
   Executes a query: call it only when `execute` is true.
 -#}
-{% macro arrival_watermark_this_invocation(model) -%}
+{% macro arrival_watermark_this_invocation(model, model_name=none) -%}
     {%- set watermarks = arrival_watermarks_relation(model) -%}
     {%- if load_relation(watermarks) is none -%}
         {{ return(none) }}
     {%- endif -%}
     {%- set result = run_query(
         "select max(arrivals_after) from " ~ watermarks
-        ~ " where invocation_id = '" ~ invocation_id ~ "' and model_name = '" ~ model.identifier ~ "'"
+        ~ " where invocation_id = '" ~ invocation_id ~ "' and model_name = '" ~ (model_name or model.identifier) ~ "'"
     ) -%}
     {%- set watermark = result.columns[0].values()[0] -%}
     {{ return(none if watermark is none or watermark == 0 else watermark) }}

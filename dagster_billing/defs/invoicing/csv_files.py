@@ -5,15 +5,27 @@ that have one). Exact decimal strings; byte-stable for the same data. Written th
 every account into $BILLING_DATA_DIR/exports/; the customer portal writes the same files for one
 account's documents from the published snapshot."""
 
+import hashlib
+import json
+import os
 from collections import defaultdict
 from pathlib import Path
+
+import duckdb
 
 from dagster_billing.defs.invoicing.queries import (
     USAGE_DAILY_BY_DIMENSION_COLUMNS,
     USAGE_DAILY_COLUMNS,
+    fetch_usage_daily,
+    fetch_usage_daily_by_dimension,
 )
+from dagster_billing.lib import csv_safe, money
 from dagster_billing.lib.csv_safe import write_csv
 from dagster_billing.lib.money import format_decimal, format_money
+
+# exports/usage/<this>: what refresh_usage_exports last wrote, to skip the files whose rows
+# have not changed since.
+USAGE_FINGERPRINTS = ".fingerprints.json"
 
 INVOICE_CSV_COLUMNS = (
     "invoice_id",
@@ -206,3 +218,101 @@ def write_usage_exports(
             for (period, account), group in sorted(by_file.items())
         ]
     return sorted(written)
+
+
+def refresh_usage_exports(
+    connection: duckdb.DuckDBPyConnection, exports_dir: Path
+) -> tuple[list[Path], int]:
+    """write_usage_exports for every account, rewriting only the files whose rows changed since
+    the last refresh; (files written, files left as they were).
+
+    A daily batch changes the open period's files: the closed periods' files stay, so the
+    export's cost follows the periods a run touched, not history. Each file's rows get a
+    fingerprint in one query (a sum of row hashes per account and period), kept in
+    exports/usage/.fingerprints.json with the file's size and mtime. A file is rewritten when
+    its fingerprint changed, when it is missing or was changed by hand, and every file when the
+    formatting code or DuckDB (whose hash it is) changed."""
+    folder = exports_dir / "usage"
+    manifest_path = folder / USAGE_FINGERPRINTS
+    format_key = _usage_format_key()
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError):
+        manifest = {}
+    known = manifest.get("files", {}) if manifest.get("format") == format_key else {}
+    wanted = _usage_fingerprints(connection)
+    stale = {
+        name: fingerprint
+        for name, fingerprint in wanted.items()
+        if (record := _file_record(folder / name, fingerprint)) is None or known.get(name) != record
+    }
+    periods = sorted({name.split("/")[0] for name in stale})
+    written: list[Path] = []
+    if periods:
+        where = f"strftime(period_start, '%Y-%m') in ({', '.join('?' * len(periods))})"
+        written = write_usage_exports(
+            _rows_of(stale, "", fetch_usage_daily(connection, where, periods)),
+            _rows_of(
+                stale, ".by_dimension", fetch_usage_daily_by_dimension(connection, where, periods)
+            ),
+            exports_dir,
+        )
+    files = {
+        name: _file_record(folder / name, fingerprint)
+        for name, fingerprint in wanted.items()
+        if (folder / name).exists()
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = manifest_path.with_name(manifest_path.name + ".tmp")
+    staging.write_text(json.dumps({"format": format_key, "files": files}, sort_keys=True))
+    os.replace(staging, manifest_path)
+    return written, len(wanted) - len(stale)
+
+
+def _usage_fingerprints(connection: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """usage/<period>/<account>[.by_dimension].csv (relative to usage/) -> its rows' fingerprint:
+    the row count and the sum of the rows' hashes (order-free; a changed, added or removed row
+    changes it)."""
+    fingerprints = {}
+    for table, suffix, columns in (
+        ("billing.fct_usage_daily", "", USAGE_DAILY_COLUMNS),
+        ("billing.fct_usage_daily_by_dimension", ".by_dimension", USAGE_DAILY_BY_DIMENSION_COLUMNS),
+    ):
+        rows = connection.execute(
+            f"select strftime(period_start, '%Y-%m'), account_id, count(*), "
+            f"sum(cast(hash({', '.join(columns)}) as hugeint)) from {table} group by all"
+        ).fetchall()
+        fingerprints.update(
+            {
+                f"{period}/{account}{suffix}.csv": f"{count}:{total}"
+                for period, account, count, total in rows
+            }
+        )
+    return fingerprints
+
+
+def _rows_of(names: dict[str, str], suffix: str, rows: list[dict]) -> list[dict]:
+    """The rows that go into the files `names` (relative to usage/) with this suffix."""
+    return [
+        row
+        for row in rows
+        if f"{row['period_start']:%Y-%m}/{row['account_id']}{suffix}.csv" in names
+    ]
+
+
+def _file_record(path: Path, fingerprint: str) -> list | None:
+    """What the manifest holds for a written file: its rows' fingerprint, size and mtime."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return [fingerprint, stat.st_size, stat.st_mtime_ns]
+
+
+def _usage_format_key() -> str:
+    """The formatting code's and DuckDB's versions: a change to either rewrites every file."""
+    digest = hashlib.sha256(duckdb.__version__.encode())
+    for module in (csv_safe, money):
+        digest.update(Path(module.__file__).read_bytes())
+    digest.update(Path(__file__).read_bytes())
+    return digest.hexdigest()[:16]

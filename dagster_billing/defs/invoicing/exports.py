@@ -10,17 +10,15 @@ import dagster as dg
 
 from dagster_billing.defs import groups
 from dagster_billing.defs.invoicing.csv_files import (
+    refresh_usage_exports,
     write_credit_note_exports,
     write_invoice_exports,
-    write_usage_exports,
 )
 from dagster_billing.defs.invoicing.queries import (
     fetch_credit_note_lines,
     fetch_credit_notes,
     fetch_invoice_lines,
     fetch_invoices,
-    fetch_usage_daily,
-    fetch_usage_daily_by_dimension,
 )
 from dagster_billing.defs.resources import DUCKDB_POOL, BillingWarehouse
 
@@ -86,9 +84,8 @@ def invoice_csv_exports(
     pool=DUCKDB_POOL,
 )
 def usage_csv_exports(warehouse: BillingWarehouse) -> dg.MaterializeResult:
-    """Per-account usage by UTC day and meter (and per dimension value), per billing period."""
-    usage, by_dimension = _read(warehouse, fetch_usage_daily, fetch_usage_daily_by_dimension)
-    written = write_usage_exports(usage, by_dimension, warehouse.exports_dir)
-    return _export_result(
-        warehouse, written, "usage", rows=len(usage), by_dimension_rows=len(by_dimension)
-    )
+    """Per-account usage by UTC day and meter (and per dimension value), per billing period.
+    Only the files whose rows changed are rewritten (csv_files.refresh_usage_exports)."""
+    with warehouse.connect(read_only=True) as connection:
+        written, unchanged = refresh_usage_exports(connection, warehouse.exports_dir)
+    return _export_result(warehouse, written, "usage", unchanged_files=unchanged)

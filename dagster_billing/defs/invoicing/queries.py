@@ -237,19 +237,27 @@ def fetch_issuers(connection: duckdb.DuckDBPyConnection) -> dict[str, dict]:
     }
 
 
-def fetch_usage_daily(connection: duckdb.DuckDBPyConnection) -> list[dict]:
+def fetch_usage_daily(
+    connection: duckdb.DuckDBPyConnection, where: str = "true", params=None
+) -> list[dict]:
     return fetch_rows(
         connection,
         "billing.fct_usage_daily",
         USAGE_DAILY_COLUMNS,
         "account_id, usage_day, meter_code",
+        where,
+        params,
     )
 
 
-def fetch_usage_daily_by_dimension(connection: duckdb.DuckDBPyConnection) -> list[dict]:
+def fetch_usage_daily_by_dimension(
+    connection: duckdb.DuckDBPyConnection, where: str = "true", params=None
+) -> list[dict]:
     return fetch_rows(
         connection,
         "billing.fct_usage_daily_by_dimension",
         USAGE_DAILY_BY_DIMENSION_COLUMNS,
         "account_id, usage_day, meter_code, dimension_value",
+        where,
+        params,
     )

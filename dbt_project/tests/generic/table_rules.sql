@@ -17,6 +17,17 @@
   Every argument is optional. The query is one `union all` branch per rule; it returns one row
   per broken rule and value: `rule` (e.g. `unique invoice_number`), the offending `value` as
   text (null for a null key or a null in a not-null column) and `n_records`.
+
+  A model incremental by arrival (rows appended, never updated) passes `arrival_column`
+  (file_seq): when the model ran in this dbt invocation from a watermark, the row rules
+  (not_null, accepted_values) read only the rows it added, as unique_by_arrival does; the rows
+  before were checked by the builds that added them. `arrivals_of` names the model whose
+  watermark counts, for a view of its rows tested after it (fct_usage_event_outcomes).
+  Key rules (primary_key, unique, unique_combinations) always read the whole table.
+
+            arguments:
+              arrival_column: file_seq
+              not_null: [raw_event_key]
 -#}
 {% test table_rules(
     model,
@@ -24,10 +35,19 @@
     not_null=[],
     unique=[],
     unique_combinations=[],
-    accepted_values={}
+    accepted_values={},
+    arrival_column=none,
+    arrivals_of=none
 ) %}
 {%- set text = dbt.type_string() -%}
 {%- set branches = [] -%}
+{%- set added_rows = "" -%}
+{%- if arrival_column is not none and execute -%}
+    {%- set watermark = arrival_watermark_this_invocation(model, arrivals_of) -%}
+    {%- if watermark is not none -%}
+        {%- set added_rows = " and " ~ arrival_column ~ " > " ~ watermark -%}
+    {%- endif -%}
+{%- endif -%}
 {%- if primary_key is not none -%}
     {%- do branches.append(
         "select 'primary_key " ~ primary_key ~ "' as rule, cast(" ~ primary_key ~ " as " ~ text
@@ -39,7 +59,7 @@
     {%- do branches.append(
         "select 'not_null " ~ column ~ "' as rule, cast(null as " ~ text
         ~ ") as value, count(*) as n_records from " ~ model ~ " where " ~ column
-        ~ " is null having count(*) > 0"
+        ~ " is null" ~ added_rows ~ " having count(*) > 0"
     ) -%}
 {%- endfor -%}
 {%- for column in unique -%}
@@ -69,8 +89,8 @@
     {%- do branches.append(
         "select 'accepted_values " ~ column ~ "' as rule, cast(" ~ column ~ " as " ~ text
         ~ ") as value, count(*) as n_records from " ~ model ~ " where " ~ column
-        ~ " is not null and " ~ column ~ " not in (" ~ listed | join(", ") ~ ") group by "
-        ~ column
+        ~ " is not null and " ~ column ~ " not in (" ~ listed | join(", ") ~ ")" ~ added_rows
+        ~ " group by " ~ column
     ) -%}
 {%- endfor -%}
 {%- if not branches -%}
