@@ -11,6 +11,7 @@ import shutil
 import polars as pl
 import pytest
 
+from dagster_billing.defs.invoicing.checks import nothing_lost
 from tests.conftest import (
     FIXTURES,
     MALFORMED_AS_OF,
@@ -176,3 +177,26 @@ def test_table_rules_fail_on_the_rows_they_refuse(malformed_warehouse, warehouse
         ("not_null account_id", None, 1),
     }
     assert f"FAIL {len(failures)} {check}" in tested.stdout, tested.stdout[-4000:]
+
+
+def test_a_lost_row_fails_both_nothing_lost_checks(warehouse, tmp_path):
+    """raw = accepted + duplicates + quarantined, checked twice: by dbt (`assert_nothing_lost`,
+    row counts) and by the `nothing_lost` asset check (counts per outcome)."""
+    with warehouse.connect() as connection:
+        connection.execute(
+            f"delete from {CLASSIFIED} where raw_event_key = "
+            f"(select min(raw_event_key) from {CLASSIFIED})"
+        )
+
+    result = run_pipeline(warehouse, as_of=AS_OF, raise_on_error=False)
+
+    # The build's dbt test fails, which stops the run before the asset check...
+    assert _check_results(result)["assert_nothing_lost"] is False
+    tested = _dbt(warehouse, tmp_path / "target", "test", "--select", "assert_nothing_lost")
+    assert tested.returncode == 1, tested.stdout[-4000:]
+    # ...which fails too, on its own.
+    checked = nothing_lost(warehouse=warehouse)
+    assert checked.passed is False
+    assert checked.metadata["raw"].value == 1 + sum(
+        checked.metadata[outcome].value for outcome in ("accepted", "duplicates", "quarantined")
+    )
