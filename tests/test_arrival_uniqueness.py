@@ -43,6 +43,13 @@ def warehouse(malformed_warehouse, tmp_path):
     return copy_warehouse(malformed_warehouse.warehouse, tmp_path)
 
 
+def _checks_of_a_run_after(warehouse, statement: str) -> dict[str, bool]:
+    """The checks of a pipeline run after `statement` changed the warehouse, as a fault would."""
+    with warehouse.connect() as connection:
+        connection.execute(statement)
+    return _check_results(run_pipeline(warehouse, as_of=AS_OF, raise_on_error=False))
+
+
 def _copy_accepted_event(warehouse, table: str, *, file_seq: int, copies: int) -> None:
     """Corrupt `table` the way a faulty model would: `copies` more rows of an accepted event."""
     with warehouse.connect() as connection:
@@ -128,15 +135,13 @@ def test_a_build_checks_the_row_rules_of_the_rows_it_added(warehouse):
     # An accepted event without a unique_id, as a faulty classification would hand it on, in a
     # file no run has seen yet: int_usage_events_deduped adds it, and its row rules, which read
     # only the rows the build added (table_rules' arrival_column), refuse it.
-    with warehouse.connect() as connection:
-        connection.execute(
-            f"insert into {CLASSIFIED} select * replace (1000 as file_seq, null as unique_id)"
-            f" from {CLASSIFIED} where outcome = 'accepted' order by raw_event_key limit 1"
-        )
+    checks = _checks_of_a_run_after(
+        warehouse,
+        f"insert into {CLASSIFIED} select * replace (1000 as file_seq, null as unique_id)"
+        f" from {CLASSIFIED} where outcome = 'accepted' order by raw_event_key limit 1",
+    )
 
-    result = run_pipeline(warehouse, as_of=AS_OF, raise_on_error=False)
-
-    assert _check_results(result)["table_rules_int_usage_events_deduped"] is False
+    assert checks["table_rules_int_usage_events_deduped"] is False
 
 
 def test_table_rules_fail_on_the_rows_they_refuse(malformed_warehouse, warehouse, tmp_path):
@@ -182,16 +187,14 @@ def test_table_rules_fail_on_the_rows_they_refuse(malformed_warehouse, warehouse
 def test_a_lost_row_fails_both_nothing_lost_checks(warehouse, tmp_path):
     """raw = accepted + duplicates + quarantined, checked twice: by dbt (`assert_nothing_lost`,
     row counts) and by the `nothing_lost` asset check (counts per outcome)."""
-    with warehouse.connect() as connection:
-        connection.execute(
-            f"delete from {CLASSIFIED} where raw_event_key = "
-            f"(select min(raw_event_key) from {CLASSIFIED})"
-        )
-
-    result = run_pipeline(warehouse, as_of=AS_OF, raise_on_error=False)
+    checks = _checks_of_a_run_after(
+        warehouse,
+        f"delete from {CLASSIFIED} where raw_event_key = "
+        f"(select min(raw_event_key) from {CLASSIFIED})",
+    )
 
     # The build's dbt test fails, which stops the run before the asset check...
-    assert _check_results(result)["assert_nothing_lost"] is False
+    assert checks["assert_nothing_lost"] is False
     tested = _dbt(warehouse, tmp_path / "target", "test", "--select", "assert_nothing_lost")
     assert tested.returncode == 1, tested.stdout[-4000:]
     # ...which fails too, on its own.

@@ -214,7 +214,7 @@ def write_usage_exports(
         for row in rows:
             by_file[(row["period_start"].strftime("%Y-%m"), row["account_id"])].append(row)
         written += [
-            _write_csv(exports_dir / "usage" / period / f"{account}{suffix}.csv", columns, group)
+            _write_csv(exports_dir / "usage" / _usage_file(period, account, suffix), columns, group)
             for (period, account), group in sorted(by_file.items())
         ]
     return sorted(written)
@@ -284,7 +284,7 @@ def _usage_fingerprints(connection: duckdb.DuckDBPyConnection) -> dict[str, str]
         ).fetchall()
         fingerprints.update(
             {
-                f"{period}/{account}{suffix}.csv": f"{count}:{total}"
+                _usage_file(period, account, suffix): f"{count}:{total}"
                 for period, account, count, total in rows
             }
         )
@@ -296,8 +296,13 @@ def _rows_of(names: dict[str, str], suffix: str, rows: list[dict]) -> list[dict]
     return [
         row
         for row in rows
-        if f"{row['period_start']:%Y-%m}/{row['account_id']}{suffix}.csv" in names
+        if _usage_file(f"{row['period_start']:%Y-%m}", row["account_id"], suffix) in names
     ]
+
+
+def _usage_file(period: str, account: str, suffix: str) -> str:
+    """An account's usage file of a period, relative to exports/usage/."""
+    return f"{period}/{account}{suffix}.csv"
 
 
 def _file_record(path: Path, fingerprint: str) -> list | None:
