@@ -241,10 +241,11 @@ def refresh_usage_exports(
         manifest = {}
     known = manifest.get("files", {}) if manifest.get("format") == format_key else {}
     wanted = _usage_fingerprints(connection)
+    records = {
+        name: _file_record(folder / name, fingerprint) for name, fingerprint in wanted.items()
+    }
     stale = {
-        name: fingerprint
-        for name, fingerprint in wanted.items()
-        if (record := _file_record(folder / name, fingerprint)) is None or known.get(name) != record
+        name for name, record in records.items() if record is None or known.get(name) != record
     }
     periods = sorted({name.split("/")[0] for name in stale})
     written: list[Path] = []
@@ -257,14 +258,11 @@ def refresh_usage_exports(
             ),
             exports_dir,
         )
-    files = {
-        name: _file_record(folder / name, fingerprint)
-        for name, fingerprint in wanted.items()
-        if (folder / name).exists()
-    }
+    # Every stale file was just written (each has rows): only their records changed.
+    records.update({name: _file_record(folder / name, wanted[name]) for name in stale})
     folder.mkdir(parents=True, exist_ok=True)
     staging = manifest_path.with_name(manifest_path.name + ".tmp")
-    staging.write_text(json.dumps({"format": format_key, "files": files}, sort_keys=True))
+    staging.write_text(json.dumps({"format": format_key, "files": records}, sort_keys=True))
     os.replace(staging, manifest_path)
     return written, len(wanted) - len(stale)
 
@@ -291,7 +289,7 @@ def _usage_fingerprints(connection: duckdb.DuckDBPyConnection) -> dict[str, str]
     return fingerprints
 
 
-def _rows_of(names: dict[str, str], suffix: str, rows: list[dict]) -> list[dict]:
+def _rows_of(names: set[str], suffix: str, rows: list[dict]) -> list[dict]:
     """The rows that go into the files `names` (relative to usage/) with this suffix."""
     return [
         row
