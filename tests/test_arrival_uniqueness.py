@@ -60,17 +60,24 @@ def _copy_accepted_event(warehouse, table: str, *, file_seq: int, copies: int) -
             )
 
 
-def test_a_build_that_adds_a_key_twice_fails_its_checks(warehouse):
-    # Two copies of an accepted event, as a faulty classification would hand them on, in a file
-    # no run has seen yet: int_usage_events_deduped adds the unique_id twice. (The
-    # classification's own check is shown failing below, on a raw key landed twice.)
-    _copy_accepted_event(
-        warehouse, "intermediate.int_usage_events_classified", file_seq=1000, copies=2
+def test_a_build_that_adds_bad_rows_fails_the_checks_that_read_them(warehouse):
+    # As a faulty classification would hand them on, in a file no run has seen yet: two copies
+    # of an accepted event, and an accepted event without a unique_id. int_usage_events_deduped
+    # adds the unique_id twice, which its uniqueness check refuses, and the row without one,
+    # which its row rules refuse: they read only the rows the build added (table_rules'
+    # arrival_column). (The classification's own check is shown failing below, on a raw key
+    # landed twice.)
+    _copy_accepted_event(warehouse, CLASSIFIED, file_seq=1000, copies=2)
+
+    checks = _checks_of_a_run_after(
+        warehouse,
+        f"insert into {CLASSIFIED} select * replace"
+        " (1000 as file_seq, null as unique_id, null as unique_id_hash)"
+        f" from {CLASSIFIED} where outcome = 'accepted' order by raw_event_key limit 1",
     )
 
-    result = run_pipeline(warehouse, as_of=AS_OF, raise_on_error=False)
-
-    assert _check_results(result)[DEDUPED_CHECK] is False
+    assert checks[DEDUPED_CHECK] is False
+    assert checks["table_rules_int_usage_events_deduped"] is False
 
 
 def test_a_raw_key_landed_twice_fails_the_builds_checks_and_the_audit(warehouse, tmp_path):
@@ -129,19 +136,6 @@ def test_a_build_checks_only_what_it_added_and_dbt_test_checks_every_row(warehou
     tested = _dbt(warehouse, tmp_path / "target", "test", "--select", CLASSIFIED_RULES)
     assert tested.returncode == 1, tested.stdout[-4000:]
     assert f"FAIL 1 {CLASSIFIED_RULES}" in tested.stdout, tested.stdout[-4000:]
-
-
-def test_a_build_checks_the_row_rules_of_the_rows_it_added(warehouse):
-    # An accepted event without a unique_id, as a faulty classification would hand it on, in a
-    # file no run has seen yet: int_usage_events_deduped adds it, and its row rules, which read
-    # only the rows the build added (table_rules' arrival_column), refuse it.
-    checks = _checks_of_a_run_after(
-        warehouse,
-        f"insert into {CLASSIFIED} select * replace (1000 as file_seq, null as unique_id)"
-        f" from {CLASSIFIED} where outcome = 'accepted' order by raw_event_key limit 1",
-    )
-
-    assert checks["table_rules_int_usage_events_deduped"] is False
 
 
 def test_table_rules_fail_on_the_rows_they_refuse(malformed_warehouse, warehouse, tmp_path):
