@@ -63,6 +63,15 @@ UNIT_TESTS_ON_SPARK = ["test", "--select", *(f"unit_test:{name}" for name in SPA
 # The close: the ledger books the drafts, the marts downstream read it.
 CLOSE_SELECTION = ["--select", "tag:partition_billing_period+", *EXCLUDE_GENERIC, *NO_UNIT_TESTS]
 
+# Spark sized for fixture data in one process (docs/spark.md, "Where the parity test's CPU
+# goes"): one shuffle partition per stage, the in-memory catalog (every invocation runs in the
+# one process; the Python side reads the tables' Parquet files), no code generation.
+FIXTURE_SPARK = {
+    "BILLING_SPARK_SHUFFLE_PARTITIONS": "1",
+    "BILLING_SPARK_CATALOG": "in-memory",
+    "BILLING_SPARK_CODEGEN": "false",
+}
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.spark,
@@ -80,8 +89,7 @@ def _dbt(warehouse, root, invocations: list[tuple[str, list[str], dict[str, str]
     plan = [
         {
             "args": [*args, "--write-json", "--target-path", str(target_path)],
-            # Fixture data: one shuffle partition per stage is plenty.
-            "env": run_environment(run_vars) | {"BILLING_SPARK_SHUFFLE_PARTITIONS": "1"},
+            "env": run_environment(run_vars) | FIXTURE_SPARK,
             "run_results": str(root / f"{name}.json"),
         }
         for name, args, run_vars in invocations
