@@ -1,6 +1,11 @@
 # Two commands matter: `make demo` (sample data -> invoices on disk) and `make test`.
 SHELL := /bin/bash
-PYTHON ?= python3
+# The venv's interpreter: the distribution's /usr/bin/python3 when it is 3.11+ and can make a venv,
+# else `python3` from PATH. Distributions build Python with PGO and LTO; pyenv and other version
+# managers compile it without them by default. The same suite uses about 18 % less CPU on
+# Debian's 3.11 than on pyenv's (docs/testing.md, "Twenty-first round"). `make PYTHON=...`
+# picks another; delete .venv to switch.
+PYTHON ?= $(shell /usr/bin/python3 -c 'import sys, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && echo /usr/bin/python3 || echo python3)
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 EVENTS ?= 1000000
