@@ -2,8 +2,8 @@
 SHELL := /bin/bash
 # The venv's interpreter: the distribution's /usr/bin/python3 when it is 3.11+ and can make a venv,
 # else `python3` from PATH. Distributions build Python with PGO and LTO; pyenv and other version
-# managers compile it without them by default. The same suite uses about 18 % less CPU on
-# Debian's 3.11 than on pyenv's (docs/testing.md, "Twenty-first round"). `make PYTHON=...`
+# managers compile it without them by default. On Debian's 3.11 against pyenv's: the whole
+# suite about 8 % less CPU, Python-heavy tests up to 18 % (decision 116). `make PYTHON=...`
 # picks another; delete .venv to switch.
 PYTHON ?= $(shell /usr/bin/python3 -c 'import sys, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && echo /usr/bin/python3 || echo python3)
 VENV := .venv
