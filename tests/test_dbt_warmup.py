@@ -1,7 +1,8 @@
 """What the dbt fork server does once instead of every dbt invocation (lib/dbt_warmup.py,
-decision 110): Jinja code compiled once per source and environment configuration, and reused
-only for the same ones. Every dbt invocation of the suite runs with it (billing-dbt installs it;
-the session's fork servers warm up from the manifest), so a wrong reuse would fail them too."""
+decisions 110 and 117): Jinja code compiled once per source and environment configuration, and
+reused only for the same ones; dbt's validation schemas built, those of a full parse included.
+Every dbt invocation of the suite runs with it (billing-dbt installs it; the session's fork
+servers warm up from the manifest), so a wrong reuse would fail them too."""
 
 from __future__ import annotations
 
@@ -68,3 +69,46 @@ def test_the_project_templates_are_compiled_before_dbt_asks(get_environment):
         table_rules["macro_sql"]
     )
     assert compile_project_templates(Path("/nonexistent/manifest.json")) == 0
+
+
+# A fresh interpreter, warmed as the fork server is, then a full parse of the project (a new
+# target folder: no saved parse), counting the validation schemas dbt still has to build.
+_PARSE_AFTER_WARM_UP = """
+import json, sys
+import dbt_common.dataclass_schema as schema
+from dagster_billing.lib.dbt_cli import run_dbt
+from dagster_billing.lib.dbt_warmup import warm_up
+from dagster_billing.paths import DBT_MANIFEST_PATH
+
+warm_up(DBT_MANIFEST_PATH)
+built = []
+upstream = schema.build_json_schema
+def build_json_schema(cls, *args, **kwargs):
+    built.append(cls.__qualname__)
+    return upstream(cls, *args, **kwargs)
+schema.build_json_schema = build_json_schema
+code = run_dbt(["dbt", "parse", "--quiet", "--target-path", sys.argv[1]])
+print(json.dumps({"code": code, "built": built}))
+"""
+
+
+@pytest.mark.slow
+def test_a_full_parse_after_the_warm_up_builds_no_validation_schema(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from dagster_billing.paths import DBT_PROJECT_DIR
+
+    monkeypatch.setenv("BILLING_DATA_DIR", str(tmp_path / "data"))
+    completed = subprocess.run(
+        [sys.executable, "-c", _PARSE_AFTER_WARM_UP, str(tmp_path / "target")],
+        cwd=DBT_PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout.splitlines()[-1])
+    assert result == {"code": 0, "built": []}
+    # It was a full parse: the saved parse it wrote is there.
+    assert (tmp_path / "target" / "partial_parse.msgpack").exists()

@@ -14,13 +14,15 @@
   never correctness: a source that differs is a new key.
 - **Validation schemas.** dbt validates dbt_project.yml, the profile and a few configurations
   against JSON schemas it builds from their dataclasses the first time (`json_schema()`, cached
-  per process): about 0.4 s of CPU per invocation.
+  per process): about 0.4 s of CPU per invocation. A full parse (a new seed directory or
+  engine, a new target folder) validates every node and YAML entry too: about 1.5 s more.
 
 `warm_up(manifest_path)` does both in the fork server: it compiles every macro and node of the
 project's last parse (target/manifest.json) and builds those schemas, so an invocation forked
 from it compiles only templates it has not seen (a macro edited since the parse, SQL generated at
 run time). Measured: a dbt build of the parity fixture through the server 9.4 → 8.6 CPU-s with
-the templates alone (8 pairs).
+the templates alone (8 pairs); a full parse through it 7.9-8.2 → 6.1-6.6 CPU-s with the parse's
+schemas too (decision 117).
 """
 
 from __future__ import annotations
@@ -104,15 +106,36 @@ VALIDATED_EVERY_RUN = (
     ("dbt.task.test", "TestResultData"),
     ("dbt.adapters.duckdb.credentials", "DuckDBCredentials"),
 )
+# And those it validates when it parses the project anew (a new seed directory or engine: every
+# model, seed, test, hook and YAML entry): about a fifth of a full parse's CPU (1.5 of 7.8 s).
+VALIDATED_WHEN_PARSING = (
+    ("dbt.contracts.graph.nodes", "ModelNode"),
+    ("dbt.contracts.graph.nodes", "SeedNode"),
+    ("dbt.contracts.graph.nodes", "HookNode"),
+    ("dbt.contracts.graph.nodes", "GenericTestNode"),
+    ("dbt.contracts.graph.nodes", "SingularTestNode"),
+    ("dbt.contracts.graph.unparsed", "UnparsedSourceDefinition"),
+    ("dbt.contracts.graph.unparsed", "UnparsedModelUpdate"),
+    ("dbt.contracts.graph.unparsed", "UnparsedNodeUpdate"),
+    ("dbt.contracts.graph.unparsed", "UnparsedUnitTest"),
+    ("dbt.artifacts.resources.v1.seed", "SeedConfig"),
+    ("dbt.artifacts.resources.v1.config", "NodeConfig"),
+    ("dbt.artifacts.resources.v1.config", "TestConfig"),
+    ("dbt.artifacts.resources.v1.model", "ModelConfig"),
+    ("dbt.artifacts.resources.v1.source_definition", "SourceConfig"),
+    ("dbt.artifacts.resources.v1.components", "Contract"),
+    ("dbt.artifacts.resources.v1.unit_test_definition", "UnitTestConfig"),
+)
 
 
 def warm_up(manifest_path: Path) -> None:
     """What a fork server does before it forks: compile the project's templates and build the
-    validation schemas of VALIDATED_EVERY_RUN (lib/dbt_server.py, `billing dbt-server`)."""
+    validation schemas of VALIDATED_EVERY_RUN and VALIDATED_WHEN_PARSING (lib/dbt_server.py,
+    `billing dbt-server`)."""
     import importlib
 
     compile_project_templates(manifest_path)
-    for module, name in VALIDATED_EVERY_RUN:
+    for module, name in VALIDATED_EVERY_RUN + VALIDATED_WHEN_PARSING:
         try:
             getattr(importlib.import_module(module), name).json_schema()
         except (ImportError, AttributeError):
