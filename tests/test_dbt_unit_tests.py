@@ -13,7 +13,11 @@ from tests.conftest import make_warehouse
 
 
 def _dbt(warehouse, target, *args: str) -> subprocess.CompletedProcess:
-    with warehouse.dbt_environment():
+    """dbt on `warehouse`, from the saved parse of its seeds and engine when there is one (as a
+    Dagster run starts it), its artifacts in `target`."""
+    from dagster_billing.defs.resources import shared_parse_state
+
+    with warehouse.dbt_environment(), shared_parse_state(warehouse, target):
         return subprocess.run(
             [DBT_EXECUTABLE, *args, "--write-json", "--target-path", str(target)],
             cwd=DBT_PROJECT_DIR,

@@ -164,11 +164,20 @@ def dbt_invocation_target(warehouse: BillingWarehouse, name: str) -> Iterator[Pa
     the state it is given (profile, env vars, vars, every file's checksum) and parses what changed.
     """
     target = dbt_target_root() / f"{name}-{uuid.uuid4().hex[:7]}"
+    with shared_parse_state(warehouse, target):
+        yield target
+
+
+@contextmanager
+def shared_parse_state(warehouse: BillingWarehouse, target: Path) -> Iterator[None]:
+    """dbt's saved parse for `warehouse`'s seeds and engine in the target folder `target` (unless
+    it has one), and the state dbt leaves there kept for the next invocation
+    (dbt_invocation_target)."""
     state = warehouse.dbt_parse_state
-    if state.exists():
-        target.mkdir(parents=True)
+    if state.exists() and not (target / PARTIAL_PARSE_FILE).exists():
+        target.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(state, target / PARTIAL_PARSE_FILE)
-    yield target
+    yield
     written = target / PARTIAL_PARSE_FILE
     if written.exists():
         state.parent.mkdir(parents=True, exist_ok=True)
