@@ -7,13 +7,16 @@ servers warm up from the manifest), so a wrong reuse would fail them too."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from jinja2.exceptions import TemplateAssertionError
 
 from dagster_billing.lib.dbt_warmup import compile_project_templates, reuse_compiled_templates
-from dagster_billing.paths import DBT_MANIFEST_PATH
+from dagster_billing.paths import DBT_MANIFEST_PATH, DBT_PROJECT_DIR
 
 
 @pytest.fixture(scope="module")
@@ -93,16 +96,11 @@ print(json.dumps({"code": code, "built": built}))
 
 
 @pytest.mark.slow
-def test_a_full_parse_after_the_warm_up_builds_no_validation_schema(tmp_path, monkeypatch):
-    import subprocess
-    import sys
-
-    from dagster_billing.paths import DBT_PROJECT_DIR
-
-    monkeypatch.setenv("BILLING_DATA_DIR", str(tmp_path / "data"))
+def test_a_full_parse_after_the_warm_up_builds_no_validation_schema(tmp_path):
     completed = subprocess.run(
         [sys.executable, "-c", _PARSE_AFTER_WARM_UP, str(tmp_path / "target")],
         cwd=DBT_PROJECT_DIR,
+        env=os.environ | {"BILLING_DATA_DIR": str(tmp_path / "data")},
         capture_output=True,
         text=True,
         check=False,
