@@ -15,7 +15,7 @@ import pytest
 from dagster_billing.api import ingest
 from dagster_billing.api.ingest import LandingWriter, items_from_json
 from dagster_billing.api.settings import ApiSettings
-from dagster_billing.api.state import Tenant
+from dagster_billing.api.state import ApiState, Claim, Tenant, read_file_ids
 from tests.api_helpers import TS, event, landed_lines
 
 TENANT = Tenant("acme", frozenset({"acct_meridian"}))
@@ -122,6 +122,54 @@ def test_the_same_id_in_two_threads_is_landed_once(tmp_path):
         assert reasons <= {"in_flight"}
         assert result.accepted + result.duplicate + len(result.errors) == 200
     assert len(landed_lines(settings.data_dir)) == 200
+
+
+def test_a_retried_batch_records_no_file_and_reads_no_other_claims(tmp_path):
+    """A group whose every id is known (a retry) records no file, so nothing is given back:
+    giving back a file's ids reads every claim ever made while holding the write lock, seconds
+    at 100M claims, and is left to failed writes (decision 118). A failed write's release
+    still gives back its own ids and only those."""
+    data = tmp_path / "data"
+    state = ApiState(data / "api" / "state.sqlite3", data / "landing")
+    try:
+        kept, _ = state.claim("api/kept.ndjson", {"acme": [("a", b"h" * 16), ("b", b"h" * 16)]})
+        state.confirm([kept])
+        retried, known = state.claim(
+            "api/retry.ndjson", {"acme": [("a", b"h" * 16), ("b", b"x" * 16)]}
+        )
+        assert retried is None
+        assert known == {("acme", "a"): Claim("duplicate"), ("acme", "b"): Claim("conflict")}
+        failed, _ = state.claim("api/failed.ndjson", {"acme": [("c", b"h" * 16)]})
+        assert read_file_ids(state.path, failed, limit=10) == ["acme:c"]
+        state.release(failed)
+        assert read_file_ids(state.path, kept, limit=10) == ["acme:a", "acme:b"]
+        assert read_file_ids(state.path, failed, limit=10) == []
+    finally:
+        state.close()
+    db = sqlite3.connect(data / "api" / "state.sqlite3")
+    try:
+        files = db.execute("select path, state from files order by file_id").fetchall()
+    finally:
+        db.close()
+    assert files == [("api/kept.ndjson", "landed"), ("api/failed.ndjson", "abandoned")]
+
+
+def test_a_retry_through_the_writer_is_answered_as_duplicates_without_a_file(tmp_path):
+    settings = ApiSettings(data_dir=tmp_path / "data")
+    writer = LandingWriter(settings, threads=1)
+    writer.start()
+    try:
+        first = writer.submit(TENANT, items_from_json(TENANT, _body(0), 1000)).result(30)
+        again = writer.submit(TENANT, items_from_json(TENANT, _body(0), 1000)).result(30)
+    finally:
+        writer.stop()
+    assert (first.accepted, again.accepted, again.duplicate, again.rejected) == (50, 0, 50, 0)
+    assert len(landed_lines(settings.data_dir)) == 50
+    db = sqlite3.connect(settings.state_path)
+    try:
+        assert db.execute("select count(*), min(state) from files").fetchall() == [(1, "landed")]
+    finally:
+        db.close()
 
 
 def test_writers_take_turns_on_the_state_lock_file(tmp_path):

@@ -410,9 +410,10 @@ class LandingWriter:
         accepted = np.bincount(candidates.get_column("member").to_numpy(), minlength=len(group))
         for result, count in zip(answers.results, accepted.tolist(), strict=True):
             result.accepted += count
-        if candidates.is_empty():
-            lane.state.release(file_id)
-        else:
+        # With no candidate left, every id was known (a retry) and the claim recorded no file.
+        if not candidates.is_empty():
+            if file_id is None:
+                raise RuntimeError("the claim recorded no file for ids it did not know")
             lines = _landing_lines(raw, candidates.get_column("row"), received_at.isoformat())
             try:
                 write_durably(self.settings.landing_dir / name, lines)

@@ -336,13 +336,16 @@ class ApiState:
         candidates: dict[str, list[tuple[str, bytes]]],
         *,
         confirm: Iterable[int] = (),
-    ) -> tuple[int, dict[tuple[str, str], Claim]]:
+    ) -> tuple[int | None, dict[tuple[str, str], Claim]]:
         """Claim (tenant, unique_id) -> body_hash for the landing file `path`.
 
         Returns the new file's id and, for ids that were already known, what they are: a
         `duplicate` (same body), a `conflict` (different body) or `in_flight` (claimed by a
-        request still being written). Everything not in that dict is claimed by `path`.
-        Files in `confirm` (written by earlier calls) are marked landed in the same commit."""
+        request still being written). Everything not in that dict is claimed by `path`. When
+        every id was known (a retried batch), no file is recorded and the id is None: there is
+        nothing to write, and nothing to give back (`release` finds a file's claims by reading
+        every claim, decision 118). Files in `confirm` (written by earlier calls) are marked
+        landed in the same commit."""
         now = time.time()
         known: dict[tuple[str, str], Claim] = {}
         with self._write() as db:
@@ -400,6 +403,9 @@ class ApiState:
                         # Abandoned by a writer that died before its file existed: take over.
                         abandoned.append((unique_id, body_hash))
                 claimed += _insert_claims(db, tenant_id, file_id, abandoned, take_over=True)
+            if not claimed:
+                db.execute("delete from files where file_id = ?", [file_id])
+                return None, known
             db.execute("update files set events = ? where file_id = ?", [claimed, file_id])
         return file_id, known
 
@@ -422,7 +428,8 @@ class ApiState:
         )
 
     def release(self, file_id: int) -> None:
-        """The file could not be written: give its ids back."""
+        """The file could not be written: give its ids back. (No index serves `file_id`: this
+        reads every claim, while holding the write lock, so it is kept for failures.)"""
         with self._write() as db:
             db.execute("delete from events where file_id = ?", [file_id])
             db.execute("update files set state = 'abandoned' where file_id = ?", [file_id])
