@@ -6,6 +6,10 @@
 For each (workers, concurrency): a fresh data directory, `billing serve --workers W`, then C
 connections each sending batches of 500 events back to back (HTTP/1.1 keep-alive, a minimal
 asyncio client so the load generator leaves the CPU to the server; both share this machine).
+The events' uniqueIds start with the time in milliseconds, as the SDK's UUIDv7s do (by
+default); `--ids random` sends random ones (as `uuid4().hex`, which many clients send), which
+the API's SQLite claim table, a B-tree keyed by uniqueId, writes each on a page of its own;
+`--ids sequential` sends `c<connection>-b<batch>-<n>`, as results before decision 118 did.
 Latency is request sent -> response read. After the window the server is stopped (drained) and
 every landing file is read back: count in (accepted by 202s) must equal count landed (lines in
 landing files = ids in the SQLite ledger = rows in raw.usage_events after landing them).
@@ -40,6 +44,10 @@ from dagster_billing.api.state import ApiState  # noqa: E402
 ACCOUNTS = ["acct_meridian", "acct_aurora", "acct_bluefin", "acct_driftwood"]
 METERS = ["api.requests", "compute.gpu_seconds", "tokens.generated", "storage.gb_hours"]
 BATCH = 500
+# How the load generator names its events (32 hex digits but for sequential): "time-ordered" as
+# the SDK does (dagster_billing.sdk.new_unique_id: UUIDv7, the time in milliseconds first),
+# "random" as uuid4().hex, "sequential" in the order they are sent (c<connection>-b<batch>-<n>).
+ID_KINDS = ("time-ordered", "random", "sequential")
 
 
 class Connection:
@@ -85,12 +93,30 @@ class Connection:
         await self.writer.wait_closed()
 
 
-def batch_body(connection_id: int, number: int, ts: str, batch: int = BATCH) -> bytes:
+def batch_ids(connection_id: int, number: int, batch: int, ids: str) -> list[str]:
+    """The uniqueIds of one batch, from one read of the system's random source: time-ordered
+    ones are the current millisecond (12 hex digits) and 20 random hex digits, the order the
+    SDK's UUIDv7s sort in, without their version and variant bits; random ones 32 random hex
+    digits, as uuid4().hex."""
+    if ids == "sequential":
+        return [f"c{connection_id}-b{number}-{i}" for i in range(batch)]
+    if ids == "random":
+        digits = os.urandom(16 * batch).hex()
+        return [digits[32 * i : 32 * (i + 1)] for i in range(batch)]
+    now = f"{time.time_ns() // 1_000_000:012x}"
+    digits = os.urandom(10 * batch).hex()
+    return [now + digits[20 * i : 20 * (i + 1)] for i in range(batch)]
+
+
+def batch_body(
+    connection_id: int, number: int, ts: str, batch: int = BATCH, ids: str = ID_KINDS[0]
+) -> bytes:
+    unique_ids = batch_ids(connection_id, number, batch, ids)
     return orjson.dumps(
         {
             "measurements": [
                 {
-                    "uniqueId": f"c{connection_id}-b{number}-{i}",
+                    "uniqueId": unique_ids[i],
                     "account": ACCOUNTS[i % len(ACCOUNTS)],
                     "meter": METERS[i % len(METERS)],
                     "value": "1.25" if i % 3 else i,
@@ -137,6 +163,7 @@ async def load(
     seconds: float,
     batch: int = BATCH,
     workers: int = 1,
+    ids: str = ID_KINDS[0],
 ) -> dict:
     connections, per_worker = await spread_connections(port, key, concurrency, workers)
     ts = datetime.now(UTC).replace(microsecond=0).isoformat()
@@ -151,7 +178,7 @@ async def load(
         number = 0
         try:
             while time.monotonic() < measure_to:
-                body = batch_body(connection_id, number, ts, batch)
+                body = batch_body(connection_id, number, ts, batch, ids)
                 number += 1
                 sent = time.monotonic()
                 status, answer = await connection.post(body)
@@ -250,6 +277,7 @@ def run_case(workers: int, concurrency: int, args: argparse.Namespace) -> dict:
                 args.seconds,
                 args.batch,
                 workers,
+                args.ids,
             )
         )
         cpu_after = os.times()
@@ -285,7 +313,13 @@ def run_case(workers: int, concurrency: int, args: argparse.Namespace) -> dict:
         and landed.get("raw_usage_events", landed["lines"]) == landed["lines"]
     )
     shutil.rmtree(root, ignore_errors=True)
-    return {"workers": workers, "concurrency": concurrency, "batch": args.batch, **result}
+    return {
+        "workers": workers,
+        "concurrency": concurrency,
+        "batch": args.batch,
+        "ids": args.ids,
+        **result,
+    }
 
 
 def main() -> None:
@@ -295,6 +329,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--batch", type=int, default=BATCH, help="events per request")
+    parser.add_argument(
+        "--ids",
+        choices=ID_KINDS,
+        default=ID_KINDS[0],
+        help="uniqueIds: time-ordered as the SDK's (default), random as uuid4's, or sequential",
+    )
     parser.add_argument("--no-land", action="store_true", help="skip landing into DuckDB")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
@@ -308,7 +348,8 @@ def main() -> None:
             results.append(case)
             latency = case["latency_ms"]
             print(
-                f"workers={workers} concurrency={concurrency}: {case['events_per_s']:,} events/s, "
+                f"workers={workers} concurrency={concurrency} ({args.ids} ids): "
+                f"{case['events_per_s']:,} events/s, "
                 f"p50 {latency['p50']} ms, p99 {latency['p99']} ms, "
                 f"accepted {case['accepted']:,}, landed {case['landed']['lines']:,}, "
                 f"lost {case['lost']}, {'OK' if case['ok'] else 'FAILED'}; "

@@ -327,6 +327,9 @@ def _ingest_load_section(paths: list[Path]) -> list[str]:
                 [
                     f"`{path.name}`",
                     f"{report['seconds']:.0f} s",
+                    # Results from before the load generator had --ids sent sequential ones.
+                    result.get("ids", "sequential"),
+                    str(result["batch"]),
                     str(result["workers"]),
                     str(result["concurrency"]),
                     f"{result['events_per_s']:,}",
@@ -340,6 +343,8 @@ def _ingest_load_section(paths: list[Path]) -> list[str]:
         [
             "results",
             "measured",
+            "uniqueIds",
+            "batch",
             "workers",
             "connections",
             "events/s",
@@ -349,7 +354,7 @@ def _ingest_load_section(paths: list[Path]) -> list[str]:
             f">= {INGEST_TARGET_EVENTS_PER_S:,}/s and p99 <= {INGEST_TARGET_P99_MS:.0f} ms",
         ],
         rows,
-        "llrrrrrrl",
+        "lllrrrrrrrl",
     )
 
 
@@ -455,7 +460,12 @@ def benchmarks_page(results_dir: Path) -> str:
         "back; afterwards every landing file is read back and landed: accepted = lines in landing",
         "files = ids in the ledger = rows in `raw.usage_events` (*lost* counts the difference).",
         "Newer results record `cpu_stolen_pct`, the machine's CPU time given to other guests",
-        "during the case.",
+        "during the case. *uniqueIds*: `time-ordered` as the SDK makes them (UUIDv7s, the",
+        "default since decision 118), `random` as `uuid4().hex` (`--ids random`), `sequential`",
+        "(`c<connection>-b<batch>-<n>`) as every result before decision 118 (the files named",
+        "`*_sequential_ids.json`, measured in faster hours of the machine). The API's claim table",
+        "is a B-tree keyed by uniqueId: it writes time-ordered and sequential ids side by side,",
+        "random ones each on a page of its own. Compare kinds within one hour (decision 118).",
         "",
         *_ingest_load_section(load),
         "",

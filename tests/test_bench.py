@@ -194,3 +194,49 @@ def test_the_pdf_bench_reports_wall_cpu_and_pdfs_per_second(tmp_path):
     assert {"wall_s", "cpu_s", "pdfs_per_s", "cpu_ms_per_invoice", "target_met"} <= set(result)
     for label in ("3 invoice PDFs", "wall time", "CPU time", "PDFs/s", f"written to {out}"):
         assert label in completed.stdout, completed.stdout
+
+
+@pytest.mark.slow
+def test_the_ingest_load_test_sends_random_ids_and_counts_every_one_landed(tmp_path):
+    """bench/ingest_load.py for one second with random uniqueIds (as uuid4's; decision 118):
+    every accepted event is in a landing file and the API's claim table."""
+    out = tmp_path / "ingest_load.json"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "bench/ingest_load.py",
+            *("--workers", "1", "--concurrency", "1", "--batch", "200"),
+            *("--seconds", "1", "--warmup", "0.5", "--ids", "random"),
+            *("--no-land", "--out", str(out)),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
+    [case] = json.loads(out.read_text())["results"]
+    assert case["ids"] == "random" and case["ok"] is True
+    assert case["accepted"] == case["landed"]["lines"] == case["landed"]["ledger_ids"] > 0
+    assert case["duplicate"] == case["rejected"] == 0
+    assert "(random ids)" in completed.stdout
+
+
+@pytest.mark.parametrize("kind", ["time-ordered", "random"])
+def test_batch_ids_are_32_hex_digits_and_do_not_repeat(kind):
+    from bench.ingest_load import batch_ids
+
+    first, second = batch_ids(0, 0, 500, kind), batch_ids(0, 0, 500, kind)
+    assert len(set(first + second)) == 1_000
+    assert all(len(unique_id) == 32 for unique_id in first)
+    assert all(int(unique_id, 16) >= 0 for unique_id in first)
+
+
+def test_time_ordered_batch_ids_start_with_the_millisecond_as_the_sdks():
+    from bench.ingest_load import batch_ids
+    from dagster_billing.sdk import new_unique_id
+
+    made = new_unique_id()
+    [sent] = batch_ids(0, 0, 1, "time-ordered")
+    assert abs(int(sent[:12], 16) - int(made[:12], 16)) < 1_000
+    assert batch_ids(3, 7, 2, "sequential") == ["c3-b7-0", "c3-b7-1"]

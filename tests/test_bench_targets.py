@@ -170,6 +170,7 @@ def load_case(workers: int, concurrency: int, events_per_s: int, p99: float, **e
         "workers": workers,
         "concurrency": concurrency,
         "batch": extra.pop("batch", 500),
+        "ids": extra.pop("ids", "time-ordered"),
         "requests": accepted // 500,
         "accepted": accepted,
         "duplicate": 0,
@@ -391,6 +392,29 @@ def test_ingest_is_judged_on_2_workers_at_the_fastest_case_within_p99(tmp_path):
     )
 
 
+def test_ingest_is_judged_on_time_ordered_ids_when_there_are_such_results(tmp_path):
+    """Results from before the load generator had --ids have no `ids` field: they had
+    sequential ones, which the API's claim table inserts side by side (decision 118)."""
+    old = load_case(2, 2, 76_333, 41.4)
+    del old["ids"]
+    write_load(tmp_path, "ingest_load_sequential_ids.json", [old])
+    write_load(
+        tmp_path, "ingest_load_random_ids.json", [load_case(2, 2, 9_000, 180.0, ids="random")]
+    )
+    write_load(tmp_path, "ingest_load.json", [load_case(2, 2, 70_000, 45.0)])
+    result = outcome(tmp_path, "6")
+    assert (result.status, result.figure, result.source) == (
+        MISSED,
+        "70,000/s, p99 45.0 ms, 0 lost",
+        "ingest_load.json",
+    )
+
+    (tmp_path / "ingest_load.json").unlink()
+    result = outcome(tmp_path, "6")
+    assert (result.status, result.figure) == (DIFFERENT, "76,333/s, p99 41.4 ms, 0 lost")
+    assert result.note.startswith("sequential uniqueIds (target: time-ordered")
+
+
 def test_a_lost_event_misses_the_ingest_target(tmp_path):
     write_load(tmp_path, "ingest_load.json", [load_case(2, 8, 150_000, 20.0, lost=3)])
     result = outcome(tmp_path, "6")
@@ -402,9 +426,15 @@ def test_a_lost_event_misses_the_ingest_target(tmp_path):
     [
         (load_case(1, 8, 150_000, 20.0), "1 worker (target 2)"),
         (load_case(2, 8, 150_000, 20.0, batch=5_000), "batches of 5000 (target 500-1,000)"),
+        (
+            load_case(2, 8, 150_000, 20.0, ids="random"),
+            "random uniqueIds (target: time-ordered, as the SDK makes them)",
+        ),
     ],
 )
-def test_ingest_with_1_worker_or_big_batches_is_measured_differently(tmp_path, case, differs):
+def test_ingest_with_1_worker_big_batches_or_random_ids_is_measured_differently(
+    tmp_path, case, differs
+):
     write_load(tmp_path, "ingest_load.json", [case])
     result = outcome(tmp_path, "6")
     assert (result.status, result.figure) == (DIFFERENT, "150,000/s, p99 20.0 ms, 0 lost")

@@ -7,12 +7,13 @@ import sys
 import textwrap
 import threading
 import time
+import uuid
 from decimal import Decimal
 
 import pytest
 
 from dagster_billing.api.process import ServerProcess, free_port
-from dagster_billing.sdk import BillingClient
+from dagster_billing.sdk import BillingClient, new_unique_id
 from tests.api_helpers import TS, create_key, landed_lines
 
 
@@ -23,6 +24,20 @@ def server(tmp_path_factory):
     process = ServerProcess(data_dir).start()
     yield process, key
     process.stop()
+
+
+def test_made_ids_are_uuid7s_that_sort_by_the_time_they_were_made():
+    """Time-ordered ids: the API's claim table appends them (decision 118)."""
+    made = []
+    for _ in range(3):
+        made += [new_unique_id() for _ in range(1_000)]
+        time.sleep(0.002)  # the next ones fall in a later millisecond
+    assert len(set(made)) == len(made)
+    assert all(uuid.UUID(hex=unique_id).version == 7 for unique_id in made)
+    # Within a millisecond the order is random; across milliseconds it is the time's.
+    milliseconds = [int(unique_id[:12], 16) for unique_id in made]
+    assert milliseconds == sorted(milliseconds)
+    assert abs(milliseconds[-1] - time.time_ns() // 1_000_000) < 1_000
 
 
 def test_records_are_batched_and_flushed_on_close(server):
@@ -39,6 +54,7 @@ def test_records_are_batched_and_flushed_on_close(server):
     assert client.stats.sent_batches == 3
     assert (client.stats.accepted, client.stats.rejected, client.stats.failed) == (26, 0, 0)
     assert len(set(ids)) == 26
+    assert all(uuid.UUID(hex=unique_id).version == 7 for unique_id in ids)
     lines = {line["uniqueId"]: line for line in landed_lines(process.data_dir)}
     assert {f"sdk:{unique_id}" for unique_id in ids} <= set(lines)
     assert lines[f"sdk:{ids[23]}"]["value"] == "0.125"
@@ -84,7 +100,7 @@ def test_events_are_flushed_when_the_program_exits(server):
     process, key = server
     script = textwrap.dedent(
         f"""
-        from dagster_billing.sdk import BillingClient
+        from dagster_billing.sdk import BillingClient, new_unique_id
         client = BillingClient({process.url!r}, {key!r}, batch_size=1000, flush_interval=3600)
         for n in range(7):
             client.record("api.requests", "acct_meridian", 1, ts={TS!r}, unique_id=f"atexit-{{n}}")
