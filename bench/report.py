@@ -327,8 +327,7 @@ def _ingest_load_section(paths: list[Path]) -> list[str]:
                 [
                     f"`{path.name}`",
                     f"{report['seconds']:.0f} s",
-                    # Results from before the load generator had --ids sent sequential ones.
-                    result.get("ids", "sequential"),
+                    issue_23.ingest_ids(result),
                     str(result["batch"]),
                     str(result["workers"]),
                     str(result["concurrency"]),

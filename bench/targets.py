@@ -59,6 +59,11 @@ INGEST_BATCH = (500, 1_000)
 INGEST_IDS = "time-ordered"
 
 
+def ingest_ids(case: dict) -> str:
+    """The uniqueIds an ingest_load case sent (`sequential` before the load generator said)."""
+    return case.get("ids", "sequential")
+
+
 @dataclass(frozen=True)
 class Check:
     """One comparison of a figure with its threshold; `unit` is printed right after the number."""
@@ -332,7 +337,7 @@ def _ingest_differs(report: dict, case: dict) -> list[str]:
     low, high = INGEST_BATCH
     if not low <= case["batch"] <= high:
         differs.append(f"batches of {case['batch']} (target {low}-{high:,})")
-    ids = case.get("ids", "sequential")
+    ids = ingest_ids(case)
     if ids != INGEST_IDS:
         differs.append(f"{ids} uniqueIds (target: {INGEST_IDS}, as the SDK makes them)")
     return differs + _cores(report["machine"].get("cpus"))
