@@ -9,11 +9,12 @@
 Every event gets a uniqueId when it is recorded (unless given), so a retried batch is free: the
 server answers the events it already has as duplicates. The ids it makes are UUIDv7s, which
 start with the time: the API's claim table stores ids in order, and takes time-ordered ones
-about 25 times cheaper than random ones (decision 118; docs/ingestion.md). Batches are retried with exponential
-backoff and jitter on connection errors, 429 and 5xx; other answers are final. Items the server
-rejects (bad timestamp, unknown meter, ...) are kept in `client.rejected` with their reason.
-An event that cannot be written as JSON at all (properties nested too deep, a value JSON has no
-form for) raises ValueError from `record`, so it never takes a batch of good events down with it.
+about 25 times cheaper than random ones (decision 118; docs/ingestion.md). Batches are retried
+with exponential backoff and jitter on connection errors, 429 and 5xx; other answers are final.
+Items the server rejects (bad timestamp, unknown meter, ...) are kept in `client.rejected` with
+their reason. An event that cannot be written as JSON at all (properties nested too deep, a
+value JSON has no form for) raises ValueError from `record`, so it never takes a batch of good
+events down with it.
 """
 
 from __future__ import annotations

@@ -239,4 +239,9 @@ def test_time_ordered_batch_ids_start_with_the_millisecond_as_the_sdks():
     made = new_unique_id()
     [sent] = batch_ids(0, 0, 1, "time-ordered")
     assert abs(int(sent[:12], 16) - int(made[:12], 16)) < 1_000
+
+
+def test_sequential_batch_ids_name_the_connection_batch_and_position():
+    from bench.ingest_load import batch_ids
+
     assert batch_ids(3, 7, 2, "sequential") == ["c3-b7-0", "c3-b7-1"]

@@ -100,7 +100,7 @@ def test_events_are_flushed_when_the_program_exits(server):
     process, key = server
     script = textwrap.dedent(
         f"""
-        from dagster_billing.sdk import BillingClient, new_unique_id
+        from dagster_billing.sdk import BillingClient
         client = BillingClient({process.url!r}, {key!r}, batch_size=1000, flush_interval=3600)
         for n in range(7):
             client.record("api.requests", "acct_meridian", 1, ts={TS!r}, unique_id=f"atexit-{{n}}")
