@@ -39,6 +39,9 @@ import pytest
 from dagster_billing.paths import DBT_PROJECT_DIR, SEEDS_DIR
 from dagster_billing.pricing.inputs import ACCOUNT_DATA_SEEDS
 
+# `--cpu-usage`: CPU by test module, the processes each starts included (tests/cpu_usage.py).
+pytest_plugins = ["tests.cpu_usage"]
+
 FIXTURES = Path(__file__).parent / "fixtures"
 REFERENCE_FILES = (
     "accounts.csv",
