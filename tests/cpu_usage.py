@@ -9,16 +9,16 @@ hint at under three workers on two cores.
     .venv/bin/pytest tests/test_quarantine.py --cpu-usage
 
 Each phase of each test (setup, call, teardown) is charged the CPU its process tree used
-meanwhile: the test process and its living descendants, from /proc, each with the CPU of the
-children it has reaped (utime, stime, cutime, cstime). The test process is made a child
-subreaper (Linux `PR_SET_CHILD_SUBREAPER`), so that a process whose parent exits (Spark's JVM
-under a dbt process, a daemonized server) stays in the tree instead of going to init; such
-processes stay zombies until the test process exits (a test that waited for such a pid to
-vanish would wait on its zombie; none does). Reading /proc twice per phase costs a few ms, about
-1 % of a full run's CPU, and only with the option. The figures travel with pytest-xdist's
-reports (`user_properties`) and the summary at the end lists modules by CPU, the heaviest
-phases, and the machine's busy CPU over the session (/proc/stat) for comparison: what the
-trees missed is the difference (processes started outside the session, other load).
+meanwhile: the test process and its descendants (psutil), each with the CPU of the children it
+has reaped. The test process is made a child subreaper (Linux `PR_SET_CHILD_SUBREAPER`), so that
+a process whose parent exits (Spark's JVM under a dbt process, a daemonized server) stays in the
+tree instead of going to init; such processes stay zombies until the test process exits (a test
+that waited for such a pid to vanish would wait on its zombie; none does). Reading the process
+table twice per phase costs a few ms, about 1 % of a full run's CPU, and only with the option.
+The figures travel with pytest-xdist's reports (`user_properties`), and the summary at the end
+lists modules by CPU, the heaviest phases, and the machine's busy CPU over the session for
+comparison: what the trees missed is the difference (processes started outside the session,
+other load).
 """
 
 from __future__ import annotations
@@ -27,15 +27,13 @@ import ctypes
 import os
 import sys
 from collections import defaultdict
-from pathlib import Path
 
+import psutil
 import pytest
 
 OPTION = "--cpu-usage"
 PROPERTY = "cpu_s"
 PR_SET_CHILD_SUBREAPER = 36
-_TICK = os.sysconf("SC_CLK_TCK")
-_PROC = Path("/proc")
 _STARTED = pytest.StashKey[float]()
 _PHASES = pytest.StashKey[dict]()
 
@@ -49,41 +47,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def _stat_fields(pid: str) -> list[str] | None:
-    try:
-        text = (_PROC / pid / "stat").read_text()
-    except OSError:  # exited and reaped meanwhile
-        return None
-    # The command name (field 2) is in parentheses and may hold spaces: split after it.
-    return text[text.rfind(")") + 2 :].split()
-
-
 def tree_cpu_seconds(root: int) -> float:
     """CPU seconds of process `root` and its descendants (living or zombie), each with the CPU
     of the children it reaped."""
-    children: dict[int, list[int]] = defaultdict(list)
-    cpu: dict[int, int] = {}
-    for entry in _PROC.iterdir():
-        if not entry.name.isdigit():
+    process = psutil.Process(root)
+    total = 0.0
+    for member in [process, *process.children(recursive=True)]:
+        try:
+            times = member.cpu_times()
+        except psutil.NoSuchProcess:  # exited and reaped meanwhile
             continue
-        fields = _stat_fields(entry.name)
-        if fields is None:
-            continue
-        pid = int(entry.name)
-        children[int(fields[1])].append(pid)  # field 4: ppid
-        cpu[pid] = sum(int(value) for value in fields[11:15])  # fields 14-17
-    total, stack = 0, [root]
-    while stack:
-        pid = stack.pop()
-        total += cpu.get(pid, 0)
-        stack.extend(children.get(pid, ()))
-    return total / _TICK
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
 
 
 def machine_busy_seconds() -> float:
-    """All CPUs' non-idle time since boot (/proc/stat: everything but idle and iowait)."""
-    values = [int(value) for value in (_PROC / "stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(values) - values[3] - values[4]) / _TICK
+    """All CPUs' non-idle time since boot (guest time is counted in user time already)."""
+    times = psutil.cpu_times()
+    return times.user + times.nice + times.system + times.irq + times.softirq + times.steal
 
 
 def _enabled(config: pytest.Config) -> bool:
@@ -148,7 +129,7 @@ def summarize(reports: list[pytest.TestReport]) -> tuple[dict[str, float], list[
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
-    if not _enabled(config) or _STARTED not in config.stash:
+    if not _enabled(config):
         return
     # Every phase's report: passed set-ups and teardowns are kept under the category "".
     reports = [
