@@ -197,3 +197,63 @@ def test_a_lost_row_fails_both_nothing_lost_checks(warehouse, tmp_path):
     assert checked.metadata["raw"].value == 1 + sum(
         checked.metadata[outcome].value for outcome in ("accepted", "duplicates", "quarantined")
     )
+
+
+def _event_line(unique_id: str) -> str:
+    return (
+        f'{{"uniqueId":"{unique_id}","account":"acct_meridian","meter":"api.requests",'
+        '"value":1,"ts":"2026-01-20T10:00:00Z"}\n'
+    )
+
+
+def _outcomes(warehouse, *unique_ids: str) -> list[tuple]:
+    listed = ", ".join(f"'{unique_id}'" for unique_id in unique_ids)
+    return query(
+        warehouse,
+        f"select unique_id, outcome from {CLASSIFIED} where unique_id in ({listed})"
+        " order by unique_id, file_seq",
+    )
+
+
+def test_the_lookup_of_earlier_arrivals_reads_only_files_whose_id_range_can_hold_them(warehouse):
+    # Each build records the accepted ids' range per file (decision 119), for every file.
+    ranges_sql = "select file_seq, min_id, max_id from dbt_internal.{} order by file_seq"
+    accepted_sql = (
+        "select file_seq, min(case when outcome = 'accepted' then unique_id end),"
+        " max(case when outcome = 'accepted' then unique_id end)"
+        f" from {CLASSIFIED} group by file_seq order by file_seq"
+    )
+    recorded = query(
+        warehouse, ranges_sql.format("dbt_arrival_id_ranges__int_usage_events_classified")
+    )
+    assert recorded == query(warehouse, accepted_sql) and len(recorded) >= 2
+    _, first_low, first_high = recorded[0]
+    assert max(high for _, _, high in recorded if high) < "zzz-late"
+    # An accepted event of the first file renamed 'zzz-late' behind the hooks' back, outside the
+    # range recorded for that file: a lookup that reads the file would find it.
+    with warehouse.connect() as connection:
+        connection.execute(
+            f"update {CLASSIFIED} set unique_id = 'zzz-late',"
+            " unique_id_hash = md5_number_lower('zzz-late')"
+            f" where unique_id = ? and outcome = 'accepted'",
+            [first_high],
+        )
+    (warehouse.landing_dir / "later.ndjson").write_text(_event_line("zzz-late"))
+
+    assert run_pipeline(warehouse, as_of=AS_OF).success
+    # The batch's ids lie above every recorded range: the lookup skipped the first file.
+    assert _outcomes(warehouse, "zzz-late") == [("zzz-late", "accepted")] * 2
+
+    # An id re-sent from the first file widens the batch's range back to it: a duplicate.
+    (warehouse.landing_dir / "resent.ndjson").write_text(_event_line(first_low))
+    assert run_pipeline(warehouse, as_of=AS_OF).success
+    assert _outcomes(warehouse, first_low) == [(first_low, "accepted"), (first_low, "duplicate")]
+    deduped = query(warehouse, ranges_sql.format("dbt_arrival_id_ranges__int_usage_events_deduped"))
+    # The deduplicated events' ranges: one row per file they hold (the last file's only row was
+    # a duplicate), each the range of the ids they hold.
+    assert deduped == query(
+        warehouse,
+        "select file_seq, min(unique_id), max(unique_id)"
+        " from intermediate.int_usage_events_deduped group by file_seq order by file_seq",
+    )
+    assert [row[0] for row in deduped] == [row[0] for row in recorded] + [recorded[-1][0] + 1]

@@ -14,10 +14,13 @@
 {#- Append, no unique_key: a run only adds rows of files no run has seen (raw_event_key carries
     the file's hash), so a delete+insert by key would find nothing and scan all history to find
     it. unique_by_arrival on raw_event_key here and on int_usage_events_deduped proves it. -#}
+{#- post_hook: the accepted ids' range per file, which the next run's lookup of earlier arrivals
+    reads to skip the files that cannot hold its ids (decision 119). -#}
 {{ config(
     incremental_strategy='append',
     on_schema_change='fail',
     pre_hook=record_arrival_watermark_hooks(),
+    post_hook=["{{ record_arrival_id_ranges('unique_id', \"outcome = 'accepted'\") }}"],
 ) }}
 
 {#- An event's body, for comparing a later arrival of its unique_id with the first: computed
@@ -55,16 +58,24 @@ billable as {{ inlined() }} (
     103): the hashes of this run's ids that history holds (its unique_id_hash column only), then
     the rows with those hashes, usually none or a few, which the engine then fetches alone
     (DuckDB pushes a short IN list into the scan). The join in `ranked` compares the ids
-    themselves: a hash shared by two ids matches nothing there. -#}
+    themselves: a hash shared by two ids matches nothing there. Both reads keep to the files
+    whose accepted ids' range overlaps this run's ids (decision 119): with time-ordered ids, the
+    last few files. -#}
 earlier_arrivals as (
     {% if is_incremental() %}
+    {%- set holding_files = arrival_files_holding(
+        this,
+        'select unique_id as id from ' ~ ref('stg_raw__usage_events') ~ ' where ' ~ arrived_since_last_run(),
+    ) %}
     select unique_id, {{ body_hash }} as body_hash
     from {{ this }}
     where outcome = 'accepted'
+        and {{ holding_files }}
         and unique_id_hash in (
             select unique_id_hash
             from {{ this }}
             where outcome = 'accepted'
+                and {{ holding_files }}
                 and unique_id_hash in (select {{ key_hash('unique_id') }} from billable)
         )
     {% else %}

@@ -7,11 +7,13 @@
 -#}
 {#- Append, no unique_key: a run only adds rows of files no run has seen (raw_event_key carries
     the file's hash), so a delete+insert by key would find nothing and scan all history to find
-    it. unique_by_arrival on fct_usage_event_outcomes and int_usage_events_deduped proves it. -#}
+    it. unique_by_arrival on fct_usage_event_outcomes and int_usage_events_deduped proves it;
+    the post_hook keeps the ids' range per file, which that test's lookup reads (decision 119). -#}
 {{ config(
     incremental_strategy='append',
     on_schema_change='fail',
     pre_hook=record_arrival_watermark_hooks(),
+    post_hook=["{{ record_arrival_id_ranges('unique_id') }}"],
 ) }}
 
 with accepted as (
