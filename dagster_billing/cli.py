@@ -36,7 +36,16 @@ def main() -> None:
 @click.option(
     "--seeds", "seeds_dir", type=click.Path(path_type=Path, exists=True), default=SEEDS_DIR
 )
-def generate(events: int, seed: int, start, days: int, out_dir: Path, seeds_dir: Path) -> None:
+@click.option(
+    "--ids",
+    type=click.Choice(["time-ordered", "random"]),
+    default="time-ordered",
+    show_default=True,
+    help="uniqueIds as the SDK makes them (UUIDv7s of the event time) or random (evt_<16 hex>).",
+)
+def generate(
+    events: int, seed: int, start, days: int, out_dir: Path, seeds_dir: Path, ids: str
+) -> None:
     """Write deterministic sample usage files (NDJSON + CSV) into a landing directory."""
     from dagster_billing.datagen import generate_events
 
@@ -48,6 +57,7 @@ def generate(events: int, seed: int, start, days: int, out_dir: Path, seeds_dir:
         days=days,
         accounts_csv=seeds_dir / "accounts.csv",
         meters_csv=seeds_dir / "meters.csv",
+        ids=ids,
     )
     click.echo(
         json.dumps(

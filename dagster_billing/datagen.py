@@ -38,6 +38,9 @@ MALFORMED_KINDS = (
     "malformed_json",
 )
 CSV_COLUMNS = ("uniqueId", "account", "meter", "value", "ts", "properties")
+# uniqueIds: "time-ordered" as the SDK makes them (UUIDv7 hex: the event's millisecond, then the
+# event's 64-bit token in the random bits), or "random" (evt_ and the token's 16 hex digits).
+ID_KINDS = ("time-ordered", "random")
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -223,6 +226,7 @@ class _Tables:
     heads: pl.Series
     divisors: pl.Series
     props: _Properties
+    time_ordered_ids: bool
 
 
 @dataclass(frozen=True)
@@ -243,15 +247,19 @@ def generate_events(
     accounts_csv: Path,
     meters_csv: Path,
     csv_share: float = 0.05,
+    ids: str = "time-ordered",
 ) -> GenerationSummary:
-    """Write ``events`` rows of sample usage into ``out_dir`` and describe what was written."""
+    """Write ``events`` rows of sample usage into ``out_dir`` and describe what was written.
+    ``ids`` is one of ID_KINDS."""
     _check_arguments(events, days, csv_share)
+    if ids not in ID_KINDS:
+        raise ValueError(f"ids must be one of {ID_KINDS}, got {ids!r}")
     catalog = _load_catalog(Path(accounts_csv), Path(meters_csv))
     window = _Window(start, days)
     counts = _plan_counts(events)
     rng = np.random.default_rng(seed)
     population = _population(rng, catalog)
-    tables = _tables(catalog, population)
+    tables = _tables(catalog, population, time_ordered_ids=ids == "time-ordered")
 
     valid = _sample_valid(rng, catalog, population, tables.props, window, counts.valid)
     valid["token"] = _tokens(np.arange(counts.valid), seed)
@@ -384,7 +392,7 @@ def _properties(catalog: _Catalog, population: _Population) -> _Properties:
     )
 
 
-def _tables(catalog: _Catalog, population: _Population) -> _Tables:
+def _tables(catalog: _Catalog, population: _Population, *, time_ordered_ids: bool) -> _Tables:
     heads = [
         f'","account":"{account}","meter":"{meter}","value":'
         for account in catalog.accounts
@@ -396,6 +404,7 @@ def _tables(catalog: _Catalog, population: _Population) -> _Tables:
         heads=pl.Series(heads, dtype=pl.String),
         divisors=pl.Series([10**s.scale for s in catalog.shapes], dtype=pl.Int64),
         props=_properties(catalog, population),
+        time_ordered_ids=time_ordered_ids,
     )
 
 
@@ -583,9 +592,9 @@ def _malformed(
             "day": (rows["ts_ms"] - window.start_ms) // DAY_MS,
         }
     )
-    fields = frame.with_columns(hex=_hex(frame["token"].to_numpy())).with_columns(
-        _field_exprs(tables)
-    )
+    fields = frame.with_columns(
+        uid=_ids(frame["token"].to_numpy(), frame["ts_ms"].to_numpy(), tables)
+    ).with_columns(_field_exprs(tables))
     return _corrupt(fields, catalog, window)
 
 
@@ -648,9 +657,24 @@ _HEX_PAIRS = np.array(
 )
 
 
-def _hex(tokens: np.ndarray) -> pl.Series:
-    pairs = _HEX_PAIRS[tokens.astype(">u8").view(np.uint8).reshape(-1, 8)]
-    return _fixed_width_strings(pairs.view(np.uint8).reshape(len(tokens), 16))
+def _ids(tokens: np.ndarray, ts_ms: np.ndarray, tables: _Tables) -> pl.Series:
+    """The events' uniqueIds (ID_KINDS). A time-ordered id is laid out as sdk.new_unique_id's
+    UUIDv7: 48 bits of the event's millisecond, version 7, then the token's top 12 bits and, after
+    the variant bits, its low 52 (distinct tokens, distinct ids)."""
+    tokens = np.asarray(tokens, dtype=np.uint64)
+    if not tables.time_ordered_ids:
+        prefix = np.frombuffer(b"evt_" * len(tokens), dtype=np.uint8).reshape(-1, 4)
+        return _fixed_width_strings(np.hstack([prefix, _hex_digits(tokens)]))
+    ms = np.asarray(ts_ms).astype(np.uint64) & np.uint64((1 << 48) - 1)
+    high = ms << np.uint64(16) | np.uint64(0x7000) | tokens >> np.uint64(52)
+    low = np.uint64(0b10 << 62) | tokens & np.uint64((1 << 52) - 1)
+    return _fixed_width_strings(np.hstack([_hex_digits(high), _hex_digits(low)]))
+
+
+def _hex_digits(values: np.ndarray) -> np.ndarray:
+    """Each 64-bit value as a row of 16 lowercase hex digits (ASCII bytes)."""
+    pairs = _HEX_PAIRS[values.astype(">u8").view(np.uint8).reshape(-1, 8)]
+    return pairs.view(np.uint8).reshape(len(values), 16)
 
 
 def _fixed_width_strings(chars: np.ndarray) -> pl.Series:
@@ -660,7 +684,7 @@ def _fixed_width_strings(chars: np.ndarray) -> pl.Series:
     array = pa.Array.from_buffers(
         pa.large_string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
     )
-    return pl.Series("hex", array, dtype=pl.String)
+    return pl.Series("uid", array, dtype=pl.String)
 
 
 def _gather(table: pl.Series, index: pl.Expr) -> pl.Expr:
@@ -689,8 +713,8 @@ def _line_expr(tables: _Tables) -> pl.Expr:
     combo = pl.col("acct").cast(pl.Int64) * len(tables.meters) + pl.col("meter_ix").cast(pl.Int64)
     return pl.concat_str(
         [
-            pl.lit('{"uniqueId":"evt_'),
-            pl.col("hex"),
+            pl.lit('{"uniqueId":"'),
+            pl.col("uid"),
             _gather(tables.heads, combo),
             _value_text(tables),
             pl.lit(',"ts":"'),
@@ -704,7 +728,7 @@ def _line_expr(tables: _Tables) -> pl.Expr:
 
 def _field_exprs(tables: _Tables) -> list[pl.Expr]:
     return [
-        pl.concat_str([pl.lit("evt_"), pl.col("hex")]).alias("uniqueId"),
+        pl.col("uid").alias("uniqueId"),
         _gather(tables.accounts, pl.col("acct")).alias("account"),
         _gather(tables.meters, pl.col("meter_ix")).alias("meter"),
         _value_text(tables).alias("value"),
@@ -789,7 +813,9 @@ def _write_ndjson(
 
 
 def _write_day(path: Path, chunk: pl.DataFrame, tables: _Tables, broken_lines: pl.Series) -> None:
-    chunk = chunk.with_columns(hex=_hex(chunk["token"].to_numpy()))
+    chunk = chunk.with_columns(
+        uid=_ids(chunk["token"].to_numpy(), chunk["ts_ms"].to_numpy(), tables)
+    )
     lines = chunk.select(_line_expr(tables).alias("line")).to_series()
     mal = chunk["mal"].to_numpy()
     positions = np.flatnonzero(mal >= 0)
@@ -806,7 +832,8 @@ def _write_backfill(
         {k: rows[k] for k in ("ts_ms", "token", "acct", "meter_ix", "units", "prop")}
     )
     good = numeric.with_columns(
-        hex=_hex(rows["token"]), month=pl.Series(month_of_day[rows["day"]], dtype=pl.Int64)
+        uid=_ids(rows["token"], rows["ts_ms"], tables),
+        month=pl.Series(month_of_day[rows["day"]], dtype=pl.Int64),
     ).with_columns(_field_exprs(tables))
     bad = malformed.filter(pl.col("to_csv"))
     bad = bad.with_columns(month=pl.Series(month_of_day[bad["day"].to_numpy()], dtype=pl.Int64))

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import re
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -312,8 +313,37 @@ def test_on_time_rows_are_sorted_and_none_arrive_early(tally: Tally) -> None:
         assert keys == sorted(keys), name
 
 
-def test_unique_ids_look_like_event_ids(tally: Tally) -> None:
-    assert all(re.fullmatch(r"evt_[0-9a-f]{16}", uid) for uid in tally.valid)
+def test_unique_ids_are_uuid7s_of_the_event_time_as_the_sdk_makes_them(tally: Tally) -> None:
+    for uid, row in tally.valid.items():
+        parsed = uuid.UUID(hex=uid)
+        assert (uid, parsed.version, parsed.variant) == (parsed.hex, 7, uuid.RFC_4122)
+        event_ms = int(_parse_ts(row.record["ts"]).timestamp() * 1000)
+        assert parsed.int >> 80 == event_ms, (uid, row.record["ts"])
+
+
+def test_random_ids_are_the_tokens_in_hex_and_the_rows_are_the_same(tmp_path: Path) -> None:
+    def rows(ids: str) -> list[tuple[str, str]]:
+        summary = _generate(tmp_path / ids, events=2_000, days=5, ids=ids)
+        return [
+            (name, line)
+            for name in summary.files
+            for line in (tmp_path / ids / name).read_text().splitlines()
+        ]
+
+    ordered, random = rows("time-ordered"), rows("random")
+    assert [name for name, _ in ordered] == [name for name, _ in random]
+    ids: dict[str, str] = {}
+    for (_, line), (_, random_line) in zip(ordered, random, strict=True):
+        # both kinds of id whole on the line (a malformed line may be cut inside its id)
+        found = re.findall(r"\b019[0-9a-f]{29}\b", line)
+        random_found = re.findall(r"\bevt_[0-9a-f]{16}\b", random_line)
+        if found and random_found:
+            # the token's 64 bits: the UUID's rand_a (12 bits) and the low 52 of rand_b
+            token = (int(found[0][13:16], 16) << 52) | (int(found[0][16:], 16) & (1 << 52) - 1)
+            assert random_found[0] == f"evt_{token:016x}"
+            assert ids.setdefault(found[0], random_found[0]) == random_found[0]
+    assert len(ids) > 0.9 * len(ordered)  # re-sends share an id; a few lines have none
+    assert len(set(ids.values())) == len(ids)
 
 
 def test_backfill_share_goes_to_csv(tally: Tally) -> None:
