@@ -13,6 +13,7 @@ from bench.harness import (
     main_run,
     parse_size,
 )
+from dagster_billing.datagen import ID_KINDS
 
 BENCH_DIR = Path(__file__).resolve().parent
 
@@ -53,6 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
+        "--ids",
+        choices=ID_KINDS,
+        default="time-ordered",
+        help="uniqueIds as the SDK makes them (UUIDv7: time-ordered, the default) or random; "
+        "a random-id run writes bench-<size>-random-ids.json",
+    )
+    parser.add_argument(
         "--floor-runs",
         type=int,
         default=2,
@@ -84,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         out_dir=args.out_dir,
         results_dir=args.results_dir,
         seed=args.seed,
+        ids=args.ids,
         reuse_data=not args.regenerate,
         floor_runs=max(1, args.floor_runs),
         spark=size <= SPARK_SIZE_DEFAULT_CAP if args.spark is None else args.spark,

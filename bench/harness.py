@@ -88,6 +88,7 @@ class BenchConfig:
     out_dir: Path
     results_dir: Path
     seed: int = 7
+    ids: str = "time-ordered"  # datagen.ID_KINDS: uniqueIds as the SDK makes them, or random
     reuse_data: bool = True
     floor_runs: int = 2
     spark: bool = False  # the spark_full variant
@@ -199,7 +200,10 @@ def _fresh(directory: Path) -> Path:
 class Bench:
     def __init__(self, config: BenchConfig) -> None:
         self.config = config
-        self.label = size_label(config.size)
+        # A run with random uniqueIds is kept apart: bench-100M-random-ids.json.
+        self.label = size_label(config.size) + (
+            "" if config.ids == "time-ordered" else f"-{config.ids}-ids"
+        )
         self.root = config.out_dir.resolve() / self.label
         self.logs = self.root / "logs"
         self.results: dict[str, VariantRun] = {}
@@ -372,6 +376,7 @@ class Bench:
             seed=config.seed,
             start=HISTORY_START,
             days=HISTORY_DAYS,
+            ids=config.ids,
         )
         batch, batch_s, batch_reused = _generate(
             self.root / "data" / "batch",
@@ -381,8 +386,10 @@ class Bench:
             start=BATCH_DAY,
             days=1,
             csv_share=0.0,
+            ids=config.ids,
         )
         self.generation = {
+            "ids": config.ids,
             "history_rows": history["total_rows"],
             "history_files": len(history["files"]),
             "history_s": round(history_s, 3),
@@ -460,6 +467,7 @@ class Bench:
             seed=self.config.seed,
             start=HISTORY_START,
             days=HISTORY_DAYS,
+            ids=self.config.ids,
         )
         peer_dir = self.root / "runs" / "peer_duckdb"
         _link_files(peer_root / "landing", peer_dir / "landing")

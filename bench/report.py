@@ -238,8 +238,9 @@ def _pipeline_section(path: Path) -> list[str]:
     report = json.loads(path.read_text())
     variants = report["variants"]
     machine = report["machine"]
+    ids = issue_23.pipeline_ids(report)
     lines = [
-        f"### {report['label']} events",
+        f"### {report['label'].removesuffix(f'-{ids}-ids')} events, {ids} uniqueIds",
         "",
         f"`{path.as_posix()}`: finished {report['finished_at'][:16].replace('T', ' ')} UTC, "
         f"{machine['cpus']} cores, load average at the end "
@@ -403,7 +404,9 @@ def _latency_section(paths: list[Path]) -> list[str]:
 def benchmarks_page(results_dir: Path) -> str:
     """docs/benchmarks.md: every result file of bench/results/, as tables."""
     root = results_dir.parent.parent
-    pipeline = sorted(results_dir.glob("bench-*.json"), key=_size_of)
+    pipeline = sorted(
+        results_dir.glob("bench-*.json"), key=lambda path: (_size_of(path), path.name)
+    )
     load = sorted(results_dir.glob("ingest_load*.json"))
     latency = sorted(results_dir.glob("ingest_latency*.json"))
     lines = [
@@ -437,6 +440,7 @@ def benchmarks_page(results_dir: Path) -> str:
         "make bench SIZE=10M                     # the default: about 6 minutes idle, 25 under load",
         "make bench SIZE=100M PEER_SIZE=10M      # about 13 GB of landing files: check `df -h` first",
         ".venv/bin/python -m bench --size 1M --no-postgres",
+        "make bench SIZE=100M BENCH_ARGS='--ids random'   # random uniqueIds: bench-100M-random-ids.json",
         "```",
         "",
         "The floor is `bench/floor.sql` (dedupe, quarantine, aggregate and rate straight from the",

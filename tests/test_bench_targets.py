@@ -54,8 +54,10 @@ def write_bench(
     read_s: float | None = None,
     cpus: int = 2,
     different: tuple[str, ...] = (),
+    ids: str | None = "time-ordered",
 ) -> None:
-    """bench-<size>.json as bench.harness writes it (the fields the targets read, and more)."""
+    """bench-<size>.json as bench.harness writes it (the fields the targets read, and more);
+    bench-<size>-random-ids.json for random `ids`, and no generation.ids for None (older runs)."""
     batch = size // 100
     variants = {
         "floor": _variant("floor (DuckDB SQL)", size, floor_s, cpu_s=floor_s),
@@ -87,9 +89,11 @@ def write_bench(
         ("floor_history_batch", "incremental"),
         ("floor_batch", "batch_alone"),
     )
+    label = LABELS[size] + ("-random-ids" if ids == "random" else "")
     report = {
         "size": size,
-        "label": LABELS[size],
+        "label": label,
+        "generation": {} if ids is None else {"ids": ids},
         "peer_size": None,
         "machine": {"cpus": cpus, "load_average_at_end": [1.0, 1.0, 1.0]},
         "variants": variants,
@@ -122,7 +126,7 @@ def write_bench(
         },
     }
     results.mkdir(parents=True, exist_ok=True)
-    (results / f"bench-{LABELS[size]}.json").write_text(json.dumps(report))
+    (results / f"bench-{label}.json").write_text(json.dumps(report))
 
 
 def write_latency(
@@ -203,7 +207,7 @@ def outcome(results: Path, key: str):
 
 def test_without_result_files_no_target_is_measured(tmp_path):
     outcomes = evaluate(tmp_path)
-    assert [o.key for o in outcomes] == ["1", "2", "3", "4", "4b", "5", "5w", "6", "7"]
+    assert [o.key for o in outcomes] == ["1", "2", "3", "4", "4r", "4b", "5", "5w", "6", "7"]
     assert {o.status for o in outcomes} == {NOT_MEASURED}
     assert outcome(tmp_path, "6").note == "no ingest_load*.json: make bench-ingest"
 
@@ -288,6 +292,30 @@ def test_the_incremental_batch_at_100m(tmp_path, incremental_s, status, figure):
     result = outcome(tmp_path, "4")
     assert (result.status, result.figure) == (status, figure)
     assert result.note.startswith(f"{incremental_s:.1f} s vs 40.0 s alone")
+
+
+def test_the_incremental_batch_is_judged_on_time_ordered_ids_and_random_ids_beside_it(tmp_path):
+    # A run from before the generator had a choice of ids (no generation.ids) had random ones.
+    write_bench(tmp_path, 100_000_000, incremental_s=60.0, alone_s=40.0, ids=None)
+    assert outcome(tmp_path, "4").status == NOT_MEASURED
+    assert outcome(tmp_path, "4").note == (
+        "no bench-*.json with time-ordered ids: make bench SIZE=100M"
+    )
+    assert (outcome(tmp_path, "4r").status, outcome(tmp_path, "4r").figure) == (MISSED, "1.50x")
+    (tmp_path / "bench-100M.json").rename(tmp_path / "bench-100M-random-ids.json")
+    write_bench(tmp_path, 100_000_000, incremental_s=48.0, alone_s=40.0)
+    ordered, random = outcome(tmp_path, "4"), outcome(tmp_path, "4r")
+    assert (ordered.status, ordered.figure, ordered.source) == (MET, "1.20x", "bench-100M.json")
+    assert (random.status, random.figure, random.source) == (
+        MISSED,
+        "1.50x",
+        "bench-100M-random-ids.json",
+    )
+    # The other targets take the time-ordered run of a size: 4b here, from 50M with random ids.
+    write_bench(tmp_path, 50_000_000, incremental_s=44.0, alone_s=40.0, ids="random")
+    flat = outcome(tmp_path, "4b")
+    assert (flat.status, flat.figure) == (DIFFERENT, "1.10x -> 1.20x (1.09x)")
+    assert flat.note == "50M-random-ids: random uniqueIds (target time-ordered)"
 
 
 @pytest.mark.parametrize(
@@ -462,8 +490,8 @@ def test_the_markdown_table_has_a_row_per_target_and_what_each_reads(tmp_path):
         "| 1 | 100M full build / floor; RSS | <= 2x, RSS <= 12 GiB | 3.02x, RSS 13.43 GiB "
         "| missed | bench-100M.json | 905.4 s vs floor 300.0 s; CPU 4.00x |"
     )
-    assert sum(line.startswith("| ") for line in lines) == 2 + 9
-    assert sum(line.startswith("- **") for line in lines) == 9
+    assert sum(line.startswith("| ") for line in lines) == 2 + 10
+    assert sum(line.startswith("- **") for line in lines) == 10
 
 
 def test_the_command_prints_one_screen_with_every_verdict(tmp_path):
@@ -482,12 +510,12 @@ def test_the_command_prints_one_screen_with_every_verdict(tmp_path):
     )
     assert completed.returncode == 0, completed.stderr
     lines = completed.stdout.splitlines()
-    assert len(lines) <= 22 and max(map(len, lines)) <= 160
+    assert len(lines) <= 24 and max(map(len, lines)) <= 160
     assert lines[0] == (
         f"issue 23 targets from {tmp_path} (2 cores): "
-        "1 met, 4 missed, 2 measured differently, 2 not measured"
+        "1 met, 4 missed, 2 measured differently, 3 not measured"
     )
-    rows = {line.split()[0]: re.split(r"\s{2,}", line) for line in lines[2:11]}
+    rows = {line.split()[0]: re.split(r"\s{2,}", line) for line in lines[2:12]}
     assert rows["1"] == [
         "1",
         "100M full build / floor; RSS",
@@ -504,10 +532,11 @@ def test_the_command_prints_one_screen_with_every_verdict(tmp_path):
     assert rows["7"][3:] == ["6 of 6 identical", "met"]
     assert rows["2"][3:] == ["-", "not measured"]
     # every column starts at the same place on every row
-    starts = {line.index("missed") for line in lines[2:11] if line.endswith("missed")}
+    assert rows["4r"][3:] == ["-", "not measured"]
+    starts = {line.index("missed") for line in lines[2:12] if line.endswith("missed")}
     assert len(starts) == 1
-    assert lines[11] == ""
-    assert lines[12] == "1   bench-100M.json: 873.0 s vs floor 300.0 s; CPU 4.00x"
+    assert lines[12] == ""
+    assert lines[13] == "1   bench-100M.json: 873.0 s vs floor 300.0 s; CPU 4.00x"
 
 
 def test_a_bench_run_ends_with_the_targets_over_its_results_dir(tmp_path, monkeypatch, capsys):
@@ -535,7 +564,7 @@ def test_a_bench_run_ends_with_the_targets_over_its_results_dir(tmp_path, monkey
     [title] = [n for n, line in enumerate(lines) if line.startswith("issue 23 targets from")]
     assert lines[title] == (
         f"issue 23 targets from {results} (2 cores): "
-        "1 met, 1 missed, 2 measured differently, 5 not measured"
+        "1 met, 1 missed, 2 measured differently, 6 not measured"
     )
     assert lines[title + 4].split("  ")[-1] == "missed"  # 3: the 10M run's 100K batch, 35.4 s
     assert lines[-1].startswith("7   bench-*.json (10M): ")
@@ -546,8 +575,11 @@ def test_the_docs_page_opens_with_the_targets(tmp_path):
 
     results = tmp_path / "bench" / "results"
     write_bench(results, 100_000_000, full_s=905.4, peak_gib=13.43)
+    write_bench(results, 100_000_000, ids="random")
     page = benchmarks_page(results).splitlines()
     start = page.index("## Issue 23's targets")
     table = page.index("| # | target | goal | figure | status | from | note |")
-    assert start < table < page.index("### 100M events")
+    # a size's runs side by side, random ids first, each saying which ids it had
+    random_ids = page.index("### 100M events, random uniqueIds")
+    assert start < table < random_ids < page.index("### 100M events, time-ordered uniqueIds")
     assert page[table + 2].startswith("| 1 | 100M full build / floor; RSS |")
