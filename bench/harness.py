@@ -37,6 +37,7 @@ from bench.targets import (
     INCREMENTAL_OVER_BATCH,
     LANDING_OVER_READ,
     LANDING_READ_VARIANT,
+    PIPELINE_IDS,
     ratio_met,
 )
 from bench.variants import invoices_from_json
@@ -202,7 +203,7 @@ class Bench:
         self.config = config
         # A run with random uniqueIds is kept apart: bench-100M-random-ids.json.
         self.label = size_label(config.size) + (
-            "" if config.ids == "time-ordered" else f"-{config.ids}-ids"
+            "" if config.ids == PIPELINE_IDS else f"-{config.ids}-ids"
         )
         self.root = config.out_dir.resolve() / self.label
         self.logs = self.root / "logs"

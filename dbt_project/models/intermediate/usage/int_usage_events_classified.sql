@@ -33,9 +33,12 @@
     ])) }}
 {%- endset %}
 
+{#- The rows of the files landed since the last run: the watermark is looked up once. -#}
+{%- set since_last_run = arrived_since_last_run() %}
+
 with events as {{ inlined() }} (
     select * from {{ ref('stg_raw__usage_events') }}
-    where {{ arrived_since_last_run() }}
+    where {{ since_last_run }}
 ),
 
 referenced as {{ inlined() }} (
@@ -65,7 +68,7 @@ earlier_arrivals as (
     {% if is_incremental() %}
     {%- set holding_files = arrival_files_holding(
         this,
-        'select unique_id as id from ' ~ ref('stg_raw__usage_events') ~ ' where ' ~ arrived_since_last_run(),
+        'select unique_id as id from ' ~ ref('stg_raw__usage_events') ~ ' where ' ~ since_last_run,
     ) %}
     select unique_id, {{ body_hash }} as body_hash
     from {{ this }}
@@ -169,4 +172,4 @@ select
     reason,
     false as is_conflicting
 from {{ ref('stg_raw__usage_quarantine') }}
-where {{ arrived_since_last_run() }}
+where {{ since_last_run }}
