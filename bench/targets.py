@@ -40,6 +40,10 @@ LANDING_OVER_READ = 1.2
 # The bench variant target 2 reads: DuckDB's read_json/read_csv of the same landing files to
 # Parquet, timed alone (bench/floor.py read_landing).
 LANDING_READ_VARIANT = "read_landing_files"
+# The same bullet of the issue asks that int_usage_events_classified be "no longer the top node"
+# of the full build: read as its time over the slowest other dbt node's, at most 1x.
+CLASSIFIED_NODE = "model.billing.int_usage_events_classified"
+CLASSIFIED_OVER_NEXT = 1.0
 BATCH_ALONE_EVENTS = 100_000
 BATCH_ALONE_S = 12.0
 INCREMENTAL_OVER_BATCH = 1.3
@@ -207,11 +211,29 @@ def _landing(results_dir: Path) -> Measured:
     variants = report["variants"]
     landing = variants["pipeline_full"]["detail"]["phases"]["landing"]
     read = variants[LANDING_READ_VARIANT]["wall_s"]
+    top, top_note = _classified_over_next(variants["pipeline_full"])
     return Measured(
-        (round(landing / read, 2),),
+        (round(landing / read, 2), top),
         path.name,
         _cores(report["machine"].get("cpus")),
-        f"landing {landing:.1f} s vs read {read:.1f} s at {report['label']}",
+        f"landing {landing:.1f} s vs read {read:.1f} s at {report['label']}; {top_note}",
+    )
+
+
+def _classified_over_next(full: dict) -> tuple[float | None, str]:
+    """int_usage_events_classified's time in a full build over the slowest other dbt node's
+    (0 when it is not among the slowest nodes the run kept), and a note naming both."""
+    nodes = full["detail"].get("dbt", {}).get("nodes", [])
+    times = {node["node"].split(".")[-1]: node["execution_s"] for node in nodes}
+    classified = times.pop(CLASSIFIED_NODE.split(".")[-1], None)
+    if not times:
+        return None, "no dbt node times"
+    name, slowest = max(times.items(), key=lambda item: item[1])
+    if classified is None:
+        return 0.0, f"int_usage_events_classified not among the {len(nodes)} slowest nodes"
+    return (
+        round(classified / slowest, 2),
+        f"int_usage_events_classified {classified:.1f} s, next {name} {slowest:.1f} s",
     )
 
 
@@ -466,14 +488,20 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target(
         key="2",
-        title="landing / DuckDB read of files",
+        title="landing / read; classified not top",
         files="bench-*.json",
         fields=(
             "variants.pipeline_full.detail.phases.landing",
             f"variants.{LANDING_READ_VARIANT}.wall_s",
+            "variants.pipeline_full.detail.dbt.nodes[].execution_s",
         ),
-        conditions="the same files, one run; 2 cores",
-        checks=(Check("", "<=", LANDING_OVER_READ, "x"),),
+        conditions="the same files, one run (the largest with the read timed); "
+        "int_usage_events_classified's time in its full build over the slowest other dbt "
+        "node's; 2 cores",
+        checks=(
+            Check("", "<=", LANDING_OVER_READ, "x"),
+            Check("classified/next", "<=", CLASSIFIED_OVER_NEXT, "x"),
+        ),
         measure=_landing,
     ),
     Target(
