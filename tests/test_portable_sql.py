@@ -277,6 +277,37 @@ def test_macros_on_postgres_match_duckdb_and_exact_arithmetic(tmp_path, monkeypa
     assert set(failures) == RULE_FAILURES
 
 
+# Keys for key_hash: uniqueIds as the SDK and the generator make them, and the odd ones.
+HASHED_KEYS = [
+    "019b76daf83878d88006a56a92fa5874",
+    "evt_0123456789abcdef",
+    "",
+    "a'b",
+    "é日本語",
+    "x" * 10_000,
+    *(f"{n:032x}" for n in range(0, 2**128, 2**121 + 12345)),
+]
+
+
+def test_key_hash_on_duckdb_is_md5s_low_64_bits_as_earlier_warehouses_stored_it(
+    tmp_path, monkeypatch
+):
+    """The hash is stored (decision 103), so a new expression must give the old values: md5's
+    second eight bytes, little-endian, which is what md5_number_lower returned (decision 120)."""
+    import hashlib
+
+    import duckdb
+
+    monkeypatch.setenv("BILLING_DATA_DIR", str(tmp_path))
+    keys = ", ".join("('" + key.replace("'", "''") + "')" for key in HASHED_KEYS)
+    query = f"select k, {{{{ key_hash('k') }}}}, md5_number_lower(k) from (values {keys}) as t(k)"
+    rows = duckdb.sql(_compiled("duckdb", query)).fetchall()
+    assert len(rows) == len(HASHED_KEYS)
+    for key, hashed, stored_before in rows:
+        expected = int.from_bytes(hashlib.md5(key.encode()).digest()[8:], "little")
+        assert (hashed, stored_before) == (expected, expected), key
+
+
 def test_table_rules_return_one_row_per_broken_rule_on_duckdb(tmp_path, monkeypatch):
     import duckdb
 
