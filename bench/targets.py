@@ -224,11 +224,12 @@ def _classified_over_next(full: dict) -> tuple[float | None, str]:
     """int_usage_events_classified's time in a full build over the slowest other dbt node's
     (0 when it is not among the slowest nodes the run kept), and a note naming both."""
     nodes = full["detail"].get("dbt", {}).get("nodes", [])
-    times = {node["node"].split(".")[-1]: node["execution_s"] for node in nodes}
-    classified = times.pop(CLASSIFIED_NODE.split(".")[-1], None)
+    times = {node["node"]: node["execution_s"] for node in nodes}
+    classified = times.pop(CLASSIFIED_NODE, None)
     if not times:
         return None, "no dbt node times"
-    name, slowest = max(times.items(), key=lambda item: item[1])
+    node, slowest = max(times.items(), key=lambda item: item[1])
+    name = node.split(".")[2]  # <resource type>.<package>.<name>[.<test hash>]
     if classified is None:
         return 0.0, f"int_usage_events_classified not among the {len(nodes)} slowest nodes"
     return (
