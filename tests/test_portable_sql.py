@@ -1,7 +1,8 @@
 """The portability macros give the same answers on DuckDB and PostgreSQL (and equal Python's exact
 Decimal arithmetic): exact division half-up to 10 places, ceiling division, whole seconds between
-timestamps, JSON fields, the last row of a group, a CTE inlined where it is read twice.
-PostgreSQL runs as a throwaway local server; skipped when it is missing."""
+timestamps, JSON fields, the last row of a group, a CTE inlined where it is read twice; and on
+DuckDB the stored key hash keeps the values earlier warehouses hold. PostgreSQL runs as a
+throwaway local server; skipped when it is missing."""
 
 from __future__ import annotations
 
