@@ -13,6 +13,7 @@ from bench.harness import (
     main_run,
     parse_size,
 )
+from bench.targets import PIPELINE_IDS
 from dagster_billing.datagen import ID_KINDS
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ids",
         choices=ID_KINDS,
-        default="time-ordered",
+        default=PIPELINE_IDS,
         help="uniqueIds as the SDK makes them (UUIDv7: time-ordered, the default) or random; "
         "a random-id run writes bench-<size>-random-ids.json",
     )

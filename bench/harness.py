@@ -89,7 +89,7 @@ class BenchConfig:
     out_dir: Path
     results_dir: Path
     seed: int = 7
-    ids: str = "time-ordered"  # datagen.ID_KINDS: uniqueIds as the SDK makes them, or random
+    ids: str = PIPELINE_IDS  # datagen.ID_KINDS: uniqueIds as the SDK makes them, or random
     reuse_data: bool = True
     floor_runs: int = 2
     spark: bool = False  # the spark_full variant
