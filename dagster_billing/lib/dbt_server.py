@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import json
 import os
 import selectors
@@ -291,6 +292,12 @@ def serve(
         importlib.import_module(module)
     if prepare is not None:
         prepare()
+    # What every fork inherits goes to the collector's permanent generation: a child's
+    # collections skip those objects, instead of walking them and writing to their pages
+    # (copy-on-write). About 0.2-0.4 CPU-s less per dbt build of fixture data (alternated
+    # builds, docs/testing.md, twenty-seventh round); the Python docs' advice for fork servers.
+    gc.collect()
+    gc.freeze()
     parent = os.getppid() if exit_with_parent else None
     socket_path.unlink(missing_ok=True)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
