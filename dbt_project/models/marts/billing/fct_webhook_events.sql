@@ -11,10 +11,21 @@ with invoices as (
     select * from {{ ref('fct_invoices') }}
 )
 
+{#- A final invoice's one event, or a draft's event for its current amounts. -#}
 select
-    {{ dbt.concat(["'invoice.finalized:'", "invoice_id"]) }} as event_id,
-    'invoice.finalized' as event_type,
-    finalized_at as occurred_at,
+    case
+        when status = 'final' then {{ dbt.concat(["'invoice.finalized:'", "invoice_id"]) }}
+        else {{ dbt.concat([
+            "'invoice.draft_updated:'", "invoice_id", "':'",
+            dbt.hash(dbt.concat([
+                dbt.cast("total_minor", dbt.type_string()), "'|'", dbt.cast("subtotal", dbt.type_string()),
+                "'|'", dbt.cast("credits_applied", dbt.type_string()), "'|'",
+                dbt.cast("line_count", dbt.type_string())]))
+        ]) }}
+    end as event_id,
+    case when status = 'final' then 'invoice.finalized' else 'invoice.draft_updated' end
+        as event_type,
+    case when status = 'final' then finalized_at else recalculated_at end as occurred_at,
     account_id,
     invoice_id,
     invoice_number,
@@ -32,38 +43,7 @@ select
     cast(null as integer) as days_past_due,
     cast(null as {{ money_type() }}) as amount_outstanding
 from invoices
-where status = 'final'
-
-union all
-
-select
-    {{ dbt.concat([
-        "'invoice.draft_updated:'", "invoice_id", "':'",
-        dbt.hash(dbt.concat([
-            dbt.cast("total_minor", dbt.type_string()), "'|'", dbt.cast("subtotal", dbt.type_string()),
-            "'|'", dbt.cast("credits_applied", dbt.type_string()), "'|'",
-            dbt.cast("line_count", dbt.type_string())]))
-    ]) }} as event_id,
-    'invoice.draft_updated' as event_type,
-    recalculated_at as occurred_at,
-    account_id,
-    invoice_id,
-    invoice_number,
-    status,
-    period_start,
-    period_end,
-    currency,
-    total,
-    total_minor,
-    cast(null as {{ dbt.type_string() }}) as threshold_id,
-    cast(null as {{ dbt.type_string() }}) as meter_code,
-    cast(null as {{ decimal_type() }}) as limit_quantity,
-    cast(null as {{ decimal_type() }}) as usage_quantity,
-    cast(null as date) as due_on,
-    cast(null as integer) as days_past_due,
-    cast(null as {{ money_type() }}) as amount_outstanding
-from invoices
-where status = 'draft'
+where status in ('final', 'draft')
 
 union all
 
