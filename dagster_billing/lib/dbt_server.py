@@ -294,7 +294,7 @@ def serve(
         prepare()
     # What every fork inherits goes to the collector's permanent generation: a child's
     # collections skip those objects, instead of walking them and writing to their pages
-    # (copy-on-write). About 0.2-0.4 CPU-s less per dbt build of fixture data (alternated
+    # (copy-on-write). About 0.2-0.5 CPU-s less per dbt build of fixture data (alternated
     # builds, docs/testing.md, twenty-seventh round); the Python docs' advice for fork servers.
     gc.collect()
     gc.freeze()
