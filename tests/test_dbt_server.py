@@ -31,7 +31,10 @@ def fake_dbt(argv) -> int:
     elif command == "exit":
         return int(args[0])
     elif command == "wait":
-        Path(args[0]).write_text(str(os.getpid()))
+        # Written whole, then renamed: the test reads the pid as soon as the file exists.
+        staged = Path(f"{args[0]}.tmp")
+        staged.write_text(str(os.getpid()))
+        staged.replace(args[0])
         time.sleep(120)
     return 0
 
