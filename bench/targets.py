@@ -228,10 +228,10 @@ def _classified_over_next(full: dict) -> tuple[float | None, str]:
     classified = times.pop(CLASSIFIED_NODE, None)
     if not times:
         return None, "no dbt node times"
-    node, slowest = max(times.items(), key=lambda item: item[1])
-    name = node.split(".")[2]  # <resource type>.<package>.<name>[.<test hash>]
     if classified is None:
         return 0.0, f"int_usage_events_classified not among the {len(nodes)} slowest nodes"
+    node, slowest = max(times.items(), key=lambda item: item[1])
+    name = node.split(".")[2]  # <resource type>.<package>.<name>[.<test hash>]
     return (
         round(classified / slowest, 2),
         f"int_usage_events_classified {classified:.1f} s, next {name} {slowest:.1f} s",
