@@ -310,6 +310,21 @@ def test_a_posted_event_is_rated_and_read_back(tmp_path, monkeypatch):
         assert rated_quantity() == Decimal("107.5")
         [api_requests] = [u for u in read_usage()["usage"] if u["meter_code"] == "api.requests"]
         assert Decimal(api_requests["quantity"]) == Decimal("107.5")
+        # The fast path refreshes the quotas too: a blocking quota closes access this promptly.
+        # seeds/usage_quotas.csv: acct_meridian may make 250,000 calls a period (policy bill).
+        quotas = httpx.get(
+            f"{server.url}/v1/accounts/acct_meridian/quotas",
+            params={"period": "2026-01"},
+            headers=headers,
+        ).json()
+        assert quotas["period"] == {"start": "2026-01-01", "end": "2026-02-01"}
+        [calls] = quotas["quotas"]
+        assert calls["meter_code"] == "api.requests" and calls["overage_policy"] == "bill"
+        assert [Decimal(calls[k]) for k in ("used_quantity", "remaining_quantity")] == [
+            Decimal("107.5"),
+            Decimal("249892.5"),
+        ]
+        assert calls["has_access"] is True and calls["is_exhausted"] is False
 
         # Then land_and_rate over the same file: nothing landed twice, drafts recalculated.
         later = datetime.now(UTC) + timedelta(seconds=QUIET_SECONDS)

@@ -472,7 +472,25 @@ def _check_alerts(page, data_dir: Path, fmt: Formatter) -> None:
         true_up["base_amount"], "USD"
     )
     assert box.locator("[data-field=true_up]").inner_text() == fmt.money(true_up["amount"], "USD")
-    assert page.locator("nav .badge").inner_text() == "2"  # February's crossing and the true-up
+    quotas = _sql(
+        data_dir,
+        "select meter_code, limit_quantity, used_quantity, remaining_quantity, overage_quantity"
+        " from billing.fct_usage_quotas where account_id = 'acct_alpha'"
+        " and period_start = '2026-02-01' order by meter_code",
+    )
+    rows = _rows(page.get_by_test_id("quotas"))
+    assert [row[0] for row in rows] == [q["meter_code"] for q in quotas]
+    assert [row[2:6] for row in rows] == [
+        [fmt.quantity(q[k]) for k in ("limit_quantity", "used_quantity", "remaining_quantity",
+                                       "overage_quantity")]
+        for q in quotas
+    ]
+    # 1,700 calls by Feb 14 against a blocking quota of 1,500; 2,000 of 1,000,000 tokens.
+    assert [row[1] for row in rows] == ["usage stops", "overage is billed"]
+    assert [row[6] for row in rows] == ["blocked", "within the limit"]
+    assert quotas[0]["overage_quantity"] == Decimal("200")
+    # February's crossing, the exhausted quota and the true-up.
+    assert page.locator("nav .badge").inner_text() == "3"
 
 
 CHECKS = {

@@ -17,6 +17,7 @@ PUBLISHED_TABLES: tuple[tuple[str, str], ...] = (
     ("billing", "fct_usage_hourly"),
     ("billing", "fct_usage_hourly_by_dimension"),
     ("billing", "fct_usage_alerts"),
+    ("billing", "fct_usage_quotas"),
     ("billing", "fct_usage_outcome_counts"),
     ("billing", "fct_usage_quarantine"),
     ("billing", "fct_invoices"),

@@ -4,6 +4,7 @@ POST /v1/measurements          one event, a list, {"measurements": [...]} or NDJ
 POST /v1/measurements/csv      a CSV body with the landing columns -> 202
 GET  /v1/accounts/{a}/usage    rated usage of the account's (latest or ?period=YYYY-MM) period
 GET  /v1/accounts/{a}/estimate the account's invoice as rated so far
+GET  /v1/accounts/{a}/quotas   usage against the account's quotas, and whether it has access
 GET  /healthz                  liveness, no key needed; names the worker process that answered
 GET  /portal/...               the customer portal (web pages; signed links, dagster_billing/portal)
 
@@ -311,6 +312,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
     def get_estimate(account: str, caller: Caller, period: str | None = None):
         _owned(caller, account)
         return _read(snapshots.estimate, account, period)
+
+    @app.get("/v1/accounts/{account}/quotas")
+    def get_quotas(account: str, caller: Caller, period: str | None = None):
+        _owned(caller, account)
+        return _read(snapshots.quotas, account, period)
 
     return app
 

@@ -1,4 +1,4 @@
-"""Usage and estimates for the API, read from the published analytics snapshot.
+"""Usage, estimates and quotas for the API, read from the published analytics snapshot.
 
 The API never opens the DuckDB warehouse: a read-only open fails while the pipeline writes, which
 with a sensor landing every few seconds would be most of the time, and blocks the pipeline while
@@ -28,6 +28,7 @@ SNAPSHOT_TABLES = {
     "rated_usage": "billing.fct_rated_usage",
     "invoice_lines": "billing.fct_invoice_lines",
     "invoices": "billing.fct_invoices",
+    "quotas": "billing.fct_usage_quotas",
 }
 
 
@@ -78,9 +79,18 @@ class SnapshotReader:
             if self._snapshot is None or self._snapshot.version != current:
                 with open_snapshot(self.data_dir) as connection:
                     meta = snapshot_meta(connection)
+                    present = {
+                        f"{schema}.{table}"
+                        for schema, table in connection.execute(
+                            "select schema_name, table_name from duckdb_tables()"
+                        ).fetchall()
+                    }
+                    # A snapshot published by an earlier version may lack a newer table: the
+                    # reads of that table say so until the next run publishes one with it.
                     tables = {
                         name: connection.sql(f"select * from {table}").pl()
                         for name, table in SNAPSHOT_TABLES.items()
+                        if table in present
                     }
                 self._snapshot = Snapshot(
                     meta["path"].name, meta["created_at"].replace(tzinfo=UTC).isoformat(), tables
@@ -125,6 +135,39 @@ class SnapshotReader:
                 "unit_price",
                 "amount_unrounded",
                 "currency",
+            ],
+        )
+        return body
+
+    def quotas(self, account: str, period: str | None) -> dict:
+        """The account's quotas in the period (default its latest): usage against each limit and
+        whether the account still has access (fct_usage_quotas, decision 121)."""
+        snapshot = self.current()
+        if "quotas" not in snapshot.tables:
+            raise SnapshotUnavailable(
+                "the current snapshot has no quotas yet: the next pipeline run publishes them"
+            )
+        rows = self._period(snapshot.tables["quotas"], account, period).sort("meter_code")
+        body = {"account": account, "as_of": snapshot.created_at, "period": None, "quotas": []}
+        if rows.is_empty():
+            return body
+        first = rows.row(0, named=True)
+        body["period"] = {
+            "start": _jsonable(first["period_start"]),
+            "end": _jsonable(first["period_end"]),
+        }
+        body["quotas"] = _records(
+            rows,
+            [
+                "quota_id",
+                "meter_code",
+                "overage_policy",
+                "limit_quantity",
+                "used_quantity",
+                "remaining_quantity",
+                "overage_quantity",
+                "is_exhausted",
+                "has_access",
             ],
         )
         return body

@@ -408,8 +408,9 @@ def credits(snapshot: PortalSnapshot, account_id: str) -> dict:
 
 
 def alerts(snapshot: PortalSnapshot, account_id: str) -> dict:
-    """Usage thresholds crossed (newest period first), and the commitment true-up the open
-    invoice carries so far (what would be added if the period ended at the snapshot's clock)."""
+    """Usage thresholds crossed (newest period first), the quotas of the open period, and the
+    commitment true-up the open invoice carries so far (what would be added if the period ended
+    at the snapshot's clock)."""
 
     def compute() -> dict:
         with snapshot.cursor() as cursor:
@@ -425,6 +426,20 @@ def alerts(snapshot: PortalSnapshot, account_id: str) -> dict:
                 [account_id],
             )
             current, _ = _current_and_previous(_invoices(cursor, account_id))
+            quotas = []
+            # A snapshot published before quotas existed has no table: no quotas to show.
+            if current is not None and _has_table(cursor, "billing", "fct_usage_quotas"):
+                quotas = rows(
+                    cursor,
+                    """
+                    select quota_id, meter_code, overage_policy, limit_quantity, used_quantity,
+                           remaining_quantity, overage_quantity, is_exhausted, has_access
+                    from billing.fct_usage_quotas
+                    where account_id = ? and period_start = ?
+                    order by meter_code, quota_id
+                    """,
+                    [account_id, current["period_start"]],
+                )
             true_up = None
             if current is not None and current["status"] == "draft":
                 found = rows(
@@ -437,7 +452,7 @@ def alerts(snapshot: PortalSnapshot, account_id: str) -> dict:
                     [account_id, current["invoice_id"]],
                 )
                 true_up = found[0] if found else None
-        return {"crossed": crossed, "current": current, "true_up": true_up}
+        return {"crossed": crossed, "quotas": quotas, "current": current, "true_up": true_up}
 
     return snapshot.cached(("alerts", account_id), compute)
 
@@ -449,4 +464,13 @@ def alert_count(snapshot: PortalSnapshot, account_id: str) -> int:
     if current is None:
         return 0
     crossed = [a for a in model["crossed"] if a["period_start"] == current["period_start"]]
-    return len(crossed) + (1 if model["true_up"] else 0)
+    exhausted = [q for q in model["quotas"] if q["is_exhausted"]]
+    return len(crossed) + len(exhausted) + (1 if model["true_up"] else 0)
+
+
+def _has_table(cursor: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    found = cursor.execute(
+        "select count(*) from duckdb_tables() where schema_name = ? and table_name = ?",
+        [schema, table],
+    ).fetchone()
+    return found[0] > 0

@@ -44,12 +44,14 @@ from dagster_billing.pricing.plans import (
 )
 
 # Billing-lifecycle reference data that names accounts (prepaid credits, coupons, the issuer of
-# an account, alert thresholds, anniversary cycles): a run for other accounts starts without any.
+# an account, alert thresholds, quotas, anniversary cycles): a run for other accounts starts
+# without any.
 ACCOUNT_DATA_SEEDS = (
     "credit_grants.csv",
     "coupons.csv",
     "account_issuers.csv",
     "usage_thresholds.csv",
+    "usage_quotas.csv",
     "billing_cycles.csv",
     "account_billing_profiles.csv",
 )

@@ -3,8 +3,8 @@
 A land_and_rate run builds every model downstream of raw/* with every dbt test and the finance
 checks, in one dbt invocation (about 15 s on tiny data, most of it the tests and dbt's per-node
 overhead). The `rate_new_usage` job is three ops: land the new files, ONE `dbt run` of the
-models fct_rated_usage is built from (no seeds, no tests), and the analytics snapshot (which the
-API reads). Outside an asset op dagster-dbt records each model it builds as an
+models fct_rated_usage and fct_usage_quotas are built from (no seeds, no tests), and the analytics
+snapshot (which the API reads). Outside an asset op dagster-dbt records each model it builds as an
 AssetMaterialization of the same asset key as the @dbt_assets, so the asset catalog shows the
 fast path's materializations too.
 
@@ -24,8 +24,10 @@ from dagster_billing.defs.dbt.translator import BillingTranslator
 from dagster_billing.defs.ingest.assets import LandingConfig, land
 from dagster_billing.defs.resources import DUCKDB_POOL, BillingWarehouse
 
-# dbt's selection: the models fct_rated_usage is built from (`dbt run` builds no seeds or tests).
-RATED_USAGE_SELECT = "+fct_rated_usage"
+# dbt's selection: the models fct_rated_usage is built from, and the quotas (a blocking quota's
+# has_access is what the product reads to stop serving: decision 121); `dbt run` builds no seeds
+# or tests. One argument: dbt reads the space as a union.
+RATED_USAGE_SELECT = "+fct_rated_usage +fct_usage_quotas"
 
 
 @dg.op(pool=DUCKDB_POOL, out=dg.Out(dg.Nothing))
@@ -41,9 +43,10 @@ def land_new_files(
 def rate_landed_usage(
     context: dg.OpExecutionContext, dbt: DbtCliResource, warehouse: BillingWarehouse
 ):
-    """One `dbt run` of fct_rated_usage and its upstream models (incremental by arrival). It
-    writes no manifest.json or run_results.json (nothing reads them; writing the whole project's
-    manifest costs about 0.5 s of the run); dbt's partial-parse state is still kept."""
+    """One `dbt run` of fct_rated_usage, fct_usage_quotas and their upstream models (incremental
+    by arrival). It writes no manifest.json or run_results.json (nothing reads them; writing the
+    whole project's manifest costs about 0.5 s of the run); dbt's partial-parse state is still
+    kept."""
     yield from stream_dbt(
         context,
         dbt,
