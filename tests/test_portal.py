@@ -481,8 +481,10 @@ def _check_alerts(page, data_dir: Path, fmt: Formatter) -> None:
     rows = _rows(page.get_by_test_id("quotas"))
     assert [row[0] for row in rows] == [q["meter_code"] for q in quotas]
     assert [row[2:6] for row in rows] == [
-        [fmt.quantity(q[k]) for k in ("limit_quantity", "used_quantity", "remaining_quantity",
-                                       "overage_quantity")]
+        [
+            fmt.quantity(q[k])
+            for k in ("limit_quantity", "used_quantity", "remaining_quantity", "overage_quantity")
+        ]
         for q in quotas
     ]
     # 1,700 calls by Feb 14 against a blocking quota of 1,500; 2,000 of 1,000,000 tokens.
