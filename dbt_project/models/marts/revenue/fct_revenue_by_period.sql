@@ -23,6 +23,7 @@ select
     invoices.account_id,
     invoices.account_name,
     invoices.period_start,
+    invoices.period_end,
     invoices.currency,
     invoices.subtotal,
     invoices.discount_total,
