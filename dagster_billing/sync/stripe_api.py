@@ -1,10 +1,18 @@
-"""Stripe: customers and invoice items through stripe-python's StripeClient, never double-posted.
+"""Stripe: customers, invoices and invoice items through stripe-python's StripeClient, never
+double-posted.
 
 Contract (docs.stripe.com):
-- Create `POST /v1/customers`, `POST /v1/invoiceitems` (amount: integer in the currency's minor
-  unit, currency, customer, description, period, metadata); update `POST /v1/{resource}/{id}`,
-  where an invoice item takes neither customer nor currency (stripe-python's generated
-  InvoiceItemCreateParams / InvoiceItemModifyParams, "File generated from our OpenAPI spec").
+- Create `POST /v1/customers`, `POST /v1/invoices` (a draft: customer, currency,
+  collection_method send_invoice, due_date, number, pending_invoice_items_behavior exclude,
+  auto_advance off), `POST /v1/invoiceitems` (amount: integer in the currency's minor unit,
+  currency, customer, invoice, description, period, metadata); update `POST /v1/{resource}/{id}`,
+  where an invoice takes neither customer, currency nor pending_invoice_items_behavior and an
+  invoice item neither customer, currency nor invoice (stripe-python's generated
+  InvoiceCreateParams / InvoiceModifyParams and InvoiceItemCreateParams /
+  InvoiceItemModifyParams, "File generated from our OpenAPI spec").
+- Finalize `POST /v1/invoices/{id}/finalize` (auto_advance off): draft to open, once
+  payments/stripe_invoice_status finds the draft's amount and line count equal to our invoice's
+  (decision 69).
 - Idempotency: Stripe saves the status and body of the first request with an `Idempotency-Key`
   once the endpoint starts executing and replays it for retries with the same key; the same key
   with different parameters is an idempotency_error; keys may be pruned after 24 hours

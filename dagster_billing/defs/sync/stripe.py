@@ -1,5 +1,6 @@
-"""Stripe, payment: customers and invoice items (integer minor units), created once and updated in
-place, with idempotency keys derived from our ids and the payload hash."""
+"""Stripe, payment: customers (created once, then updated in place), and invoices (drafts that
+payments/stripe_invoice_status finalizes) and their invoice items (integer minor units), created
+once and updated only with resend_all. Idempotency keys derive from our ids and the payload hash."""
 
 from dagster_billing.defs.sync.factory import Destination, build_push_assets
 from dagster_billing.defs.sync.resources import STRIPE_POOL
