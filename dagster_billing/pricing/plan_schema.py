@@ -67,7 +67,13 @@ class PlanOverride(_Strict):
 
     account: str = Field(min_length=1, description="Account id from accounts.csv.")
     plan: Code = Field(description="Code of the plan the terms apply to.")
-    name: str | None = Field(default=None, description="Replaces the plan name on invoices.")
+    name: str | None = Field(
+        default=None,
+        description=(
+            "Replaces the plan's name in the price tables (price_plans.plan_name); invoices "
+            "show the plan's code and version."
+        ),
+    )
     effective_from: date | None = Field(
         default=None, description="First day of the terms; default: as the plan."
     )
