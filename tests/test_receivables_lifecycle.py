@@ -2,7 +2,7 @@
 tax, pushed to Stripe as an invoice and finalized there, not yet due, overdue (an invoice.overdue
 webhook, signed, delivered once), paid in Stripe, and read back as paid: nothing outstanding, no
 more reminders; in NetSuite, a customer payment applied to the invoice makes it Paid In Full. Everything goes through Dagster (the pipeline, the close, the Stripe pushes and
-stripe/invoice_status, webhook delivery) against the Stripe contract server, with the real
+payments/stripe_invoice_status, webhook delivery) against the Stripe contract server, with the real
 stripe library; money is compared as exact Decimals."""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ PROFILES = (
 
 def _push_run(warehouse, fakes, destinations=("stripe", "payments")) -> dg.ExecuteInProcessResult:
     """What billing_sync does for Stripe: customers, invoices, invoice items, then finalize and
-    read the status back (stripe/invoice_status); or for the `destinations` given."""
+    read the status back (payments/stripe_invoice_status); or for the `destinations` given."""
     selected = [
         asset for asset in push_assets() if any(key.path[0] in destinations for key in asset.keys)
     ]

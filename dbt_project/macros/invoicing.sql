@@ -187,7 +187,7 @@
     {{ ref_or_empty(source(source_name, table_name), columns) }}
 {%- endmacro %}
 
-{#- The columns the stripe/invoice_status asset writes (dagster_billing/sync/payments.py). -#}
+{#- The columns the payments/stripe_invoice_status asset writes (dagster_billing/sync/payments.py). -#}
 {% macro stripe_invoice_status_columns() -%}
     {{ return([
         ('invoice_id', dbt.type_string()),

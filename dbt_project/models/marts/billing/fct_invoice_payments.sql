@@ -1,7 +1,7 @@
 {#-
   Payment status of every final invoice at the run's clock (as_of): billed (amount_due, tax
   included), credited by credit notes, paid according to Stripe (the last status the
-  stripe/invoice_status asset read), outstanding, days past the due date and the aging bucket.
+  payments/stripe_invoice_status asset read), outstanding, days past the due date and the aging bucket.
   An invoice Stripe has not seen (not_sent) is still owed. A paid invoice owes nothing; an
   uncollectible one is still owed in our books until a credit note says otherwise.
 -#}

@@ -2,7 +2,7 @@
   Stripe invoices (POST /v1/invoices), one per FINAL invoice: created as a draft that collects by
   sending the invoice (collection_method send_invoice, due_date = our due date, the last second
   of that UTC day), with our number, excluding the customer's other pending items; its lines are
-  the invoice items of sync_stripe__invoice_items, attached by `invoice`. The stripe/invoice_status
+  the invoice items of sync_stripe__invoice_items, attached by `invoice`. The payments/stripe_invoice_status
   asset finalizes it once every line is there and reads its payment status back.
   `customer` holds our account id; the push resolves it to the Stripe customer id.
 -#}
