@@ -1,11 +1,12 @@
 {#-
-  Flat recurring fees: one row per flat charge and segment of the billing month it pays for (its
-  service period). A prorated fee is amount x billable_days / days of the month (trial days and
-  days without the subscription are not billed); a fee with prorate: false is the full amount
-  once, under the version of the month's last segment with billable days.
-  in_arrears fees go on the invoice of their own month. in_advance fees go on the account's
-  invoice of the month before, or, when it has none (the subscription's first month), on the
-  invoice of their own month: the first invoice carries the first (prorated) fee and the next.
+  Flat recurring fees: one row per flat charge and segment of the billing period it pays for (its
+  service period: a month, or the account's cycle's week, quarter or year). A prorated fee is
+  amount x billable_days / days of the period (trial days and days without the subscription are
+  not billed); a fee with prorate: false is the full amount once, under the version of the
+  period's last segment with billable days.
+  in_arrears fees go on the invoice of their own period. in_advance fees go on the account's
+  invoice of the period before, or, when it has none (the subscription's first period), on the
+  invoice of their own period: the first invoice carries the first (prorated) fee and the next.
 -#}
 with segments as (
     select * from {{ ref('int_billing_segments') }}
