@@ -267,6 +267,7 @@ def test_reverse_etl_runs_in_its_own_job_with_warehouse_and_api_pools():
         "netsuite/invoices:matches_warehouse",
         "netsuite/credit_memos:matches_warehouse",
         "netsuite/credit_memos:all_rows_synced",
+        "netsuite/customer_payments:matches_warehouse",
         "salesforce/invoices:matches_warehouse",
         "stripe/invoice_items:matches_warehouse",
         "stripe/customers:all_rows_synced",

@@ -209,5 +209,25 @@ def test_an_invoice_is_issued_falls_due_is_chased_and_is_paid(tmp_path):
         again = _push_run(warehouse, fakes, destinations=("netsuite",))
         assert again.success
         assert (dict(fakes.netsuite.created), dict(fakes.netsuite.updated)) == written
+        assert checks(again)["netsuite/customer_payments:matches_warehouse"] is True
+
+        # Someone edits the payment in NetSuite: nothing is re-sent (the payload has not
+        # changed), and the reconciliation, which reads NetSuite, says which payment differs.
+        fakes.netsuite.record("customerpayment", f"pay-{SIM_JAN}")["payment"] = D("30.00")
+        edited = _push_run(warehouse, fakes, destinations=("netsuite",))
+        assert (dict(fakes.netsuite.created), dict(fakes.netsuite.updated)) == written
+        assert checks(edited)["netsuite/customer_payments:matches_warehouse"] is False
+        [evaluation] = [
+            e
+            for e in edited.get_asset_check_evaluations()
+            if e.asset_key.to_user_string() == "netsuite/customer_payments"
+            and e.check_name == "matches_warehouse"
+        ]
+        assert evaluation.metadata["differences"].value["mismatched"] == [
+            {
+                "document_id": f"pay-{SIM_JAN}",
+                "total": {"warehouse": "34.2200", "destination": "30.00"},
+            }
+        ]
     finally:
         fakes.stop()

@@ -88,6 +88,16 @@ def test_sync_objects_come_from_model_meta_in_dependency_order():
         )
     with pytest.raises(SyncSpecError, match="unknown sync object"):
         sync_objects_from_manifest({"nodes": {"m": {**CREDIT_MEMOS}}})
+    # Payments are reconciled against NetSuite's customer payments only.
+    payments = _node(
+        "sync_stripe__x",
+        destination="stripe",
+        object="x",
+        resource="invoices",
+        reconcile="payments",
+    )
+    with pytest.raises(SyncSpecError, match="NetSuite customer payments only"):
+        sync_objects_from_manifest({"nodes": {"m": payments}})
 
 
 def test_a_credit_memo_model_is_all_it_takes_to_get_a_push_asset():

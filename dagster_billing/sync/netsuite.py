@@ -307,3 +307,21 @@ def invoice_figures(record: Mapping) -> tuple[int, Decimal, str | None]:
     items = (record.get("item") or {}).get("items") or []
     currency = (record.get("currency") or {}).get("id")
     return len(items), Decimal(record.get("total", 0)), currency
+
+
+def payment_figures(record: Mapping) -> tuple[int, Decimal, str | None]:
+    """Applied lines, amount and currency id of a customer payment read with expandSubResources
+    (the `apply` sublist lists every open invoice of the customer; `apply: true` marks the ones
+    the payment pays)."""
+    items = (record.get("apply") or {}).get("items") or []
+    applied = [line for line in items if line.get("apply")]
+    currency = (record.get("currency") or {}).get("id")
+    return len(applied), Decimal(record.get("payment", 0)), currency
+
+
+# What reconciliation reads of each record type: (line count, total, currency id).
+RECORD_FIGURES = {
+    "invoice": invoice_figures,
+    "creditmemo": invoice_figures,
+    "customerpayment": payment_figures,
+}

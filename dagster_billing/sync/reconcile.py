@@ -1,5 +1,6 @@
 """Reconciliation: what a destination holds, per booked document, against the warehouse: final
-invoices (billing.fct_invoices where status = 'final') or credit notes (billing.fct_credit_notes).
+invoices (billing.fct_invoices where status = 'final'), credit notes (billing.fct_credit_notes)
+or, for NetSuite, the customer payments of paid invoices (billing.fct_invoice_payments).
 
 Each destination is read through its own API (not through our ledger), so the check catches
 anything the ledger cannot: records changed or deleted by people, duplicates, lost writes.
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from dagster_billing.sync.netsuite import NetSuiteClient, invoice_figures
+from dagster_billing.sync.netsuite import RECORD_FIGURES, NetSuiteClient
 from dagster_billing.sync.push import ExpectedDocument
 from dagster_billing.sync.salesforce import SalesforceClient
 from dagster_billing.sync.stripe_api import StripeApi
@@ -100,13 +101,15 @@ def _major(documents: Iterable[ExpectedDocument]) -> dict[str, Figures]:
 def reconcile_netsuite(
     client: NetSuiteClient, record_type: str, documents: Iterable[ExpectedDocument]
 ) -> Report:
-    """GET each warehouse document (invoice, credit memo) by external id, with its item lines."""
+    """GET each warehouse document (invoice, credit memo, customer payment) by external id, with
+    its sublists."""
     documents = list(documents)
+    figures = RECORD_FIGURES[record_type]
     actual = {}
     for document in documents:
         record = client.get(record_type, f"eid:{document.document_id}", expand=True)
         if record is not None:
-            line_count, total, _currency_id = invoice_figures(record)
+            line_count, total, _currency_id = figures(record)
             actual[document.document_id] = Figures(line_count, total)
     return compare(
         "netsuite",

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 DESTINATIONS = ("netsuite", "salesforce", "stripe")
-RECONCILE_KINDS = ("invoices", "credit_notes")
+RECONCILE_KINDS = ("invoices", "credit_notes", "payments")
 _COMMON_KEYS = {"destination", "object", "after", "references", "reconcile"}
 
 
@@ -81,6 +81,10 @@ def _sync_object(node: Mapping[str, Any], meta: Mapping[str, Any]) -> SyncObject
         raise SyncSpecError(f"{name}: meta.sync needs {', '.join(missing)} for {destination}")
     if meta.get("reconcile") not in (None, *RECONCILE_KINDS):
         raise SyncSpecError(f"{name}: meta.sync.reconcile must be one of {RECONCILE_KINDS}")
+    if meta.get("reconcile") == "payments" and destination != "netsuite":
+        raise SyncSpecError(
+            f"{name}: meta.sync.reconcile payments reads NetSuite customer payments only"
+        )
     if destination == "salesforce" and meta.get("references"):
         raise SyncSpecError(
             f"{name}: Salesforce payloads reference parents through relationship fields "

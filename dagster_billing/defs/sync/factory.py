@@ -121,6 +121,7 @@ def build_push_asset(sync_object: SyncObject, destination: Destination) -> dg.As
     reconciled_against = {
         "invoices": "the final invoices of billing.fct_invoices",
         "credit_notes": "billing.fct_credit_notes",
+        "payments": "the paid invoices of billing.fct_invoice_payments",
     }.get(sync_object.reconcile)
     check_specs = [
         dg.AssetCheckSpec(
