@@ -1,9 +1,12 @@
 {#-
   One alert per threshold and billing period, the first time the period's usage reaches
   alert_percent of limit_quantity (usage_thresholds seed; e.g. 85 % of 300,000 api.requests).
-  crossed_hour is the UTC hour whose usage crossed it. Usage is cumulative through the period
-  (sum meters: values, count meters: events) from int_usage_hourly, across dimension values. The
-  alert is a fact about the data: recomputing never repeats it, and its id keys the webhook.
+  crossed_hour is the UTC hour whose usage crossed it. Usage is the period to date, across
+  dimension values, from int_usage_hourly: cumulative for sum meters (values) and count meters
+  (events), the running maximum for max meters. Thresholds on unique_count, latest and
+  time_weighted_sum meters never alert (their period quantity is not known hour by hour);
+  assert_usage_thresholds_can_alert warns about them. The alert is a fact about the data:
+  recomputing never repeats it, and its id keys the webhook.
 -#}
 with thresholds as (
     select
@@ -13,7 +16,7 @@ with thresholds as (
             as {{ decimal_type() }}) as alert_quantity
     from {{ ref('usage_thresholds') }} as thresholds
     inner join {{ ref('meters') }} as meters on thresholds.meter_code = meters.meter_code
-    where meters.aggregation in ('sum', 'count')
+    where meters.aggregation in ('sum', 'count', 'max')
 ),
 
 hourly as (
@@ -22,8 +25,12 @@ hourly as (
         hourly.meter_code,
         hourly.period_start,
         hourly.usage_hour,
-        case hourly.aggregation when 'count' then cast(hourly.event_count as {{ decimal_type() }})
-            else hourly.sum_value end as usage_quantity
+        hourly.aggregation,
+        case hourly.aggregation
+            when 'count' then cast(hourly.event_count as {{ decimal_type() }})
+            when 'max' then hourly.max_value
+            else hourly.sum_value
+        end as usage_quantity
     from {{ ref('int_usage_hourly') }} as hourly
     where hourly.dimension_value = '*'
 ),
@@ -31,10 +38,17 @@ hourly as (
 cumulative as (
     select
         hourly.*,
-        sum(usage_quantity) over (
-            partition by account_id, meter_code, period_start order by usage_hour
-            rows between unbounded preceding and current row
-        ) as period_usage
+        case when aggregation = 'max' then
+            max(usage_quantity) over (
+                partition by account_id, meter_code, period_start order by usage_hour
+                rows between unbounded preceding and current row
+            )
+        else
+            sum(usage_quantity) over (
+                partition by account_id, meter_code, period_start order by usage_hour
+                rows between unbounded preceding and current row
+            )
+        end as period_usage
     from hourly
 ),
 
