@@ -1,4 +1,4 @@
-{{ config(severity='warn', meta={"dagster": {"ref": {"name": "fct_usage_alerts"}}}) }}
+{{ config(severity="warn", meta={"dagster": {"ref": {"name": "usage_thresholds"}}}) }}
 -- A threshold on a meter whose period quantity is not known hour by hour (unique_count, latest,
 -- time_weighted_sum) never alerts (fct_usage_alerts): each such row of seeds/usage_thresholds.csv
 -- is listed here, as a warning, so that it is not silently ignored. A quota
