@@ -109,12 +109,24 @@ class SnapshotReader:
         # The period that starts in that month (the 1st, or an anniversary account's anchor day).
         return rows.filter(pl.col("period_start").cast(pl.Date).dt.strftime("%Y-%m") == month)
 
-    def usage(self, account: str, period: str | None) -> dict:
+    def _period_rows(
+        self,
+        table: str,
+        key: str,
+        account: str,
+        period: str | None,
+        sort: list[str],
+        columns: list[str],
+    ) -> dict:
+        """The account's rows of one snapshot table in the period (default its latest), as
+        `{"account", "as_of", "period": {"start", "end"}, key: [rows]}`."""
         snapshot = self.current()
-        rows = self._period(snapshot.tables["rated_usage"], account, period).sort(
-            "meter_code", "dimension_value", "charge_id"
-        )
-        body = {"account": account, "as_of": snapshot.created_at, "period": None, "usage": []}
+        if table not in snapshot.tables:
+            raise SnapshotUnavailable(
+                f"the current snapshot has no {key} yet: the next pipeline run publishes them"
+            )
+        rows = self._period(snapshot.tables[table], account, period).sort(*sort)
+        body = {"account": account, "as_of": snapshot.created_at, "period": None, key: []}
         if rows.is_empty():
             return body
         first = rows.row(0, named=True)
@@ -122,8 +134,16 @@ class SnapshotReader:
             "start": _jsonable(first["period_start"]),
             "end": _jsonable(first["period_end"]),
         }
-        body["usage"] = _records(
-            rows,
+        body[key] = _records(rows, columns)
+        return body
+
+    def usage(self, account: str, period: str | None) -> dict:
+        return self._period_rows(
+            "rated_usage",
+            "usage",
+            account,
+            period,
+            ["meter_code", "dimension_value", "charge_id"],
             [
                 "meter_code",
                 "dimension_value",
@@ -137,27 +157,16 @@ class SnapshotReader:
                 "currency",
             ],
         )
-        return body
 
     def quotas(self, account: str, period: str | None) -> dict:
         """The account's quotas in the period (default its latest): usage against each limit and
         whether the account still has access (fct_usage_quotas, decision 121)."""
-        snapshot = self.current()
-        if "quotas" not in snapshot.tables:
-            raise SnapshotUnavailable(
-                "the current snapshot has no quotas yet: the next pipeline run publishes them"
-            )
-        rows = self._period(snapshot.tables["quotas"], account, period).sort("meter_code")
-        body = {"account": account, "as_of": snapshot.created_at, "period": None, "quotas": []}
-        if rows.is_empty():
-            return body
-        first = rows.row(0, named=True)
-        body["period"] = {
-            "start": _jsonable(first["period_start"]),
-            "end": _jsonable(first["period_end"]),
-        }
-        body["quotas"] = _records(
-            rows,
+        return self._period_rows(
+            "quotas",
+            "quotas",
+            account,
+            period,
+            ["meter_code"],
             [
                 "quota_id",
                 "meter_code",
@@ -170,7 +179,6 @@ class SnapshotReader:
                 "has_access",
             ],
         )
-        return body
 
     def estimate(self, account: str, period: str | None, now: datetime | None = None) -> dict:
         """The invoice as it stands: lines and total exactly as dbt rated and rounded them."""
