@@ -1,6 +1,7 @@
-"""payments/stripe_invoice_status: after the Stripe pushes, finalize the Stripe draft invoices whose lines
-are all there and read every invoice's payment status back into payments.stripe_invoice_status
-(the dbt source of billing.fct_invoice_payments, hence the asset key). Like a push asset, a graph:
+"""payments/stripe_invoice_status: after the Stripe pushes, finalize the Stripe draft invoices
+whose lines are all there and read every invoice's payment status back into
+payments.stripe_invoice_status (the dbt source of billing.fct_invoice_payments, hence the asset
+key). Like a push asset, a graph:
 load (pool duckdb) -> collect (pool stripe_api) -> record (pool duckdb)."""
 
 import dagster as dg
