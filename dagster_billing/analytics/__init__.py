@@ -20,6 +20,7 @@ from dagster_billing.analytics.reader import (
     current_snapshot_path,
     list_snapshots,
     open_snapshot,
+    published_tables,
     snapshot_meta,
     snapshot_path,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "current_snapshot_path",
     "list_snapshots",
     "open_snapshot",
+    "published_tables",
     "snapshot_meta",
     "snapshot_path",
 ]

@@ -101,6 +101,13 @@ def open_snapshot(data_dir: str | Path, seq: int | None = None) -> duckdb.DuckDB
     raise AssertionError("unreachable")
 
 
+def published_tables(connection: duckdb.DuckDBPyConnection) -> set[str]:
+    """The tables an open snapshot holds ('billing.fct_invoices', ...), from its meta.tables. A
+    snapshot published by an earlier version may lack a table added since."""
+    rows = connection.execute("select schema_name, table_name from meta.tables").fetchall()
+    return {f"{schema}.{table}" for schema, table in rows}
+
+
 def snapshot_meta(connection: duckdb.DuckDBPyConnection) -> dict:
     """meta.snapshot of an open snapshot (seq, run_id, as_of, created_at; UTC) and its `path`."""
     cursor = connection.execute("select * from meta.snapshot")

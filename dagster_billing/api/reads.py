@@ -21,6 +21,7 @@ from dagster_billing.analytics import (
     NoSnapshotYet,
     current_snapshot_path,
     open_snapshot,
+    published_tables,
     snapshot_meta,
 )
 
@@ -79,14 +80,9 @@ class SnapshotReader:
             if self._snapshot is None or self._snapshot.version != current:
                 with open_snapshot(self.data_dir) as connection:
                     meta = snapshot_meta(connection)
-                    present = {
-                        f"{schema}.{table}"
-                        for schema, table in connection.execute(
-                            "select schema_name, table_name from duckdb_tables()"
-                        ).fetchall()
-                    }
                     # A snapshot published by an earlier version may lack a newer table: the
                     # reads of that table say so until the next run publishes one with it.
+                    present = published_tables(connection)
                     tables = {
                         name: connection.sql(f"select * from {table}").pl()
                         for name, table in SNAPSHOT_TABLES.items()

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 import duckdb
 
+from dagster_billing.analytics import published_tables
 from dagster_billing.defs.invoicing.queries import (
     CREDIT_NOTE_COLUMNS,
     CREDIT_NOTE_LINE_COLUMNS,
@@ -428,7 +429,7 @@ def alerts(snapshot: PortalSnapshot, account_id: str) -> dict:
             current, _ = _current_and_previous(_invoices(cursor, account_id))
             quotas = []
             # A snapshot published before quotas existed has no table: no quotas to show.
-            if current is not None and _has_table(cursor, "billing", "fct_usage_quotas"):
+            if current is not None and "billing.fct_usage_quotas" in published_tables(cursor):
                 quotas = rows(
                     cursor,
                     """
@@ -466,11 +467,3 @@ def alert_count(snapshot: PortalSnapshot, account_id: str) -> int:
     crossed = [a for a in model["crossed"] if a["period_start"] == current["period_start"]]
     exhausted = [q for q in model["quotas"] if q["is_exhausted"]]
     return len(crossed) + len(exhausted) + (1 if model["true_up"] else 0)
-
-
-def _has_table(cursor: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    found = cursor.execute(
-        "select count(*) from duckdb_tables() where schema_name = ? and table_name = ?",
-        [schema, table],
-    ).fetchone()
-    return found[0] > 0
