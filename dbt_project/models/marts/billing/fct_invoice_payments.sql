@@ -40,6 +40,7 @@ amounts as (
         coalesce(credited.credited, 0) as credited,
         coalesce({{ from_minor_units('observations.amount_paid', 'invoices.minor_units') }}, 0)
             as amount_paid,
+        coalesce(observations.amount_paid, 0) as amount_paid_minor,
         coalesce(observations.status, 'not_sent') as payment_status,
         observations.stripe_invoice_id as processor_invoice_id,
         observations.paid_at,
@@ -84,6 +85,7 @@ select
     cast(amount_due as {{ money_type() }}) as amount_due,
     cast(credited as {{ money_type() }}) as credited,
     cast(amount_paid as {{ money_type() }}) as amount_paid,
+    cast(amount_paid_minor as bigint) as amount_paid_minor,
     cast(outstanding as {{ money_type() }}) as outstanding,
     payment_status,
     processor_invoice_id,
