@@ -409,13 +409,22 @@ def test_workers_share_the_port_and_a_killed_one_is_started_again(tmp_path):
         assert len(workers) == 2
         killed = min(workers)
         os.kill(killed, signal.SIGKILL)
+        answering: set[int] = set()
+        resets = 0
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            answering = workers_answering()
+            try:
+                answering = workers_answering()
+            except httpx.TransportError:
+                # A connection the kernel queued on the killed worker's socket before the
+                # process was gone is reset: a client retries it (the SDK does).
+                resets += 1
+                continue
             if len(answering) == 2 and killed not in answering:
                 break
             time.sleep(0.5)
         assert len(answering) == 2 and killed not in answering
+        assert resets < 5  # resets come only while the killed worker's socket is closing
 
 
 def test_killing_the_server_under_load_loses_and_doubles_nothing(tmp_path):

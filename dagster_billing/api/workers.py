@@ -11,6 +11,10 @@ The parent holds no socket (a socket that never accepts would still be given con
 starts the workers, passes SIGTERM / SIGINT on to them as SIGTERM (uvicorn drains, the landing
 writer finishes its queue), and starts a worker again if one dies. SO_REUSEPORT lets any process
 of the same user join the port: run the API as its own user.
+
+A worker killed by a signal takes the connections queued on its socket with it: the kernel
+resets them (Linux does not move them to the other sockets). Clients retry a reset request, as
+the SDK does; the event's `uniqueId` makes the retry safe.
 """
 
 from __future__ import annotations
