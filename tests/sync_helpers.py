@@ -142,6 +142,16 @@ def checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
     }
 
 
+def reconciliation_differences(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
+    """The `differences` of each push asset's matches_warehouse check ("netsuite/customers":
+    {"missing": [...], "mismatched": [...], ...})."""
+    return {
+        e.asset_key.to_user_string(): e.metadata["differences"].value
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == "matches_warehouse"
+    }
+
+
 def model_counts(warehouse) -> dict[str, int]:
     return {
         model: query(warehouse, f"select count(*) from sync.{model}")[0][0]

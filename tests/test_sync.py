@@ -27,6 +27,7 @@ from tests.sync_helpers import (
     lifecycle_day_events,
     model_counts,
     push_assets,
+    reconciliation_differences,
     run_metadata,
     sync,
     write_events,
@@ -102,6 +103,9 @@ def test_payloads_carry_exact_money_for_final_invoices_only(warehouse):
 
 
 def test_first_run_creates_everything_and_a_second_run_sends_nothing(warehouse, fakes):
+    """...and the second run's reconciliation, which reads the destinations, finds what people
+    changed there since: a field of a record of each object without booked documents, and a
+    customer posted twice."""
     counts = model_counts(warehouse)
 
     first = sync(warehouse, fakes)
@@ -154,10 +158,67 @@ def test_first_run_creates_everything_and_a_second_run_sends_nothing(warehouse, 
         dict(fakes.salesforce.updated),
         dict(fakes.stripe.updated),
     )
+    # People edit records in the destinations; one Stripe customer is created twice.
+    [(edited_invoice,)] = query(
+        warehouse, "select min(external_id) from sync.sync_salesforce__invoice_payments"
+    )
+    fakes.netsuite.record("customer", "acct_granite")["email"] = "ap@elsewhere.example"
+    fakes.salesforce.find("Account", "Billing_Account_Id__c", "acct_granite")[
+        "Invoice_Count__c"
+    ] = D(99)
+    fakes.salesforce.find("Billing_Invoice__c", "External_Id__c", edited_invoice)[
+        "Amount_Paid__c"
+    ] = D("1.00")
+    [granite] = [
+        c
+        for c in fakes.stripe.objects["customer"].values()
+        if c["metadata"]["billing_account_id"] == "acct_granite"
+    ]
+    fakes.stripe.objects["customer"]["cus_posted_twice"] = {**granite, "id": "cus_posted_twice"}
+    [stripe_invoice] = [
+        i
+        for i in fakes.stripe.objects["invoice"].values()
+        if i["metadata"]["billing_invoice_id"] == edited_invoice
+    ]
+    stripe_invoice["due_date"] += 86400
 
     second = sync(warehouse, fakes)
 
-    assert second.success and all(checks(second).values())
+    assert second.success
+    field_checks = {
+        "netsuite/customers:matches_warehouse",
+        "salesforce/accounts:matches_warehouse",
+        "salesforce/invoice_payments:matches_warehouse",
+        "stripe/customers:matches_warehouse",
+        "stripe/invoices:matches_warehouse",
+    }
+    assert field_checks <= set(checks(first))
+    assert {name for name, passed in checks(second).items() if not passed} == field_checks
+    differences = reconciliation_differences(second)
+    assert differences["netsuite/customers"]["mismatched"] == [
+        {
+            "document_id": "acct_granite",
+            "fields": [
+                {
+                    "field": "email",
+                    "warehouse": "billing@granite.example",
+                    "destination": "ap@elsewhere.example",
+                }
+            ],
+        }
+    ]
+    assert differences["salesforce/accounts"]["mismatched"][0]["fields"] == [
+        {"field": "Invoice_Count__c", "warehouse": 2, "destination": 99}
+    ]
+    assert [
+        (m["document_id"], [f["field"] for f in m["fields"]])
+        for m in differences["salesforce/invoice_payments"]["mismatched"]
+    ] == [(edited_invoice, ["Amount_Paid__c"])]
+    assert differences["stripe/customers"]["duplicated"] == ["acct_granite"]
+    assert [
+        (m["document_id"], [f["field"] for f in m["fields"]])
+        for m in differences["stripe/invoices"]["mismatched"]
+    ] == [(edited_invoice, ["due_date"])]
     assert all(
         meta["changed_rows"] == 0 and meta["sent"] == 0 for meta in run_metadata(second).values()
     )
@@ -171,9 +232,9 @@ def test_first_run_creates_everything_and_a_second_run_sends_nothing(warehouse, 
         counts[m]
         for m in ("sync_stripe__customers", "sync_stripe__invoices", "sync_stripe__invoice_items")
     )
-    # The second run only read (reconciliation), it wrote nothing.
+    # The second run only read (reconciliation: each invoice and each customer), it wrote nothing.
     netsuite_reads = fakes.netsuite.requests - requests_after_first[0]
-    assert netsuite_reads == counts["sync_netsuite__invoices"]
+    assert netsuite_reads == counts["sync_netsuite__invoices"] + counts["sync_netsuite__customers"]
 
 
 def test_faults_on_a_fifth_of_requests_still_sync_every_row_exactly_once(warehouse, fakes):

@@ -14,6 +14,7 @@ from requests_oauthlib import OAuth1
 
 from dagster_billing.fakes import start_fakes
 from dagster_billing.sync.netsuite import NetSuiteAuthError, NetSuiteClient
+from dagster_billing.sync.push import FatalSyncError
 from dagster_billing.sync.retry import PermanentError, RetriesExhausted, RetryPolicy
 from dagster_billing.sync.salesforce import SalesforceAuthError, SalesforceClient
 from dagster_billing.sync.stripe_api import StripeApi, StripeAuthError
@@ -317,6 +318,12 @@ def test_salesforce_token_endpoint_refuses_bad_client_credentials(fakes):
     client = salesforce(fakes)
     client.connect()
     assert client.sf.base_url.startswith(fakes.urls["salesforce"])
+    # Overloaded, the token endpoint answers in OAuth's error format (never REST's
+    # REQUEST_LIMIT_EXCEEDED list, which counts API calls): a 500 the client retries.
+    fakes.set_faults(rate=1.0, kinds=["limit"])
+    with pytest.raises(FatalSyncError, match="token endpoint unreachable"):
+        salesforce(fakes).connect()
+    assert fakes.salesforce.faults.injected["limit"] == FAST.max_attempts
 
 
 def test_salesforce_collections_upsert_reports_per_record_and_created_flags(fakes):

@@ -4,6 +4,7 @@ and what adding a `sync_netsuite__credit_memos` model would take."""
 from __future__ import annotations
 
 import json
+from decimal import Decimal as D
 
 import dagster as dg
 import duckdb
@@ -13,6 +14,7 @@ from dagster_billing.fakes import start_fakes
 from dagster_billing.sync import netsuite, salesforce, stripe_api
 from dagster_billing.sync.ledger import load_plan, record_results
 from dagster_billing.sync.push import RowResult
+from dagster_billing.sync.reconcile import field_differences
 from dagster_billing.sync.retry import RetryPolicy
 from dagster_billing.sync.spec import SyncObject, SyncSpecError, sync_objects_from_manifest
 
@@ -98,6 +100,61 @@ def test_sync_objects_come_from_model_meta_in_dependency_order():
     )
     with pytest.raises(SyncSpecError, match="NetSuite customer payments only"):
         sync_objects_from_manifest({"nodes": {"m": payments}})
+    # Stripe has no external ids: reconciling fields needs the metadata key that holds ours.
+    fields = _node(
+        "sync_stripe__x", destination="stripe", object="x", resource="customers", reconcile="fields"
+    )
+    with pytest.raises(SyncSpecError, match="metadata_id"):
+        sync_objects_from_manifest({"nodes": {"m": fields}})
+
+
+def test_field_reconciliation_compares_every_field_sent_and_numbers_exactly():
+    sent = {
+        "email": "ap@granite.example",
+        "isPerson": False,
+        "total": "12.50",
+        "count": 2,
+        "subsidiary": {"id": "1"},
+        "lines": [{"amount": "1.00"}, {"amount": "2.00"}],
+        "note": None,
+    }
+    # What a destination returns: typed numbers, its own ids and links, fields we do not send.
+    held = {
+        "id": "42",
+        "links": [{"rel": "self"}],
+        "email": "ap@granite.example",
+        "isPerson": False,
+        "total": D("12.5"),
+        "count": D("2.0"),
+        "subsidiary": {"id": "1", "refName": "Parent"},
+        "lines": [{"amount": D("1")}, {"amount": 2}],
+        "note": None,
+        "phone": "555",
+    }
+    assert field_differences(sent, held) == []
+    changed = {
+        **held,
+        "total": D("12.51"),
+        "isPerson": 0,
+        "subsidiary": {"id": "2"},
+        "lines": [{"amount": D("1")}],
+        "note": "",
+    }
+    del changed["email"]
+    assert field_differences(sent, changed) == [
+        {"field": "email", "warehouse": "ap@granite.example", "destination": None},
+        {"field": "isPerson", "warehouse": False, "destination": 0},
+        {"field": "total", "warehouse": "12.50", "destination": "12.51"},
+        {"field": "subsidiary.id", "warehouse": "1", "destination": "2"},
+        {
+            "field": "lines",
+            "warehouse": [{"amount": "1.00"}, {"amount": "2.00"}],
+            "destination": [{"amount": "1"}],
+        },
+        {"field": "note", "warehouse": None, "destination": ""},
+    ]
+    # A number is never equal to text that is not one, nor a string "2" to a string "2.0".
+    assert field_differences({"n": 2}, {"n": "two"}) and field_differences({"s": "2"}, {"s": "2.0"})
 
 
 def test_a_credit_memo_model_is_all_it_takes_to_get_a_push_asset():

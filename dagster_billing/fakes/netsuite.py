@@ -177,7 +177,7 @@ class NetSuiteFake(ContractServer):
         }
         return json_response(body, status, headers=headers or None)
 
-    def fault_response(self, kind: str) -> Response:
+    def fault_response(self, kind: str, _request: Request) -> Response:
         if kind == "429":
             return self.error(
                 429,
@@ -250,7 +250,7 @@ class NetSuiteFake(ContractServer):
         if refusal is not None:
             return refusal
         if self.in_flight >= self.account.concurrency_limit:
-            return self.fault_response("429")
+            return self.fault_response("429", request)
         self.in_flight += 1
         try:
             return await handler(request)

@@ -45,6 +45,7 @@ CONTRACTS = Path(__file__).parent / "contracts" / "salesforce"
 COLLECTION_LIMIT = 200
 MIN_COLLECTIONS_UPSERT_VERSION = Decimal("46.0")
 QUERY_BATCH = 2000
+TOKEN_PATH = "/services/oauth2/token"
 SOQL = re.compile(
     r"^\s*select\s+(?P<fields>.+?)\s+from\s+(?P<object>\w+)\s*$", re.IGNORECASE | re.DOTALL
 )
@@ -130,7 +131,13 @@ class SalesforceFake(ContractServer):
     def _limit_header(self) -> dict[str, str]:
         return {"Sforce-Limit-Info": f"api-usage={self.api_calls}/{self.org.daily_api_limit}"}
 
-    def fault_response(self, kind: str) -> Response:
+    def fault_response(self, kind: str, request: Request) -> Response:
+        if request.url.path == TOKEN_PATH:
+            # The OAuth endpoint is not a REST call: no API allocation, no REQUEST_LIMIT_EXCEEDED.
+            # Overloaded, it answers in the OAuth error format ("unknown_error: retry your request").
+            return json_response(
+                {"error": "unknown_error", "error_description": "retry your request"}, 500
+            )
         if kind in ("429", "limit"):
             # Salesforce has no 429 for REST: exhausted allocations answer 403 REQUEST_LIMIT_EXCEEDED.
             return self._errors(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
@@ -141,7 +148,7 @@ class SalesforceFake(ContractServer):
     # -- routes ---------------------------------------------------------------------------------
     def routes(self) -> list[Route]:
         return [
-            Route("/services/oauth2/token", self._token, methods=["POST"]),
+            Route(TOKEN_PATH, self._token, methods=["POST"]),
             Route(
                 "/services/data/v{version}/sobjects/{sobject}/describe",
                 self._describe,

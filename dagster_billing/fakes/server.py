@@ -89,7 +89,7 @@ class FaultInjector:
 class ContractServer:
     """Base of the three fakes: routes wrapped with fault injection plus admin routes.
 
-    Subclasses implement `routes()`, `fault_response(kind)`, `state()` and `reset()`."""
+    Subclasses implement `routes()`, `fault_response(kind, request)`, `state()` and `reset()`."""
 
     name = "fake"
 
@@ -102,7 +102,7 @@ class ContractServer:
     def routes(self) -> list[Route]:
         raise NotImplementedError
 
-    def fault_response(self, kind: str) -> Response:
+    def fault_response(self, kind: str, request: Request) -> Response:
         raise NotImplementedError
 
     def state(self) -> dict[str, Any]:
@@ -129,7 +129,7 @@ class ContractServer:
             self.requests += 1
             kind = self.faults.draw(request.method)
             if kind is not None and kind != TIMEOUT:
-                return self.fault_response(kind)
+                return self.fault_response(kind, request)
             response = await endpoint(request)
             if kind == TIMEOUT:
                 with contextlib.suppress(asyncio.CancelledError):  # the server is shutting down

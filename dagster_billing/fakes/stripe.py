@@ -156,7 +156,7 @@ class StripeFake(ContractServer):
         }
 
     # -- responses ------------------------------------------------------------------------------
-    def fault_response(self, kind: str) -> Response:
+    def fault_response(self, kind: str, _request: Request) -> Response:
         if kind == "429_should_retry":
             return json_response(
                 {

@@ -168,8 +168,9 @@ def load_plan(
         target: destination_ids(connection, sync_object.destination, target)
         for target in sorted(set(sync_object.references.values()))
     }
+    reconciles_documents = sync_object.reconcile not in (None, "fields")
     expected = (
-        fetch_expected_documents(connection, sync_object.reconcile) if sync_object.reconcile else ()
+        fetch_expected_documents(connection, sync_object.reconcile) if reconciles_documents else ()
     )
     return SyncPlan(
         sync_object=sync_object,
@@ -177,6 +178,11 @@ def load_plan(
         pending=tuple(pending),
         reference_ids=references,
         expected_documents=expected,
+        expected_records=(
+            tuple((external_id, payload) for external_id, payload, _hash in model_rows)
+            if sync_object.reconcile == "fields"
+            else ()
+        ),
         frozen_changed=tuple(frozen_changed),
     )
 

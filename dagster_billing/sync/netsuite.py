@@ -215,7 +215,8 @@ class NetSuiteClient:
         self.session.close()
 
 
-def _reference(_value: Any, internal_id: str) -> dict[str, str]:
+def netsuite_reference(_value: Any, internal_id: str) -> dict[str, str]:
+    """A reference field as NetSuite takes it (and returns it, with more keys): the internal id."""
     return {"id": internal_id}
 
 
@@ -262,7 +263,7 @@ def _push_row(
                     parse_payload(row.payload),
                     plan.sync_object.references,
                     plan.reference_ids,
-                    _reference,
+                    netsuite_reference,
                 )
             )
         response = client.upsert(record_type, row.external_id, body, replace)

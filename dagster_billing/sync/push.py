@@ -63,6 +63,8 @@ class SyncPlan:
     pending: tuple[PendingRow, ...]
     reference_ids: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     expected_documents: tuple[ExpectedDocument, ...] = ()
+    # Every row of the model, (external id, payload), for reconcile: fields.
+    expected_records: tuple[tuple[str, str], ...] = ()
     # Immutable rows already synced whose payload has changed since: not sent, reported.
     frozen_changed: tuple[str, ...] = ()
 

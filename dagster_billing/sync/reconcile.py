@@ -1,6 +1,12 @@
-"""Reconciliation: what a destination holds, per booked document, against the warehouse: final
-invoices (billing.fct_invoices where status = 'final'), credit notes (billing.fct_credit_notes)
-or, for NetSuite, the customer payments of paid invoices (billing.fct_invoice_payments).
+"""Reconciliation: what a destination holds against the warehouse, by `meta.sync.reconcile`:
+
+- invoices / credit_notes / payments: per booked document, line count and total against the final
+  invoices (billing.fct_invoices where status = 'final'), the credit notes
+  (billing.fct_credit_notes) or, for NetSuite, the customer payments of paid invoices
+  (billing.fct_invoice_payments);
+- fields: per row of the sync model, every field of its payload against the destination's record
+  (customers, accounts, payment fields, Stripe invoices), references resolved as the push
+  resolves them.
 
 Each destination is read through its own API (not through our ledger), so the check catches
 anything the ledger cannot: records changed or deleted by people, duplicates, lost writes.
@@ -8,18 +14,26 @@ anything the ledger cannot: records changed or deleted by people, duplicates, lo
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from dagster_billing.sync.netsuite import RECORD_FIGURES, NetSuiteClient
-from dagster_billing.sync.push import ExpectedDocument
+from dagster_billing.sync.netsuite import RECORD_FIGURES, NetSuiteClient, netsuite_reference
+from dagster_billing.sync.push import (
+    ExpectedDocument,
+    MissingReference,
+    SyncPlan,
+    parse_payload,
+    resolve_references,
+)
 from dagster_billing.sync.salesforce import SalesforceClient
 from dagster_billing.sync.stripe_api import StripeApi
 
 LIST_LIMIT = 50
+FIELD_LIMIT = 10  # differing fields listed per record
 
 
 @dataclass(frozen=True)
@@ -32,11 +46,11 @@ class Figures:
 @dataclass(frozen=True)
 class Report:
     destination: str
-    checked: int
+    checked: int  # documents or records the warehouse says the destination holds
     missing: tuple[str, ...] = ()
     unexpected: tuple[str, ...] = ()
     mismatched: tuple[dict[str, Any], ...] = ()
-    duplicated: tuple[str, ...] = ()
+    duplicated: tuple[str, ...] = ()  # our ids (invoice lines, records) held more than once
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -45,16 +59,16 @@ class Report:
 
     def metadata(self) -> dict[str, Any]:
         return {
-            "documents_in_warehouse": self.checked,
+            "in_warehouse": self.checked,
             "missing_in_destination": len(self.missing),
             "unexpected_in_destination": len(self.unexpected),
             "mismatched": len(self.mismatched),
-            "duplicated_lines": len(self.duplicated),
+            "duplicated": len(self.duplicated),
             "differences": {
                 "missing": list(self.missing[:LIST_LIMIT]),
                 "unexpected": list(self.unexpected[:LIST_LIMIT]),
                 "mismatched": list(self.mismatched[:LIST_LIMIT]),
-                "duplicated_lines": list(self.duplicated[:LIST_LIMIT]),
+                "duplicated": list(self.duplicated[:LIST_LIMIT]),
             },
             "notes": list(self.notes),
         }
@@ -170,4 +184,173 @@ def reconcile_stripe(api: StripeApi, invoices: Iterable[ExpectedDocument]) -> Re
         actual,
         duplicated=[line_id for line_id, n in line_ids.items() if n > 1],
         notes=["totals in minor units"],
+    )
+
+
+# -- fields: the destination's record holds what the payload says ----------------------------------
+
+
+def field_differences(sent: Any, held: Any, path: str = "") -> list[dict[str, Any]]:
+    """Where a destination record differs from the payload sent: every field of `sent`, objects
+    field by field, lists item by item. Numbers compare as exact decimals ("0.00" equals 0,
+    "12.50" equals 12.5: destinations type their fields). Fields the destination holds beyond the
+    payload's (its ids, links, fields people own there) are not compared."""
+    if isinstance(sent, dict):
+        if not isinstance(held, dict):
+            return [_difference(path, sent, held)]
+        differences = []
+        for name, value in sent.items():
+            child = f"{path}.{name}" if path else name
+            if name not in held:
+                differences.append(
+                    {"field": child, "warehouse": _shown(value), "destination": None}
+                )
+            else:
+                differences += field_differences(value, held[name], child)
+        return differences
+    if isinstance(sent, list):
+        if not isinstance(held, list) or len(held) != len(sent):
+            return [_difference(path, sent, held)]
+        return [
+            difference
+            for index, (item, held_item) in enumerate(zip(sent, held, strict=True))
+            for difference in field_differences(item, held_item, f"{path}[{index}]")
+        ]
+    return [] if _same(sent, held) else [_difference(path, sent, held)]
+
+
+def _number(value: Any) -> Decimal | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, Decimal)):
+        return Decimal(value)
+    if isinstance(value, str):
+        try:
+            number = Decimal(value)
+        except ArithmeticError:
+            return None
+        return number if number.is_finite() else None
+    return None
+
+
+def _same(sent: Any, held: Any) -> bool:
+    if sent is None or held is None or isinstance(sent, bool) or isinstance(held, bool):
+        return sent is held or (type(sent) is type(held) and sent == held)
+    if isinstance(sent, (int, Decimal)) or isinstance(held, (int, Decimal)):
+        return _number(sent) is not None and _number(sent) == _number(held)
+    return sent == held
+
+
+def _shown(value: Any) -> Any:
+    """JSON-safe for the check's metadata: decimals as their exact text."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {name: _shown(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_shown(item) for item in value]
+    return value
+
+
+def _difference(path: str, sent: Any, held: Any) -> dict[str, Any]:
+    return {"field": path or "(record)", "warehouse": _shown(sent), "destination": _shown(held)}
+
+
+def compare_records(
+    destination: str,
+    expected: Mapping[str, Mapping[str, Any]],
+    actual: Mapping[str, Any],
+    *,
+    duplicated: Iterable[str] = (),
+    notes: Iterable[str] = (),
+) -> Report:
+    mismatched = []
+    for external_id in sorted(expected.keys() & actual.keys()):
+        differences = field_differences(expected[external_id], actual[external_id])
+        if differences:
+            mismatched.append({"document_id": external_id, "fields": differences[:FIELD_LIMIT]})
+    return Report(
+        destination=destination,
+        checked=len(expected),
+        missing=tuple(sorted(expected.keys() - actual.keys())),
+        unexpected=tuple(sorted(actual.keys() - expected.keys())),
+        mismatched=tuple(mismatched),
+        duplicated=tuple(sorted(duplicated)),
+        notes=tuple(notes),
+    )
+
+
+def sent_payloads(
+    plan: SyncPlan, replace: Callable[[Any, str], Any], *, leave_out: Iterable[str] = ()
+) -> dict[str, dict[str, Any]]:
+    """Each model row's payload as the push sends it: references resolved to destination ids
+    (a reference not synced yet stays our id, and then differs), `leave_out` fields dropped:
+    those the destination takes but never returns (`meta.sync.write_only`)."""
+    dropped = {*leave_out, *(plan.sync_object.option("write_only") or ())}
+    payloads = {}
+    for external_id, payload in plan.expected_records:
+        fields = parse_payload(payload)
+        with contextlib.suppress(MissingReference):
+            fields = resolve_references(
+                fields, plan.sync_object.references, plan.reference_ids, replace
+            )
+        payloads[external_id] = {k: v for k, v in fields.items() if k not in dropped}
+    return payloads
+
+
+def reconcile_netsuite_fields(client: NetSuiteClient, plan: SyncPlan) -> Report:
+    """GET each row's record by external id; compare the payload's fields."""
+    record_type = plan.sync_object.option("record_type")
+    expected = sent_payloads(plan, netsuite_reference)
+    actual = {}
+    for external_id in expected:
+        record = client.get(record_type, f"eid:{external_id}")
+        if record is not None:
+            actual[external_id] = record
+    return compare_records(
+        "netsuite",
+        expected,
+        actual,
+        notes=[
+            f"read by external id: NetSuite {record_type} records that are not in the warehouse "
+            "are not listed"
+        ],
+    )
+
+
+def reconcile_salesforce_fields(client: SalesforceClient, plan: SyncPlan) -> Report:
+    """One SOQL query of the payloads' fields; records matched by the external id field."""
+    sobject = plan.sync_object.option("sobject")
+    external_id_field = plan.sync_object.option("external_id_field")
+    expected = sent_payloads(plan, lambda value, _id: value, leave_out=["attributes"])
+    fields = sorted({external_id_field, *(name for p in expected.values() for name in p)})
+    held: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in client.query_all(f"SELECT {', '.join(fields)} FROM {sobject}"):
+        if record.get(external_id_field):
+            held[record[external_id_field]].append(record)
+    return compare_records(
+        "salesforce",
+        expected,
+        {external_id: records[0] for external_id, records in held.items()},
+        duplicated=[external_id for external_id, records in held.items() if len(records) > 1],
+        notes=[f"{sobject} records without {external_id_field} are not ours and not compared"],
+    )
+
+
+def reconcile_stripe_fields(api: StripeApi, plan: SyncPlan) -> Report:
+    """Every object of the resource, matched by our id in its metadata (`meta.sync.metadata_id`):
+    an id on two objects is a double post."""
+    metadata_id = plan.sync_object.option("metadata_id")
+    expected = sent_payloads(plan, lambda _value, stripe_id: stripe_id)
+    held: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for obj in api.list_all(plan.sync_object.option("resource")):
+        our_id = (obj.get("metadata") or {}).get(metadata_id)
+        if our_id:
+            held[our_id].append(obj)
+    return compare_records(
+        "stripe",
+        expected,
+        {our_id: objects[0] for our_id, objects in held.items()},
+        duplicated=[our_id for our_id, objects in held.items() if len(objects) > 1],
+        notes=[f"matched by metadata.{metadata_id}"],
     )

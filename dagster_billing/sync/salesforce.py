@@ -131,9 +131,13 @@ class SalesforceClient:
         if response.status_code != 200:
             try:
                 body = response.json()
-                reason = f"{body.get('error')}: {body.get('error_description')}"
             except ValueError:
-                reason = response.text[:200]
+                body = None
+            reason = (
+                f"{body.get('error')}: {body.get('error_description')}"
+                if isinstance(body, dict)
+                else response.text[:200]
+            )
             raise SalesforceAuthError(
                 f"Salesforce refused the client credentials at {url} (HTTP "
                 f"{response.status_code} {reason}). Check SALESFORCE_CLIENT_ID / _SECRET."

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 DESTINATIONS = ("netsuite", "salesforce", "stripe")
-RECONCILE_KINDS = ("invoices", "credit_notes", "payments")
+RECONCILE_KINDS = ("invoices", "credit_notes", "payments", "fields")
 _COMMON_KEYS = {"destination", "object", "after", "references", "reconcile"}
 
 
@@ -84,6 +84,15 @@ def _sync_object(node: Mapping[str, Any], meta: Mapping[str, Any]) -> SyncObject
     if meta.get("reconcile") == "payments" and destination != "netsuite":
         raise SyncSpecError(
             f"{name}: meta.sync.reconcile payments reads NetSuite customer payments only"
+        )
+    if (
+        meta.get("reconcile") == "fields"
+        and destination == "stripe"
+        and not meta.get("metadata_id")
+    ):
+        raise SyncSpecError(
+            f"{name}: meta.sync.reconcile fields on Stripe needs metadata_id, the metadata key "
+            "that holds our id (Stripe has no external ids)"
         )
     if destination == "salesforce" and meta.get("references"):
         raise SyncSpecError(

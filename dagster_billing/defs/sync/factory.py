@@ -11,8 +11,9 @@
   metadata; check `all_rows_synced` fails while any row is failed. A run stopped midway (token
   revoked) records what it did and then fails.
 - reconcile (objects with meta.sync.reconcile): reads the destination through its API and
-  compares counts and amounts per document with the final invoices of billing.fct_invoices or
-  with billing.fct_credit_notes.
+  compares counts and amounts per document with the final invoices of billing.fct_invoices,
+  billing.fct_credit_notes or the paid invoices of billing.fct_invoice_payments, or (reconcile:
+  fields) each record's fields with its row of the sync model.
 
 Splitting the work this way keeps the DuckDB file in the `duckdb` pool (one writer) while the
 HTTP part runs in a per-destination pool.
@@ -119,9 +120,13 @@ def build_push_asset(sync_object: SyncObject, destination: Destination) -> dg.As
         )
     reconciles = destination.reconcile is not None and sync_object.reconcile is not None
     reconciled_against = {
-        "invoices": "the final invoices of billing.fct_invoices",
-        "credit_notes": "billing.fct_credit_notes",
-        "payments": "the paid invoices of billing.fct_invoice_payments",
+        "invoices": "holds what the final invoices of billing.fct_invoices hold: documents, line "
+        "counts, totals",
+        "credit_notes": "holds what billing.fct_credit_notes holds: documents, line counts, totals",
+        "payments": "holds what the paid invoices of billing.fct_invoice_payments hold: documents, "
+        "applied lines, amounts",
+        "fields": f"holds a record for every row of {sync_object.table}, with every field of "
+        "its payload",
     }.get(sync_object.reconcile)
     check_specs = [
         dg.AssetCheckSpec(
@@ -135,10 +140,7 @@ def build_push_asset(sync_object: SyncObject, destination: Destination) -> dg.As
             dg.AssetCheckSpec(
                 RECONCILE_CHECK,
                 asset=key,
-                description=(
-                    f"{destination.name} holds what {reconciled_against} hold: documents, line "
-                    "counts, totals."
-                ),
+                description=f"{destination.name} {reconciled_against}.",
             )
         )
 

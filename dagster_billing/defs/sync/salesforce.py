@@ -5,10 +5,16 @@ from dagster_billing.defs.sync.factory import Destination, build_push_assets
 from dagster_billing.defs.sync.resources import SALESFORCE_POOL
 from dagster_billing.sync import salesforce
 from dagster_billing.sync.push import SyncPlan
-from dagster_billing.sync.reconcile import Report, reconcile_salesforce
+from dagster_billing.sync.reconcile import (
+    Report,
+    reconcile_salesforce,
+    reconcile_salesforce_fields,
+)
 
 
 def _reconcile(plan: SyncPlan, client: salesforce.SalesforceClient) -> Report:
+    if plan.sync_object.reconcile == "fields":
+        return reconcile_salesforce_fields(client, plan)
     obj = plan.sync_object
     return reconcile_salesforce(
         client, obj.option("sobject"), obj.option("external_id_field"), plan.expected_documents

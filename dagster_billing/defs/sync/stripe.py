@@ -6,10 +6,12 @@ from dagster_billing.defs.sync.factory import Destination, build_push_assets
 from dagster_billing.defs.sync.resources import STRIPE_POOL
 from dagster_billing.sync import stripe_api
 from dagster_billing.sync.push import SyncPlan
-from dagster_billing.sync.reconcile import Report, reconcile_stripe
+from dagster_billing.sync.reconcile import Report, reconcile_stripe, reconcile_stripe_fields
 
 
 def _reconcile(plan: SyncPlan, api: stripe_api.StripeApi) -> Report:
+    if plan.sync_object.reconcile == "fields":
+        return reconcile_stripe_fields(api, plan)
     return reconcile_stripe(api, plan.expected_documents)
 
 
