@@ -9,7 +9,9 @@
            product to stop serving (GET /v1/accounts/{account}/quotas reads this table from the
            published snapshot). Usage that still arrives is recorded and billed like any other:
            the biller never drops an event.
-  A period without usage of the meter uses 0.
+  A period without usage of the meter uses 0. Quotas are effective-dated: a period is measured
+  against the quota whose [valid_from, valid_to) holds its start (one at most:
+  assert_usage_quotas_do_not_overlap), so a limit raised from March leaves February's row as it was.
 -#}
 with quotas as (
     select * from {{ ref('usage_quotas') }}
@@ -36,7 +38,10 @@ measured as (
         quotas.overage_policy,
         cast(coalesce(period_usage.quantity, 0) as {{ decimal_type() }}) as used_quantity
     from quotas
-    inner join periods on quotas.account_id = periods.account_id
+    inner join periods
+        on quotas.account_id = periods.account_id
+        and periods.period_start >= quotas.valid_from
+        and (quotas.valid_to is null or periods.period_start < quotas.valid_to)
     left join period_usage
         on quotas.account_id = period_usage.account_id
         and quotas.meter_code = period_usage.meter_code
