@@ -12,7 +12,7 @@ import pytest
 
 from dagster_billing.fakes import start_fakes
 from dagster_billing.sync import netsuite, salesforce, stripe_api
-from dagster_billing.sync.ledger import load_plan, record_results
+from dagster_billing.sync.ledger import SyncModelMissing, load_plan, record_results
 from dagster_billing.sync.push import RowResult
 from dagster_billing.sync.reconcile import field_differences
 from dagster_billing.sync.retry import RetryPolicy
@@ -459,3 +459,42 @@ def test_an_immutable_row_is_sent_until_it_syncs_then_never_again(connection):
     # The same object without `immutable` would send the change.
     mutable = SyncObject(**{**invoices.__dict__, "options": {"record_type": "invoice"}})
     assert [r.external_id for r in load_plan(connection, mutable).pending] == ["inv-1"]
+
+
+def test_a_warehouse_built_by_an_earlier_version_is_named_not_a_binder_error(connection):
+    """The documents a check reconciles against come from billing marts: a warehouse whose marts
+    predate a column the reconciliation reads fails the load with what to do, not DuckDB's
+    binder error alone."""
+    (payments,) = [
+        o
+        for o in sync_objects_from_manifest(
+            {
+                "nodes": {
+                    "c": _node(
+                        "sync_netsuite__customers",
+                        destination="netsuite",
+                        object="customers",
+                        record_type="customer",
+                    ),
+                    "p": _node(
+                        "sync_netsuite__customer_payments",
+                        destination="netsuite",
+                        object="customer_payments",
+                        record_type="customerpayment",
+                        after=["customers"],
+                        reconcile="payments",
+                    ),
+                }
+            }
+        )
+        if o.object == "customer_payments"
+    ]
+    _model(connection, "sync_netsuite__customer_payments", {})
+    connection.execute("create schema billing")
+    connection.execute(
+        "create table billing.fct_invoice_payments (invoice_id varchar, currency varchar,"
+        " amount_paid decimal(38,10), payment_status varchar, amount_due decimal(38,10),"
+        " credited decimal(38,10))"  # no amount_paid_minor: built before it existed
+    )
+    with pytest.raises(SyncModelMissing, match=r"amount_paid_minor.*billing_pipeline"):
+        load_plan(connection, payments)

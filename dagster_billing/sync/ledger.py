@@ -63,7 +63,8 @@ qualify row_number() over (
 
 
 class SyncModelMissing(RuntimeError):
-    """The sync model's table is not in the warehouse: run the pipeline (dbt) first."""
+    """The sync model's table, or a mart its reconciliation reads, is not in the warehouse (or
+    lacks a column it reads: built by an earlier version): run the pipeline (dbt) first."""
 
 
 @dataclass
@@ -215,7 +216,14 @@ _EXPECTED_DOCUMENTS = {
 def fetch_expected_documents(
     connection: duckdb.DuckDBPyConnection, kind: str
 ) -> tuple[ExpectedDocument, ...]:
-    rows = connection.execute(_EXPECTED_DOCUMENTS[kind]).fetchall()
+    try:
+        rows = connection.execute(_EXPECTED_DOCUMENTS[kind]).fetchall()
+    except (duckdb.CatalogException, duckdb.BinderException) as error:
+        raise SyncModelMissing(
+            f"the documents to reconcile {kind} against cannot be read "
+            f"({str(error).splitlines()[0]}): build the dbt "
+            "models (billing_pipeline) first; a warehouse built by an earlier version lacks them"
+        ) from error
     return tuple(ExpectedDocument(*row) for row in rows)
 
 
