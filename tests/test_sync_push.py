@@ -61,6 +61,19 @@ def _node(name: str, **sync) -> dict:
     }
 
 
+def _object(name: str, *nodes: dict) -> SyncObject:
+    """The sync object `name` of a manifest made of `nodes`."""
+    (found,) = [
+        o
+        for o in sync_objects_from_manifest({"nodes": {str(i): n for i, n in enumerate(nodes)}})
+        if o.object == name
+    ]
+    return found
+
+
+CUSTOMERS = _node(
+    "sync_netsuite__customers", destination="netsuite", object="customers", record_type="customer"
+)
 CREDIT_MEMOS = _node(
     "sync_netsuite__credit_memos",
     destination="netsuite",
@@ -161,29 +174,17 @@ def test_a_credit_memo_model_is_all_it_takes_to_get_a_push_asset():
     from dagster_billing.defs.sync.factory import build_push_asset
     from dagster_billing.defs.sync.netsuite import NETSUITE
 
-    (credit_memos,) = [
-        o
-        for o in sync_objects_from_manifest(
-            {
-                "nodes": {
-                    "c": _node(
-                        "sync_netsuite__customers",
-                        destination="netsuite",
-                        object="customers",
-                        record_type="customer",
-                    ),
-                    "i": _node(
-                        "sync_netsuite__invoices",
-                        destination="netsuite",
-                        object="invoices",
-                        record_type="invoice",
-                    ),
-                    "m": CREDIT_MEMOS,
-                }
-            }
-        )
-        if o.object == "credit_memos"
-    ]
+    credit_memos = _object(
+        "credit_memos",
+        CUSTOMERS,
+        _node(
+            "sync_netsuite__invoices",
+            destination="netsuite",
+            object="invoices",
+            record_type="invoice",
+        ),
+        CREDIT_MEMOS,
+    )
 
     asset = build_push_asset(credit_memos, NETSUITE)
 
@@ -216,12 +217,7 @@ def test_credit_memos_post_once_with_resolved_references(fakes, connection):
         for o in sync_objects_from_manifest(
             {
                 "nodes": {
-                    "c": _node(
-                        "sync_netsuite__customers",
-                        destination="netsuite",
-                        object="customers",
-                        record_type="customer",
-                    ),
+                    "c": CUSTOMERS,
                     "i": _node(
                         "sync_netsuite__invoices",
                         destination="netsuite",
@@ -465,30 +461,18 @@ def test_a_warehouse_built_by_an_earlier_version_is_named_not_a_binder_error(con
     """The documents a check reconciles against come from billing marts: a warehouse whose marts
     predate a column the reconciliation reads fails the load with what to do, not DuckDB's
     binder error alone."""
-    (payments,) = [
-        o
-        for o in sync_objects_from_manifest(
-            {
-                "nodes": {
-                    "c": _node(
-                        "sync_netsuite__customers",
-                        destination="netsuite",
-                        object="customers",
-                        record_type="customer",
-                    ),
-                    "p": _node(
-                        "sync_netsuite__customer_payments",
-                        destination="netsuite",
-                        object="customer_payments",
-                        record_type="customerpayment",
-                        after=["customers"],
-                        reconcile="payments",
-                    ),
-                }
-            }
-        )
-        if o.object == "customer_payments"
-    ]
+    payments = _object(
+        "customer_payments",
+        CUSTOMERS,
+        _node(
+            "sync_netsuite__customer_payments",
+            destination="netsuite",
+            object="customer_payments",
+            record_type="customerpayment",
+            after=["customers"],
+            reconcile="payments",
+        ),
+    )
     _model(connection, "sync_netsuite__customer_payments", {})
     connection.execute("create schema billing")
     connection.execute(

@@ -76,25 +76,18 @@ class Report:
 
 def compare(
     destination: str,
-    expected: Mapping[str, Figures],
-    actual: Mapping[str, Figures],
+    expected: Mapping[str, Any],
+    actual: Mapping[str, Any],
+    differences_of: Callable[[Any, Any], dict[str, Any]],
     *,
     duplicated: Iterable[str] = (),
     notes: Iterable[str] = (),
 ) -> Report:
+    """What the warehouse expects against what the destination holds, keyed by our id;
+    `differences_of(expected, held)` says how one document or record differs ({} when not)."""
     mismatched = []
     for document_id in sorted(expected.keys() & actual.keys()):
-        want, got = expected[document_id], actual[document_id]
-        differences = {}
-        if want.line_count != got.line_count:
-            differences["line_count"] = {
-                "warehouse": want.line_count,
-                "destination": got.line_count,
-            }
-        if want.total != got.total:
-            differences["total"] = {"warehouse": f"{want.total}", "destination": f"{got.total}"}
-        if want.currency and got.currency and want.currency != got.currency:
-            differences["currency"] = {"warehouse": want.currency, "destination": got.currency}
+        differences = differences_of(expected[document_id], actual[document_id])
         if differences:
             mismatched.append({"document_id": document_id, **differences})
     return Report(
@@ -108,6 +101,18 @@ def compare(
     )
 
 
+def figure_differences(want: Figures, got: Figures) -> dict[str, Any]:
+    """A booked document's line count, total and currency."""
+    differences: dict[str, Any] = {}
+    if want.line_count != got.line_count:
+        differences["line_count"] = {"warehouse": want.line_count, "destination": got.line_count}
+    if want.total != got.total:
+        differences["total"] = {"warehouse": f"{want.total}", "destination": f"{got.total}"}
+    if want.currency and got.currency and want.currency != got.currency:
+        differences["currency"] = {"warehouse": want.currency, "destination": got.currency}
+    return differences
+
+
 def _major(documents: Iterable[ExpectedDocument]) -> dict[str, Figures]:
     return {d.document_id: Figures(d.line_count, d.total, d.currency) for d in documents}
 
@@ -119,20 +124,32 @@ def reconcile_netsuite(
     its sublists."""
     documents = list(documents)
     figures = RECORD_FIGURES[record_type]
-    actual = {}
-    for document in documents:
-        record = client.get(record_type, f"eid:{document.document_id}", expand=True)
-        if record is not None:
-            line_count, total, _currency_id = figures(record)
-            actual[document.document_id] = Figures(line_count, total)
+    records = _netsuite_records(client, record_type, [d.document_id for d in documents], True)
     return compare(
         "netsuite",
         {k: Figures(v.line_count, v.total) for k, v in _major(documents).items()},
-        actual,
-        notes=[
-            f"read by external id: NetSuite {record_type} records that are not in the warehouse "
-            "are not listed"
-        ],
+        {document_id: Figures(*figures(r)[:2]) for document_id, r in records.items()},
+        figure_differences,
+        notes=[_netsuite_note(record_type)],
+    )
+
+
+def _netsuite_records(
+    client: NetSuiteClient, record_type: str, external_ids: Iterable[str], expand: bool
+) -> dict[str, dict]:
+    """Each record by external id; those NetSuite does not have are left out."""
+    records = {}
+    for external_id in external_ids:
+        record = client.get(record_type, f"eid:{external_id}", expand=expand)
+        if record is not None:
+            records[external_id] = record
+    return records
+
+
+def _netsuite_note(record_type: str) -> str:
+    return (
+        f"read by external id: NetSuite {record_type} records that are not in the warehouse are "
+        "not listed"
     )
 
 
@@ -153,7 +170,7 @@ def reconcile_salesforce(
         )
         for record in records
     }
-    return compare("salesforce", _major(invoices), actual)
+    return compare("salesforce", _major(invoices), actual, figure_differences)
 
 
 def reconcile_stripe(api: StripeApi, invoices: Iterable[ExpectedDocument]) -> Report:
@@ -182,6 +199,7 @@ def reconcile_stripe(api: StripeApi, invoices: Iterable[ExpectedDocument]) -> Re
         "stripe",
         expected,
         actual,
+        figure_differences,
         duplicated=[line_id for line_id, n in line_ids.items() if n > 1],
         notes=["totals in minor units"],
     )
@@ -256,28 +274,10 @@ def _difference(path: str, sent: Any, held: Any) -> dict[str, Any]:
     return {"field": path or "(record)", "warehouse": _shown(sent), "destination": _shown(held)}
 
 
-def compare_records(
-    destination: str,
-    expected: Mapping[str, Mapping[str, Any]],
-    actual: Mapping[str, Any],
-    *,
-    duplicated: Iterable[str] = (),
-    notes: Iterable[str] = (),
-) -> Report:
-    mismatched = []
-    for external_id in sorted(expected.keys() & actual.keys()):
-        differences = field_differences(expected[external_id], actual[external_id])
-        if differences:
-            mismatched.append({"document_id": external_id, "fields": differences[:FIELD_LIMIT]})
-    return Report(
-        destination=destination,
-        checked=len(expected),
-        missing=tuple(sorted(expected.keys() - actual.keys())),
-        unexpected=tuple(sorted(actual.keys() - expected.keys())),
-        mismatched=tuple(mismatched),
-        duplicated=tuple(sorted(duplicated)),
-        notes=tuple(notes),
-    )
+def record_differences(sent: Mapping[str, Any], held: Any) -> dict[str, Any]:
+    """A reference record's fields (up to FIELD_LIMIT listed)."""
+    differences = field_differences(sent, held)
+    return {"fields": differences[:FIELD_LIMIT]} if differences else {}
 
 
 def sent_payloads(
@@ -302,19 +302,12 @@ def reconcile_netsuite_fields(client: NetSuiteClient, plan: SyncPlan) -> Report:
     """GET each row's record by external id; compare the payload's fields."""
     record_type = plan.sync_object.option("record_type")
     expected = sent_payloads(plan, netsuite_reference)
-    actual = {}
-    for external_id in expected:
-        record = client.get(record_type, f"eid:{external_id}")
-        if record is not None:
-            actual[external_id] = record
-    return compare_records(
+    return compare(
         "netsuite",
         expected,
-        actual,
-        notes=[
-            f"read by external id: NetSuite {record_type} records that are not in the warehouse "
-            "are not listed"
-        ],
+        _netsuite_records(client, record_type, expected, False),
+        record_differences,
+        notes=[_netsuite_note(record_type)],
     )
 
 
@@ -324,15 +317,14 @@ def reconcile_salesforce_fields(client: SalesforceClient, plan: SyncPlan) -> Rep
     external_id_field = plan.sync_object.option("external_id_field")
     expected = sent_payloads(plan, lambda value, _id: value, leave_out=["attributes"])
     fields = sorted({external_id_field, *(name for p in expected.values() for name in p)})
-    held: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for record in client.query_all(f"SELECT {', '.join(fields)} FROM {sobject}"):
-        if record.get(external_id_field):
-            held[record[external_id_field]].append(record)
-    return compare_records(
+    records = client.query_all(f"SELECT {', '.join(fields)} FROM {sobject}")
+    held, duplicated = _by_our_id(records, lambda record: record.get(external_id_field))
+    return compare(
         "salesforce",
         expected,
-        {external_id: records[0] for external_id, records in held.items()},
-        duplicated=[external_id for external_id, records in held.items() if len(records) > 1],
+        held,
+        record_differences,
+        duplicated=duplicated,
         notes=[f"{sobject} records without {external_id_field} are not ours and not compared"],
     )
 
@@ -342,15 +334,29 @@ def reconcile_stripe_fields(api: StripeApi, plan: SyncPlan) -> Report:
     an id on two objects is a double post."""
     metadata_id = plan.sync_object.option("metadata_id")
     expected = sent_payloads(plan, lambda _value, stripe_id: stripe_id)
-    held: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for obj in api.list_all(plan.sync_object.option("resource")):
-        our_id = (obj.get("metadata") or {}).get(metadata_id)
-        if our_id:
-            held[our_id].append(obj)
-    return compare_records(
+    held, duplicated = _by_our_id(
+        api.list_all(plan.sync_object.option("resource")),
+        lambda obj: (obj.get("metadata") or {}).get(metadata_id),
+    )
+    return compare(
         "stripe",
         expected,
-        {our_id: objects[0] for our_id, objects in held.items()},
-        duplicated=[our_id for our_id, objects in held.items() if len(objects) > 1],
+        held,
+        record_differences,
+        duplicated=duplicated,
         notes=[f"matched by metadata.{metadata_id}"],
+    )
+
+
+def _by_our_id(
+    records: Iterable[dict[str, Any]], our_id: Callable[[dict[str, Any]], str | None]
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Records that carry our id, by it (the first of each), and the ids carried more than once."""
+    held: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        if our_id(record):
+            held[our_id(record)].append(record)
+    return (
+        {external_id: found[0] for external_id, found in held.items()},
+        [external_id for external_id, found in held.items() if len(found) > 1],
     )
