@@ -63,7 +63,8 @@ fakes: install
 # After `make demo`: push the invoices to fresh contract servers (job billing_sync), show what they hold.
 sync-demo: manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/billing fakes run --state-dir $(BILLING_DATA_DIR)/fakes -- \
-		$(BIN)/dagster job execute -m dagster_billing.definitions -j billing_sync
+		$(BIN)/dagster job execute -m dagster_billing.definitions -j billing_sync; \
+	status=$$?; $(BIN)/billing sync-report || status=1; exit $$status
 
 # $(call apt-install,<check that succeeds when present>,<Debian package>,<what is skipped without it>)
 # Installs a Debian package only when missing, and only as root with apt-get (CI: a clean clone as

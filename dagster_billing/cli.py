@@ -388,6 +388,29 @@ def summary(data_dir: Path) -> None:
         click.echo(_portal_link_lines(connection, data_dir))
 
 
+@main.command("sync-report")
+@click.option("--run-id", default=None, help="A billing_sync run's id (default: the latest).")
+def sync_report(run_id: str | None) -> None:
+    """What a billing_sync run pushed, per push asset, and whether each destination matches the
+    warehouse (its checks), from the Dagster instance in DAGSTER_HOME. Exit status 1 when the
+    run failed or a check did not pass."""
+    import dagster as dg
+
+    from dagster_billing.sync.report import latest_sync_run, push_reports, render_sync_report
+
+    with dg.DagsterInstance.get() as instance:
+        try:
+            run = instance.get_run_by_id(run_id) if run_id else latest_sync_run(instance)
+        except LookupError as error:
+            raise click.ClickException(str(error)) from error
+        if run is None:
+            raise click.ClickException(f"no run {run_id} in this Dagster instance")
+        reports = push_reports(instance, run.run_id)
+    click.echo(render_sync_report(run.run_id, run.status.value, reports))
+    passed = all(all(report.checks.values()) for report in reports)
+    sys.exit(0 if run.status == dg.DagsterRunStatus.SUCCESS and passed else 1)
+
+
 def _portal_link_lines(connection, data_dir: Path) -> str:
     """One customer-portal link for the end of a run's summary (the account with the most lines
     in the latest period). Without BILLING_PORTAL_SECRET a local secret file is created under the

@@ -171,6 +171,8 @@ def _run_report(dagster_home: Path, job: str, token: str, log_path: Path) -> Run
     """What the run did, from the Dagster instance's event log (not from parsing its output)."""
     import dagster as dg
 
+    from dagster_billing.lib.run_events import run_events
+
     with _instance(dagster_home) as instance:
         runs = instance.get_runs(
             filters=dg.RunsFilter(job_name=job, tags={DEMO_TAG: token}), limit=1
@@ -182,28 +184,17 @@ def _run_report(dagster_home: Path, job: str, token: str, log_path: Path) -> Run
         run = runs[0]
         assets: set = set()
         passed = failed = 0
-        cursor = None
-        while True:
-            page = instance.get_records_for_run(
-                run.run_id,
-                cursor=cursor,
-                of_type={
-                    dg.DagsterEventType.ASSET_MATERIALIZATION,
-                    dg.DagsterEventType.ASSET_CHECK_EVALUATION,
-                },
-                limit=1000,
-            )
-            for record in page.records:
-                event = record.event_log_entry.dagster_event
-                if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
-                    assets.add(event.asset_key)
-                elif event.event_specific_data.passed:
-                    passed += 1
-                else:
-                    failed += 1
-            if not page.has_more:
-                break
-            cursor = page.cursor
+        for event in run_events(
+            instance,
+            run.run_id,
+            (dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.ASSET_CHECK_EVALUATION),
+        ):
+            if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+                assets.add(event.asset_key)
+            elif event.event_specific_data.passed:
+                passed += 1
+            else:
+                failed += 1
     return RunReport(run.run_id, run.status.value, len(assets), passed, failed)
 
 

@@ -112,13 +112,18 @@ def push_assets() -> list[dg.AssetsDefinition]:
 
 
 def sync(
-    warehouse, fakes, *, raise_on_error: bool = True, **overrides
+    warehouse,
+    fakes,
+    *,
+    raise_on_error: bool = True,
+    instance: dg.DagsterInstance | None = None,
+    **overrides,
 ) -> dg.ExecuteInProcessResult:
     """One run of every push asset (and its checks), as the billing_sync job does."""
     return dg.materialize(
         push_assets(),
         resources=resources(warehouse, fakes, **overrides),
-        instance=dg.DagsterInstance.ephemeral(),
+        instance=instance or dg.DagsterInstance.ephemeral(),
         raise_on_error=raise_on_error,
     )
 

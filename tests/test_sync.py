@@ -15,6 +15,7 @@ import dagster as dg
 import pytest
 
 from dagster_billing.fakes import start_fakes
+from dagster_billing.sync.report import push_reports, render_sync_report
 from tests.conftest import close_period, query, run_pipeline
 from tests.sync_helpers import (
     TIMEOUT_DELAY,
@@ -182,7 +183,8 @@ def test_first_run_creates_everything_and_a_second_run_sends_nothing(warehouse, 
     ]
     stripe_invoice["due_date"] += 86400
 
-    second = sync(warehouse, fakes)
+    instance = dg.DagsterInstance.ephemeral()
+    second = sync(warehouse, fakes, instance=instance)
 
     assert second.success
     field_checks = {
@@ -219,6 +221,25 @@ def test_first_run_creates_everything_and_a_second_run_sends_nothing(warehouse, 
         (m["document_id"], [f["field"] for f in m["fields"]])
         for m in differences["stripe/invoices"]["mismatched"]
     ] == [(edited_invoice, ["due_date"])]
+    # `billing sync-report` reads the same from the run's event log.
+    report = render_sync_report(
+        second.run_id, "SUCCESS", push_reports(instance, second.run_id)
+    ).splitlines()
+    rows = {line.split()[0]: line.split()[1:] for line in report[2:12]}
+    # rows in the model, sent, synced, failed; all_rows_synced, matches_warehouse
+    assert rows["netsuite/customers"] == [
+        str(counts["sync_netsuite__customers"]),
+        "0",
+        "0",
+        "0",
+        "passed",
+        "FAILED",
+    ]
+    assert {asset for asset, row in rows.items() if row[-1] == "FAILED"} == {
+        name.split(":")[0] for name in field_checks
+    }
+    assert "  stripe/customers: duplicated acct_granite" in report
+    assert "  netsuite/customers: mismatched acct_granite (email)" in report
     assert all(
         meta["changed_rows"] == 0 and meta["sent"] == 0 for meta in run_metadata(second).values()
     )

@@ -482,3 +482,15 @@ def test_a_warehouse_built_by_an_earlier_version_is_named_not_a_binder_error(con
     )
     with pytest.raises(SyncModelMissing, match=r"amount_paid_minor.*billing_pipeline"):
         load_plan(connection, payments)
+
+
+def test_sync_report_says_when_there_is_no_sync_run(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from dagster_billing.cli import main
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    result = CliRunner().invoke(main, ["sync-report"])
+
+    assert result.exit_code == 1
+    assert "no billing_sync run in this Dagster instance" in result.output

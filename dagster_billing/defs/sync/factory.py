@@ -32,14 +32,13 @@ from dagster_billing.defs.resources import DUCKDB_POOL, BillingWarehouse
 from dagster_billing.sync.ledger import LEDGER, load_plan, record_results
 from dagster_billing.sync.push import FatalSyncError, PushOutcome, SyncPlan
 from dagster_billing.sync.reconcile import Report
+from dagster_billing.sync.report import RECONCILE_CHECK, ROWS_SYNCED_CHECK
 from dagster_billing.sync.spec import SyncObject, load_sync_objects
 
 PUSH_TAG = ("billing/reverse_etl", "push")
 """The tag of every push asset. They share the reverse_etl group with the sync_* models they
 read, but only they talk to the destinations (and need credentials): the billing_sync job."""
 PUSHES = dg.AssetSelection.tag(*PUSH_TAG)
-ROWS_SYNCED_CHECK = "all_rows_synced"
-RECONCILE_CHECK = "matches_warehouse"
 
 
 class PushConfig(dg.Config):
