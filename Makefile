@@ -60,7 +60,8 @@ demo: manifest $(DAGSTER_HOME)/dagster.yaml
 fakes: install
 	$(BIN)/billing fakes serve --state-dir $(BILLING_DATA_DIR)/fakes
 
-# After `make demo`: push the invoices to fresh contract servers (job billing_sync), show what they hold.
+# After `make demo`: push the invoices to the contract servers (job billing_sync; they keep their
+# records in $(BILLING_DATA_DIR)/fakes between runs), show what they hold and the checks.
 sync-demo: manifest $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/billing fakes run --state-dir $(BILLING_DATA_DIR)/fakes -- \
 		$(BIN)/dagster job execute -m dagster_billing.definitions -j billing_sync; \

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import sys
 import tempfile
 from datetime import date
@@ -119,7 +120,15 @@ def _fake_options(function):
                 "--state-dir",
                 type=click.Path(path_type=Path),
                 default=None,
-                help="Where the Salesforce TLS certificate, its CA and env.sh go (default: a temp dir).",
+                help=(
+                    "Where the Salesforce TLS certificate, its CA, env.sh and the records the "
+                    "servers hold between runs go (default: a temp dir)."
+                ),
+            ),
+            click.option(
+                "--fresh",
+                is_flag=True,
+                help="Start the servers empty: forget the records they kept in --state-dir.",
             ),
         ]
     ):
@@ -130,7 +139,10 @@ def _fake_options(function):
 def _fake_settings(options: dict) -> tuple[Path, dict[str, int], dict]:
     ports = {name: options.pop(f"{name}_port") for name in ("netsuite", "salesforce", "stripe")}
     state_dir = options.pop("state_dir") or Path(tempfile.mkdtemp(prefix="billing-fakes-"))
-    return state_dir, ports, options
+    if options.pop("fresh"):
+        shutil.rmtree(state_dir / "records", ignore_errors=True)
+    # As a vendor's system would, the servers keep their records from one run to the next.
+    return state_dir, ports, {**options, "persist": True}
 
 
 @fakes.command("serve")
@@ -491,7 +503,6 @@ def demo(
     """Sample events -> the daily pipeline -> the period close -> invoices on disk, one line per
     stage; the full Dagster and dbt output goes to <data-dir>/logs/demo.log."""
     import os
-    import shutil
 
     from dagster_billing.demo import DemoFailed, run_demo
 
@@ -731,7 +742,6 @@ def analytics_list(data_dir: Path) -> None:
 def analytics_shell(seq: int | None, data_dir: Path, duckdb_args: tuple[str, ...]) -> None:
     """Open the current snapshot in the DuckDB shell, read-only (extra arguments go to duckdb,
     e.g. `billing analytics shell -- -c "select * from meta.snapshot"`)."""
-    import shutil
     import subprocess
 
     path = _snapshot_or_fail(data_dir, seq)

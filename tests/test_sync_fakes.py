@@ -623,3 +623,42 @@ def test_stripe_invoices_move_draft_open_paid_and_refuse_other_transitions(fakes
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.invoices.void_invoice(draft["id"])
     assert item["invoice"] == draft["id"]
+
+
+# -- between runs ----------------------------------------------------------------------------------
+def test_servers_started_to_persist_hold_their_records_and_keys_across_a_restart(tmp_path):
+    """`billing fakes serve` / `run` keep what the servers hold, as a vendor's system does between
+    two syncs: records (decimals exact), the ids after them, Stripe's idempotency keys. Started
+    without `persist` (tests, `--fresh`), they hold nothing."""
+    first = start_fakes(tmp_path, persist=True)
+    try:
+        client = netsuite(first)
+        customer_id = client.upsert("customer", "acct_x", json.dumps(CUSTOMER)).internal_id
+        client.close()
+        fakes_salesforce = first.salesforce
+        created = _raw_stripe(first, "/v1/customers", {"name": "X"}, key="k-1").json()
+        amount = Decimal("1234.5678")
+        fakes_salesforce.records["Account"]["001X"] = {"Id": "001X", "Lifetime_Billed__c": amount}
+    finally:
+        first.stop()
+
+    again = start_fakes(tmp_path, persist=True)
+    try:
+        assert again.netsuite.record("customer", "acct_x")["id"] == customer_id
+        client = netsuite(again)
+        assert client.upsert("customer", "acct_y", json.dumps(CUSTOMER)).internal_id != customer_id
+        client.close()
+        assert again.salesforce.records["Account"]["001X"]["Lifetime_Billed__c"] == amount
+        replayed = _raw_stripe(again, "/v1/customers", {"name": "X"}, key="k-1")
+        assert replayed.json()["id"] == created["id"]
+        assert _raw_stripe(again, "/v1/customers", {"name": "Y"}).json()["id"] != created["id"]
+        assert len(again.stripe.objects["customer"]) == 2
+    finally:
+        again.stop()
+
+    empty = start_fakes(tmp_path)
+    try:
+        assert empty.netsuite.record("customer", "acct_x") is None
+        assert empty.stripe.objects["customer"] == {}
+    finally:
+        empty.stop()

@@ -9,6 +9,7 @@ Salesforce over HTTPS with a throwaway CA from trustme. Every server can inject 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import trustme
 
 from dagster_billing.fakes.netsuite import NetSuiteAccount, NetSuiteFake
 from dagster_billing.fakes.salesforce import SalesforceFake, SalesforceOrg
-from dagster_billing.fakes.server import FaultInjector, ServerThread
+from dagster_billing.fakes.server import ContractServer, FaultInjector, ServerThread
 from dagster_billing.fakes.stripe import StripeAccount, StripeFake
 
 __all__ = [
@@ -37,17 +38,23 @@ class RunningFakes:
     stripe: StripeFake
     servers: dict[str, ServerThread]
     ca_bundle: Path
+    # With `start_fakes(persist=True)`: where each server's records are kept between runs.
+    records_dir: Path | None = None
+
+    @property
+    def fakes(self) -> dict[str, ContractServer]:
+        return {"netsuite": self.netsuite, "salesforce": self.salesforce, "stripe": self.stripe}
 
     @property
     def urls(self) -> dict[str, str]:
         return {name: server.url for name, server in self.servers.items()}
 
     def set_faults(self, **settings: Any) -> None:
-        for fake in (self.netsuite, self.salesforce, self.stripe):
+        for fake in self.fakes.values():
             fake.faults.configure(**settings)
 
     def reset(self) -> None:
-        for fake in (self.netsuite, self.salesforce, self.stripe):
+        for fake in self.fakes.values():
             fake.reset_all()
 
     def environment(self) -> dict[str, str]:
@@ -71,6 +78,15 @@ class RunningFakes:
     def stop(self) -> None:
         for server in self.servers.values():
             server.stop()
+        if self.records_dir is not None:
+            for name, fake in self.fakes.items():
+                _write_atomically(self.records_dir / f"{name}.json", fake.dump_records())
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    staging = path.with_name(f".{path.name}.tmp")
+    staging.write_bytes(data)
+    os.replace(staging, path)
 
 
 def start_fakes(
@@ -80,9 +96,13 @@ def start_fakes(
     fault_rate: float = 0.0,
     fault_seed: int = 0,
     timeout_delay: float = 3.0,
+    persist: bool = False,
 ) -> RunningFakes:
     """Start the three servers on 127.0.0.1 (port 0 = any free port). The TLS certificate and the
-    CA bundle clients must trust for Salesforce are written to `state_dir`."""
+    CA bundle clients must trust for Salesforce are written to `state_dir`. With `persist`, the
+    servers hold what they held when they last stopped with `persist` in this `state_dir`
+    (records, ids, idempotency keys, under `state_dir/records/`), as a vendor's system would
+    between two syncs; tests start them empty."""
     ports = ports or {}
     state_dir.mkdir(parents=True, exist_ok=True)
     ca = trustme.CA()
@@ -101,6 +121,12 @@ def start_fakes(
     netsuite = NetSuiteFake(NetSuiteAccount(), faults(("429", "500", "timeout"), 1))
     salesforce = SalesforceFake(SalesforceOrg(), faults(("limit", "500", "timeout"), 2))
     stripe = StripeFake(StripeAccount(), faults(("429", "429_should_retry", "500", "timeout"), 3))
+    records_dir = state_dir / "records" if persist else None
+    if records_dir is not None:
+        records_dir.mkdir(exist_ok=True)
+        for name, fake in (("netsuite", netsuite), ("salesforce", salesforce), ("stripe", stripe)):
+            if (records_dir / f"{name}.json").exists():
+                fake.load_records((records_dir / f"{name}.json").read_bytes())
     servers = {
         "netsuite": ServerThread(netsuite.app, port=ports.get("netsuite", 0)),
         "salesforce": ServerThread(
@@ -117,4 +143,4 @@ def start_fakes(
             server.stop()
         raise
     salesforce.instance_url = servers["salesforce"].url
-    return RunningFakes(netsuite, salesforce, stripe, servers, ca_bundle)
+    return RunningFakes(netsuite, salesforce, stripe, servers, ca_bundle, records_dir)

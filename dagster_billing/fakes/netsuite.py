@@ -116,6 +116,7 @@ def _decimal(value: Any) -> Decimal | None:
 
 class NetSuiteFake(ContractServer):
     name = "netsuite"
+    persisted = ("records", "by_external_id", "_next_id")
 
     def __init__(self, account: NetSuiteAccount | None = None, faults: FaultInjector | None = None):
         self.account = account or NetSuiteAccount()

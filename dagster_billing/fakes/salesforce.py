@@ -79,6 +79,7 @@ def _load_describes() -> dict[str, dict[str, Any]]:
 
 class SalesforceFake(ContractServer):
     name = "salesforce"
+    persisted = ("records", "_serial")
 
     def __init__(self, org: SalesforceOrg | None = None, faults: FaultInjector | None = None):
         self.org = org or SalesforceOrg()

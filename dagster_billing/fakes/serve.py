@@ -39,11 +39,7 @@ def state(fakes: RunningFakes) -> str:
                 **fake.state(),
                 "faults_injected": dict(fake.faults.injected),
             }
-            for name, fake in (
-                ("netsuite", fakes.netsuite),
-                ("salesforce", fakes.salesforce),
-                ("stripe", fakes.stripe),
-            )
+            for name, fake in fakes.fakes.items()
         },
         indent=2,
         default=str,

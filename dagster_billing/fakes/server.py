@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -92,6 +94,9 @@ class ContractServer:
     Subclasses implement `routes()`, `fault_response(kind, request)`, `state()` and `reset()`."""
 
     name = "fake"
+    # What a restart of `billing fakes serve` / `run` keeps, as the vendor's system would: the
+    # records, their ids, the idempotency keys. Counters, sessions and nonces start afresh.
+    persisted: tuple[str, ...] = ()
 
     def __init__(self, faults: FaultInjector | None = None) -> None:
         self.faults = faults or FaultInjector()
@@ -110,6 +115,15 @@ class ContractServer:
 
     def reset(self) -> None:
         raise NotImplementedError
+
+    def dump_records(self) -> bytes:
+        """The `persisted` state as JSON, decimals written exactly."""
+        return _encoder.encode({name: getattr(self, name) for name in self.persisted})
+
+    def load_records(self, data: bytes) -> None:
+        for name, value in json.loads(data, parse_float=Decimal).items():
+            if name in self.persisted:
+                setattr(self, name, value)
 
     def reset_all(self) -> None:
         """Forget records, counters and injected-fault counts (fault settings stay)."""

@@ -128,6 +128,7 @@ class StripeError(Exception):
 
 class StripeFake(ContractServer):
     name = "stripe"
+    persisted = ("objects", "idempotency", "_serial")
 
     def __init__(self, account: StripeAccount | None = None, faults: FaultInjector | None = None):
         self.account = account or StripeAccount()

@@ -94,7 +94,7 @@ def render_sync_report(run_id: str, status: str, reports: list[PushReport]) -> s
             lines += [f"  {report.asset}: {line}" for line in _difference_lines(report)]
         lines.append(
             "A record edited in a destination is not re-sent (its payload has not changed); a "
-            "destination restored or replaced (the local servers start empty) gets everything "
+            "destination restored or replaced (or the local servers started --fresh) gets everything "
             "again with config resend_all: true (docs/reverse-etl.md)."
         )
     return "\n".join(lines)
