@@ -642,8 +642,16 @@ def test_servers_started_to_persist_hold_their_records_and_keys_across_a_restart
     finally:
         first.stop()
 
+    # A file from a server that knew fewer record types: the others start empty.
+    kept = tmp_path / "records" / "netsuite.json"
+    older = json.loads(kept.read_text())
+    for by_type in (older["records"], older["by_external_id"]):
+        del by_type["creditmemo"]
+    kept.write_text(json.dumps(older))
+
     again = start_fakes(tmp_path, persist=True)
     try:
+        assert again.netsuite.records["creditmemo"] == {}
         assert again.netsuite.record("customer", "acct_x")["id"] == customer_id
         client = netsuite(again)
         assert client.upsert("customer", "acct_y", json.dumps(CUSTOMER)).internal_id != customer_id

@@ -121,8 +121,15 @@ class ContractServer:
         return _encoder.encode({name: getattr(self, name) for name in self.persisted})
 
     def load_records(self, data: bytes) -> None:
+        """Restore what `dump_records` wrote. A mapping is merged into the fresh one, so that a
+        record type a newer server knows (and the file does not) starts empty."""
         for name, value in json.loads(data, parse_float=Decimal).items():
-            if name in self.persisted:
+            if name not in self.persisted:
+                continue
+            current = getattr(self, name)
+            if isinstance(current, dict) and isinstance(value, dict):
+                current.update(value)
+            else:
                 setattr(self, name, value)
 
     def reset_all(self) -> None:
