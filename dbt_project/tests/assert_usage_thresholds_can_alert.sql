@@ -10,4 +10,4 @@ select
     meters.aggregation
 from {{ ref('usage_thresholds') }} as thresholds
 inner join {{ ref('meters') }} as meters on thresholds.meter_code = meters.meter_code
-where meters.aggregation not in ('sum', 'count', 'max')
+where meters.aggregation not in {{ alertable_aggregations() }}

@@ -16,7 +16,7 @@ with thresholds as (
             as {{ decimal_type() }}) as alert_quantity
     from {{ ref('usage_thresholds') }} as thresholds
     inner join {{ ref('meters') }} as meters on thresholds.meter_code = meters.meter_code
-    where meters.aggregation in ('sum', 'count', 'max')
+    where meters.aggregation in {{ alertable_aggregations() }}
 ),
 
 hourly as (
