@@ -303,24 +303,23 @@ def _push_row(
         )
 
 
-def invoice_figures(record: Mapping) -> tuple[int, Decimal, str | None]:
-    """Line count, total and currency id of an invoice read with expandSubResources."""
+def invoice_figures(record: Mapping) -> tuple[int, Decimal]:
+    """Line count and total of an invoice read with expandSubResources."""
     items = (record.get("item") or {}).get("items") or []
-    currency = (record.get("currency") or {}).get("id")
-    return len(items), Decimal(record.get("total", 0)), currency
+    return len(items), Decimal(record.get("total", 0))
 
 
-def payment_figures(record: Mapping) -> tuple[int, Decimal, str | None]:
-    """Applied lines, amount and currency id of a customer payment read with expandSubResources
-    (the `apply` sublist lists every open invoice of the customer; `apply: true` marks the ones
-    the payment pays)."""
+def payment_figures(record: Mapping) -> tuple[int, Decimal]:
+    """Applied lines and amount of a customer payment read with expandSubResources (the `apply`
+    sublist lists every open invoice of the customer; `apply: true` marks the ones the payment
+    pays)."""
     items = (record.get("apply") or {}).get("items") or []
     applied = [line for line in items if line.get("apply")]
-    currency = (record.get("currency") or {}).get("id")
-    return len(applied), Decimal(record.get("payment", 0)), currency
+    return len(applied), Decimal(record.get("payment", 0))
 
 
-# What reconciliation reads of each record type: (line count, total, currency id).
+# What reconciliation reads of each record type: (line count, total). Its currency is a NetSuite
+# internal id, not the warehouse's code: not compared.
 RECORD_FIGURES = {
     "invoice": invoice_figures,
     "creditmemo": invoice_figures,

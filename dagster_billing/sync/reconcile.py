@@ -127,8 +127,8 @@ def reconcile_netsuite(
     records = _netsuite_records(client, record_type, [d.document_id for d in documents], True)
     return compare(
         "netsuite",
-        {k: Figures(v.line_count, v.total) for k, v in _major(documents).items()},
-        {document_id: Figures(*figures(r)[:2]) for document_id, r in records.items()},
+        {d.document_id: Figures(d.line_count, d.total) for d in documents},
+        {document_id: Figures(*figures(r)) for document_id, r in records.items()},
         figure_differences,
         notes=[_netsuite_note(record_type)],
     )
@@ -354,8 +354,8 @@ def _by_our_id(
     """Records that carry our id, by it (the first of each), and the ids carried more than once."""
     held: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
-        if our_id(record):
-            held[our_id(record)].append(record)
+        if found_id := our_id(record):
+            held[found_id].append(record)
     return (
         {external_id: found[0] for external_id, found in held.items()},
         [external_id for external_id, found in held.items() if len(found) > 1],
