@@ -26,7 +26,7 @@ import pytest
 from click.testing import CliRunner
 
 from dagster_billing.analytics import list_snapshots, open_snapshot, snapshot_meta
-from dagster_billing.analytics.tables import PUBLISHED_TABLES
+from dagster_billing.analytics.tables import PARTITION_COLUMNS, PUBLISHED_TABLES
 from dagster_billing.cli import main
 from dagster_billing.paths import DBT_MANIFEST_PATH, REPO_ROOT
 from tests.conftest import FIXTURES, case_warehouse, close_period, query, run_pipeline
@@ -234,6 +234,118 @@ def test_billing_analytics_path_list_and_shell(scenario):
         check=True,
     )
     assert shell.stdout.splitlines() == ["seq", "3"]
+
+
+@pytest.mark.slow
+def test_the_current_snapshot_holds_exactly_the_warehouses_rows(scenario):
+    """Snapshots 2 and 3 were built on the one before (partitions rewritten where rows changed):
+    what they hold is still the warehouse's rows, table by table."""
+    import duckdb
+
+    data_dir = scenario["warehouse"].root
+    with duckdb.connect(":memory:") as connection:
+        connection.execute(f"attach '{scenario['warehouse'].duckdb_path}' as w (read_only)")
+        connection.execute(f"attach '{data_dir / 'analytics' / 'current.duckdb'}' as s (read_only)")
+        differences = {
+            f"{schema}.{table}": connection.execute(
+                f"""select count(*) from (
+                    (select * from w.{schema}.{table} except all select * from s.{schema}.{table})
+                    union all
+                    (select * from s.{schema}.{table} except all select * from w.{schema}.{table})
+                )"""
+            ).fetchone()[0]
+            for schema, table in PUBLISHED_TABLES
+        }
+        fingerprinted = connection.execute(
+            "select distinct table_name from s.meta.partitions order by all"
+        ).fetchall()
+    assert differences == {name: 0 for name in differences}
+    assert [table for (table,) in fingerprinted] == sorted(table for _, table in PARTITION_COLUMNS)
+
+
+def _partitioned_warehouse(path: Path, days: list[str], extra_column: bool = False) -> None:
+    """Every published table; the partitioned ones with their partition column holding `days`
+    (quarantine's file_seq: 1..len(days)) and a value per row."""
+    import duckdb
+
+    with duckdb.connect(str(path)) as connection:
+        for schema, table in PUBLISHED_TABLES:
+            connection.execute(f"create schema if not exists {schema}")
+            column = PARTITION_COLUMNS.get((schema, table))
+            if column is None:
+                select = "select 1 as id"
+            elif column == "file_seq":
+                select = f"select range + 1 as file_seq, 'r' as reason from range({len(days)})"
+            else:
+                values = ", ".join(f"(date '{day}', 1.5)" for day in days)
+                select = f"select * from (values {values}) as t({column}, sum_value)"
+            if extra_column and column == "usage_day":
+                select = f"select *, 'x' as unit from ({select})"
+            connection.execute(f"create or replace table {schema}.{table} as {select}")
+
+
+def test_a_snapshot_is_built_on_the_previous_one_rewriting_only_changed_partitions(
+    tmp_path: Path,
+):
+    import duckdb
+
+    from dagster_billing.analytics.publish import publish_snapshot
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    hourly = "billing.fct_usage_hourly"
+
+    def publish(run_id: str):
+        return publish_snapshot(warehouse, tmp_path, run_id=run_id, as_of=None)
+
+    def rows(path: Path) -> list:
+        with duckdb.connect(str(path), read_only=True) as connection:
+            return connection.execute(f"select * from {hourly} order by all").fetchall()
+
+    _partitioned_warehouse(warehouse, ["2026-01-01", "2026-01-02", "2026-01-03"])
+    first = publish("run-1")
+    assert first.built_on is None
+    assert first.partitions_rewritten[hourly] == (3, 3)
+    first_rows = rows(first.path)
+
+    # One day restated, one gone, one new: three partitions rewritten, the other day kept.
+    with duckdb.connect(str(warehouse)) as connection:
+        connection.execute(f"update {hourly} set sum_value = 2.5 where usage_day = '2026-01-02'")
+        connection.execute(f"delete from {hourly} where usage_day = '2026-01-03'")
+        connection.execute(f"insert into {hourly} values (date '2026-01-04', 4.5)")
+    second = publish("run-2")
+    assert second.built_on == first.path
+    assert second.partitions_rewritten[hourly] == (3, 3)
+    assert second.partitions_rewritten["billing.fct_usage_daily"] == (0, 3)
+    assert [(str(day), str(value)) for day, value in rows(second.path)] == [
+        ("2026-01-01", "1.5"),
+        ("2026-01-02", "2.5"),
+        ("2026-01-04", "4.5"),
+    ]
+    # The snapshot it was built on is untouched.
+    assert rows(first.path) == first_rows
+
+    # Nothing changed: nothing rewritten.
+    assert publish("run-3").partitions_rewritten[hourly] == (0, 3)
+
+    # A column added to the warehouse's table: that table is copied whole.
+    _partitioned_warehouse(warehouse, ["2026-01-01"], extra_column=True)
+    fourth = publish("run-4")
+    assert fourth.partitions_rewritten[hourly] == (1, 1)
+    with duckdb.connect(str(fourth.path), read_only=True) as connection:
+        assert connection.execute(f"select unit from {hourly}").fetchall() == [("x",)]
+
+    # A snapshot whose rows no longer match its fingerprints (edited by hand) is caught by the
+    # whole-table check and copied whole.
+    with duckdb.connect(str(fourth.path)) as connection:
+        connection.execute(f"update {hourly} set sum_value = 9")
+    fifth = publish("run-5")
+    assert fifth.partitions_rewritten[hourly] == (1, 1)
+    assert [str(value) for _, value, _ in rows(fifth.path)] == ["1.5"]
+
+    # Published by another DuckDB version (its hash may differ): not built on.
+    with duckdb.connect(str(fifth.path)) as connection:
+        connection.execute("update meta.snapshot set duckdb_version = '0.0.0'")
+    assert publish("run-6").built_on is None
 
 
 def test_no_snapshot_yet_is_a_clear_error(tmp_path: Path):

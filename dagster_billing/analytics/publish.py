@@ -1,13 +1,29 @@
 """Publishing a snapshot: the analyst-facing marts copied into a new immutable DuckDB file.
 
 Steps (reader.py describes the layout readers rely on):
-  1. an in-memory DuckDB attaches the warehouse READ_ONLY and a new file `.<name>.tmp`;
-  2. in one transaction, CREATE TABLE AS copies every PUBLISHED_TABLES entry, then meta.tables
-     (row counts) and meta.snapshot (run id, as_of, created_at) are written;
+  1. the new file `.<name>.tmp` starts as a byte copy of the current snapshot when that one can
+     be built on (published by this DuckDB version with partition fingerprints), else empty;
+  2. an in-memory DuckDB attaches the warehouse READ_ONLY and the new file; in one transaction
+     every PUBLISHED_TABLES entry is brought up to date:
+       - a table in PARTITION_COLUMNS: each partition's fingerprint (row count and the sum of
+         DuckDB's hash of each row) is computed on the warehouse and compared with the one
+         meta.partitions stored when the copied snapshot was published; the partitions that
+         differ, or exist on one side only, are deleted and inserted again, the others stay as
+         copied. Then the whole table's fingerprint is checked against the warehouse's; a table
+         whose columns changed, or that fails that check, is copied whole;
+       - any other table is copied whole (CREATE OR REPLACE TABLE AS);
+     then meta.tables (row counts), meta.partitions and meta.snapshot (run id, as_of,
+     created_at, the DuckDB version) are written;
   3. the new file is checkpointed, detached, fsync'd and renamed to `<name>` (os.replace);
   4. the symlink current.duckdb is replaced by one naming it (os.replace: atomic);
   5. files beyond the newest `keep` are deleted (never the current one).
-A reader therefore opens either the previous file or the new one, each complete.
+A reader therefore opens either the previous file or the new one, each complete; a published
+file is never written again (the next one is a copy).
+
+A run that restates a few usage days rewrites those days of the usage rollups, not the months
+before them (decision 129). A fingerprint is a 64-bit-hash sum: two different sets of rows share
+one with a chance of about 2^-64; DuckDB's hash may change between versions, so a snapshot by
+another version is not built on.
 
 The file is written in DuckDB's v1.5.0 storage format: the `duckdb` CLI package (duckdb-cli 1.5.x,
 what `billing analytics shell` runs) cannot read the 2.0 format the Python package writes by
@@ -17,8 +33,9 @@ default; the Python package reads both.
 from __future__ import annotations
 
 import os
+import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,7 +48,7 @@ from dagster_billing.analytics.reader import (
     current_snapshot_path,
     list_snapshots,
 )
-from dagster_billing.analytics.tables import META_SCHEMA, PUBLISHED_TABLES
+from dagster_billing.analytics.tables import META_SCHEMA, PARTITION_COLUMNS, PUBLISHED_TABLES
 from dagster_billing.lib.fsync import fsync_path
 from dagster_billing.lib.warehouse_lock import retry_while_locked
 
@@ -47,6 +64,10 @@ class PublishedSnapshot:
     row_counts: dict[str, int]
     seconds: float
     pruned: list[Path]
+    # Per partitioned table: (partitions rewritten, partitions in all); all of them when the
+    # snapshot was not built on the previous one.
+    partitions_rewritten: dict[str, tuple[int, int]] = field(default_factory=dict)
+    built_on: Path | None = None
 
 
 def keep_from_env() -> int:
@@ -68,7 +89,8 @@ def publish_snapshot(
     keep: int | None = None,
     duckdb_config: dict[str, str] | None = None,
 ) -> PublishedSnapshot:
-    """Copy PUBLISHED_TABLES from the warehouse into a new snapshot and make it current.
+    """Bring a copy of the current snapshot (or a new file) up to the warehouse's PUBLISHED_TABLES
+    and make it current.
 
     The caller makes sure no process writes the warehouse meanwhile (the `duckdb` pool)."""
     started = time.monotonic()
@@ -80,6 +102,9 @@ def publish_snapshot(
     name = f"{seq:06d}-{created_at:%Y%m%dT%H%M%SZ}-{run_id[:8]}.duckdb"
     staging = folder / f".{name}.tmp"
     staging.unlink(missing_ok=True)
+    base = _base_to_build_on(data_dir)
+    if base is not None:
+        shutil.copyfile(base, staging)
 
     connection = duckdb.connect(":memory:", config=duckdb_config or {})
     try:
@@ -93,7 +118,7 @@ def publish_snapshot(
             f"attach {_quote(str(staging))} as snapshot "
             f"(storage_version {_quote(SNAPSHOT_STORAGE_VERSION)})"
         )
-        row_counts = _copy_tables(connection)
+        row_counts, rewritten = _update_tables(connection, built_on_previous=base is not None)
         _write_meta(connection, seq=seq, run_id=run_id, as_of=as_of, created_at=created_at)
         connection.execute("checkpoint snapshot")
         connection.execute("detach snapshot")
@@ -112,10 +137,39 @@ def publish_snapshot(
     os.replace(link, folder / CURRENT_LINK)
     fsync_path(folder)
     pruned = prune_snapshots(data_dir, keep if keep is not None else keep_from_env())
-    return PublishedSnapshot(target, seq, row_counts, time.monotonic() - started, pruned)
+    return PublishedSnapshot(
+        target, seq, row_counts, time.monotonic() - started, pruned, rewritten, base
+    )
 
 
-def _copy_tables(connection: duckdb.DuckDBPyConnection) -> dict[str, int]:
+def _base_to_build_on(data_dir: Path) -> Path | None:
+    """The current snapshot, when it was published by this DuckDB version with partition
+    fingerprints (meta.partitions): a new snapshot starts as a copy of it."""
+    try:
+        path = current_snapshot_path(data_dir)
+    except LookupError:
+        return None
+    try:
+        with duckdb.connect(str(path), read_only=True) as connection:
+            tables = {
+                table
+                for (table,) in connection.execute(
+                    "select table_name from duckdb_tables() where schema_name = ?", [META_SCHEMA]
+                ).fetchall()
+            }
+            if "partitions" not in tables:
+                return None
+            [(version,)] = connection.execute(
+                f"select duckdb_version from {META_SCHEMA}.snapshot"
+            ).fetchall()
+    except duckdb.Error:
+        return None
+    return path if version == duckdb.__version__ else None
+
+
+def _update_tables(
+    connection: duckdb.DuckDBPyConnection, *, built_on_previous: bool
+) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
     present = {
         (schema, table)
         for schema, table in connection.execute(
@@ -132,20 +186,36 @@ def _copy_tables(connection: duckdb.DuckDBPyConnection) -> dict[str, int]:
             f"cannot publish an analytics snapshot: the warehouse has no {', '.join(missing)} "
             "(run billing_pipeline once to build every mart)"
         )
-    row_counts = {}
+    row_counts: dict[str, int] = {}
+    rewritten: dict[str, tuple[int, int]] = {}
     connection.execute("begin transaction")
     for schema in sorted({schema for schema, _ in PUBLISHED_TABLES} | {META_SCHEMA}):
-        connection.execute(f"create schema snapshot.{schema}")
+        connection.execute(f"create schema if not exists snapshot.{schema}")
+    connection.execute(
+        f"create table if not exists snapshot.{META_SCHEMA}.partitions (schema_name varchar, "
+        "table_name varchar, partition_value varchar, row_count bigint, fingerprint hugeint)"
+    )
+    columns = _columns(connection)
     for schema, table in PUBLISHED_TABLES:
-        connection.execute(
-            f"create table snapshot.{schema}.{table} as select * from warehouse.{schema}.{table}"
-        )
+        partition_column = PARTITION_COLUMNS.get((schema, table))
+        published = columns.get(("warehouse", schema, table), [])
+        if partition_column in [name for name, _ in published]:
+            # Built on only when the copied table has the warehouse's columns.
+            built_on = built_on_previous and columns.get(("snapshot", schema, table)) == published
+            rewritten[f"{schema}.{table}"] = _update_partitions(
+                connection, schema, table, partition_column, built_on
+            )
+        else:
+            connection.execute(
+                f"create or replace table snapshot.{schema}.{table} as "
+                f"select * from warehouse.{schema}.{table}"
+            )
         [(count,)] = connection.execute(
             f"select count(*) from snapshot.{schema}.{table}"
         ).fetchall()
         row_counts[f"{schema}.{table}"] = count
     connection.execute(
-        f"create table snapshot.{META_SCHEMA}.tables "
+        f"create or replace table snapshot.{META_SCHEMA}.tables "
         "(schema_name varchar, table_name varchar, row_count bigint)"
     )
     connection.executemany(
@@ -153,7 +223,102 @@ def _copy_tables(connection: duckdb.DuckDBPyConnection) -> dict[str, int]:
         [[*name.split("."), count] for name, count in row_counts.items()],
     )
     connection.execute("commit")
-    return row_counts
+    return row_counts, rewritten
+
+
+def _columns(connection: duckdb.DuckDBPyConnection) -> dict[tuple[str, str, str], list]:
+    """(name, type) of each column, in order, by (database, schema, table) of the warehouse's and
+    the snapshot's tables and views, as they are now."""
+    columns: dict[tuple[str, str, str], list] = {}
+    for database, schema, table, name, data_type in connection.execute(
+        "select database_name, schema_name, table_name, column_name, data_type "
+        "from duckdb_columns() where database_name in ('warehouse', 'snapshot') "
+        "order by database_name, schema_name, table_name, column_index"
+    ).fetchall():
+        columns.setdefault((database, schema, table), []).append((name, data_type))
+    return columns
+
+
+def _fingerprints(source: str, partition_column: str) -> str:
+    """Per partition: its value as text, its rows, and the sum of the rows' hashes."""
+    return (
+        f"select cast({partition_column} as varchar) as partition_value, "
+        "count(*) as row_count, sum(hash(source_row)) as fingerprint "
+        f"from {source} as source_row group by all"
+    )
+
+
+def _table_fingerprint(connection: duckdb.DuckDBPyConnection, relation: str) -> tuple:
+    return connection.execute(
+        f"select count(*), coalesce(sum(hash(source_row)), 0) from {relation} as source_row"
+    ).fetchone()
+
+
+def _update_partitions(
+    connection: duckdb.DuckDBPyConnection,
+    schema: str,
+    table: str,
+    partition_column: str,
+    built_on: bool,
+) -> tuple[int, int]:
+    """Rewrite the partitions of snapshot.schema.table whose fingerprint changed, or the whole
+    table when it is not `built_on` the copied one; (partitions rewritten, partitions in all).
+    Stores the new fingerprints in meta.partitions."""
+    source = f"warehouse.{schema}.{table}"
+    target = f"snapshot.{schema}.{table}"
+    stored = f"snapshot.{META_SCHEMA}.partitions"
+    this_table = f"schema_name = {_quote(schema)} and table_name = {_quote(table)}"
+    connection.execute(
+        f"create or replace temp table current_fingerprints as {_fingerprints(source, partition_column)}"
+    )
+    [(partitions,)] = connection.execute("select count(*) from current_fingerprints").fetchall()
+    changed = partitions
+    if built_on:
+        connection.execute(
+            f"""
+            create or replace temp table changed_partitions as
+            select partition_value from (
+                select partition_value, row_count, fingerprint from current_fingerprints
+                except
+                select partition_value, row_count, fingerprint from {stored} where {this_table}
+            )
+            union
+            select partition_value from (
+                select partition_value, row_count, fingerprint from {stored} where {this_table}
+                except
+                select partition_value, row_count, fingerprint from current_fingerprints
+            )
+            """
+        )
+        [(changed,)] = connection.execute("select count(*) from changed_partitions").fetchall()
+        in_changed = (
+            f"cast({partition_column} as varchar) is not distinct from changed.partition_value"
+        )
+        connection.execute(
+            f"delete from {target} where exists "
+            f"(select 1 from changed_partitions as changed where {in_changed})"
+        )
+        connection.execute(
+            f"insert into {target} select * from {source} where exists "
+            f"(select 1 from changed_partitions as changed where {in_changed})"
+        )
+        # The whole table against the warehouse: the partitions kept must be what was copied.
+        built_on = (
+            _table_fingerprint(connection, target)
+            == connection.execute(
+                "select coalesce(sum(row_count), 0), coalesce(sum(fingerprint), 0) "
+                "from current_fingerprints"
+            ).fetchone()
+        )
+    if not built_on:
+        connection.execute(f"create or replace table {target} as select * from {source}")
+        changed = partitions
+    connection.execute(f"delete from {stored} where {this_table}")
+    connection.execute(
+        f"insert into {stored} select {_quote(schema)}, {_quote(table)}, partition_value, "
+        "row_count, fingerprint from current_fingerprints"
+    )
+    return changed, partitions
 
 
 def _write_meta(
@@ -166,15 +331,17 @@ def _write_meta(
 ) -> None:
     connection.execute(
         f"""
-        create table snapshot.{META_SCHEMA}.snapshot as
+        create or replace table snapshot.{META_SCHEMA}.snapshot as
         select cast(? as bigint) as seq, cast(? as varchar) as run_id,
-               cast(? as timestamp) as as_of, cast(? as timestamp) as created_at
+               cast(? as timestamp) as as_of, cast(? as timestamp) as created_at,
+               cast(? as varchar) as duckdb_version
         """,
         [
             seq,
             run_id,
             as_of.replace(tzinfo=None) if as_of else None,
             created_at.replace(tzinfo=None),
+            duckdb.__version__,
         ],
     )
 

@@ -1,8 +1,10 @@
 """What the published snapshots hold: the analyst-facing marts, under their warehouse names.
 
-Every table here is copied whole into each snapshot, so keep it to tables whose size follows
-accounts x meters x days, not events: per-event outcomes are published as the quarantined rows
-(billing.fct_usage_quarantine) and counts per landed file (billing.fct_usage_outcome_counts).
+Keep it to tables whose size follows accounts x meters x days, not events: per-event outcomes
+are published as the quarantined rows (billing.fct_usage_quarantine) and counts per landed file
+(billing.fct_usage_outcome_counts). A table in PARTITION_COLUMNS is published a partition at a
+time: a snapshot starts as a copy of the previous one and rewrites only the partitions whose rows
+changed (publish.py); every other table is copied whole each time.
 Every column of these tables is described in the dbt YAML (tests/test_analytics.py). The ledger
 is not published: it exists only after the first close, and final invoices and credit notes are
 in fct_invoice_lines and fct_credit_note_lines as booked.
@@ -31,6 +33,16 @@ PUBLISHED_TABLES: tuple[tuple[str, str], ...] = (
     ("revenue", "fct_revenue_by_meter"),
     ("revenue", "fct_mrr"),
 )
+
+# The tables that grow with history, and the column whose values split them into the parts a run
+# rewrites: a usage day, a landed file.
+PARTITION_COLUMNS: dict[tuple[str, str], str] = {
+    ("billing", "fct_usage_daily"): "usage_day",
+    ("billing", "fct_usage_daily_by_dimension"): "usage_day",
+    ("billing", "fct_usage_hourly"): "usage_day",
+    ("billing", "fct_usage_hourly_by_dimension"): "usage_day",
+    ("billing", "fct_usage_quarantine"): "file_seq",
+}
 
 # Written by the publisher itself (not dbt models): what the snapshot is and what it holds.
 META_SCHEMA = "meta"

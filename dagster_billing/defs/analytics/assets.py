@@ -31,6 +31,7 @@ def publish_for_run(
     context.log.info(
         f"published analytics snapshot {published.seq} in {published.seconds:.2f} s: "
         f"{published.path}"
+        + (f", built on {published.built_on.name}" if published.built_on else "")
         + (f" (deleted {len(published.pruned)} old)" if published.pruned else "")
     )
     return {
@@ -40,6 +41,11 @@ def publish_for_run(
         **{
             f"{name}_rows": dg.MetadataValue.int(count)
             for name, count in published.row_counts.items()
+        },
+        # Partitioned tables: how many of their partitions this publish wrote (decision 129).
+        **{
+            f"{name}_partitions_rewritten": dg.MetadataValue.text(f"{changed} of {partitions}")
+            for name, (changed, partitions) in published.partitions_rewritten.items()
         },
     }
 
