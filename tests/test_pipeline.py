@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from datetime import date
 from decimal import Decimal
 
@@ -218,8 +219,8 @@ def test_a_day_partition_run_restates_its_days_and_leaves_the_others(
     """A run for one day partition recomputes the daily rollups of that day and of the lookback
     day before it (usage_lookback_days) from the deduplicated events, with nothing new landed;
     days outside the partition's window stay as they are. Its one dbt invocation writes dbt's
-    parse state but no JSON artifacts, and its log file at info, as a deployment that does not ask
-    for more (decisions 88 and 90)."""
+    parse state (moved from its folder to the warehouse's shared state) but no JSON artifacts,
+    and its log file at info, as a deployment that does not ask for more (decisions 88 and 90)."""
     from dagster_billing.defs.resources import dbt_target_root
 
     monkeypatch.delenv("DBT_WRITE_JSON", raising=False)
@@ -245,6 +246,7 @@ def test_a_day_partition_run_restates_its_days_and_leaves_the_others(
             [partition, lookback, outside],
         )
 
+    started = time.time() - 1
     run_pipeline(warehouse, as_of=AS_OF, day=partition.isoformat())
 
     assert day_sums(partition) == before[partition]
@@ -256,7 +258,8 @@ def test_a_day_partition_run_restates_its_days_and_leaves_the_others(
         if target.name.startswith("billing_dbt_models-")
     ]
     written = {path.name for path in invocation.iterdir()}
-    assert "partial_parse.msgpack" in written
+    assert "partial_parse.msgpack" not in written
+    assert warehouse.dbt_parse_state.stat().st_mtime >= started
     assert not written & {"manifest.json", "run_results.json"}
     log = (invocation / "dbt.log").read_text().splitlines()
     levels = {json.loads(line)["info"]["level"] for line in log}  # JSON lines, as dagster-dbt asks

@@ -1,6 +1,8 @@
 import hashlib
 import os
+import re
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -166,6 +168,50 @@ def dbt_invocation_target(warehouse: BillingWarehouse, name: str) -> Iterator[Pa
     target = dbt_target_root() / f"{name}-{uuid.uuid4().hex[:7]}"
     with shared_parse_state(warehouse, target):
         yield target
+    prune_invocation_targets(dbt_target_root(), dbt_targets_keep())
+
+
+# An invocation's folder: `<name>-<7 hex digits>` (dbt_invocation_target). Each holds dbt.log
+# and the compiled and run SQL of its nodes: 0.4-2.5 MB.
+INVOCATION_TARGET = re.compile(r"^.+-[0-9a-f]{7}$")
+DEFAULT_DBT_TARGETS_KEEP = 20
+INVOCATION_IDLE_SECONDS = 3600
+
+
+def dbt_targets_keep() -> int:
+    """BILLING_DBT_TARGETS_KEEP (default 20): how many dbt invocation folders are kept; 0 keeps
+    every one."""
+    value = os.environ.get("BILLING_DBT_TARGETS_KEEP")
+    return int(value) if value else DEFAULT_DBT_TARGETS_KEEP
+
+
+def prune_invocation_targets(
+    root: Path, keep: int, *, idle_seconds: float = INVOCATION_IDLE_SECONDS
+) -> list[Path]:
+    """Delete the dbt invocation folders under `root` beyond the newest `keep` (by when dbt last
+    wrote to them), leaving any written to in the last `idle_seconds` (an invocation still
+    running); what was deleted. Without it a deployment keeps every invocation's folder, one or
+    two a run: gigabytes a week under the landing sensor."""
+    if keep <= 0 or not root.is_dir():
+        return []
+
+    def last_written(folder: Path) -> float:
+        log = folder / "dbt.log"
+        return max(folder.stat().st_mtime, log.stat().st_mtime if log.exists() else 0.0)
+
+    folders = []
+    for folder in root.iterdir():
+        if folder.is_dir() and INVOCATION_TARGET.match(folder.name):
+            try:
+                folders.append((last_written(folder), folder))
+            except FileNotFoundError:  # deleted meanwhile by another process's pruning
+                continue
+    folders.sort(reverse=True)
+    cutoff = time.time() - idle_seconds
+    doomed = [folder for written, folder in folders[keep:] if written < cutoff]
+    for folder in doomed:
+        shutil.rmtree(folder, ignore_errors=True)
+    return doomed
 
 
 @contextmanager
@@ -180,9 +226,10 @@ def shared_parse_state(warehouse: BillingWarehouse, target: Path) -> Iterator[No
     yield
     written = target / PARTIAL_PARSE_FILE
     if written.exists():
+        # Moved, not copied: the state is 2 MB and each invocation's folder is kept a while.
         state.parent.mkdir(parents=True, exist_ok=True)
         staged = state.with_name(f"{state.name}.{uuid.uuid4().hex[:7]}")
-        shutil.copyfile(written, staged)
+        shutil.move(written, staged)
         staged.replace(state)
 
 
