@@ -347,6 +347,14 @@ def test_a_snapshot_is_built_on_the_previous_one_rewriting_only_changed_partitio
         connection.execute("update meta.snapshot set duckdb_version = '0.0.0'")
     assert publish("run-6").built_on is None
 
+    # Tables without their partition column are copied whole; their fingerprints are dropped.
+    seventh = publish("run-7")
+    _small_warehouse(warehouse, 1)
+    eighth = publish("run-8")
+    assert (eighth.built_on, eighth.partitions_rewritten) == (seventh.path, {})
+    with duckdb.connect(str(eighth.path), read_only=True) as connection:
+        assert connection.execute("select count(*) from meta.partitions").fetchone() == (0,)
+
 
 def test_no_snapshot_yet_is_a_clear_error(tmp_path: Path):
     result = CliRunner().invoke(main, ["analytics", "path", "--data-dir", str(tmp_path)])

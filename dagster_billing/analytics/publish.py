@@ -214,6 +214,12 @@ def _update_tables(
             f"select count(*) from snapshot.{schema}.{table}"
         ).fetchall()
         row_counts[f"{schema}.{table}"] = count
+    # Fingerprints of tables no longer published a partition at a time are dropped.
+    connection.execute(
+        f"delete from snapshot.{META_SCHEMA}.partitions "
+        "where schema_name || '.' || table_name not in (select unnest(?))",
+        [list(rewritten)],
+    )
     connection.execute(
         f"create or replace table snapshot.{META_SCHEMA}.tables "
         "(schema_name varchar, table_name varchar, row_count bigint)"
