@@ -20,20 +20,44 @@ with events as {{ inlined() }} (
     select * from {{ ref('int_seat_events') }}
 ),
 
-by_grain as (
-    select * from events
-    union all
+{#- Every seat at each grain: its dimension value, and '*' (all its dimension values together,
+    counted once), with its first event and whether any event removed it. Each dimension value's
+    events are aggregated first and '*' is made from those few rows: the events are not copied
+    under '*' and grouped again (decision 131). -#}
+seats_by_dimension as (
     select
         account_id,
         meter_code,
-        '*' as dimension_value,
+        dimension_value,
         unique_property_value,
-        value,
-        event_ts,
-        file_seq,
-        source_line
+        min(event_ts) as first_event_ts,
+        max(case when value = 0 then 1 else 0 end) as ever_removed
     from events
-    where dimension_value != '*'
+    group by account_id, meter_code, dimension_value, unique_property_value
+),
+
+seats as (
+    select
+        account_id,
+        meter_code,
+        dimension_value,
+        unique_property_value,
+        min(first_event_ts) as first_event_ts,
+        max(ever_removed) as ever_removed
+    from (
+        select * from seats_by_dimension
+        union all
+        select
+            account_id,
+            meter_code,
+            '*' as dimension_value,
+            unique_property_value,
+            first_event_ts,
+            ever_removed
+        from seats_by_dimension
+        where dimension_value != '*'
+    ) as grains
+    group by account_id, meter_code, dimension_value, unique_property_value
 ),
 
 {#- Only the events of a seat that was ever removed need to be put in order. A seat never
@@ -41,29 +65,43 @@ by_grain as (
     seat, which changes nothing (the second branch of `holdings`). Seats are mostly never
     removed, and ordering every event was most of this model's time (decision 105). -#}
 removed_seats as (
-    select distinct account_id, meter_code, dimension_value, unique_property_value
-    from by_grain
-    where value = 0
+    select account_id, meter_code, dimension_value, unique_property_value
+    from seats
+    where ever_removed = 1
+),
+
+{#- The events of removed seats at each grain: at their own dimension value, and under '*' every
+    event of the seat, whatever its dimension value. -#}
+removed_seat_events as (
+    select
+        events.account_id,
+        events.meter_code,
+        removed_seats.dimension_value,
+        events.unique_property_value,
+        events.value,
+        events.event_ts,
+        events.file_seq,
+        events.source_line
+    from events
+    inner join removed_seats
+        on events.account_id = removed_seats.account_id
+        and events.meter_code = removed_seats.meter_code
+        and events.unique_property_value = removed_seats.unique_property_value
+        and (
+            events.dimension_value = removed_seats.dimension_value
+            or removed_seats.dimension_value = '*'
+        )
 ),
 
 states as (
     select
-        by_grain.*,
-        by_grain.value > 0 as is_held,
-        lag(by_grain.value > 0) over (
-            partition by
-                by_grain.account_id,
-                by_grain.meter_code,
-                by_grain.dimension_value,
-                by_grain.unique_property_value
-            order by by_grain.event_ts, by_grain.file_seq, by_grain.source_line
+        removed_seat_events.*,
+        value > 0 as is_held,
+        lag(value > 0) over (
+            partition by account_id, meter_code, dimension_value, unique_property_value
+            order by event_ts, file_seq, source_line
         ) as was_held
-    from by_grain
-    inner join removed_seats
-        on by_grain.account_id = removed_seats.account_id
-        and by_grain.meter_code = removed_seats.meter_code
-        and by_grain.dimension_value = removed_seats.dimension_value
-        and by_grain.unique_property_value = removed_seats.unique_property_value
+    from removed_seat_events
 ),
 
 changes as (
@@ -95,27 +133,17 @@ holdings as (
     where is_held
     union all
     select
-        by_grain.account_id,
-        by_grain.meter_code,
-        by_grain.dimension_value,
-        by_grain.unique_property_value,
-        min(by_grain.event_ts) as added_at,
+        account_id,
+        meter_code,
+        dimension_value,
+        unique_property_value,
+        first_event_ts as added_at,
         cast(null as timestamp) as removed_at,
-        cast(min(by_grain.event_ts) as date) as added_on,
+        cast(first_event_ts as date) as added_on,
         cast(null as date) as removed_on,
         cast(null as date) as previous_removed_on
-    from by_grain
-    left join removed_seats
-        on by_grain.account_id = removed_seats.account_id
-        and by_grain.meter_code = removed_seats.meter_code
-        and by_grain.dimension_value = removed_seats.dimension_value
-        and by_grain.unique_property_value = removed_seats.unique_property_value
-    where removed_seats.account_id is null
-    group by
-        by_grain.account_id,
-        by_grain.meter_code,
-        by_grain.dimension_value,
-        by_grain.unique_property_value
+    from seats
+    where ever_removed = 0
 ),
 
 {#- Half-open runs of held days, disjoint per seat: a holding that starts on the day the
