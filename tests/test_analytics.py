@@ -356,6 +356,26 @@ def test_a_snapshot_is_built_on_the_previous_one_rewriting_only_changed_partitio
         assert connection.execute("select count(*) from meta.partitions").fetchone() == (0,)
 
 
+def test_a_data_directory_copied_without_its_symlinks_still_reads_and_publishes(tmp_path: Path):
+    """`cp -r` (or shutil.copytree) turns analytics/current.duckdb into a copy of the snapshot
+    it named: readers open that copy, and the next publish builds on it and links it again."""
+    from dagster_billing.analytics.publish import publish_snapshot
+
+    source = tmp_path / "source"
+    source.mkdir()
+    _partitioned_warehouse(source / "warehouse.duckdb", ["2026-01-01", "2026-01-02"])
+    publish_snapshot(source / "warehouse.duckdb", source, run_id="run-1", as_of=None)
+    copy = tmp_path / "copy"
+    shutil.copytree(source, copy)
+    assert not (copy / "analytics" / "current.duckdb").is_symlink()
+
+    with open_snapshot(copy) as connection:
+        assert snapshot_meta(connection)["run_id"] == "run-1"
+    second = publish_snapshot(copy / "warehouse.duckdb", copy, run_id="run-2", as_of=None)
+    assert second.partitions_rewritten["billing.fct_usage_hourly"] == (0, 2)
+    assert (copy / "analytics" / "current.duckdb").resolve() == second.path
+
+
 def test_no_snapshot_yet_is_a_clear_error(tmp_path: Path):
     result = CliRunner().invoke(main, ["analytics", "path", "--data-dir", str(tmp_path)])
     assert result.exit_code != 0

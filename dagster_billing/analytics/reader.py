@@ -61,14 +61,16 @@ def list_snapshots(data_dir: str | Path) -> list[SnapshotFile]:
 def current_snapshot_path(data_dir: str | Path) -> Path:
     """The newest snapshot's file (the target of analytics/current.duckdb)."""
     link = analytics_dir(data_dir) / CURRENT_LINK
-    try:
-        target = os.readlink(link)
-    except FileNotFoundError:
-        raise NoSnapshotYet(
-            f"no analytics snapshot in {link.parent} yet: one is published at the end of every "
-            "pipeline run (run `make demo` or billing_pipeline once)"
-        ) from None
-    return link.parent / target
+    if link.is_symlink():
+        return link.parent / os.readlink(link)
+    if link.is_file():
+        # A data directory copied without its symlinks (`cp -r`, a backup): current.duckdb is a
+        # copy of the snapshot it named, whole. The next publish makes it a link again.
+        return link
+    raise NoSnapshotYet(
+        f"no analytics snapshot in {link.parent} yet: one is published at the end of every "
+        "pipeline run (run `make demo` or billing_pipeline once)"
+    )
 
 
 def snapshot_path(data_dir: str | Path, seq: int | None = None) -> Path:
