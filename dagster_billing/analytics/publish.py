@@ -103,11 +103,11 @@ def publish_snapshot(
     staging = folder / f".{name}.tmp"
     staging.unlink(missing_ok=True)
     base = _base_to_build_on(data_dir)
-    if base is not None:
-        shutil.copyfile(base, staging)
 
     connection = duckdb.connect(":memory:", config=duckdb_config or {})
     try:
+        if base is not None:
+            shutil.copyfile(base, staging)
         retry_while_locked(
             lambda: connection.execute(
                 f"attach {_quote(str(warehouse_path))} as warehouse (read_only)"
