@@ -172,7 +172,7 @@ def dbt_invocation_target(warehouse: BillingWarehouse, name: str) -> Iterator[Pa
 
 
 # An invocation's folder: `<name>-<7 hex digits>` (dbt_invocation_target). Each holds dbt.log
-# and the compiled and run SQL of its nodes: 0.4-2.5 MB.
+# and the compiled and run SQL of its nodes: 0.4-2.7 MB.
 INVOCATION_TARGET = re.compile(r"^.+-[0-9a-f]{7}$")
 DEFAULT_DBT_TARGETS_KEEP = 20
 INVOCATION_IDLE_SECONDS = 3600
