@@ -170,16 +170,11 @@ def _base_to_build_on(data_dir: Path) -> Path | None:
 def _update_tables(
     connection: duckdb.DuckDBPyConnection, *, built_on_previous: bool
 ) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
-    present = {
-        (schema, table)
-        for schema, table in connection.execute(
-            "select schema_name, table_name from duckdb_tables() where database_name = 'warehouse'"
-            " union all "
-            "select schema_name, view_name from duckdb_views() where database_name = 'warehouse'"
-        ).fetchall()
-    }
+    columns = _columns(connection)
     missing = [
-        f"{schema}.{table}" for schema, table in PUBLISHED_TABLES if (schema, table) not in present
+        f"{schema}.{table}"
+        for schema, table in PUBLISHED_TABLES
+        if ("warehouse", schema, table) not in columns
     ]
     if missing:
         raise RuntimeError(
@@ -195,10 +190,9 @@ def _update_tables(
         f"create table if not exists snapshot.{META_SCHEMA}.partitions (schema_name varchar, "
         "table_name varchar, partition_value varchar, row_count bigint, fingerprint hugeint)"
     )
-    columns = _columns(connection)
     for schema, table in PUBLISHED_TABLES:
         partition_column = PARTITION_COLUMNS.get((schema, table))
-        published = columns.get(("warehouse", schema, table), [])
+        published = columns[("warehouse", schema, table)]
         if partition_column in [name for name, _ in published]:
             # Built on only when the copied table has the warehouse's columns.
             built_on = built_on_previous and columns.get(("snapshot", schema, table)) == published
@@ -245,19 +239,21 @@ def _columns(connection: duckdb.DuckDBPyConnection) -> dict[tuple[str, str, str]
     return columns
 
 
+# A set of rows' fingerprint, over `<relation> as source_row`: the same expression for a
+# partition and for a whole table, since the two are compared.
+FINGERPRINT = "count(*) as row_count, coalesce(sum(hash(source_row)), 0) as fingerprint"
+
+
 def _fingerprints(source: str, partition_column: str) -> str:
     """Per partition: its value as text, its rows, and the sum of the rows' hashes."""
     return (
-        f"select cast({partition_column} as varchar) as partition_value, "
-        "count(*) as row_count, sum(hash(source_row)) as fingerprint "
+        f"select cast({partition_column} as varchar) as partition_value, {FINGERPRINT} "
         f"from {source} as source_row group by all"
     )
 
 
 def _table_fingerprint(connection: duckdb.DuckDBPyConnection, relation: str) -> tuple:
-    return connection.execute(
-        f"select count(*), coalesce(sum(hash(source_row)), 0) from {relation} as source_row"
-    ).fetchone()
+    return connection.execute(f"select {FINGERPRINT} from {relation} as source_row").fetchone()
 
 
 def _update_partitions(

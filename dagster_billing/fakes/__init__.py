@@ -43,7 +43,7 @@ class RunningFakes:
 
     @property
     def fakes(self) -> dict[str, ContractServer]:
-        return {"netsuite": self.netsuite, "salesforce": self.salesforce, "stripe": self.stripe}
+        return {fake.name: fake for fake in (self.netsuite, self.salesforce, self.stripe)}
 
     @property
     def urls(self) -> dict[str, str]:
@@ -79,8 +79,12 @@ class RunningFakes:
         for server in self.servers.values():
             server.stop()
         if self.records_dir is not None:
-            for name, fake in self.fakes.items():
-                _write_atomically(self.records_dir / f"{name}.json", fake.dump_records())
+            for fake in self.fakes.values():
+                _write_atomically(_records_file(self.records_dir, fake), fake.dump_records())
+
+
+def _records_file(records_dir: Path, fake: ContractServer) -> Path:
+    return records_dir / f"{fake.name}.json"
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -124,9 +128,9 @@ def start_fakes(
     records_dir = state_dir / "records" if persist else None
     if records_dir is not None:
         records_dir.mkdir(exist_ok=True)
-        for name, fake in (("netsuite", netsuite), ("salesforce", salesforce), ("stripe", stripe)):
-            if (records_dir / f"{name}.json").exists():
-                fake.load_records((records_dir / f"{name}.json").read_bytes())
+        for fake in (netsuite, salesforce, stripe):
+            if (records := _records_file(records_dir, fake)).exists():
+                fake.load_records(records.read_bytes())
     servers = {
         "netsuite": ServerThread(netsuite.app, port=ports.get("netsuite", 0)),
         "salesforce": ServerThread(
