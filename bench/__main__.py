@@ -68,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         help="run the floor this many times and keep the fastest (default 2)",
     )
     parser.add_argument(
+        "--batch-runs",
+        type=int,
+        default=2,
+        help="run the incremental run and the batch alone this many times, each time with a new "
+        "1%% batch, and keep the fastest of each (default 2)",
+    )
+    parser.add_argument(
         "--regenerate", action="store_true", help="generate data even if a matching set exists"
     )
     args = parser.parse_args(argv)
@@ -96,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         ids=args.ids,
         reuse_data=not args.regenerate,
         floor_runs=max(1, args.floor_runs),
+        batch_runs=max(1, args.batch_runs),
         spark=size <= SPARK_SIZE_DEFAULT_CAP if args.spark is None else args.spark,
         dbt_server=args.dbt_server,
         dbt_server_socket=args.dbt_server_socket,
