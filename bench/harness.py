@@ -480,7 +480,7 @@ class Bench:
             new_files = _link_files(batch_landing, full_dir / "landing", prefix)
             self.floor(
                 f"floor_history_batch{suffix}",
-                f"floor, history + batch{of}",
+                "floor, history + batch" + ("" if sample == 1 else f"es 1-{sample}"),
                 full_dir / "landing",
                 self.config.size + sample * events,
             )
@@ -495,7 +495,12 @@ class Bench:
                 )
             )
             self._compare(f"floor_history_batch{suffix}", f"incremental{suffix}")
-            self.floor(f"floor_batch{suffix}", f"floor, batch alone{of}", batch_landing, events)
+            self.floor(
+                f"floor_batch{suffix}",
+                "floor, batch alone" if sample == 1 else f"floor, batch {sample} alone",
+                batch_landing,
+                events,
+            )
             alone_dir = self.root / "runs" / f"batch_alone{suffix}"
             _link_files(batch_landing, alone_dir / "landing")
             samples["batch_alone"].append(
