@@ -276,6 +276,32 @@ def test_netsuite_concurrency_limit_and_retries(fakes):
     assert fakes.netsuite.created == {}
 
 
+def test_netsuite_reads_run_concurrently_and_the_accounts_limit_holds_them_back(fakes, monkeypatch):
+    """`get_many` (reconciliation's reads) sends `concurrency` requests at a time. The server
+    takes each request a while, as NetSuite does, so they overlap; a client that asks for more
+    than the account's limit has the rest refused with 429 and retried until all are read."""
+    external_ids = [f"acct_{n}" for n in range(9)]
+    seeding = netsuite(fakes)
+    for external_id in external_ids:
+        seeding.upsert("customer", external_id, json.dumps(CUSTOMER))
+    monkeypatch.setattr(fakes.netsuite.account, "latency_seconds", 0.2)
+    limit = fakes.netsuite.account.concurrency_limit
+    keys = [f"eid:{external_id}" for external_id in external_ids]
+    patient = RetryPolicy(max_attempts=60, initial_backoff_seconds=0.01, max_backoff_seconds=0.05)
+
+    within = netsuite(fakes, concurrency=3, timeout_seconds=10.0, retry=patient)
+    records = within.get_many("customer", [*keys, "eid:acct_nobody"])
+    assert sorted(records) == sorted(keys)  # a key NetSuite does not have is left out
+    assert {r["externalId"] for r in records.values()} == set(external_ids)
+    assert (fakes.netsuite.peak_in_flight, fakes.netsuite.refused_busy) == (3, 0)
+
+    greedy = netsuite(fakes, concurrency=limit + 3, timeout_seconds=10.0, retry=patient)
+    assert sorted(greedy.get_many("customer", keys)) == sorted(keys)
+    assert fakes.netsuite.peak_in_flight == limit
+    assert fakes.netsuite.refused_busy > 0
+    assert greedy.counter.stats()["retried_requests"] == fakes.netsuite.refused_busy
+
+
 # -- Salesforce ------------------------------------------------------------------------------------
 def salesforce(fakes, **overrides) -> SalesforceClient:
     env = fakes.environment()

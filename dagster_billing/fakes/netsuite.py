@@ -24,7 +24,10 @@ Sources (Oracle NetSuite Help Center, docs.oracle.com/en/cloud/saas/netsuite/ns-
   whose total is negative ("The total cannot be negative"); lines may be negative.
 - Concurrency governance ("Concurrency Governance and Session Management"): requests above the
   account's limit are refused; the REST status (429) and the code CONCURRENCY_LIMIT_EXCEEDED used
-  here follow third-party reports, Oracle does not name them for REST.
+  here follow third-party reports, Oracle does not name them for REST. Each request takes
+  `latency_seconds` (default 0: answered at once) while it counts against the limit, so that
+  requests a client sends at the same time overlap here as they do at NetSuite;
+  `peak_in_flight` is the most at once.
 
 Deliberately stricter than NetSuite in one place: references in bodies must use internal ids
 (`{"id": ...}`), the only form Oracle's examples show.
@@ -32,6 +35,7 @@ Deliberately stricter than NetSuite in one place: references in bodies must use 
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import time
@@ -81,6 +85,7 @@ class NetSuiteAccount:
     )
     terms: frozenset[str] = frozenset({"1", "2"})
     concurrency_limit: int = 5
+    latency_seconds: float = 0.0
 
 
 def _load_contracts() -> dict[str, dict[str, Any]]:
@@ -139,6 +144,8 @@ class NetSuiteFake(ContractServer):
         self.created: Counter = Counter()
         self.updated: Counter = Counter()
         self.rejected: Counter = Counter()
+        self.refused_busy = 0
+        self.peak_in_flight = 0
         self._next_id = 100
         self._nonces: set[tuple[str, str]] = set()
 
@@ -148,6 +155,8 @@ class NetSuiteFake(ContractServer):
             "updated": dict(self.updated),
             "rejected": dict(self.rejected),
             "records": {t: len(records) for t, records in self.records.items()},
+            "refused_busy": self.refused_busy,
+            "peak_in_flight": self.peak_in_flight,
         }
 
     def record(self, record_type: str, external_id: str) -> dict[str, Any] | None:
@@ -251,9 +260,13 @@ class NetSuiteFake(ContractServer):
         if refusal is not None:
             return refusal
         if self.in_flight >= self.account.concurrency_limit:
+            self.refused_busy += 1
             return self.fault_response("429", request)
         self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
+            if self.account.latency_seconds:
+                await asyncio.sleep(self.account.latency_seconds)
             return await handler(request)
         finally:
             self.in_flight -= 1

@@ -137,13 +137,10 @@ def reconcile_netsuite(
 def _netsuite_records(
     client: NetSuiteClient, record_type: str, external_ids: Iterable[str], expand: bool
 ) -> dict[str, dict]:
-    """Each record by external id; those NetSuite does not have are left out."""
-    records = {}
-    for external_id in external_ids:
-        record = client.get(record_type, f"eid:{external_id}", expand=expand)
-        if record is not None:
-            records[external_id] = record
-    return records
+    """Each record by external id (the client's `concurrency` at a time); those NetSuite does
+    not have are left out."""
+    records = client.get_many(record_type, (f"eid:{i}" for i in external_ids), expand=expand)
+    return {key.removeprefix("eid:"): record for key, record in records.items()}
 
 
 def _netsuite_note(record_type: str) -> str:

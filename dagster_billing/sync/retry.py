@@ -7,8 +7,9 @@ retry). Retries re-send the same request: same URL, same body, same idempotency 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 import tenacity
@@ -72,10 +73,17 @@ class Attempted(Generic[T]):
 
 @dataclass
 class RequestCounter:
-    """Requests a client made (`calls`) and HTTP tries including retries (`attempts`)."""
+    """Requests a client made (`calls`) and HTTP tries including retries (`attempts`); safe to
+    count from several threads (NetSuite's reads run a few at a time)."""
 
     calls: int = 0
     attempts: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, attempts: int) -> None:
+        with self._lock:
+            self.calls += 1
+            self.attempts += attempts
 
     def stats(self) -> dict[str, int]:
         return {"http_requests": self.attempts, "retried_requests": self.attempts - self.calls}
@@ -118,8 +126,7 @@ def call_with_retries(
         raise
     finally:
         if counter is not None:
-            counter.calls += 1
-            counter.attempts += attempts
+            counter.add(attempts)
     return Attempted(value, attempts)
 
 

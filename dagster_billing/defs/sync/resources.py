@@ -3,8 +3,9 @@ resolved at run launch: a missing secret fails the run before anything runs), en
 configurable so the same code talks to the vendors or to the local contract servers.
 
 Optional, non-secret overrides are read at run time when not configured: NETSUITE_BASE_URL
-(default: derived from the account id), SALESFORCE_CA_BUNDLE (a PEM to trust instead of the
-system store), STRIPE_API_BASE (default https://api.stripe.com).
+(default: derived from the account id), NETSUITE_CONCURRENCY (reconciliation's reads at a time,
+default 1), SALESFORCE_CA_BUNDLE (a PEM to trust instead of the system store), STRIPE_API_BASE
+(default https://api.stripe.com).
 """
 
 import os
@@ -48,6 +49,12 @@ class NetSuiteResource(_HttpSettings):
         default=None,
         description="https://<account>.suitetalk.api.netsuite.com unless set (or NETSUITE_BASE_URL).",
     )
+    concurrency: int | None = Field(
+        default=None,
+        description="Reads at a time when reconciling (or NETSUITE_CONCURRENCY; default 1): at "
+        "most the account's or the integration record's concurrency limit, less what other "
+        "integrations use. Pushes are one at a time.",
+    )
 
     def client(self) -> NetSuiteClient:
         return NetSuiteClient(
@@ -59,6 +66,7 @@ class NetSuiteResource(_HttpSettings):
             base_url=self.base_url or os.environ.get("NETSUITE_BASE_URL") or None,
             timeout_seconds=self.timeout_seconds,
             retry=self.retry_policy(),
+            concurrency=self.concurrency or int(os.environ.get("NETSUITE_CONCURRENCY") or 1),
         )
 
 
