@@ -289,11 +289,13 @@ def _incremental_of(path: Path, report: dict, differs: list[str]) -> Measured:
     if report["targets"]["incremental_over_batch_alone"].get("meaningful") is False:
         differs.append("dbt rebuilt every model (the incremental path did not exist)")
     cpu = report.get("ratios_cpu", {}).get("incremental_over_batch_alone")
+    samples = len(incremental["detail"].get("runs_wall_s") or [None])
     return Measured(
         (report["ratios"]["incremental_over_batch_alone"],),
         path.name,
         differs,
         f"{incremental['wall_s']:.1f} s vs {alone['wall_s']:.1f} s alone"
+        + (f", each the fastest of {samples} runs" if samples > 1 else "")
         + (f"; CPU {cpu:.2f}x" if cpu else ""),
     )
 

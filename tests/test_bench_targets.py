@@ -341,6 +341,17 @@ def test_the_incremental_batch_at_100m(tmp_path, incremental_s, status, figure):
     assert result.note.startswith(f"{incremental_s:.1f} s vs 40.0 s alone")
 
 
+def test_the_incremental_batch_says_when_each_side_is_the_fastest_of_several_runs(tmp_path):
+    write_bench(tmp_path, 100_000_000, incremental_s=14.0, alone_s=12.0)
+    path = tmp_path / "bench-100M.json"
+    report = json.loads(path.read_text())
+    report["variants"]["incremental"]["detail"]["runs_wall_s"] = [14.0, 15.5]
+    report["variants"]["batch_alone"]["detail"]["runs_wall_s"] = [12.9, 12.0]
+    path.write_text(json.dumps(report))
+    result = outcome(tmp_path, "4")
+    assert result.note.startswith("14.0 s vs 12.0 s alone, each the fastest of 2 runs")
+
+
 def test_the_incremental_batch_is_judged_on_time_ordered_ids_and_random_ids_beside_it(tmp_path):
     # A run from before the generator had a choice of ids (no generation.ids) had random ones.
     write_bench(tmp_path, 100_000_000, incremental_s=60.0, alone_s=40.0, ids=None)
