@@ -23,10 +23,11 @@ Sources (Oracle NetSuite Help Center, docs.oracle.com/en/cloud/saas/netsuite/ns-
 - "Troubleshooting Negative Total Error" (section_164206526447): NetSuite refuses a transaction
   whose total is negative ("The total cannot be negative"); lines may be negative.
 - Concurrency governance ("Concurrency Governance and Session Management"): requests above the
-  account's limit are refused; the REST status (429) and the code CONCURRENCY_LIMIT_EXCEEDED used
-  here follow third-party reports, Oracle does not name them for REST. Each request takes
-  `latency_seconds` (default 0: answered at once) while it counts against the limit, so that
-  requests a client sends at the same time overlap here as they do at NetSuite;
+  account's limit are refused; the status, 429 Too Many Requests, is what Oracle names for a REST
+  integration over the limit ("NetSuite AI Connector Service And Concurrency Governance",
+  section_0827103226); the code CONCURRENCY_LIMIT_EXCEEDED follows third-party reports. Each
+  request takes `latency_seconds` (default 0: answered at once) while it counts against the
+  limit, so that requests a client sends at the same time overlap here as they do at NetSuite;
   `peak_in_flight` is the most at once.
 
 Deliberately stricter than NetSuite in one place: references in bodies must use internal ids

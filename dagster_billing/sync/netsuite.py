@@ -30,6 +30,7 @@ take, 1 unless configured (NETSUITE_CONCURRENCY).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -223,10 +224,7 @@ class NetSuiteClient:
         """Records by key (as `get`), `concurrency` requests at a time; keys NetSuite does not
         have are left out. The first error stops the reads not yet started and is raised."""
         keys = list(keys)
-
-        def fetch(key: str) -> dict | None:
-            return self.get(record_type, key, expand=expand)
-
+        fetch = functools.partial(self.get, record_type, expand=expand)
         if self.concurrency == 1 or len(keys) < 2:
             records = [fetch(key) for key in keys]
         else:
