@@ -13,8 +13,9 @@ Contract (Oracle NetSuite Help Center):
 - Errors: `{"type", "title", "status", "o:errorDetails": [{"detail", "o:errorCode", "o:errorPath"}]}`
   ("Error Handling in REST Web Services", section_156570709583.html). 401 INVALID_LOGIN is fatal.
   Concurrency governance rejects requests above the account limit; for REST that surfaces as
-  HTTP 429 (third-party reports; Oracle documents SSS_REQUEST_LIMIT_EXCEEDED for RESTlets and
-  WS_REQUEST_BLOCKED for SOAP), so those codes and 429/5xx/timeouts are retried with backoff.
+  HTTP 429 Too Many Requests (Oracle, "NetSuite AI Connector Service And Concurrency
+  Governance"; SSS_REQUEST_LIMIT_EXCEEDED for RESTlets and WS_REQUEST_BLOCKED for SOAP), so those
+  codes and 429/5xx/timeouts are retried with backoff.
 - References in bodies use internal ids (`{"id": "107"}`, Oracle's own examples); the payload's
   `{"externalId": ...}` references are resolved from the sync ledger before sending.
 - `X-NetSuite-PropertyNameValidation: Error` makes NetSuite reject unknown fields instead of
