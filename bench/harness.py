@@ -312,8 +312,6 @@ class Bench:
                     cwd=REPO_ROOT,
                 )
             )
-        if runs == 1:
-            return samples[0]
         for sample in samples[1:]:
             if sample.invoices != samples[0].invoices:
                 raise TotalsDiffer(f"{name}: the runs disagree with each other")
@@ -409,7 +407,6 @@ class Bench:
             f"batch: {batch['total_rows']:,} rows ({', '.join(batch['files'])})"
         )
         history_landing = self.root / "data" / "history" / "landing"
-        batch_landing = self._batch_dir(1) / "landing"
 
         full_dir = self.root / "runs" / "full"
         _link_files(history_landing, full_dir / "landing")
@@ -432,7 +429,7 @@ class Bench:
             )
             self._compare("pipeline_full", "spark_full")
 
-        self._batch_samples(batch_landing, full_dir, batch_events)
+        self._batch_samples(full_dir, batch_events)
 
         if config.peer_size is not None and config.peer_size != config.size:
             self._peer_on_own_data(config.peer_size)
@@ -456,7 +453,7 @@ class Bench:
             ids=self.config.ids,
         )
 
-    def _batch_samples(self, batch_landing: Path, full_dir: Path, events: int) -> None:
+    def _batch_samples(self, full_dir: Path, events: int) -> None:
         """The incremental run and the batch alone, `batch_runs` times each; the fastest counts,
         as for the floor. A run of either cannot be repeated on the same data (the incremental
         one changes the warehouse it runs on; copying it first would take as much disk again),
@@ -474,7 +471,7 @@ class Bench:
             )
             if sample > 1:
                 self._generate_batch(sample, events)
-                batch_landing = self._batch_dir(sample) / "landing"
+            batch_landing = self._batch_dir(sample) / "landing"
             # Batch k's files are named apart from batch 1's (the generator names them by day).
             prefix = "" if sample == 1 else f"batch{sample}_"
             new_files = _link_files(batch_landing, full_dir / "landing", prefix)
